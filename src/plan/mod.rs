@@ -1,0 +1,347 @@
+//! The plan: a profile resolved and validated into typed, per-host component settings.
+//!
+//! Owns defaults, types, cross-host facts (peers, scrape targets, DNS records) and every check
+//! of a value before it reaches a template. Pure data, no I/O. All problems of a profile are
+//! collected and returned together; a plan exists only when there are none.
+
+mod check;
+mod components;
+mod portal;
+mod read;
+mod targets;
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::problem::{Problem, Problems};
+use crate::profile::Inventory;
+
+pub use components::{Alertmanager, Blackbox, Chrony, Datasource, Dnsmasq, Grafana, Victoria, Vmalert, Vmetrics};
+pub use portal::{Card, Nginx, Portal, PortalKind, SslMode};
+pub use targets::{TargetGroup, Targets};
+
+use read::Reader;
+
+/// The ten INFRA components infragen renders for every infra host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Component {
+    /// nginx: portal, reverse proxy, local repository.
+    Nginx,
+    /// Grafana.
+    Grafana,
+    /// VictoriaMetrics.
+    Vmetrics,
+    /// VictoriaLogs.
+    Vlogs,
+    /// VictoriaTraces.
+    Vtraces,
+    /// vmalert.
+    Vmalert,
+    /// Alertmanager.
+    Alertmanager,
+    /// Blackbox exporter.
+    Blackbox,
+    /// dnsmasq.
+    Dnsmasq,
+    /// chrony.
+    Chrony,
+}
+
+impl Component {
+    /// Every component, in render order.
+    pub const ALL: [Component; 10] = [
+        Self::Nginx,
+        Self::Grafana,
+        Self::Vmetrics,
+        Self::Vlogs,
+        Self::Vtraces,
+        Self::Vmalert,
+        Self::Alertmanager,
+        Self::Blackbox,
+        Self::Dnsmasq,
+        Self::Chrony,
+    ];
+
+    /// The component's name: directory, image and unit suffix (`infra-<name>`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Nginx => "nginx",
+            Self::Grafana => "grafana",
+            Self::Vmetrics => "vmetrics",
+            Self::Vlogs => "vlogs",
+            Self::Vtraces => "vtraces",
+            Self::Vmalert => "vmalert",
+            Self::Alertmanager => "alertmanager",
+            Self::Blackbox => "blackbox",
+            Self::Dnsmasq => "dnsmasq",
+            Self::Chrony => "chrony",
+        }
+    }
+
+    /// The parameter that enables it.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Self::Nginx => "nginx_enabled",
+            Self::Grafana => "grafana_enabled",
+            Self::Vmetrics => "vmetrics_enabled",
+            Self::Vlogs => "vlogs_enabled",
+            Self::Vtraces => "vtraces_enabled",
+            Self::Vmalert => "vmalert_enabled",
+            Self::Alertmanager => "alertmanager_enabled",
+            Self::Blackbox => "blackbox_enabled",
+            Self::Dnsmasq => "dns_enabled",
+            Self::Chrony => "node_ntp_enabled",
+        }
+    }
+}
+
+impl fmt::Display for Component {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The ports of one infra host (every port, enabled or not: peers need them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct Ports {
+    pub nginx: u16,
+    pub nginx_ssl: u16,
+    pub nginx_exporter: u16,
+    pub grafana: u16,
+    pub vmetrics: u16,
+    pub vlogs: u16,
+    pub vtraces: u16,
+    pub vmalert: u16,
+    pub alertmanager: u16,
+    pub alertmanager_cluster: u16,
+    pub blackbox: u16,
+    pub dns: u16,
+    pub code: u16,
+    pub jupyter: u16,
+}
+
+/// What every host knows about each infra host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InfraNode {
+    /// Inventory address.
+    pub ip: IpAddr,
+    /// `infra_seq`.
+    pub seq: u32,
+    /// Components enabled on it.
+    pub enabled: BTreeSet<Component>,
+    /// Its ports.
+    pub ports: Ports,
+}
+
+/// A secret value; its `Debug` never shows it, so it cannot leak into a printed plan.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Everything rendered for one infra host.
+#[derive(Debug, Clone)]
+pub struct HostPlan {
+    /// Inventory address; every service binds to it.
+    pub ip: IpAddr,
+    /// `infra_seq`.
+    pub seq: u32,
+    /// `admin_ip`.
+    pub admin_ip: IpAddr,
+    /// Whether this host is the admin node.
+    pub is_admin: bool,
+    /// `version`.
+    pub version: String,
+    /// `infra_data`: state root on the host.
+    pub infra_data: String,
+    /// Ports of this host.
+    pub ports: Ports,
+    /// nginx, when enabled.
+    pub nginx: Option<Nginx>,
+    /// Grafana, when enabled.
+    pub grafana: Option<Grafana>,
+    /// VictoriaMetrics, when enabled.
+    pub vmetrics: Option<Vmetrics>,
+    /// VictoriaLogs, when enabled.
+    pub vlogs: Option<Victoria>,
+    /// VictoriaTraces, when enabled.
+    pub vtraces: Option<Victoria>,
+    /// vmalert, when enabled (and vmetrics too).
+    pub vmalert: Option<Vmalert>,
+    /// Alertmanager, when enabled.
+    pub alertmanager: Option<Alertmanager>,
+    /// Blackbox exporter, when enabled.
+    pub blackbox: Option<Blackbox>,
+    /// dnsmasq, when enabled.
+    pub dnsmasq: Option<Dnsmasq>,
+    /// chrony, when enabled.
+    pub chrony: Option<Chrony>,
+    /// Components left out, with the parameter that disabled them.
+    pub disabled: Vec<(Component, String)>,
+    /// Secrets by `(component, credential name)`.
+    pub secrets: BTreeMap<(Component, String), Secret>,
+}
+
+impl HostPlan {
+    /// Components enabled on this host, in render order.
+    pub fn enabled(&self) -> Vec<Component> {
+        Component::ALL.into_iter().filter(|c| !self.disabled.iter().any(|(d, _)| d == c)).collect()
+    }
+}
+
+/// A resolved, validated profile.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Where the profile came from.
+    pub source: String,
+    /// Every infra host, by `infra_seq`.
+    pub infra: Vec<InfraNode>,
+    /// Per-host plans, in `infra_seq` order.
+    pub hosts: Vec<HostPlan>,
+    /// Scrape targets shared by every infra host (computed from the whole inventory).
+    pub targets: Targets,
+    /// Number of hosts in the inventory.
+    pub inventory_hosts: usize,
+    /// Likely mistakes that do not stop the build (misspelt parameters).
+    pub warnings: Vec<Problem>,
+}
+
+/// Orders inventory keys by address (numerically), then as text.
+pub fn address_order(a: &str, b: &str) -> Ordering {
+    match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
+        (Ok(x), Ok(y)) => x.cmp(&y),
+        (Ok(_), Err(_)) => Ordering::Less,
+        (Err(_), Ok(_)) => Ordering::Greater,
+        (Err(_), Err(_)) => a.cmp(b),
+    }
+}
+
+/// Resolves and validates `inventory` into a plan, or returns every problem found.
+pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
+    let mut problems = Vec::new();
+    let infra_hosts = inventory.members("infra");
+    if infra_hosts.is_empty() {
+        problems.push(Problem::at("all.children.infra", "the profile has no `infra` group with hosts; there is nothing to build"));
+        return Err(Problems::new(&inventory.source, problems));
+    }
+
+    // First pass: identity and ports of every infra host (peers need them).
+    let mut infra = Vec::new();
+    let mut seqs: BTreeMap<u32, String> = BTreeMap::new();
+    for host in &infra_hosts {
+        let vars = inventory.resolve(host);
+        let mut r = Reader::new(&vars, host, &mut problems);
+        let Some(node) = infra_node(&mut r) else { continue };
+        let seq_path = vars.get("infra_seq").map_or_else(String::new, |v| v.path.clone());
+        if let Some(other) = seqs.insert(node.seq, (*host).to_owned()) {
+            problems.push(
+                Problem::at(seq_path, format!("duplicate `infra_seq` {}: host `{other}` has it too", node.seq)).on_host(host),
+            );
+        }
+        infra.push(node);
+    }
+    infra.sort_by_key(|n| n.seq);
+
+    let targets = targets::compute(inventory, &infra, &mut problems);
+    let dns = targets::dns_records(inventory, &mut problems);
+
+    let mut hosts = Vec::new();
+    for node in &infra {
+        let host = node.ip.to_string();
+        let key = infra_hosts.iter().find(|h| h.parse::<IpAddr>().ok() == Some(node.ip)).copied().unwrap_or(&host);
+        let vars = inventory.resolve(key);
+        let mut r = Reader::new(&vars, key, &mut problems);
+        hosts.push(components::host(&mut r, node, &infra, inventory, &dns));
+    }
+
+    let warnings = misspellings(inventory);
+    if problems.is_empty() {
+        Ok(Plan {
+            source: inventory.source.clone(),
+            infra,
+            hosts,
+            targets,
+            inventory_hosts: inventory.hosts.len(),
+            warnings,
+        })
+    } else {
+        Err(Problems::new(&inventory.source, problems))
+    }
+}
+
+/// Identity, ports and enabled set of one infra host.
+fn infra_node(r: &mut Reader) -> Option<InfraNode> {
+    let host = r.host().to_owned();
+    let ip: Option<IpAddr> = host.parse().ok();
+    if ip.is_none() {
+        let path = format!("all.children.infra.hosts.{host:?}");
+        r.problem(&path, format!("infra host key `{host}` is not an IP address (Pigsty names hosts by address)"));
+    }
+    let seq = if r.var("infra_seq").is_some() {
+        r.uint("infra_seq").and_then(|n| {
+            u32::try_from(n).ok().or_else(|| {
+                let path = r.var("infra_seq").map(|v| v.path).unwrap_or_default();
+                r.problem(&path, "`infra_seq` is too large");
+                None
+            })
+        })
+    } else {
+        let path = format!("all.children.infra.hosts.{host:?}.infra_seq");
+        r.problem(&path, "missing `infra_seq`: every infra host needs a unique integer identity");
+        None
+    };
+    let ports = ports(r);
+    let mut enabled = BTreeSet::new();
+    for c in Component::ALL {
+        if r.bool(c.flag()) {
+            enabled.insert(c);
+        }
+    }
+    if !enabled.contains(&Component::Vmetrics) {
+        enabled.remove(&Component::Vmalert);
+    }
+    Some(InfraNode { ip: ip?, seq: seq?, enabled, ports })
+}
+
+fn ports(r: &mut Reader) -> Ports {
+    Ports {
+        nginx: r.port("nginx_port"),
+        nginx_ssl: r.port("nginx_ssl_port"),
+        nginx_exporter: r.port("nginx_exporter_port"),
+        grafana: r.port("grafana_port"),
+        vmetrics: r.port("vmetrics_port"),
+        vlogs: r.port("vlogs_port"),
+        vtraces: r.port("vtraces_port"),
+        vmalert: r.port("vmalert_port"),
+        alertmanager: r.port("alertmanager_port"),
+        alertmanager_cluster: r.port("alertmanager_cluster_port"),
+        blackbox: r.port("blackbox_port"),
+        dns: r.port("dns_port"),
+        code: r.port("code_port"),
+        jupyter: r.port("jupyter_port"),
+    }
+}
+
+/// Warnings for variables that look like a misspelt INFRA parameter.
+fn misspellings(inventory: &Inventory) -> Vec<Problem> {
+    let mut out: Vec<Problem> = inventory
+        .every_var()
+        .filter_map(|(name, var)| {
+            crate::params::suggest(name)
+                .map(|s| Problem::at(&var.path, format!("unknown parameter `{name}`; did you mean `{s}`?")))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests;

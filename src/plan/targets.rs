@@ -1,0 +1,267 @@
+//! Scrape targets and DNS records computed from the whole inventory.
+//!
+//! Pigsty's producers push file-SD files and DNS records into every infra node (`delegate_to`,
+//! docs/pigsty-infra.md §24.1). infragen computes the same end state from the inventory instead:
+//! `targets/<dir>/<file>.yml` for VictoriaMetrics and hosts-file records for dnsmasq.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::check;
+use super::read::Reader;
+use super::{Component, InfraNode};
+use crate::problem::Problem;
+use crate::profile::Inventory;
+
+/// One file-SD group: labels and `host:port` targets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetGroup {
+    /// Identity labels (`cls`, `ins`, `ip`, …).
+    pub labels: BTreeMap<String, String>,
+    /// Targets.
+    pub targets: Vec<String>,
+}
+
+/// Target files by directory (`node`, `pgsql`, …) and file stem.
+pub type Targets = BTreeMap<String, BTreeMap<String, Vec<TargetGroup>>>;
+
+/// Identity facts of one inventory host, as Pigsty's `node_id` derives them.
+pub struct NodeFacts {
+    /// Address.
+    pub ip: String,
+    /// `nodename`: set explicitly, or `<pg_cluster>-<pg_seq>`, or the address.
+    pub nodename: String,
+    /// `node_cluster`: set explicitly, or `pg_cluster`, or `nodes`.
+    pub cluster: String,
+}
+
+fn group(labels: &[(&str, &str)], targets: Vec<String>) -> TargetGroup {
+    TargetGroup { labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(), targets }
+}
+
+fn at(ip: &str, port: u16) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
+/// Every scrape target of the inventory (all but the per-host `pgrds` files).
+#[allow(clippy::too_many_lines)]
+pub fn compute(inventory: &Inventory, infra: &[InfraNode], problems: &mut Vec<Problem>) -> Targets {
+    let mut t = Targets::new();
+    let mut put = |dir: &str, file: String, groups: Vec<TargetGroup>| {
+        t.entry(dir.to_owned()).or_default().insert(file, groups);
+    };
+    for node in infra {
+        let ip = node.ip.to_string();
+        let seq = node.seq.to_string();
+        let p = &node.ports;
+        let mut groups = Vec::new();
+        let mut comp = |c: Component, name: &str, port: u16| {
+            if node.enabled.contains(&c) {
+                groups.push(group(&[("ip", &ip), ("ins", &format!("{name}-{seq}")), ("cls", name)], vec![at(&ip, port)]));
+            }
+        };
+        comp(Component::Vmetrics, "vmetrics", p.vmetrics);
+        comp(Component::Vlogs, "vlogs", p.vlogs);
+        comp(Component::Vtraces, "vtraces", p.vtraces);
+        comp(Component::Vmalert, "vmalert", p.vmalert);
+        comp(Component::Alertmanager, "alertmanager", p.alertmanager);
+        comp(Component::Blackbox, "blackbox", p.blackbox);
+        comp(Component::Grafana, "grafana", p.grafana);
+        put("infra", format!("infra-{seq}"), groups);
+    }
+
+    for host in inventory.all_hosts() {
+        let vars = inventory.resolve(host);
+        let mut r = Reader::new(&vars, host, problems);
+        let Ok(addr) = host.parse::<IpAddr>() else {
+            let path = format!("inventory host {host:?}");
+            r.problem(&path, format!("host key `{host}` is not an IP address (Pigsty names hosts by address)"));
+            continue;
+        };
+        let ip = addr.to_string();
+        let facts = facts(&mut r, &ip);
+        let (ins, cls) = (facts.nodename.as_str(), facts.cluster.as_str());
+
+        let mut node_targets = Vec::new();
+        for (flag, port) in [("node_exporter_enabled", "node_exporter_port"), ("haproxy_enabled", "haproxy_exporter_port"), ("vector_enabled", "vector_port")] {
+            if r.bool(flag) {
+                node_targets.push(at(&ip, r.port(port)));
+            }
+        }
+        put("node", ip.clone(), vec![group(&[("ip", &ip), ("ins", ins), ("cls", cls)], node_targets)]);
+        put("ping", ip.clone(), vec![group(&[("ip", &ip), ("ins", ins), ("cls", cls)], vec![ip.clone()])]);
+        if r.is_set("docker_enabled") && r.bool("docker_enabled") {
+            let port = r.port("docker_exporter_port");
+            put("docker", ip.clone(), vec![group(&[("ip", &ip), ("ins", ins), ("cls", cls)], vec![at(&ip, port)])]);
+        }
+        if let Some((cls, seq)) = member(&mut r, "etcd_cluster", "etcd_seq", "etcd") {
+            let name = format!("{cls}-{seq}");
+            let port = r.port("etcd_port");
+            put("etcd", name.clone(), vec![group(&[("ip", &ip), ("ins", &name), ("cls", &cls)], vec![at(&ip, port)])]);
+        }
+        if let Some((cls, seq)) = member(&mut r, "minio_cluster", "minio_seq", "minio") {
+            let name = format!("{cls}-{seq}");
+            let port = r.port("minio_port");
+            let instance = at(&ip, port);
+            put("minio", name.clone(), vec![group(&[("ip", &ip), ("ins", &name), ("cls", &cls), ("instance", &instance)], vec![instance.clone()])]);
+        }
+        if let Some((cls, seq)) = member(&mut r, "pg_cluster", "pg_seq", "") {
+            let name = format!("{cls}-{seq}");
+            let patroni_ssl = r.bool("patroni_ssl_enabled");
+            let mut targets = Vec::new();
+            for (flag, port) in [("pg_exporter_enabled", "pg_exporter_port"), ("pgbouncer_exporter_enabled", "pgbouncer_exporter_port")] {
+                if r.bool(flag) {
+                    targets.push(at(&ip, r.port(port)));
+                }
+            }
+            if !patroni_ssl {
+                targets.push(at(&ip, r.port("patroni_port")));
+            }
+            if r.bool("pgbackrest_exporter_enabled") {
+                targets.push(at(&ip, r.port("pgbackrest_exporter_port")));
+            }
+            put("pgsql", name.clone(), vec![group(&[("ip", &ip), ("ins", &name), ("cls", &cls)], targets)]);
+            if patroni_ssl {
+                let port = r.port("patroni_port");
+                put("patroni", name.clone(), vec![group(&[("job", "pgsql"), ("ip", &ip), ("ins", &name), ("cls", &cls)], vec![at(&ip, port)])]);
+            }
+            if r.bool("pg_vip_enabled") {
+                if let Some(vip) = vip(&mut r, "pg_vip_address") {
+                    put("ping", format!("{vip}---{ip}"), vec![group(&[("ip", &ip), ("vip", &vip), ("ins", &name), ("cls", &cls), ("job", "pgsql-vip")], vec![vip.clone()])]);
+                }
+            }
+        }
+        if let Some((cls, node)) = member(&mut r, "redis_cluster", "redis_node", "") {
+            redis(&mut r, &ip, &cls, &node, &mut put);
+        }
+    }
+    t
+}
+
+fn redis(r: &mut Reader, ip: &str, cls: &str, node: &str, put: &mut impl FnMut(&str, String, Vec<TargetGroup>)) {
+    let Some(var) = r.var("redis_instances") else { return };
+    let Some(map) = var.value.as_mapping() else { return };
+    let exporter = r.port("redis_exporter_port");
+    let _ = exporter; // the job rewrites the address to the exporter; targets stay redis:// URLs
+    let mut groups = Vec::new();
+    for (k, _) in map {
+        let port = match k {
+            serde_yaml::Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+            serde_yaml::Value::String(s) => s.parse().ok(),
+            _ => None,
+        };
+        let Some(port) = port.filter(|p| *p > 0) else {
+            r.problem(&var.path, "redis instance keys must be ports");
+            continue;
+        };
+        let ins = format!("{cls}-{node}-{port}");
+        let instance = at(ip, port);
+        groups.push(group(&[("cls", cls), ("ins", &ins), ("ip", ip), ("instance", &instance)], vec![format!("redis://{instance}")]));
+    }
+    put("redis", format!("{cls}-{node}"), groups);
+}
+
+/// `(cluster, seq)` when the host is a member of a cluster of that module.
+fn member(r: &mut Reader, cluster_key: &str, seq_key: &str, default_cluster: &str) -> Option<(String, String)> {
+    r.var(seq_key)?;
+    let seq = r.uint(seq_key)?.to_string();
+    let cls = if r.is_set(cluster_key) { r.string(cluster_key) } else { default_cluster.to_owned() };
+    if cls.is_empty() {
+        let path = r.var(seq_key).map(|v| v.path).unwrap_or_default();
+        r.problem(&path, format!("`{seq_key}` is set but `{cluster_key}` is not"));
+        return None;
+    }
+    if let Err(e) = check::hostname(&cls) {
+        let path = r.var(cluster_key).map(|v| v.path).unwrap_or_default();
+        r.problem(&path, e);
+        return None;
+    }
+    Some((cls, seq))
+}
+
+fn vip(r: &mut Reader, key: &str) -> Option<String> {
+    let var = r.var(key)?;
+    let s = r.string(key);
+    let addr = s.split('/').next().unwrap_or_default();
+    match addr.parse::<IpAddr>() {
+        Ok(ip) => Some(ip.to_string()),
+        Err(_) => {
+            r.problem(&var.path, format!("`{s}` is not an address (expected `ip/prefix`)"));
+            None
+        }
+    }
+}
+
+/// Identity facts of one host.
+pub fn facts(r: &mut Reader, ip: &str) -> NodeFacts {
+    let pg = if r.is_set("pg_cluster") && r.is_set("pg_seq") {
+        Some((r.string("pg_cluster"), r.uint("pg_seq").unwrap_or(0)))
+    } else {
+        None
+    };
+    let nodename = if r.is_set("nodename") {
+        r.string("nodename")
+    } else if let Some((cls, seq)) = &pg {
+        format!("{cls}-{seq}")
+    } else {
+        ip.to_owned()
+    };
+    let cluster = if r.is_set("node_cluster") {
+        r.string("node_cluster")
+    } else if let Some((cls, _)) = &pg {
+        cls.clone()
+    } else {
+        "nodes".to_owned()
+    };
+    for (key, value) in [("nodename", &nodename), ("node_cluster", &cluster)] {
+        if let Err(e) = check::hostname(value) {
+            let path = r.var(key).map_or_else(|| "pg_cluster".to_owned(), |v| v.path);
+            r.problem(&path, e);
+        }
+    }
+    NodeFacts { ip: ip.to_owned(), nodename, cluster }
+}
+
+/// dnsmasq records computed from the inventory: file name → lines.
+pub fn dns_records(inventory: &Inventory, problems: &mut Vec<Problem>) -> BTreeMap<String, Vec<String>> {
+    let mut files: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut primaries: BTreeMap<String, (Option<String>, Option<String>, String)> = BTreeMap::new();
+    for host in inventory.all_hosts() {
+        let Ok(addr) = host.parse::<IpAddr>() else { continue };
+        let ip = addr.to_string();
+        let vars = inventory.resolve(host);
+        let mut r = Reader::new(&vars, host, problems);
+        if let Some((cls, seq)) = member(&mut r, "pg_cluster", "pg_seq", "") {
+            files.insert(format!("{cls}-{seq}"), vec![format!("{ip} {cls}-{seq}")]);
+            let entry = primaries.entry(cls.clone()).or_insert((None, None, String::new()));
+            if r.is_set("pg_role") && r.string("pg_role") == "primary" {
+                entry.0 = Some(ip.clone());
+            }
+            if r.bool("pg_vip_enabled") {
+                entry.1 = vip(&mut r, "pg_vip_address");
+            }
+            if r.is_set("pg_dns_suffix") {
+                let suffix = r.string("pg_dns_suffix");
+                entry.2.clone_from(&suffix);
+            }
+        }
+        if let Some((cls, seq)) = member(&mut r, "minio_cluster", "minio_seq", "minio") {
+            files.insert(format!("{cls}-{seq}"), vec![format!("{ip} {cls}-{seq}")]);
+        }
+    }
+    for (cls, (primary, vip, suffix)) in primaries {
+        if let Some(target) = vip.or(primary) {
+            let name = format!("{cls}{suffix}");
+            if check::hostname(&name).is_ok() {
+                files.insert(cls, vec![format!("{target} {name}")]);
+            }
+        }
+    }
+    files
+}

@@ -1,0 +1,71 @@
+//! Problems found in a profile: data, not control flow.
+//!
+//! Every stage before `render` collects problems instead of stopping at the first one, so a
+//! user sees everything wrong with a profile at once. Only `cli` prints them.
+
+use std::fmt;
+
+/// One thing wrong (or suspicious) in a profile, located by key path and host.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Problem {
+    /// Where the value sits in the profile, e.g. `all.vars.nginx_port`.
+    pub path: String,
+    /// The infra host whose resolution hit the problem, when it is host-specific.
+    pub host: Option<String>,
+    /// What is wrong, lowercase, names in backticks.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem at `path`, not tied to one host.
+    pub fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { path: path.into(), host: None, message: message.into() }
+    }
+
+    /// The same problem, attributed to `host`.
+    #[must_use]
+    pub fn on_host(mut self, host: &str) -> Self {
+        self.host = Some(host.to_owned());
+        self
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host {
+            Some(host) => write!(f, "{} (host `{host}`): {}", self.path, self.message),
+            None => write!(f, "{}: {}", self.path, self.message),
+        }
+    }
+}
+
+/// Every problem of one profile, reported together; the error type of `plan::resolve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems {
+    /// The profile the problems were found in (a path or `builtin:<name>`).
+    pub source: String,
+    /// The problems, sorted and deduplicated.
+    pub list: Vec<Problem>,
+}
+
+impl Problems {
+    /// Sorts and deduplicates `list` so that the report is stable.
+    pub fn new(source: &str, mut list: Vec<Problem>) -> Self {
+        list.sort();
+        list.dedup();
+        Self { source: source.to_owned(), list }
+    }
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.list.len();
+        write!(f, "{}: {n} problem{} in profile", self.source, if n == 1 { "" } else { "s" })?;
+        for p in &self.list {
+            write!(f, "\n  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}

@@ -1,0 +1,411 @@
+//! Profiles: Pigsty's inventory dialect, parsed into an [`Inventory`] with Ansible's precedence.
+//!
+//! Owns reading profile text (built-in or from a file), YAML syntax errors with line and column,
+//! the group/host structure (`all.children.<group>.hosts/vars/children`, `all.hosts`, `all.vars`)
+//! and variable precedence. It knows nothing about what a parameter means: that is `plan`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::Path;
+
+use serde_yaml::Value;
+
+use crate::keypath;
+use crate::problem::{Problem, Problems};
+
+/// The built-in profiles, embedded in the binary: `(name, text)`.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("single-node", include_str!("../profiles/single-node.yml")),
+    ("three-node", include_str!("../profiles/three-node.yml")),
+    ("small-prod", include_str!("../profiles/small-prod.yml")),
+    ("large-prod", include_str!("../profiles/large-prod.yml")),
+];
+
+/// A variable as written in the profile, with the key path it was written at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Var {
+    /// The YAML value.
+    pub value: Value,
+    /// Where it was written, e.g. `all.children.infra.vars.nginx_port`.
+    pub path: String,
+}
+
+/// Variables by name; `BTreeMap` so that every iteration is ordered.
+pub type Vars = BTreeMap<String, Var>;
+
+/// An inventory group, flattened out of the `children` tree.
+#[derive(Debug, Clone, Default)]
+pub struct Group {
+    /// Nesting depth below `all` (a direct child of `all` has depth 1).
+    pub depth: usize,
+    /// Group vars.
+    pub vars: Vars,
+    /// Hosts listed directly in this group, in profile order.
+    pub hosts: Vec<String>,
+    /// Child groups.
+    pub children: Vec<String>,
+}
+
+/// A host: the groups it belongs to and its host-level vars.
+#[derive(Debug, Clone, Default)]
+pub struct Host {
+    /// Every group the host belongs to, directly or through a child group.
+    pub groups: BTreeSet<String>,
+    /// Host vars, merged over every place the host is listed (later group wins).
+    pub vars: Vars,
+}
+
+/// A parsed profile.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    /// Where the profile came from: a file path or `builtin:<name>`.
+    pub source: String,
+    /// `all.vars`.
+    pub all_vars: Vars,
+    /// Groups by name (`all` itself is not a group here).
+    pub groups: BTreeMap<String, Group>,
+    /// Hosts by inventory key (the node's address).
+    pub hosts: BTreeMap<String, Host>,
+}
+
+/// Why a profile could not be loaded at all.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The profile is neither a built-in name nor a readable file.
+    NotFound(String),
+    /// The file could not be read.
+    Io(String, std::io::Error),
+    /// YAML syntax: file, line, column.
+    Yaml { source: String, line: usize, column: usize, message: String },
+    /// The YAML parsed but is not an inventory; every structural problem.
+    Structure(Problems),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotFound(name) => write!(
+                f,
+                "profile `{name}` is neither a built-in profile nor a file\nhint: built-in profiles are {}",
+                BUILTIN.iter().map(|(n, _)| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+            ),
+            Self::Io(path, e) => write!(f, "{path}: cannot read profile: {e}"),
+            Self::Yaml { source, line, column, message } => {
+                write!(f, "{source}:{line}:{column}: invalid YAML: {message}")
+            }
+            Self::Structure(problems) => problems.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Loads a profile by built-in name or path. `address_map` rewrites address prefixes in the
+/// text first (`10.10.10.` → `127.0.10.`), the way Pigsty's `configure` rewrites `10.10.10.10`.
+pub fn load(name: &str, address_map: &[(String, String)]) -> Result<Inventory, LoadError> {
+    let (source, mut text) = if let Some((n, t)) = BUILTIN.iter().find(|(n, _)| *n == name) {
+        (format!("builtin:{n}"), (*t).to_owned())
+    } else if Path::new(name).exists() {
+        let text = std::fs::read_to_string(name).map_err(|e| LoadError::Io(name.to_owned(), e))?;
+        (name.to_owned(), text)
+    } else {
+        return Err(LoadError::NotFound(name.to_owned()));
+    };
+    for (from, to) in address_map {
+        text = text.replace(from.as_str(), to);
+    }
+    parse(&source, &text)
+}
+
+/// Parses profile text. Pure: `source` only names the text in errors.
+pub fn parse(source: &str, text: &str) -> Result<Inventory, LoadError> {
+    let root: Value = serde_yaml::from_str(text).map_err(|e| {
+        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        let message = e.to_string();
+        // serde_yaml appends " at line L column C"; the location is already in front.
+        let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+        LoadError::Yaml { source: source.to_owned(), line, column, message }
+    })?;
+    let mut walker = Walker::default();
+    walker.root(&root);
+    if !walker.problems.is_empty() {
+        return Err(LoadError::Structure(Problems::new(source, walker.problems)));
+    }
+    let mut inventory = Inventory {
+        source: source.to_owned(),
+        all_vars: walker.all_vars,
+        groups: walker.groups,
+        hosts: walker.hosts,
+    };
+    inventory.close_membership();
+    Ok(inventory)
+}
+
+impl Inventory {
+    /// The resolved variables of `host`: host vars > group vars (deeper, then later by name)
+    /// > `all.vars`. Built-in defaults are applied by `plan`, not here.
+    pub fn resolve(&self, host: &str) -> Vars {
+        let mut vars = self.all_vars.clone();
+        let Some(h) = self.hosts.get(host) else { return vars };
+        let mut groups: Vec<(&usize, &String)> =
+            h.groups.iter().filter_map(|g| self.groups.get(g).map(|grp| (&grp.depth, g))).collect();
+        groups.sort();
+        for (_, g) in groups {
+            vars.extend(self.groups[g].vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        vars.extend(h.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        vars
+    }
+
+    /// Hosts of `group` (including those of its child groups), in address order.
+    pub fn members(&self, group: &str) -> Vec<&str> {
+        let mut hosts: Vec<&str> =
+            self.hosts.iter().filter(|(_, h)| h.groups.contains(group)).map(|(k, _)| k.as_str()).collect();
+        hosts.sort_by(|a, b| crate::plan::address_order(a, b));
+        hosts
+    }
+
+    /// Every host of the inventory, in address order.
+    pub fn all_hosts(&self) -> Vec<&str> {
+        let mut hosts: Vec<&str> = self.hosts.keys().map(String::as_str).collect();
+        hosts.sort_by(|a, b| crate::plan::address_order(a, b));
+        hosts
+    }
+
+    /// Every place a variable is written (all, group and host level), for misspelling checks.
+    pub fn every_var(&self) -> impl Iterator<Item = (&String, &Var)> {
+        self.all_vars
+            .iter()
+            .chain(self.groups.values().flat_map(|g| g.vars.iter()))
+            .chain(self.hosts.values().flat_map(|h| h.vars.iter()))
+    }
+
+    /// Adds each group's hosts to its ancestors, as Ansible does.
+    fn close_membership(&mut self) {
+        let names: Vec<String> = self.groups.keys().cloned().collect();
+        for name in names {
+            let mut stack = vec![name.clone()];
+            let mut seen = BTreeSet::new();
+            while let Some(g) = stack.pop() {
+                if !seen.insert(g.clone()) {
+                    continue;
+                }
+                let Some(group) = self.groups.get(&g) else { continue };
+                for host in group.hosts.clone() {
+                    self.hosts.entry(host).or_default().groups.insert(name.clone());
+                }
+                stack.extend(group.children.iter().cloned());
+            }
+        }
+    }
+}
+
+/// Walks the YAML tree, collecting structure and structural problems.
+#[derive(Default)]
+struct Walker {
+    all_vars: Vars,
+    groups: BTreeMap<String, Group>,
+    hosts: BTreeMap<String, Host>,
+    problems: Vec<Problem>,
+}
+
+impl Walker {
+    fn root(&mut self, root: &Value) {
+        let Some(top) = root.as_mapping() else {
+            self.problems.push(Problem::at("(top)", "a profile is a mapping with the key `all`"));
+            return;
+        };
+        for (k, _) in top {
+            let k = scalar(k);
+            if k != "all" {
+                self.problems.push(Problem::at(keypath::join("", &k), "unknown top-level key; a profile has only `all`"));
+            }
+        }
+        let Some(all) = top.get("all") else {
+            self.problems.push(Problem::at("all", "missing; a profile starts with `all:`"));
+            return;
+        };
+        let Some(all) = self.mapping(all, "all") else { return };
+        for (k, v) in all {
+            let key = scalar(k);
+            let path = keypath::join("all", &key);
+            match key.as_str() {
+                "vars" => self.all_vars = self.vars(v, &path),
+                "hosts" => {
+                    let listed = self.hosts_of(v, &path);
+                    for (host, vars) in listed {
+                        let entry = self.hosts.entry(host).or_default();
+                        entry.vars.extend(vars);
+                    }
+                }
+                "children" => self.children(v, &path, 1, None),
+                _ => self.problems.push(Problem::at(path, "unknown key; `all` has `children`, `hosts` and `vars`")),
+            }
+        }
+    }
+
+    fn children(&mut self, value: &Value, path: &str, depth: usize, parent: Option<&str>) {
+        if value.is_null() {
+            return;
+        }
+        let Some(map) = self.mapping(value, path) else { return };
+        for (k, v) in map {
+            let name = scalar(k);
+            let gpath = keypath::join(path, &name);
+            if name == "all" || name.is_empty() {
+                self.problems.push(Problem::at(gpath, "invalid group name"));
+                continue;
+            }
+            if let Some(parent) = parent {
+                self.groups.entry(parent.to_owned()).or_default().children.push(name.clone());
+            }
+            self.groups.entry(name.clone()).or_default().depth = depth;
+            if v.is_null() {
+                continue;
+            }
+            let Some(body) = self.mapping(v, &gpath) else { continue };
+            for (gk, gv) in body {
+                let key = scalar(gk);
+                let kpath = keypath::join(&gpath, &key);
+                match key.as_str() {
+                    "vars" => {
+                        let vars = self.vars(gv, &kpath);
+                        self.groups.entry(name.clone()).or_default().vars.extend(vars);
+                    }
+                    "hosts" => {
+                        let listed = self.hosts_of(gv, &kpath);
+                        for (host, vars) in listed {
+                            self.groups.entry(name.clone()).or_default().hosts.push(host.clone());
+                            self.hosts.entry(host).or_default().vars.extend(vars);
+                        }
+                    }
+                    "children" => self.children(gv, &kpath, depth + 1, Some(&name)),
+                    _ => self.problems.push(Problem::at(
+                        kpath,
+                        format!("unknown key in group `{name}`; a group has `hosts`, `vars` and `children`"),
+                    )),
+                }
+            }
+        }
+    }
+
+    fn hosts_of(&mut self, value: &Value, path: &str) -> Vec<(String, Vars)> {
+        if value.is_null() {
+            return Vec::new();
+        }
+        let Some(map) = self.mapping(value, path) else { return Vec::new() };
+        map.iter()
+            .map(|(k, v)| {
+                let host = scalar(k);
+                let hpath = keypath::join(path, &host);
+                let vars = if v.is_null() { Vars::new() } else { self.vars(v, &hpath) };
+                (host, vars)
+            })
+            .collect()
+    }
+
+    fn vars(&mut self, value: &Value, path: &str) -> Vars {
+        if value.is_null() {
+            return Vars::new();
+        }
+        let Some(map) = self.mapping(value, path) else { return Vars::new() };
+        map.iter()
+            .map(|(k, v)| {
+                let name = scalar(k);
+                let vpath = keypath::join(path, &name);
+                (name, Var { value: v.clone(), path: vpath })
+            })
+            .collect()
+    }
+
+    fn mapping<'v>(&mut self, value: &'v Value, path: &str) -> Option<&'v serde_yaml::Mapping> {
+        let map = value.as_mapping();
+        if map.is_none() {
+            self.problems.push(Problem::at(path, format!("expected a mapping, found {}", kind(value))));
+        }
+        map
+    }
+}
+
+/// A mapping key as text (YAML allows numbers and booleans as keys).
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => String::new(),
+        other => serde_yaml::to_string(other).unwrap_or_default().trim().to_owned(),
+    }
+}
+
+/// The name of a YAML value's type, for messages.
+pub fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r"
+all:
+  children:
+    infra:
+      hosts:
+        10.0.0.1: { infra_seq: 1, nginx_port: 8080 }
+        10.0.0.2: { infra_seq: 2 }
+      vars: { nginx_port: 81, dns_port: 5353 }
+    pg-meta:
+      hosts: { 10.0.0.1: { pg_seq: 1 } }
+      vars: { dns_port: 5454 }
+  vars:
+    admin_ip: 10.0.0.1
+    nginx_port: 82
+    vlogs_port: 1
+";
+
+    #[test]
+    fn precedence_host_over_group_over_all() {
+        let inv = parse("t", SAMPLE).unwrap();
+        let v1 = inv.resolve("10.0.0.1");
+        assert_eq!(v1["nginx_port"].value, Value::from(8080));
+        assert_eq!(v1["nginx_port"].path, r#"all.children.infra.hosts."10.0.0.1".nginx_port"#);
+        // same depth: later group name wins (`pg-meta` > `infra`)
+        assert_eq!(v1["dns_port"].value, Value::from(5454));
+        assert_eq!(v1["vlogs_port"].value, Value::from(1));
+        let v2 = inv.resolve("10.0.0.2");
+        assert_eq!(v2["nginx_port"].value, Value::from(81));
+        assert_eq!(v2["dns_port"].value, Value::from(5353));
+        assert_eq!(v1["pg_seq"].value, Value::from(1));
+        assert_eq!(inv.members("infra"), ["10.0.0.1", "10.0.0.2"]);
+    }
+
+    #[test]
+    fn yaml_error_has_line_and_column() {
+        let err = parse("p.yml", "all:\n  vars: { a: [1, 2 }\n").unwrap_err();
+        let LoadError::Yaml { line, column, .. } = err else { panic!("{err}") };
+        assert_eq!((line, column), (2, 20));
+    }
+
+    #[test]
+    fn structure_problems_are_collected() {
+        let err = parse("p.yml", "all:\n  children: { infra: { hostz: {} } }\n  varz: 1\n").unwrap_err();
+        let LoadError::Structure(p) = err else { panic!("{err}") };
+        assert_eq!(p.list.len(), 2, "{p}");
+    }
+
+    #[test]
+    fn nested_children_inherit_membership() {
+        let inv = parse("t", "all:\n  children:\n    prod:\n      vars: { x: 1 }\n      children:\n        web: { hosts: { 10.0.0.9: {} }, vars: { x: 2 } }\n").unwrap();
+        assert_eq!(inv.members("prod"), ["10.0.0.9"]);
+        assert_eq!(inv.resolve("10.0.0.9")["x"].value, Value::from(2));
+    }
+}

@@ -1,0 +1,128 @@
+//! An in-memory file tree: the value `render` returns and `render --out` / `build` write.
+//!
+//! Paths are relative, `/`-separated, sorted (`BTreeMap`), so writing and hashing are
+//! deterministic. Writing is all or nothing: the tree goes to a temporary directory beside the
+//! target, which is then renamed into place.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+/// One regular file: mode and bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Permission bits (e.g. `0o644`).
+    pub mode: u32,
+    /// Content.
+    pub data: Vec<u8>,
+}
+
+/// Files by relative path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tree {
+    entries: BTreeMap<String, Entry>,
+}
+
+impl Tree {
+    /// Adds a file; a path may be added once.
+    pub fn add(&mut self, path: impl Into<String>, mode: u32, data: impl Into<Vec<u8>>) {
+        let path = path.into();
+        debug_assert!(!path.starts_with('/') && !path.split('/').any(|p| p == ".." || p.is_empty()), "{path}");
+        let old = self.entries.insert(path.clone(), Entry { mode, data: data.into() });
+        assert!(old.is_none(), "rendered twice: {path}");
+    }
+
+    /// Adds every file of `other` under `prefix/`.
+    pub fn graft(&mut self, prefix: &str, other: Tree) {
+        for (p, e) in other.entries {
+            self.add(format!("{prefix}/{p}"), e.mode, e.data);
+        }
+    }
+
+    /// Files in path order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Entry)> {
+        self.entries.iter()
+    }
+
+    /// The file at `path`.
+    pub fn get(&self, path: &str) -> Option<&Entry> {
+        self.entries.get(path)
+    }
+
+    /// Number of files.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Writes the files below `dir` (which must exist), with exact modes.
+    pub fn write_into(&self, dir: &Path) -> Result<()> {
+        for (path, entry) in &self.entries {
+            let full = dir.join(path);
+            if let Some(parent) = full.parent() {
+                fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            }
+            fs::write(&full, &entry.data).with_context(|| format!("writing {}", full.display()))?;
+            fs::set_permissions(&full, fs::Permissions::from_mode(entry.mode))
+                .with_context(|| format!("setting mode of {}", full.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Replaces `dir` with exactly this tree: written beside it under a temporary name, then
+    /// renamed into place. On error nothing is left behind and `dir` is untouched.
+    pub fn write_atomic(&self, dir: &Path) -> Result<()> {
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => Path::new(".").to_path_buf(),
+        };
+        fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+        let name = dir.file_name().context("output directory has no name")?.to_string_lossy().into_owned();
+        let staging = tempfile::Builder::new().prefix(&format!(".{name}.new-")).tempdir_in(&parent)?;
+        self.write_into(staging.path())?;
+        fs::set_permissions(staging.path(), fs::Permissions::from_mode(0o755))?;
+        if dir.exists() {
+            if !dir.is_dir() {
+                bail!("{} exists and is not a directory", dir.display());
+            }
+            let old = tempfile::Builder::new().prefix(&format!(".{name}.old-")).tempdir_in(&parent)?;
+            let old_path = old.path().join("tree");
+            fs::rename(dir, &old_path).with_context(|| format!("moving {} aside", dir.display()))?;
+            if let Err(e) = fs::rename(staging.path(), dir) {
+                let _ = fs::rename(&old_path, dir);
+                return Err(e).with_context(|| format!("renaming into {}", dir.display()));
+            }
+            drop(old);
+        } else {
+            fs::rename(staging.path(), dir).with_context(|| format!("renaming into {}", dir.display()))?;
+        }
+        // The staging directory was renamed away; forget it rather than delete `dir`.
+        let _ = staging.keep();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_whole_tree() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        let mut a = Tree::default();
+        a.add("h/x.conf", 0o640, "x");
+        a.add("h/old", 0o644, "o");
+        a.write_atomic(&out).unwrap();
+        assert_eq!(fs::metadata(out.join("h/x.conf")).unwrap().permissions().mode() & 0o777, 0o640);
+        let mut b = Tree::default();
+        b.add("h/x.conf", 0o644, "y");
+        b.write_atomic(&out).unwrap();
+        assert!(!out.join("h/old").exists());
+        assert_eq!(fs::read_to_string(out.join("h/x.conf")).unwrap(), "y");
+        let leftovers: Vec<_> = fs::read_dir(tmp.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no staging directories left");
+    }
+}
