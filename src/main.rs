@@ -1,17 +1,5 @@
-//! `infragen`: compile a Pigsty-style INFRA inventory into immutable, validated, per-host artifacts.
-//!
-//! `main` only hands the arguments to [`cli::run`] and exits with the code it returns.
-
-mod cli;
-mod keypath;
-mod params;
-mod plan;
-mod problem;
-mod profile;
-mod render;
-mod tree;
-mod validate;
+//! The `infragen` binary: hands the arguments to [`infragen::cli::run`] and exits with its code.
 
 fn main() {
-    std::process::exit(cli::run(std::env::args_os()));
+    std::process::exit(infragen::cli::run(std::env::args_os()));
 }

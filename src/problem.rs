@@ -3,6 +3,7 @@
 //! Every stage before `render` collects problems instead of stopping at the first one, so a
 //! user sees everything wrong with a profile at once. Only `cli` prints them.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// One thing wrong (or suspicious) in a profile, located by key path and host.
@@ -49,10 +50,21 @@ pub struct Problems {
 }
 
 impl Problems {
-    /// Sorts and deduplicates `list` so that the report is stable.
-    pub fn new(source: &str, mut list: Vec<Problem>) -> Self {
+    /// Sorts and deduplicates `list` so that the report is stable. A value shared by several
+    /// hosts (e.g. in `all.vars`) that is wrong for all of them is reported once, without a host.
+    pub fn new(source: &str, list: Vec<Problem>) -> Self {
+        let mut hosts: BTreeMap<(String, String), BTreeSet<Option<String>>> = BTreeMap::new();
+        for p in list {
+            hosts.entry((p.path, p.message)).or_default().insert(p.host);
+        }
+        let mut list: Vec<Problem> = hosts
+            .into_iter()
+            .map(|((path, message), hosts)| {
+                let host = if hosts.len() == 1 { hosts.into_iter().next().flatten() } else { None };
+                Problem { path, host, message }
+            })
+            .collect();
         list.sort();
-        list.dedup();
         Self { source: source.to_owned(), list }
     }
 }

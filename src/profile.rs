@@ -76,7 +76,16 @@ pub enum LoadError {
     /// The file could not be read.
     Io(String, std::io::Error),
     /// YAML syntax: file, line, column.
-    Yaml { source: String, line: usize, column: usize, message: String },
+    Yaml {
+        /// The profile.
+        source: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The parser's message.
+        message: String,
+    },
     /// The YAML parsed but is not an inventory; every structural problem.
     Structure(Problems),
 }

@@ -42,6 +42,11 @@ impl Tree {
         }
     }
 
+    /// Replaces the content of an existing file (tests use it to plant defects).
+    pub fn set(&mut self, path: &str, data: impl Into<Vec<u8>>) {
+        self.entries.get_mut(path).unwrap_or_else(|| panic!("no file {path}")).data = data.into();
+    }
+
     /// Files in path order.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Entry)> {
         self.entries.iter()

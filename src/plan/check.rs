@@ -63,6 +63,7 @@ pub fn duration(s: &str) -> Result<(), String> {
     let unit = &s[digits.len()..];
     let ok = !digits.is_empty()
         && digits.chars().all(|c| c.is_ascii_digit())
+        && digits.chars().any(|c| c != '0')
         && ["ms", "s", "m", "h", "d", "w", "y"].contains(&unit);
     if ok {
         Ok(())
@@ -147,6 +148,7 @@ mod tests {
             (duration, "10s", true),
             (duration, "397d", true),
             (duration, "10", false),
+            (duration, "0s", false),
             (duration, "s", false),
             (duration, "10 s", false),
             (flag, "-retentionPeriod=15d", true),

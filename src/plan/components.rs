@@ -319,14 +319,17 @@ fn check_ports(r: &mut Reader, p: &Ports, node: &InfraNode) {
         (on(Component::Alertmanager), p.alertmanager, "alertmanager_port"),
         (on(Component::Alertmanager) && clustered, p.alertmanager_cluster, "alertmanager_cluster_port"),
         (on(Component::Blackbox), p.blackbox, "blackbox_port"),
+        (on(Component::Dnsmasq), p.dns, "dns_port"),
     ];
     for (enabled, port, name) in list {
         if !enabled || port == 0 {
             continue;
         }
         if let Some((_, other)) = used.iter().find(|(q, _)| *q == port) {
-            let path = r.var(name).map(|v| v.path).unwrap_or_default();
-            r.problem(&path, format!("port {port} is already used by `{other}` on this host"));
+            // Blame the one the profile sets (a default is never the mistake).
+            let (blamed, with) = if r.is_set(name) || !r.is_set(other) { (name, *other) } else { (*other, name) };
+            let path = r.var(blamed).map(|v| v.path).unwrap_or_default();
+            r.problem(&path, format!("port {port} of `{blamed}` is already used by `{with}` on this host"));
         }
         used.push((port, name));
     }
@@ -516,7 +519,12 @@ fn chrony(r: &mut Reader, ip: IpAddr, admin_ip: IpAddr, inventory: &Inventory) -
     } else {
         for (net, path) in explicit {
             let (addr, prefix) = net.split_once('/').unwrap_or((&net, "32"));
-            let ok = addr.parse::<IpAddr>().is_ok() && prefix.parse::<u8>().is_ok_and(|p| p <= 128);
+            let max = match addr.parse::<IpAddr>() {
+                Ok(IpAddr::V4(_)) => 32,
+                Ok(IpAddr::V6(_)) => 128,
+                Err(_) => 0,
+            };
+            let ok = max > 0 && prefix.parse::<u8>().is_ok_and(|p| p <= max);
             if ok {
                 allow.push(net.clone());
             } else {

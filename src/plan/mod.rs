@@ -235,6 +235,7 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
     // First pass: identity and ports of every infra host (peers need them).
     let mut infra = Vec::new();
     let mut seqs: BTreeMap<u32, String> = BTreeMap::new();
+    let mut addresses: BTreeMap<IpAddr, String> = BTreeMap::new();
     for host in &infra_hosts {
         let vars = inventory.resolve(host);
         let mut r = Reader::new(&vars, host, &mut problems);
@@ -245,10 +246,23 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
                 Problem::at(seq_path, format!("duplicate `infra_seq` {}: host `{other}` has it too", node.seq)).on_host(host),
             );
         }
+        if let Some(other) = addresses.insert(node.ip, (*host).to_owned()) {
+            let path = crate::keypath::join("all.children.infra.hosts", host);
+            problems.push(Problem::at(path, format!("`{host}` and `{other}` are the same address {}", node.ip)).on_host(host));
+            continue;
+        }
         infra.push(node);
     }
     infra.sort_by_key(|n| n.seq);
 
+    for host in inventory.all_hosts() {
+        if host.parse::<IpAddr>().is_err() && !infra_hosts.contains(&host) {
+            problems.push(Problem::at(
+                format!("inventory host {}", crate::keypath::join("", host)),
+                format!("host key `{host}` is not an IP address (Pigsty names hosts by address)"),
+            ));
+        }
+    }
     let targets = targets::compute(inventory, &infra, &mut problems);
     let dns = targets::dns_records(inventory, &mut problems);
 
@@ -281,7 +295,7 @@ fn infra_node(r: &mut Reader) -> Option<InfraNode> {
     let host = r.host().to_owned();
     let ip: Option<IpAddr> = host.parse().ok();
     if ip.is_none() {
-        let path = format!("all.children.infra.hosts.{host:?}");
+        let path = crate::keypath::join("all.children.infra.hosts", &host);
         r.problem(&path, format!("infra host key `{host}` is not an IP address (Pigsty names hosts by address)"));
     }
     let seq = if r.var("infra_seq").is_some() {
@@ -293,7 +307,7 @@ fn infra_node(r: &mut Reader) -> Option<InfraNode> {
             })
         })
     } else {
-        let path = format!("all.children.infra.hosts.{host:?}.infra_seq");
+        let path = crate::keypath::join(&crate::keypath::join("all.children.infra.hosts", &host), "infra_seq");
         r.problem(&path, "missing `infra_seq`: every infra host needs a unique integer identity");
         None
     };

@@ -194,7 +194,8 @@ fn portal(r: &mut Reader, admin_ip: &str, home_root: &str, sslmode: SslMode, hav
             out.push(p);
         }
     }
-    if !out.iter().any(|p| p.name == "home") {
+    let has_home = map.get("home").and_then(|h| h.get("domain")).and_then(Value::as_str).is_some_and(|d| !d.is_empty());
+    if !has_home {
         r.problem(&var.path, "`infra_portal` needs a `home` entry with a `domain` (the default server)");
     }
     out.sort_by_key(|p| (p.name != "home", p.name.clone()));
@@ -243,6 +244,8 @@ fn entry_portal(
         match get(key) {
             None | Some(Value::Null) => default,
             Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) if ["yes", "true", "on"].contains(&s.to_ascii_lowercase().as_str()) => true,
+            Some(Value::String(s)) if ["no", "false", "off"].contains(&s.to_ascii_lowercase().as_str()) => false,
             Some(other) => {
                 r.problem(&keypath::join(path, key), format!("expected a boolean, found {}", kind(other)));
                 default

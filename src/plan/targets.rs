@@ -29,8 +29,6 @@ pub type Targets = BTreeMap<String, BTreeMap<String, Vec<TargetGroup>>>;
 
 /// Identity facts of one inventory host, as Pigsty's `node_id` derives them.
 pub struct NodeFacts {
-    /// Address.
-    pub ip: String,
     /// `nodename`: set explicitly, or `<pg_cluster>-<pg_seq>`, or the address.
     pub nodename: String,
     /// `node_cluster`: set explicitly, or `pg_cluster`, or `nodes`.
@@ -79,11 +77,7 @@ pub fn compute(inventory: &Inventory, infra: &[InfraNode], problems: &mut Vec<Pr
     for host in inventory.all_hosts() {
         let vars = inventory.resolve(host);
         let mut r = Reader::new(&vars, host, problems);
-        let Ok(addr) = host.parse::<IpAddr>() else {
-            let path = format!("inventory host {host:?}");
-            r.problem(&path, format!("host key `{host}` is not an IP address (Pigsty names hosts by address)"));
-            continue;
-        };
+        let Ok(addr) = host.parse::<IpAddr>() else { continue }; // reported by `plan::resolve`
         let ip = addr.to_string();
         let facts = facts(&mut r, &ip);
         let (ins, cls) = (facts.nodename.as_str(), facts.cluster.as_str());
@@ -219,13 +213,16 @@ pub fn facts(r: &mut Reader, ip: &str) -> NodeFacts {
     } else {
         "nodes".to_owned()
     };
-    for (key, value) in [("nodename", &nodename), ("node_cluster", &cluster)] {
-        if let Err(e) = check::hostname(value) {
-            let path = r.var(key).map_or_else(|| "pg_cluster".to_owned(), |v| v.path);
-            r.problem(&path, e);
+    // Derived values are checked where they come from (`pg_cluster` in `member`).
+    for key in ["nodename", "node_cluster"] {
+        if let Some(var) = r.is_set(key).then(|| r.var(key)).flatten() {
+            let value = if key == "nodename" { &nodename } else { &cluster };
+            if let Err(e) = check::hostname(value) {
+                r.problem(&var.path, e);
+            }
         }
     }
-    NodeFacts { ip: ip.to_owned(), nodename, cluster }
+    NodeFacts { nodename, cluster }
 }
 
 /// dnsmasq records computed from the inventory: file name → lines.

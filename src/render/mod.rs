@@ -68,12 +68,12 @@ fn html_helper(
 }
 
 /// Renders template `name` with `ctx`.
-pub(crate) fn template(name: &str, ctx: &impl Serialize) -> Result<String> {
+pub fn template(name: &str, ctx: &impl Serialize) -> Result<String> {
     registry().render(name, ctx).with_context(|| format!("rendering template `{name}`"))
 }
 
 /// YAML from a serializer, with a one-line comment header.
-pub(crate) fn yaml(header: &str, value: &impl Serialize) -> Result<String> {
+pub fn yaml(header: &str, value: &impl Serialize) -> Result<String> {
     Ok(format!("# {header}\n{}", serde_yaml::to_string(value)?))
 }
 
@@ -84,8 +84,10 @@ pub fn credentials_dir(c: Component) -> String {
 
 /// Common template context: who and where.
 #[derive(Serialize)]
-pub(crate) struct Head<'a> {
+pub struct Head<'a> {
+    /// The infra host's address.
     pub host: String,
+    /// The profile's name.
     pub source: &'a str,
 }
 
@@ -132,7 +134,7 @@ pub fn component(plan: &Plan, h: &HostPlan, c: Component) -> Result<Tree> {
 }
 
 /// `etc/default/<component>`: the flags as one environment variable, for `EnvironmentFile=`.
-pub(crate) fn env_file(t: &mut Tree, head: &Head, c: Component, flags: &[String]) -> Result<()> {
+pub fn env_file(t: &mut Tree, head: &Head, c: Component, flags: &[String]) -> Result<()> {
     let var = format!("{}_OPTS", c.name().to_ascii_uppercase());
     let text = template("env", &serde_json::json!({
         "component": c.name(), "host": head.host, "source": head.source, "var": var, "flags": flags.join(" "),

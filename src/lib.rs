@@ -1,0 +1,15 @@
+//! infragen: compile a Pigsty-style INFRA inventory into immutable, validated, per-host artifacts.
+//!
+//! The pipeline, one module per stage: [`profile`] (parse the inventory) → [`plan`] (resolve
+//! and validate) → [`render`] (file trees) → [`validate`] (the real programs check the files).
+//! [`cli`] is the only module that prints.
+
+pub mod cli;
+pub mod keypath;
+pub mod params;
+pub mod plan;
+pub mod problem;
+pub mod profile;
+pub mod render;
+pub mod tree;
+pub mod validate;

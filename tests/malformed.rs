@@ -1,0 +1,626 @@
+//! Malformed profiles: every one is rejected by `infragen render` with exit code 2, an exact
+//! message on stderr (`file:line:column` for YAML syntax, key path and host for bad values), and
+//! nothing written: no `out` directory and no staging directory beside it.
+//!
+//! Table-driven: the helpers come first, then the table. Each case writes its profile to a
+//! fresh temporary directory, so the path in messages is replaced by `{file}` before comparing.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+/// One malformed profile and the whole stderr it must produce, line by line.
+struct Case {
+    name: &'static str,
+    profile: String,
+    stderr: &'static [&'static str],
+}
+
+fn case(name: &'static str, profile: impl Into<String>, stderr: &'static [&'static str]) -> Case {
+    Case { name, profile: profile.into(), stderr }
+}
+
+/// Indents every line of `text` by `n` spaces (so the table can write YAML at column 0).
+fn indent(text: &str, n: usize) -> String {
+    let pad = " ".repeat(n);
+    text.lines().flat_map(|l| [pad.as_str(), l, "\n"]).collect()
+}
+
+/// A profile whose infra group lists `hosts` (YAML lines at column 0), plus `extra_groups`
+/// (more `all.children` entries at column 0) and `vars` appended to `all.vars` after
+/// `admin_ip: 10.0.0.1`.
+fn profile(hosts: &str, extra_groups: &str, vars: &str) -> String {
+    format!(
+        "all:\n  children:\n    infra:\n      hosts:\n{}{}  vars:\n    admin_ip: 10.0.0.1\n{}",
+        indent(hosts, 8),
+        indent(extra_groups, 4),
+        indent(vars, 4)
+    )
+}
+
+/// One infra host, 10.0.0.1 (the admin node), with `vars` added to `all.vars`.
+fn with_vars(vars: &str) -> String {
+    profile("10.0.0.1: { infra_seq: 1 }", "", vars)
+}
+
+/// Infra hosts as given, no extra vars.
+fn with_hosts(hosts: &str) -> String {
+    profile(hosts, "", "")
+}
+
+/// A valid `home` portal entry plus an `app` entry with the flow-mapping body `app`.
+fn with_app(app: &str) -> String {
+    with_vars(&format!("infra_portal:\n  home: {{ domain: i.pigsty }}\n  app: {{ {app} }}"))
+}
+
+/// Runs one case; returns a description of every way it failed.
+fn run(case: &Case) -> Vec<String> {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let file = tmp.path().join("profile.yml");
+    fs::write(&file, &case.profile).expect("write profile");
+    let out = tmp.path().join("out");
+    let output = Command::new(env!("CARGO_BIN_EXE_infragen"))
+        .arg("render")
+        .arg("--profile")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("run infragen");
+
+    let mut failures = Vec::new();
+    if output.status.code() != Some(2) {
+        failures.push(format!("exit status {:?}, expected 2", output.status.code()));
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr).replace(file.to_str().expect("utf-8 path"), "{file}");
+    let expected: String = case.stderr.iter().flat_map(|l| [*l, "\n"]).collect();
+    if stderr != expected {
+        failures.push(format!("stderr differs\n--- expected\n{expected}--- actual\n{stderr}---"));
+    }
+    if !output.stdout.is_empty() {
+        failures.push(format!("stdout not empty: {}", String::from_utf8_lossy(&output.stdout)));
+    }
+    if out.exists() {
+        failures.push(format!("{} was written", out.display()));
+    }
+    failures.extend(leftovers(tmp.path()).into_iter().map(|n| format!("stray entry `{n}` in the temp dir")));
+    failures
+}
+
+/// Entries of `dir` other than the profile itself (staging `.out.new-*`, `.out.old-*`, …).
+fn leftovers(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .expect("read temp dir")
+        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "profile.yml")
+        .collect()
+}
+
+#[allow(clippy::too_many_lines)]
+fn cases() -> Vec<Case> {
+    vec![
+        // ---- YAML syntax: file:line:column --------------------------------------------------
+        case(
+            "yaml: unclosed flow mapping",
+            "all:\n  children:\n    infra:\n      hosts:\n        10.0.0.1: { infra_seq: 1\n  vars:\n    admin_ip: 10.0.0.1\n",
+            &["error: {file}:6:7: invalid YAML: did not find expected ',' or '}'"],
+        ),
+        case(
+            "yaml: unclosed flow sequence",
+            "all:\n  vars: { dns_records: [10.0.0.1 a.pigsty }\n",
+            &["error: {file}:2:43: invalid YAML: did not find expected ',' or ']'"],
+        ),
+        case(
+            "yaml: tab indentation",
+            "all:\n  children:\n    infra:\n\thosts: {}\n",
+            &["error: {file}:4:1: invalid YAML: found character that cannot start any token"],
+        ),
+        // The location is the start of the mapping, not the second `admin_ip` (line 5).
+        case(
+            "yaml: duplicate key",
+            "all:\n  vars:\n    admin_ip: 10.0.0.1\n    version: v4.5.0\n    admin_ip: 10.0.0.2\n",
+            &[r#"error: {file}:3:5: invalid YAML: all.vars: duplicate entry with key "admin_ip""#],
+        ),
+        // ---- structure ------------------------------------------------------------------------
+        case(
+            "structure: a list, not a mapping",
+            "- all\n- vars\n",
+            &["error: {file}: 1 problem in profile", "  (top): a profile is a mapping with the key `all`"],
+        ),
+        case(
+            "structure: a scalar, not a mapping",
+            "all\n",
+            &["error: {file}: 1 problem in profile", "  (top): a profile is a mapping with the key `all`"],
+        ),
+        case(
+            "structure: empty file",
+            "",
+            &["error: {file}: 1 problem in profile", "  (top): a profile is a mapping with the key `all`"],
+        ),
+        case(
+            "structure: missing `all`",
+            "vars:\n  admin_ip: 10.0.0.1\n",
+            &[
+                "error: {file}: 2 problems in profile",
+                "  all: missing; a profile starts with `all:`",
+                "  vars: unknown top-level key; a profile has only `all`",
+            ],
+        ),
+        case(
+            "structure: `all` is a list",
+            "all: [10.0.0.1]\n",
+            &["error: {file}: 1 problem in profile", "  all: expected a mapping, found a list"],
+        ),
+        case(
+            "structure: unknown top-level key",
+            with_hosts("10.0.0.1: { infra_seq: 1 }") + "extra: 1\n",
+            &["error: {file}: 1 problem in profile", "  extra: unknown top-level key; a profile has only `all`"],
+        ),
+        case(
+            "structure: unknown key under `all`",
+            with_hosts("10.0.0.1: { infra_seq: 1 }") + "  varz: {}\n",
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.varz: unknown key; `all` has `children`, `hosts` and `vars`",
+            ],
+        ),
+        case(
+            "structure: unknown group key",
+            "all:\n  children:\n    infra:\n      hostz: { 10.0.0.1: { infra_seq: 1 } }\n",
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.children.infra.hostz: unknown key in group `infra`; a group has `hosts`, `vars` and `children`",
+            ],
+        ),
+        case(
+            "structure: infra group without hosts",
+            "all:\n  children:\n    infra: { hosts: {} }\n  vars:\n    admin_ip: 10.0.0.1\n",
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.children.infra: the profile has no `infra` group with hosts; there is nothing to build",
+            ],
+        ),
+        // ---- types ----------------------------------------------------------------------------
+        case(
+            "type: infra_seq is a list",
+            with_hosts("10.0.0.1: { infra_seq: [1] }"),
+            &[
+                "error: {file}: 1 problem in profile",
+                r#"  all.children.infra.hosts."10.0.0.1".infra_seq (host `10.0.0.1`): expected a non-negative integer, found a list"#,
+            ],
+        ),
+        case(
+            "type: infra_seq is a word",
+            with_hosts("10.0.0.1: { infra_seq: one }"),
+            &[
+                "error: {file}: 1 problem in profile",
+                r#"  all.children.infra.hosts."10.0.0.1".infra_seq (host `10.0.0.1`): expected a non-negative integer, found `one`"#,
+            ],
+        ),
+        case(
+            "type: nginx_port is `eighty`",
+            with_vars("nginx_port: eighty"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.nginx_port (host `10.0.0.1`): expected a non-negative integer, found `eighty`",
+            ],
+        ),
+        case(
+            "type: boolean given as a number",
+            with_vars("grafana_enabled: 1"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.grafana_enabled (host `10.0.0.1`): expected a boolean, found a number",
+            ],
+        ),
+        case(
+            "type: boolean given as an unknown word",
+            with_vars("vlogs_enabled: maybe"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.vlogs_enabled (host `10.0.0.1`): expected a boolean, found `maybe`",
+            ],
+        ),
+        case(
+            "type: infra_portal is a list",
+            with_vars("infra_portal: [home]"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infra_portal (host `10.0.0.1`): expected a mapping of portal entries, found a list",
+            ],
+        ),
+        // ---- ports ----------------------------------------------------------------------------
+        case(
+            "port: 0",
+            with_vars("nginx_port: 0"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.nginx_port (host `10.0.0.1`): port out of range: `0` (expected 1 to 65535)",
+            ],
+        ),
+        case(
+            "port: 70000",
+            with_vars("grafana_port: 70000"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.grafana_port (host `10.0.0.1`): port out of range: `70000` (expected 1 to 65535)",
+            ],
+        ),
+        case(
+            "port: -1",
+            with_vars("dns_port: -1"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.dns_port (host `10.0.0.1`): expected a non-negative integer, found `-1`",
+            ],
+        ),
+        // Blamed on the key the profile sets, never on a built-in default.
+        case(
+            "port: grafana_port on vmetrics' default port",
+            with_vars("grafana_port: 8428"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.grafana_port (host `10.0.0.1`): port 8428 of `grafana_port` is already used by `vmetrics_port` on this host",
+            ],
+        ),
+        case(
+            "port: nginx_ssl_port equal to nginx_port",
+            with_vars("nginx_ssl_port: 80"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.nginx_ssl_port (host `10.0.0.1`): port 80 of `nginx_ssl_port` is already used by `nginx_port` on this host",
+            ],
+        ),
+        // ---- identity -------------------------------------------------------------------------
+        case(
+            "identity: duplicate infra_seq",
+            with_hosts("10.0.0.1: { infra_seq: 1 }\n10.0.0.2: { infra_seq: 1 }"),
+            &[
+                "error: {file}: 1 problem in profile",
+                r#"  all.children.infra.hosts."10.0.0.2".infra_seq (host `10.0.0.2`): duplicate `infra_seq` 1: host `10.0.0.1` has it too"#,
+            ],
+        ),
+        case(
+            "identity: missing infra_seq",
+            with_hosts("10.0.0.1: { infra_seq: 1 }\n10.0.0.2: {}"),
+            &[
+                "error: {file}: 1 problem in profile",
+                r#"  all.children.infra.hosts."10.0.0.2".infra_seq (host `10.0.0.2`): missing `infra_seq`: every infra host needs a unique integer identity"#,
+            ],
+        ),
+        case(
+            "identity: infra host key is not an IP",
+            with_hosts("infra-1: { infra_seq: 1 }"),
+            &[
+                "error: {file}: 1 problem in profile",
+                r#"  all.children.infra.hosts.infra-1 (host `infra-1`): infra host key `infra-1` is not an IP address (Pigsty names hosts by address)"#,
+            ],
+        ),
+        case(
+            "identity: admin_ip is not an IP",
+            profile("10.0.0.1: { infra_seq: 1 }", "", "").replace("admin_ip: 10.0.0.1", "admin_ip: 10.0.0.300"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.admin_ip (host `10.0.0.1`): `10.0.0.300` is not an IP address",
+            ],
+        ),
+        case(
+            "identity: pg_cluster with a space",
+            profile(
+                "10.0.0.1: { infra_seq: 1 }",
+                "pg-meta:\n  hosts: { 10.0.0.2: { pg_seq: 1, pg_role: primary } }\n  vars: { pg_cluster: \"pg meta\" }",
+                "",
+            ),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.children.pg-meta.vars.pg_cluster (host `10.0.0.2`): `pg meta` is not a valid domain name",
+            ],
+        ),
+        // ---- durations and choices ------------------------------------------------------------
+        case(
+            "duration: `soon`",
+            with_vars("vmetrics_scrape_interval: soon"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.vmetrics_scrape_interval (host `10.0.0.1`): `soon` is not a duration (e.g. `10s`, `5m`, `397d`)",
+            ],
+        ),
+        case(
+            "choice: invalid nginx_sslmode",
+            with_vars("nginx_sslmode: strict"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.nginx_sslmode (host `10.0.0.1`): `strict` is not one of `enable`, `disable`, `enforce`",
+            ],
+        ),
+        // ---- nginx portal ---------------------------------------------------------------------
+        case(
+            "portal: newline injected into a domain",
+            with_app(r#"domain: "a.pigsty\nserver {", endpoint: "10.0.0.1:80""#),
+            &[
+                "error: {file}: 1 problem in profile",
+                r"  all.vars.infra_portal.app.domain (host `10.0.0.1`): control character '\n' is not allowed",
+            ],
+        ),
+        case(
+            "portal: `;` in a domain",
+            with_app(r#"domain: "a.pigsty;", endpoint: "10.0.0.1:80""#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infra_portal.app.domain (host `10.0.0.1`): `a.pigsty;` is not a valid domain name",
+            ],
+        ),
+        case(
+            "portal: `{` in a domain",
+            with_app(r#"domain: "a.pigsty{", endpoint: "10.0.0.1:80""#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infra_portal.app.domain (host `10.0.0.1`): `a.pigsty{` is not a valid domain name",
+            ],
+        ),
+        case(
+            "portal: `}` in config closes the server block",
+            with_app(r#"domain: a.pigsty, endpoint: "10.0.0.1:80", config: "} server { listen 81;""#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infra_portal.app.config (host `10.0.0.1`): unbalanced `}` would close the server block",
+            ],
+        ),
+        case(
+            "portal: `include` in config",
+            with_app(r#"domain: a.pigsty, path: /www/a, config: "include /etc/passwd;""#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infra_portal.app.config (host `10.0.0.1`): directive `include` is not allowed in `config`",
+            ],
+        ),
+        case(
+            "portal: endpoint without a port",
+            with_app(r#"domain: a.pigsty, endpoint: "10.0.0.1""#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infra_portal.app.endpoint (host `10.0.0.1`): `10.0.0.1` is not a valid endpoint (expected `host:port`)",
+            ],
+        ),
+        case(
+            "portal: endpoint with `;`",
+            with_app(r#"domain: a.pigsty, endpoint: "h:80; x""#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infra_portal.app.endpoint (host `10.0.0.1`): `h:80; x` is not a valid endpoint (expected `host:port`)",
+            ],
+        ),
+        case(
+            "portal: unknown key `schema` (hint)",
+            with_app(r#"domain: a.pigsty, endpoint: "10.0.0.1:443", schema: https"#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infra_portal.app.schema (host `10.0.0.1`): unknown portal entry key `schema`; did you mean `scheme`?",
+            ],
+        ),
+        case(
+            "portal: domain but neither path nor endpoint",
+            with_app("domain: a.pigsty"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infra_portal.app (host `10.0.0.1`): portal entry `app` has a `domain` but neither `path` nor `endpoint`",
+            ],
+        ),
+        case(
+            "portal: enforce_https with nginx_sslmode disable",
+            with_vars(
+                "nginx_sslmode: disable\ninfra_portal:\n  home: { domain: i.pigsty }\n  app: { domain: a.pigsty, endpoint: \"10.0.0.1:80\", enforce_https: true }",
+            ),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infra_portal.app.enforce_https (host `10.0.0.1`): `enforce_https` needs HTTPS, but `nginx_sslmode` is `disable`",
+            ],
+        ),
+        case(
+            "portal: auth without nginx_users",
+            with_app(r#"domain: a.pigsty, endpoint: "10.0.0.1:80", auth: true"#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infra_portal.app.auth (host `10.0.0.1`): basic auth is on but `nginx_users` is empty",
+            ],
+        ),
+        case(
+            "portal: two entries with one domain",
+            with_app(r#"domain: i.pigsty, endpoint: "10.0.0.1:80""#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infra_portal.app.domain (host `10.0.0.1`): domain `i.pigsty` is also served by portal entry `home`",
+            ],
+        ),
+        case(
+            "portal: no home entry",
+            with_vars("infra_portal:\n  home: { path: /www }"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infra_portal (host `10.0.0.1`): `infra_portal` needs a `home` entry with a `domain` (the default server)",
+            ],
+        ),
+        case(
+            "nginx: user name with `:`",
+            with_vars(r#"nginx_users: { "bob:x": Hunter2pw }"#),
+            &[
+                "error: {file}: 1 problem in profile",
+                r#"  all.vars.nginx_users."bob:x" (host `10.0.0.1`): `bob:x` is not a valid user name (no `:` or white space)"#,
+            ],
+        ),
+        // ---- dnsmasq --------------------------------------------------------------------------
+        case(
+            "dnsmasq: record with an injected option line",
+            with_vars(r#"dns_records: ["10.0.0.1 a.pigsty\ndhcp-script=/bin/sh"]"#),
+            &[
+                "error: {file}: 1 problem in profile",
+                r"  all.vars.dns_records[0] (host `10.0.0.1`): control character '\n' is not allowed",
+            ],
+        ),
+        case(
+            "dnsmasq: record without an IP",
+            with_vars(r#"dns_records: ["10.0.0.1 a.pigsty", "b.pigsty c.pigsty"]"#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.dns_records[1] (host `10.0.0.1`): `b.pigsty c.pigsty` is not a hosts line (`IP name…`)",
+            ],
+        ),
+        // ---- chrony ---------------------------------------------------------------------------
+        case(
+            "chrony: source with an injected directive",
+            with_vars(r#"node_ntp_servers: ["server x.pigsty iburst\nallow 0/0"]"#),
+            &[
+                "error: {file}: 1 problem in profile",
+                r"  all.vars.node_ntp_servers[0] (host `10.0.0.1`): control character '\n' is not allowed",
+            ],
+        ),
+        case(
+            "chrony: `local stratum 1` is not a source",
+            with_vars(r#"node_ntp_servers: ["local stratum 1"]"#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.node_ntp_servers[0] (host `10.0.0.1`): `local stratum 1` is not a chrony source (`server|pool|peer HOST [options]`)",
+            ],
+        ),
+        case(
+            "chrony: chrony_allow is not a network",
+            with_vars(r#"chrony_allow: ["10.0.0.0/24", "10.0.0.0/abc"]"#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.chrony_allow[1] (host `10.0.0.1`): `10.0.0.0/abc` is not a network (`address/prefix`)",
+            ],
+        ),
+        case(
+            "chrony: an IPv4 prefix longer than 32",
+            with_vars(r#"chrony_allow: ["10.0.0.0/33"]"#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.chrony_allow[0] (host `10.0.0.1`): `10.0.0.0/33` is not a network (`address/prefix`)",
+            ],
+        ),
+        case(
+            "identity: one IPv6 address written two ways",
+            with_hosts("\"::1\": { infra_seq: 1 }\n\"0::1\": { infra_seq: 2 }"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.children.infra.hosts.\"::1\" (host `::1`): `::1` and `0::1` are the same address ::1",
+            ],
+        ),
+        case(
+            "port: dns_port on nginx's port",
+            with_vars("dns_port: 80"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.dns_port (host `10.0.0.1`): port 80 of `dns_port` is already used by `nginx_port` on this host",
+            ],
+        ),
+        case(
+            "durations: a zero scrape interval",
+            with_vars("vmetrics_scrape_interval: 0s"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.vmetrics_scrape_interval (host `10.0.0.1`): `0s` is not a duration (e.g. `10s`, `5m`, `397d`)",
+            ],
+        ),
+        // ---- flags (systemd environment files) -------------------------------------------------
+        case(
+            "flags: `$` in vmetrics_options",
+            with_vars(r#"vmetrics_options: "-a=$HOME""#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.vmetrics_options (host `10.0.0.1`): `$` is not allowed in flag `-a=$HOME`",
+            ],
+        ),
+        case(
+            "flags: alertmanager_options word without `-`",
+            with_vars(r#"alertmanager_options: "foo""#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.alertmanager_options (host `10.0.0.1`): `foo` is not a flag (flags start with `-`)",
+            ],
+        ),
+        case(
+            "flags: `%` (systemd specifier) in blackbox_options",
+            with_vars(r#"blackbox_options: "--log.level=info --x=%h""#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.blackbox_options (host `10.0.0.1`): `%` is not allowed in flag `--x=%h`",
+            ],
+        ),
+        // ---- paths ----------------------------------------------------------------------------
+        case(
+            "path: `;` in nginx_home",
+            with_vars(r#"nginx_home: "/www;""#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.nginx_home (host `10.0.0.1`): `/www;` is not a safe absolute path (letters, digits and `/._-+@` only, no `..`)",
+            ],
+        ),
+        case(
+            "path: relative nginx_home",
+            with_vars("nginx_home: www"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.nginx_home (host `10.0.0.1`): `www` is not a safe absolute path (letters, digits and `/._-+@` only, no `..`)",
+            ],
+        ),
+        // ---- everything at once ---------------------------------------------------------------
+        // A value in `all.vars` that is wrong for several hosts is reported once, without a host.
+        case(
+            "several problems are reported together",
+            profile(
+                "10.0.0.1: { infra_seq: 1 }\n10.0.0.2: { infra_seq: 1 }\n10.0.0.3: {}",
+                "",
+                "nginx_port: 70000\nvmetrics_scrape_interval: soon\nnginx_sslmode: strict\ndns_records: [\"a.pigsty\"]",
+            ),
+            &[
+                "error: {file}: 6 problems in profile",
+                r#"  all.children.infra.hosts."10.0.0.2".infra_seq (host `10.0.0.2`): duplicate `infra_seq` 1: host `10.0.0.1` has it too"#,
+                r#"  all.children.infra.hosts."10.0.0.3".infra_seq (host `10.0.0.3`): missing `infra_seq`: every infra host needs a unique integer identity"#,
+                "  all.vars.dns_records[0]: `a.pigsty` is not a hosts line (`IP name…`)",
+                "  all.vars.nginx_port: port out of range: `70000` (expected 1 to 65535)",
+                "  all.vars.nginx_sslmode: `strict` is not one of `enable`, `disable`, `enforce`",
+                "  all.vars.vmetrics_scrape_interval: `soon` is not a duration (e.g. `10s`, `5m`, `397d`)",
+            ],
+        ),
+    ]
+}
+
+#[test]
+fn malformed_profiles_are_rejected_with_exact_messages_and_write_nothing() {
+    let cases = cases();
+    let mut names: Vec<&str> = cases.iter().map(|c| c.name).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), cases.len(), "case names must be unique");
+
+    let mut report = String::new();
+    for case in &cases {
+        let failures = run(case);
+        if !failures.is_empty() {
+            writeln!(report, "\n=== {}\n{}", case.name, failures.join("\n")).expect("write to a String");
+        }
+    }
+    assert!(report.is_empty(), "{report}");
+}
+
+/// The helper profile itself is valid: every case fails only because of what it adds.
+#[test]
+fn base_profile_renders() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let file = tmp.path().join("profile.yml");
+    fs::write(&file, with_app(r#"domain: a.pigsty, endpoint: "10.0.0.1:80""#)).expect("write profile");
+    let out = tmp.path().join("out");
+    let status = Command::new(env!("CARGO_BIN_EXE_infragen"))
+        .arg("render")
+        .arg("--profile")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run infragen");
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(out.join("10.0.0.1").is_dir());
+}
