@@ -4,6 +4,7 @@
 //! file), 2 invalid input (usage, a profile that does not load or resolve).
 
 use std::ffi::OsString;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -34,7 +35,9 @@ enum Command {
     #[command(after_help = "Example:\n  infragen check --profile three-node")]
     Check(ProfileArgs),
     /// Render every infra host's configuration files under DIR/<host>/<component>/
-    #[command(after_help = "Example:\n  infragen render --profile single-node --out out --validate")]
+    #[command(
+        after_help = "Example:\n  infragen render --profile single-node --out out --validate"
+    )]
     Render {
         #[command(flatten)]
         profile: ProfileArgs,
@@ -80,7 +83,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     };
     match cli.command {
         Command::Check(p) => check(&p),
-        Command::Render { profile, out, validate, strict } => render(&profile, &out, validate, strict),
+        Command::Render {
+            profile,
+            out,
+            validate,
+            strict,
+        } => render(&profile, &out, validate, strict),
         Command::Params => {
             print!("{}", params_reference());
             0
@@ -109,10 +117,22 @@ fn check(p: &ProfileArgs) -> i32 {
         Ok(plan) => plan,
         Err(code) => return code,
     };
-    println!("{}: {} infra host{} of {} in the inventory", plan.source, plan.hosts.len(), if plan.hosts.len() == 1 { "" } else { "s" }, plan.inventory_hosts);
+    println!(
+        "{}: {} infra host{} of {} in the inventory",
+        plan.source,
+        plan.hosts.len(),
+        if plan.hosts.len() == 1 { "" } else { "s" },
+        plan.inventory_hosts
+    );
     for h in &plan.hosts {
         let on: Vec<&str> = h.enabled().iter().map(|c| c.name()).collect();
-        println!("  {} infra-{}{}: {}", h.ip, h.seq, if h.is_admin { " (admin)" } else { "" }, on.join(" "));
+        println!(
+            "  {} infra-{}{}: {}",
+            h.ip,
+            h.seq,
+            if h.is_admin { " (admin)" } else { "" },
+            on.join(" ")
+        );
         for (c, why) in &h.disabled {
             println!("    {c} disabled by {why}");
         }
@@ -137,7 +157,10 @@ fn render(p: &ProfileArgs, out: &std::path::Path, run_validators: bool, strict: 
             Ok(report) => {
                 print!("{}", report.text());
                 if !report.ok(strict) {
-                    eprintln!("error: validation failed; nothing was written to {}", out.display());
+                    eprintln!(
+                        "error: validation failed; nothing was written to {}",
+                        out.display()
+                    );
                     return 1;
                 }
             }
@@ -151,7 +174,13 @@ fn render(p: &ProfileArgs, out: &std::path::Path, run_validators: bool, strict: 
         eprintln!("error: {e:#}");
         return 1;
     }
-    println!("rendered {} files for {} infra host{} into {}", tree.len(), plan.hosts.len(), if plan.hosts.len() == 1 { "" } else { "s" }, out.display());
+    println!(
+        "rendered {} files for {} infra host{} into {}",
+        tree.len(),
+        plan.hosts.len(),
+        if plan.hosts.len() == 1 { "" } else { "s" },
+        out.display()
+    );
     0
 }
 
@@ -159,11 +188,27 @@ fn render(p: &ProfileArgs, out: &std::path::Path, run_validators: bool, strict: 
 pub fn params_reference() -> String {
     let mut s = String::from("| parameter | default | meaning |\n|---|---|---|\n");
     for p in params::PARAMS {
-        let default = p.default.map_or_else(|| "(required)".to_owned(), |d| {
-            let d = d.split_whitespace().collect::<Vec<_>>().join(" ");
-            if d.len() > 60 { format!("`{}…`", &d[..d.char_indices().nth(57).map_or(d.len(), |(i, _)| i)]) } else { format!("`{d}`") }
-        });
-        s.push_str(&format!("| `{}` | {} | {} |\n", p.name, default.replace('|', "\\|"), p.doc));
+        let default = p.default.map_or_else(
+            || "(required)".to_owned(),
+            |d| {
+                let d = d.split_whitespace().collect::<Vec<_>>().join(" ");
+                if d.len() > 60 {
+                    format!(
+                        "`{}…`",
+                        &d[..d.char_indices().nth(57).map_or(d.len(), |(i, _)| i)]
+                    )
+                } else {
+                    format!("`{d}`")
+                }
+            },
+        );
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {} |",
+            p.name,
+            default.replace('|', "\\|"),
+            p.doc,
+        );
     }
     s
 }

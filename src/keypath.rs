@@ -5,8 +5,15 @@
 
 /// Appends `key` to `base`, quoting it when it would be ambiguous.
 pub fn join(base: &str, key: &str) -> String {
-    let plain = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    let key = if plain { key.to_owned() } else { format!("{key:?}") };
+    let plain = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let key = if plain {
+        key.to_owned()
+    } else {
+        format!("{key:?}")
+    };
     if base.is_empty() {
         key
     } else {

@@ -16,11 +16,19 @@ pub struct Param {
 }
 
 const fn p(name: &'static str, default: &'static str, doc: &'static str) -> Param {
-    Param { name, default: Some(default), doc }
+    Param {
+        name,
+        default: Some(default),
+        doc,
+    }
 }
 
 const fn required(name: &'static str, doc: &'static str) -> Param {
-    Param { name, default: None, doc }
+    Param {
+        name,
+        default: None,
+        doc,
+    }
 }
 
 /// INFRA parameters (and those of other modules that INFRA consumes), in reference order.
@@ -167,14 +175,50 @@ pub fn get(name: &str) -> Option<&'static Param> {
 /// Parameters of other Pigsty modules whose names are close to an INFRA parameter: never
 /// reported as misspellings.
 const NEAR_MISSES: &[&str] = &[
-    "etcd_seq", "pg_seq", "minio_seq", "redis_node", "node_repo_modules", "node_repo_remove",
-    "pg_port", "node_tune", "repo_extra_packages", "pg_packages", "node_packages", "minio_users",
-    "minio_data", "minio_cluster", "etcd_cluster", "pg_cluster", "redis_cluster", "vip_enabled",
-    "vip_address", "vip_vrid", "vip_role", "pg_role", "nodename", "nodename_overwrite",
-    "docker_enabled", "node_etc_hosts", "node_dns_servers", "haproxy_services", "pg_vip_enabled",
-    "pg_vip_address", "pg_dns_suffix", "pg_dns_target", "vip_dns_suffix", "minio_endpoint",
-    "minio_domain", "minio_seq", "infra_services", "pg_exporters", "redis_exporter_enabled",
-    "minio_node", "pgbackrest_repo", "pgbackrest_method", "pg_users", "pg_databases",
+    "etcd_seq",
+    "pg_seq",
+    "minio_seq",
+    "redis_node",
+    "node_repo_modules",
+    "node_repo_remove",
+    "pg_port",
+    "node_tune",
+    "repo_extra_packages",
+    "pg_packages",
+    "node_packages",
+    "minio_users",
+    "minio_data",
+    "minio_cluster",
+    "etcd_cluster",
+    "pg_cluster",
+    "redis_cluster",
+    "vip_enabled",
+    "vip_address",
+    "vip_vrid",
+    "vip_role",
+    "pg_role",
+    "nodename",
+    "nodename_overwrite",
+    "docker_enabled",
+    "node_etc_hosts",
+    "node_dns_servers",
+    "haproxy_services",
+    "pg_vip_enabled",
+    "pg_vip_address",
+    "pg_dns_suffix",
+    "pg_dns_target",
+    "vip_dns_suffix",
+    "minio_endpoint",
+    "minio_domain",
+    "minio_seq",
+    "infra_services",
+    "pg_exporters",
+    "redis_exporter_enabled",
+    "minio_node",
+    "pgbackrest_repo",
+    "pgbackrest_method",
+    "pg_users",
+    "pg_databases",
 ];
 
 /// The closest INFRA parameter to an unknown name, when it is a likely misspelling.
@@ -199,13 +243,15 @@ fn distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
             }
@@ -222,7 +268,8 @@ mod tests {
     fn every_default_parses() {
         for p in PARAMS {
             if let Some(d) = p.default {
-                serde_yaml::from_str::<serde_yaml::Value>(d).unwrap_or_else(|e| panic!("{}: {e}", p.name));
+                serde_yaml::from_str::<serde_yaml::Value>(d)
+                    .unwrap_or_else(|e| panic!("{}: {e}", p.name));
             }
         }
     }
@@ -239,8 +286,14 @@ mod tests {
     #[test]
     fn suggests_close_names_only() {
         assert_eq!(suggest("nginx_prot"), Some("nginx_port"));
-        assert_eq!(suggest("vmetrics_scrape_intervall"), Some("vmetrics_scrape_interval"));
-        assert_eq!(suggest("grafana_admin_pasword"), Some("grafana_admin_password"));
+        assert_eq!(
+            suggest("vmetrics_scrape_intervall"),
+            Some("vmetrics_scrape_interval")
+        );
+        assert_eq!(
+            suggest("grafana_admin_pasword"),
+            Some("grafana_admin_password")
+        );
         assert_eq!(suggest("pg_cluster"), None);
         assert_eq!(suggest("nginx_port"), None);
         assert_eq!(suggest("something_else_entirely"), None);

@@ -20,7 +20,11 @@ pub struct Problem {
 impl Problem {
     /// A problem at `path`, not tied to one host.
     pub fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { path: path.into(), host: None, message: message.into() }
+        Self {
+            path: path.into(),
+            host: None,
+            message: message.into(),
+        }
     }
 
     /// The same problem, attributed to `host`.
@@ -60,19 +64,35 @@ impl Problems {
         let mut list: Vec<Problem> = hosts
             .into_iter()
             .map(|((path, message), hosts)| {
-                let host = if hosts.len() == 1 { hosts.into_iter().next().flatten() } else { None };
-                Problem { path, host, message }
+                let host = if hosts.len() == 1 {
+                    hosts.into_iter().next().flatten()
+                } else {
+                    None
+                };
+                Problem {
+                    path,
+                    host,
+                    message,
+                }
             })
             .collect();
         list.sort();
-        Self { source: source.to_owned(), list }
+        Self {
+            source: source.to_owned(),
+            list,
+        }
     }
 }
 
 impl fmt::Display for Problems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.list.len();
-        write!(f, "{}: {n} problem{} in profile", self.source, if n == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "{}: {n} problem{} in profile",
+            self.source,
+            if n == 1 { "" } else { "s" }
+        )?;
         for p in &self.list {
             write!(f, "\n  {p}")?;
         }

@@ -132,8 +132,17 @@ pub fn parse(source: &str, text: &str) -> Result<Inventory, LoadError> {
         let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         let message = e.to_string();
         // serde_yaml appends " at line L column C"; the location is already in front.
-        let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
-        LoadError::Yaml { source: source.to_owned(), line, column, message }
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_owned();
+        LoadError::Yaml {
+            source: source.to_owned(),
+            line,
+            column,
+            message,
+        }
     })?;
     let mut walker = Walker::default();
     walker.root(&root);
@@ -155,12 +164,22 @@ impl Inventory {
     /// > `all.vars`. Built-in defaults are applied by `plan`, not here.
     pub fn resolve(&self, host: &str) -> Vars {
         let mut vars = self.all_vars.clone();
-        let Some(h) = self.hosts.get(host) else { return vars };
-        let mut groups: Vec<(&usize, &String)> =
-            h.groups.iter().filter_map(|g| self.groups.get(g).map(|grp| (&grp.depth, g))).collect();
+        let Some(h) = self.hosts.get(host) else {
+            return vars;
+        };
+        let mut groups: Vec<(&usize, &String)> = h
+            .groups
+            .iter()
+            .filter_map(|g| self.groups.get(g).map(|grp| (&grp.depth, g)))
+            .collect();
         groups.sort();
         for (_, g) in groups {
-            vars.extend(self.groups[g].vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+            vars.extend(
+                self.groups[g]
+                    .vars
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
         }
         vars.extend(h.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
         vars
@@ -168,8 +187,12 @@ impl Inventory {
 
     /// Hosts of `group` (including those of its child groups), in address order.
     pub fn members(&self, group: &str) -> Vec<&str> {
-        let mut hosts: Vec<&str> =
-            self.hosts.iter().filter(|(_, h)| h.groups.contains(group)).map(|(k, _)| k.as_str()).collect();
+        let mut hosts: Vec<&str> = self
+            .hosts
+            .iter()
+            .filter(|(_, h)| h.groups.contains(group))
+            .map(|(k, _)| k.as_str())
+            .collect();
         hosts.sort_by(|a, b| crate::plan::address_order(a, b));
         hosts
     }
@@ -199,9 +222,15 @@ impl Inventory {
                 if !seen.insert(g.clone()) {
                     continue;
                 }
-                let Some(group) = self.groups.get(&g) else { continue };
+                let Some(group) = self.groups.get(&g) else {
+                    continue;
+                };
                 for host in group.hosts.clone() {
-                    self.hosts.entry(host).or_default().groups.insert(name.clone());
+                    self.hosts
+                        .entry(host)
+                        .or_default()
+                        .groups
+                        .insert(name.clone());
                 }
                 stack.extend(group.children.iter().cloned());
             }
@@ -221,20 +250,29 @@ struct Walker {
 impl Walker {
     fn root(&mut self, root: &Value) {
         let Some(top) = root.as_mapping() else {
-            self.problems.push(Problem::at("(top)", "a profile is a mapping with the key `all`"));
+            self.problems.push(Problem::at(
+                "(top)",
+                "a profile is a mapping with the key `all`",
+            ));
             return;
         };
         for (k, _) in top {
             let k = scalar(k);
             if k != "all" {
-                self.problems.push(Problem::at(keypath::join("", &k), "unknown top-level key; a profile has only `all`"));
+                self.problems.push(Problem::at(
+                    keypath::join("", &k),
+                    "unknown top-level key; a profile has only `all`",
+                ));
             }
         }
         let Some(all) = top.get("all") else {
-            self.problems.push(Problem::at("all", "missing; a profile starts with `all:`"));
+            self.problems
+                .push(Problem::at("all", "missing; a profile starts with `all:`"));
             return;
         };
-        let Some(all) = self.mapping(all, "all") else { return };
+        let Some(all) = self.mapping(all, "all") else {
+            return;
+        };
         for (k, v) in all {
             let key = scalar(k);
             let path = keypath::join("all", &key);
@@ -248,7 +286,10 @@ impl Walker {
                     }
                 }
                 "children" => self.children(v, &path, 1, None),
-                _ => self.problems.push(Problem::at(path, "unknown key; `all` has `children`, `hosts` and `vars`")),
+                _ => self.problems.push(Problem::at(
+                    path,
+                    "unknown key; `all` has `children`, `hosts` and `vars`",
+                )),
             }
         }
     }
@@ -257,7 +298,9 @@ impl Walker {
         if value.is_null() {
             return;
         }
-        let Some(map) = self.mapping(value, path) else { return };
+        let Some(map) = self.mapping(value, path) else {
+            return;
+        };
         for (k, v) in map {
             let name = scalar(k);
             let gpath = keypath::join(path, &name);
@@ -266,13 +309,19 @@ impl Walker {
                 continue;
             }
             if let Some(parent) = parent {
-                self.groups.entry(parent.to_owned()).or_default().children.push(name.clone());
+                self.groups
+                    .entry(parent.to_owned())
+                    .or_default()
+                    .children
+                    .push(name.clone());
             }
             self.groups.entry(name.clone()).or_default().depth = depth;
             if v.is_null() {
                 continue;
             }
-            let Some(body) = self.mapping(v, &gpath) else { continue };
+            let Some(body) = self.mapping(v, &gpath) else {
+                continue;
+            };
             for (gk, gv) in body {
                 let key = scalar(gk);
                 let kpath = keypath::join(&gpath, &key);
@@ -302,12 +351,18 @@ impl Walker {
         if value.is_null() {
             return Vec::new();
         }
-        let Some(map) = self.mapping(value, path) else { return Vec::new() };
+        let Some(map) = self.mapping(value, path) else {
+            return Vec::new();
+        };
         map.iter()
             .map(|(k, v)| {
                 let host = scalar(k);
                 let hpath = keypath::join(path, &host);
-                let vars = if v.is_null() { Vars::new() } else { self.vars(v, &hpath) };
+                let vars = if v.is_null() {
+                    Vars::new()
+                } else {
+                    self.vars(v, &hpath)
+                };
                 (host, vars)
             })
             .collect()
@@ -317,12 +372,20 @@ impl Walker {
         if value.is_null() {
             return Vars::new();
         }
-        let Some(map) = self.mapping(value, path) else { return Vars::new() };
+        let Some(map) = self.mapping(value, path) else {
+            return Vars::new();
+        };
         map.iter()
             .map(|(k, v)| {
                 let name = scalar(k);
                 let vpath = keypath::join(path, &name);
-                (name, Var { value: v.clone(), path: vpath })
+                (
+                    name,
+                    Var {
+                        value: v.clone(),
+                        path: vpath,
+                    },
+                )
             })
             .collect()
     }
@@ -330,7 +393,10 @@ impl Walker {
     fn mapping<'v>(&mut self, value: &'v Value, path: &str) -> Option<&'v serde_yaml::Mapping> {
         let map = value.as_mapping();
         if map.is_none() {
-            self.problems.push(Problem::at(path, format!("expected a mapping, found {}", kind(value))));
+            self.problems.push(Problem::at(
+                path,
+                format!("expected a mapping, found {}", kind(value)),
+            ));
         }
         map
     }
@@ -343,7 +409,10 @@ fn scalar(v: &Value) -> String {
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
         Value::Null => String::new(),
-        other => serde_yaml::to_string(other).unwrap_or_default().trim().to_owned(),
+        other => serde_yaml::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
     }
 }
 
@@ -386,7 +455,10 @@ all:
         let inv = parse("t", SAMPLE).unwrap();
         let v1 = inv.resolve("10.0.0.1");
         assert_eq!(v1["nginx_port"].value, Value::from(8080));
-        assert_eq!(v1["nginx_port"].path, r#"all.children.infra.hosts."10.0.0.1".nginx_port"#);
+        assert_eq!(
+            v1["nginx_port"].path,
+            r#"all.children.infra.hosts."10.0.0.1".nginx_port"#
+        );
         // same depth: later group name wins (`pg-meta` > `infra`)
         assert_eq!(v1["dns_port"].value, Value::from(5454));
         assert_eq!(v1["vlogs_port"].value, Value::from(1));
@@ -400,14 +472,22 @@ all:
     #[test]
     fn yaml_error_has_line_and_column() {
         let err = parse("p.yml", "all:\n  vars: { a: [1, 2 }\n").unwrap_err();
-        let LoadError::Yaml { line, column, .. } = err else { panic!("{err}") };
+        let LoadError::Yaml { line, column, .. } = err else {
+            panic!("{err}")
+        };
         assert_eq!((line, column), (2, 20));
     }
 
     #[test]
     fn structure_problems_are_collected() {
-        let err = parse("p.yml", "all:\n  children: { infra: { hostz: {} } }\n  varz: 1\n").unwrap_err();
-        let LoadError::Structure(p) = err else { panic!("{err}") };
+        let err = parse(
+            "p.yml",
+            "all:\n  children: { infra: { hostz: {} } }\n  varz: 1\n",
+        )
+        .unwrap_err();
+        let LoadError::Structure(p) = err else {
+            panic!("{err}")
+        };
         assert_eq!(p.list.len(), 2, "{p}");
     }
 

@@ -6,7 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -30,8 +31,17 @@ impl Tree {
     /// Adds a file; a path may be added once.
     pub fn add(&mut self, path: impl Into<String>, mode: u32, data: impl Into<Vec<u8>>) {
         let path = path.into();
-        debug_assert!(!path.starts_with('/') && !path.split('/').any(|p| p == ".." || p.is_empty()), "{path}");
-        let old = self.entries.insert(path.clone(), Entry { mode, data: data.into() });
+        debug_assert!(
+            !path.starts_with('/') && !path.split('/').any(|p| p == ".." || p.is_empty()),
+            "{path}"
+        );
+        let old = self.entries.insert(
+            path.clone(),
+            Entry {
+                mode,
+                data: data.into(),
+            },
+        );
         assert!(old.is_none(), "rendered twice: {path}");
     }
 
@@ -44,7 +54,10 @@ impl Tree {
 
     /// Replaces the content of an existing file (tests use it to plant defects).
     pub fn set(&mut self, path: &str, data: impl Into<Vec<u8>>) {
-        self.entries.get_mut(path).unwrap_or_else(|| panic!("no file {path}")).data = data.into();
+        self.entries
+            .get_mut(path)
+            .unwrap_or_else(|| panic!("no file {path}"))
+            .data = data.into();
     }
 
     /// Files in path order.
@@ -62,15 +75,53 @@ impl Tree {
         self.entries.len()
     }
 
+    /// Whether the tree has no files.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Directories implied by the files, with their modes: 0700 when every file below holds a
+    /// secret (mode 0600), 0755 otherwise. Derived, so the umask never decides.
+    pub fn dirs(&self) -> BTreeMap<String, u32> {
+        let mut dirs: BTreeMap<String, u32> = BTreeMap::new();
+        for (path, entry) in &self.entries {
+            let mut d = path.as_str();
+            while let Some((parent, _)) = d.rsplit_once('/') {
+                let mode = dirs.entry(parent.to_owned()).or_insert(0o700);
+                if entry.mode != 0o600 {
+                    *mode = 0o755;
+                }
+                d = parent;
+            }
+        }
+        dirs
+    }
+
     /// Writes the files below `dir` (which must exist), with exact modes.
     pub fn write_into(&self, dir: &Path) -> Result<()> {
+        let dirs = self.dirs();
+        // Parents sort before their children, so each directory is made once, in order.
+        for d in dirs.keys() {
+            let full = dir.join(d);
+            fs::create_dir(&full).with_context(|| format!("creating {}", full.display()))?;
+        }
         for (path, entry) in &self.entries {
             let full = dir.join(path);
-            if let Some(parent) = full.parent() {
-                fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-            }
-            fs::write(&full, &entry.data).with_context(|| format!("writing {}", full.display()))?;
-            fs::set_permissions(&full, fs::Permissions::from_mode(entry.mode))
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(entry.mode)
+                .open(&full)
+                .with_context(|| format!("writing {}", full.display()))?;
+            f.write_all(&entry.data)
+                .with_context(|| format!("writing {}", full.display()))?;
+            // `mode` at creation is filtered by the umask; set it exactly.
+            f.set_permissions(fs::Permissions::from_mode(entry.mode))
+                .with_context(|| format!("setting mode of {}", full.display()))?;
+        }
+        for (d, mode) in dirs {
+            let full = dir.join(d);
+            fs::set_permissions(&full, fs::Permissions::from_mode(mode))
                 .with_context(|| format!("setting mode of {}", full.display()))?;
         }
         Ok(())
@@ -84,24 +135,34 @@ impl Tree {
             _ => Path::new(".").to_path_buf(),
         };
         fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
-        let name = dir.file_name().context("output directory has no name")?.to_string_lossy().into_owned();
-        let staging = tempfile::Builder::new().prefix(&format!(".{name}.new-")).tempdir_in(&parent)?;
+        let name = dir
+            .file_name()
+            .context("output directory has no name")?
+            .to_string_lossy()
+            .into_owned();
+        let staging = tempfile::Builder::new()
+            .prefix(&format!(".{name}.new-"))
+            .tempdir_in(&parent)?;
         self.write_into(staging.path())?;
         fs::set_permissions(staging.path(), fs::Permissions::from_mode(0o755))?;
         if dir.exists() {
             if !dir.is_dir() {
                 bail!("{} exists and is not a directory", dir.display());
             }
-            let old = tempfile::Builder::new().prefix(&format!(".{name}.old-")).tempdir_in(&parent)?;
+            let old = tempfile::Builder::new()
+                .prefix(&format!(".{name}.old-"))
+                .tempdir_in(&parent)?;
             let old_path = old.path().join("tree");
-            fs::rename(dir, &old_path).with_context(|| format!("moving {} aside", dir.display()))?;
+            fs::rename(dir, &old_path)
+                .with_context(|| format!("moving {} aside", dir.display()))?;
             if let Err(e) = fs::rename(staging.path(), dir) {
                 let _ = fs::rename(&old_path, dir);
                 return Err(e).with_context(|| format!("renaming into {}", dir.display()));
             }
             drop(old);
         } else {
-            fs::rename(staging.path(), dir).with_context(|| format!("renaming into {}", dir.display()))?;
+            fs::rename(staging.path(), dir)
+                .with_context(|| format!("renaming into {}", dir.display()))?;
         }
         // The staging directory was renamed away; forget it rather than delete `dir`.
         let _ = staging.keep();
@@ -121,11 +182,25 @@ mod tests {
         a.add("h/x.conf", 0o640, "x");
         a.add("h/old", 0o644, "o");
         a.write_atomic(&out).unwrap();
-        assert_eq!(fs::metadata(out.join("h/x.conf")).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(
+            fs::metadata(out.join("h/x.conf"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o640
+        );
         let mut b = Tree::default();
         b.add("h/x.conf", 0o644, "y");
         b.write_atomic(&out).unwrap();
         assert!(!out.join("h/old").exists());
+        let mut c = Tree::default();
+        c.add("h/secrets/k", 0o600, "s");
+        c.add("h/conf", 0o644, "c");
+        assert_eq!(
+            c.dirs().into_iter().collect::<Vec<_>>(),
+            [("h".to_owned(), 0o755), ("h/secrets".to_owned(), 0o700)]
+        );
         assert_eq!(fs::read_to_string(out.join("h/x.conf")).unwrap(), "y");
         let leftovers: Vec<_> = fs::read_dir(tmp.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no staging directories left");

@@ -18,7 +18,11 @@ struct Case {
 }
 
 fn case(name: &'static str, profile: impl Into<String>, stderr: &'static [&'static str]) -> Case {
-    Case { name, profile: profile.into(), stderr }
+    Case {
+        name,
+        profile: profile.into(),
+        stderr,
+    }
 }
 
 /// Indents every line of `text` by `n` spaces (so the table can write YAML at column 0).
@@ -51,7 +55,9 @@ fn with_hosts(hosts: &str) -> String {
 
 /// A valid `home` portal entry plus an `app` entry with the flow-mapping body `app`.
 fn with_app(app: &str) -> String {
-    with_vars(&format!("infra_portal:\n  home: {{ domain: i.pigsty }}\n  app: {{ {app} }}"))
+    with_vars(&format!(
+        "infra_portal:\n  home: {{ domain: i.pigsty }}\n  app: {{ {app} }}"
+    ))
 }
 
 /// Runs one case; returns a description of every way it failed.
@@ -72,20 +78,33 @@ fn run(case: &Case) -> Vec<String> {
 
     let mut failures = Vec::new();
     if output.status.code() != Some(2) {
-        failures.push(format!("exit status {:?}, expected 2", output.status.code()));
+        failures.push(format!(
+            "exit status {:?}, expected 2",
+            output.status.code()
+        ));
     }
-    let stderr = String::from_utf8_lossy(&output.stderr).replace(file.to_str().expect("utf-8 path"), "{file}");
+    let stderr = String::from_utf8_lossy(&output.stderr)
+        .replace(file.to_str().expect("utf-8 path"), "{file}");
     let expected: String = case.stderr.iter().flat_map(|l| [*l, "\n"]).collect();
     if stderr != expected {
-        failures.push(format!("stderr differs\n--- expected\n{expected}--- actual\n{stderr}---"));
+        failures.push(format!(
+            "stderr differs\n--- expected\n{expected}--- actual\n{stderr}---"
+        ));
     }
     if !output.stdout.is_empty() {
-        failures.push(format!("stdout not empty: {}", String::from_utf8_lossy(&output.stdout)));
+        failures.push(format!(
+            "stdout not empty: {}",
+            String::from_utf8_lossy(&output.stdout)
+        ));
     }
     if out.exists() {
         failures.push(format!("{} was written", out.display()));
     }
-    failures.extend(leftovers(tmp.path()).into_iter().map(|n| format!("stray entry `{n}` in the temp dir")));
+    failures.extend(
+        leftovers(tmp.path())
+            .into_iter()
+            .map(|n| format!("stray entry `{n}` in the temp dir")),
+    );
     failures
 }
 
@@ -93,7 +112,12 @@ fn run(case: &Case) -> Vec<String> {
 fn leftovers(dir: &Path) -> Vec<String> {
     fs::read_dir(dir)
         .expect("read temp dir")
-        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|n| n != "profile.yml")
         .collect()
 }
@@ -295,7 +319,7 @@ fn cases() -> Vec<Case> {
             with_hosts("infra-1: { infra_seq: 1 }"),
             &[
                 "error: {file}: 1 problem in profile",
-                r#"  all.children.infra.hosts.infra-1 (host `infra-1`): infra host key `infra-1` is not an IP address (Pigsty names hosts by address)"#,
+                r"  all.children.infra.hosts.infra-1 (host `infra-1`): infra host key `infra-1` is not an IP address (Pigsty names hosts by address)",
             ],
         ),
         case(
@@ -600,7 +624,8 @@ fn malformed_profiles_are_rejected_with_exact_messages_and_write_nothing() {
     for case in &cases {
         let failures = run(case);
         if !failures.is_empty() {
-            writeln!(report, "\n=== {}\n{}", case.name, failures.join("\n")).expect("write to a String");
+            writeln!(report, "\n=== {}\n{}", case.name, failures.join("\n"))
+                .expect("write to a String");
         }
     }
     assert!(report.is_empty(), "{report}");
@@ -611,7 +636,11 @@ fn malformed_profiles_are_rejected_with_exact_messages_and_write_nothing() {
 fn base_profile_renders() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let file = tmp.path().join("profile.yml");
-    fs::write(&file, with_app(r#"domain: a.pigsty, endpoint: "10.0.0.1:80""#)).expect("write profile");
+    fs::write(
+        &file,
+        with_app(r#"domain: a.pigsty, endpoint: "10.0.0.1:80""#),
+    )
+    .expect("write profile");
     let out = tmp.path().join("out");
     let status = Command::new(env!("CARGO_BIN_EXE_infragen"))
         .arg("render")
@@ -621,6 +650,10 @@ fn base_profile_renders() {
         .arg(&out)
         .output()
         .expect("run infragen");
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     assert!(out.join("10.0.0.1").is_dir());
 }

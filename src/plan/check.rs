@@ -23,7 +23,9 @@ pub fn domain(s: &str) -> Result<(), String> {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         });
     if ok {
         Ok(())
@@ -35,12 +37,15 @@ pub fn domain(s: &str) -> Result<(), String> {
 /// An absolute path of safe characters, without `..`.
 pub fn abs_path(s: &str) -> Result<(), String> {
     let ok = s.starts_with('/')
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+@".contains(c))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+@".contains(c))
         && !s.split('/').any(|part| part == "..");
     if ok {
         Ok(())
     } else {
-        Err(format!("`{s}` is not a safe absolute path (letters, digits and `/._-+@` only, no `..`)"))
+        Err(format!(
+            "`{s}` is not a safe absolute path (letters, digits and `/._-+@` only, no `..`)"
+        ))
     }
 }
 
@@ -49,11 +54,14 @@ pub fn name(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= 128
         && !s.starts_with('.')
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
     if ok {
         Ok(())
     } else {
-        Err(format!("`{s}` is not a valid name (letters, digits and `._-` only)"))
+        Err(format!(
+            "`{s}` is not a valid name (letters, digits and `._-` only)"
+        ))
     }
 }
 
@@ -68,7 +76,9 @@ pub fn duration(s: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("`{s}` is not a duration (e.g. `10s`, `5m`, `397d`)"))
+        Err(format!(
+            "`{s}` is not a duration (e.g. `10s`, `5m`, `397d`)"
+        ))
     }
 }
 
@@ -93,7 +103,10 @@ pub fn nginx_quoted(s: &str) -> Result<(), String> {
 
 /// Raw nginx text appended to a server block (`config`): balanced braces, no code loading.
 pub fn nginx_snippet(s: &str) -> Result<(), String> {
-    if let Some(c) = s.chars().find(|c| c.is_control() && *c != '\n' && *c != '\t') {
+    if let Some(c) = s
+        .chars()
+        .find(|c| c.is_control() && *c != '\n' && *c != '\t')
+    {
         return Err(format!("control character {c:?} is not allowed"));
     }
     let mut depth = 0i32;
@@ -114,7 +127,16 @@ pub fn nginx_snippet(s: &str) -> Result<(), String> {
     }
     for word in s.split(|c: char| c.is_whitespace() || c == ';' || c == '{' || c == '}') {
         let w = word.to_ascii_lowercase();
-        if ["load_module", "ssl_engine", "include", "server", "perl", "perl_modules", "js_import"].contains(&w.as_str())
+        if [
+            "load_module",
+            "ssl_engine",
+            "include",
+            "server",
+            "perl",
+            "perl_modules",
+            "js_import",
+        ]
+        .contains(&w.as_str())
             || w.contains("_by_lua")
         {
             return Err(format!("directive `{word}` is not allowed in `config`"));
@@ -125,7 +147,13 @@ pub fn nginx_snippet(s: &str) -> Result<(), String> {
 
 /// A hostname label usable in a DNS hosts file and as a file name.
 pub fn hostname(s: &str) -> Result<(), String> {
-    domain(s).and_then(|()| if s.starts_with("*.") { Err(format!("`{s}` may not be a wildcard")) } else { Ok(()) })
+    domain(s).and_then(|()| {
+        if s.starts_with("*.") {
+            Err(format!("`{s}` may not be a wildcard"))
+        } else {
+            Ok(())
+        }
+    })
 }
 
 #[cfg(test)]
@@ -134,7 +162,8 @@ mod tests {
 
     #[test]
     fn table() {
-        let cases: &[(fn(&str) -> Result<(), String>, &str, bool)] = &[
+        type Check = fn(&str) -> Result<(), String>;
+        let cases: &[(Check, &str, bool)] = &[
             (domain, "i.pigsty", true),
             (domain, "*.example.com", true),
             (domain, "a;b", false),

@@ -12,7 +12,7 @@ use super::read::Reader;
 use super::{check, Component, HostPlan, InfraNode, Ports, Secret};
 use crate::profile::Inventory;
 
-/// VictoriaMetrics.
+/// `VictoriaMetrics`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vmetrics {
     /// Command-line flags.
@@ -23,7 +23,7 @@ pub struct Vmetrics {
     pub scrape_timeout: String,
     /// `exporter_metrics_path`.
     pub metrics_path: String,
-    /// Scrape MinIO over TLS.
+    /// Scrape `MinIO` over TLS.
     pub minio_https: bool,
     /// Add the `pgsql-patroni` job.
     pub patroni_ssl: bool,
@@ -35,7 +35,7 @@ pub struct Vmetrics {
     pub pgrds: BTreeMap<String, Vec<super::TargetGroup>>,
 }
 
-/// VictoriaLogs or VictoriaTraces: flags only.
+/// `VictoriaLogs` or `VictoriaTraces`: flags only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Victoria {
     /// Command-line flags.
@@ -117,7 +117,7 @@ pub struct Grafana {
     pub admin_user: String,
     /// `[auth.proxy]`.
     pub auth_proxy: bool,
-    /// Database in PostgreSQL (`grafana_pgurl` as a credential).
+    /// Database in `PostgreSQL` (`grafana_pgurl` as a credential).
     pub pg_database: bool,
     /// `en-US` or `zh-Hans`.
     pub language: String,
@@ -139,7 +139,13 @@ fn url(ip: IpAddr, port: u16) -> String {
 }
 
 /// The whole plan of one infra host.
-pub fn host(r: &mut Reader, node: &InfraNode, infra: &[InfraNode], inventory: &Inventory, dns: &BTreeMap<String, Vec<String>>) -> HostPlan {
+pub fn host(
+    r: &mut Reader,
+    node: &InfraNode,
+    infra: &[InfraNode],
+    inventory: &Inventory,
+    dns: &BTreeMap<String, Vec<String>>,
+) -> HostPlan {
     let ip = node.ip;
     let p = node.ports;
     let admin_ip = r.ip("admin_ip").unwrap_or(ip);
@@ -152,7 +158,11 @@ pub fn host(r: &mut Reader, node: &InfraNode, infra: &[InfraNode], inventory: &I
     let mut disabled = Vec::new();
     for c in Component::ALL {
         if !node.enabled.contains(&c) {
-            let why = if c == Component::Vmalert && r.bool("vmalert_enabled") { "vmetrics_enabled" } else { c.flag() };
+            let why = if c == Component::Vmalert && r.bool("vmalert_enabled") {
+                "vmetrics_enabled"
+            } else {
+                c.flag()
+            };
             disabled.push((c, format!("{why}: false")));
         }
     }
@@ -164,17 +174,26 @@ pub fn host(r: &mut Reader, node: &InfraNode, infra: &[InfraNode], inventory: &I
         let mut users = Vec::new();
         let n = portal::nginx(r, &admin_ip.to_string(), &mut users);
         if !users.is_empty() {
-            let htpasswd: String = users.iter().map(|(u, pw)| format!("{u}:{{PLAIN}}{pw}\n")).collect();
+            let htpasswd: String = users
+                .iter()
+                .map(|(u, pw)| format!("{u}:{{PLAIN}}{pw}\n"))
+                .collect();
             secrets.insert((Component::Nginx, "htpasswd".to_owned()), Secret(htpasswd));
         }
         n
     });
     let home_domain = nginx
         .as_ref()
-        .and_then(|n| n.portal.iter().find(|p| p.name == "home").map(|p| p.domain.clone()))
+        .and_then(|n| {
+            n.portal
+                .iter()
+                .find(|p| p.name == "home")
+                .map(|p| p.domain.clone())
+        })
         .unwrap_or_else(|| "i.pigsty".to_owned());
 
-    let grafana = on(Component::Grafana).then(|| grafana(r, node, infra, &home_domain, &mut secrets));
+    let grafana =
+        on(Component::Grafana).then(|| grafana(r, node, infra, &home_domain, &mut secrets));
 
     let scrape_interval = r.duration("vmetrics_scrape_interval");
     let vmetrics = on(Component::Vmetrics).then(|| {
@@ -199,16 +218,28 @@ pub fn host(r: &mut Reader, node: &InfraNode, infra: &[InfraNode], inventory: &I
     });
     let victoria = |r: &mut Reader, c: Component, dir: &str, port: u16, options: &str| {
         on(c).then(|| {
-            let mut flags = vec![format!("-storageDataPath=/infra/{dir}"), format!("-httpListenAddr={}", listen(ip, port))];
+            let mut flags = vec![
+                format!("-storageDataPath=/infra/{dir}"),
+                format!("-httpListenAddr={}", listen(ip, port)),
+            ];
             flags.extend(r.flags(options));
             Victoria { flags }
         })
     };
     let vlogs = victoria(r, Component::Vlogs, "logs", p.vlogs, "vlogs_options");
-    let vtraces = victoria(r, Component::Vtraces, "traces", p.vtraces, "vtraces_options");
+    let vtraces = victoria(
+        r,
+        Component::Vtraces,
+        "traces",
+        p.vtraces,
+        "vtraces_options",
+    );
 
     let clustered = r.bool("alertmanager_cluster");
-    let peers: Vec<&InfraNode> = infra.iter().filter(|n| n.enabled.contains(&Component::Alertmanager)).collect();
+    let peers: Vec<&InfraNode> = infra
+        .iter()
+        .filter(|n| n.enabled.contains(&Component::Alertmanager))
+        .collect();
     let vmalert = on(Component::Vmalert).then(|| {
         let vm = url(ip, p.vmetrics);
         let mut flags = vec![
@@ -256,10 +287,19 @@ pub fn host(r: &mut Reader, node: &InfraNode, infra: &[InfraNode], inventory: &I
             "--web.route-prefix=/".to_owned(),
         ];
         if clustered {
-            flags.push(format!("--cluster.listen-address={}", listen(ip, p.alertmanager_cluster)));
-            flags.push(format!("--cluster.advertise-address={}", listen(ip, p.alertmanager_cluster)));
+            flags.push(format!(
+                "--cluster.listen-address={}",
+                listen(ip, p.alertmanager_cluster)
+            ));
+            flags.push(format!(
+                "--cluster.advertise-address={}",
+                listen(ip, p.alertmanager_cluster)
+            ));
             for peer in peers.iter().filter(|n| n.ip != ip) {
-                flags.push(format!("--cluster.peer={}", listen(peer.ip, peer.ports.alertmanager_cluster)));
+                flags.push(format!(
+                    "--cluster.peer={}",
+                    listen(peer.ip, peer.ports.alertmanager_cluster)
+                ));
             }
         } else {
             flags.push("--cluster.listen-address=".to_owned());
@@ -316,8 +356,16 @@ fn check_ports(r: &mut Reader, p: &Ports, node: &InfraNode) {
         (on(Component::Vlogs), p.vlogs, "vlogs_port"),
         (on(Component::Vtraces), p.vtraces, "vtraces_port"),
         (on(Component::Vmalert), p.vmalert, "vmalert_port"),
-        (on(Component::Alertmanager), p.alertmanager, "alertmanager_port"),
-        (on(Component::Alertmanager) && clustered, p.alertmanager_cluster, "alertmanager_cluster_port"),
+        (
+            on(Component::Alertmanager),
+            p.alertmanager,
+            "alertmanager_port",
+        ),
+        (
+            on(Component::Alertmanager) && clustered,
+            p.alertmanager_cluster,
+            "alertmanager_cluster_port",
+        ),
         (on(Component::Blackbox), p.blackbox, "blackbox_port"),
         (on(Component::Dnsmasq), p.dns, "dns_port"),
     ];
@@ -327,37 +375,75 @@ fn check_ports(r: &mut Reader, p: &Ports, node: &InfraNode) {
         }
         if let Some((_, other)) = used.iter().find(|(q, _)| *q == port) {
             // Blame the one the profile sets (a default is never the mistake).
-            let (blamed, with) = if r.is_set(name) || !r.is_set(other) { (name, *other) } else { (*other, name) };
+            let (blamed, with) = if r.is_set(name) || !r.is_set(other) {
+                (name, *other)
+            } else {
+                (*other, name)
+            };
             let path = r.var(blamed).map(|v| v.path).unwrap_or_default();
-            r.problem(&path, format!("port {port} of `{blamed}` is already used by `{with}` on this host"));
+            r.problem(
+                &path,
+                format!("port {port} of `{blamed}` is already used by `{with}` on this host"),
+            );
         }
         used.push((port, name));
     }
 }
 
-fn grafana(r: &mut Reader, node: &InfraNode, infra: &[InfraNode], domain: &str, secrets: &mut BTreeMap<(Component, String), Secret>) -> Grafana {
+fn grafana(
+    r: &mut Reader,
+    node: &InfraNode,
+    infra: &[InfraNode],
+    domain: &str,
+    secrets: &mut BTreeMap<(Component, String), Secret>,
+) -> Grafana {
     let ip = node.ip;
     let p = node.ports;
     let admin_user = r.string("grafana_admin_username");
     if let Err(e) = check::name(&admin_user) {
-        let path = r.var("grafana_admin_username").map(|v| v.path).unwrap_or_default();
+        let path = r
+            .var("grafana_admin_username")
+            .map(|v| v.path)
+            .unwrap_or_default();
         r.problem(&path, e);
     }
     let password = r.string("grafana_admin_password");
     if password.is_empty() {
-        let path = r.var("grafana_admin_password").map(|v| v.path).unwrap_or_default();
+        let path = r
+            .var("grafana_admin_password")
+            .map(|v| v.path)
+            .unwrap_or_default();
         r.problem(&path, "the Grafana admin password may not be empty");
     }
-    secrets.insert((Component::Grafana, "admin-password".to_owned()), Secret(password));
+    secrets.insert(
+        (Component::Grafana, "admin-password".to_owned()),
+        Secret(password),
+    );
     let pgurl = r.string("grafana_pgurl");
     let pg_database = !pgurl.is_empty();
     if pg_database {
-        secrets.insert((Component::Grafana, "database-url".to_owned()), Secret(pgurl));
+        secrets.insert(
+            (Component::Grafana, "database-url".to_owned()),
+            Secret(pgurl),
+        );
     }
-    secrets.insert((Component::Grafana, "meta-password".to_owned()), Secret(r.string("grafana_view_password")));
-    let language = if r.choice("language", &["en", "zh"]) == "zh" { "zh-Hans" } else { "en-US" }.to_owned();
+    secrets.insert(
+        (Component::Grafana, "meta-password".to_owned()),
+        Secret(r.string("grafana_view_password")),
+    );
+    let language = if r.choice("language", &["en", "zh"]) == "zh" {
+        "zh-Hans"
+    } else {
+        "en-US"
+    }
+    .to_owned();
     let pg_version = r.uint("pg_version").unwrap_or(18);
-    let json = |pairs: &[(&str, serde_json::Value)]| pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+    let json = |pairs: &[(&str, serde_json::Value)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect()
+    };
     let on = |c: Component| node.enabled.contains(&c);
     let mut ds = Vec::new();
     if on(Component::Vmetrics) {
@@ -368,7 +454,10 @@ fn grafana(r: &mut Reader, node: &InfraNode, infra: &[InfraNode], domain: &str, 
             url: url(ip, p.vmetrics),
             is_default: true,
             user: None,
-            json: json(&[("timeInterval", "2s".into()), ("queryTimeout", "60s".into())]),
+            json: json(&[
+                ("timeInterval", "2s".into()),
+                ("queryTimeout", "60s".into()),
+            ]),
             password_credential: None,
         });
     }
@@ -382,7 +471,15 @@ fn grafana(r: &mut Reader, node: &InfraNode, infra: &[InfraNode], domain: &str, 
         json: json(&[
             ("database", "meta".into()),
             ("sslmode", "require".into()),
-            ("postgresVersion", (if pg_version >= 15 { 1500 } else { pg_version * 100 }).into()),
+            (
+                "postgresVersion",
+                (if pg_version >= 15 {
+                    1500
+                } else {
+                    pg_version * 100
+                })
+                .into(),
+            ),
             ("connMaxLifetime", 14400.into()),
             ("maxIdleConns", 10.into()),
             ("maxOpenConns", 64.into()),
@@ -390,25 +487,61 @@ fn grafana(r: &mut Reader, node: &InfraNode, infra: &[InfraNode], domain: &str, 
         password_credential: Some("meta-password".into()),
     });
     if on(Component::Vlogs) {
-        ds.push(simple("Logs", Some("ds-vlogs"), "victoriametrics-logs-datasource", url(ip, p.vlogs)));
+        ds.push(simple(
+            "Logs",
+            Some("ds-vlogs"),
+            "victoriametrics-logs-datasource",
+            url(ip, p.vlogs),
+        ));
     }
     if on(Component::Vtraces) {
-        ds.push(simple("Traces", Some("ds-vtraces"), "jaeger", format!("{}/select/jaeger", url(ip, p.vtraces))));
+        ds.push(simple(
+            "Traces",
+            Some("ds-vtraces"),
+            "jaeger",
+            format!("{}/select/jaeger", url(ip, p.vtraces)),
+        ));
     }
     for n in infra {
         if n.enabled.contains(&Component::Vmetrics) {
-            let mut d = simple(&format!("vmetrics-{}", n.seq), None, "prometheus", url(n.ip, n.ports.vmetrics));
-            d.json = json(&[("timeInterval", "2s".into()), ("queryTimeout", "60s".into()), ("tlsAuth", false.into())]);
+            let mut d = simple(
+                &format!("vmetrics-{}", n.seq),
+                None,
+                "prometheus",
+                url(n.ip, n.ports.vmetrics),
+            );
+            d.json = json(&[
+                ("timeInterval", "2s".into()),
+                ("queryTimeout", "60s".into()),
+                ("tlsAuth", false.into()),
+            ]);
             ds.push(d);
         }
         if n.enabled.contains(&Component::Vlogs) {
-            ds.push(simple(&format!("vlogs-{}", n.seq), None, "victoriametrics-logs-datasource", url(n.ip, n.ports.vlogs)));
+            ds.push(simple(
+                &format!("vlogs-{}", n.seq),
+                None,
+                "victoriametrics-logs-datasource",
+                url(n.ip, n.ports.vlogs),
+            ));
         }
         if n.enabled.contains(&Component::Vtraces) {
-            ds.push(simple(&format!("vtraces-{}", n.seq), None, "jaeger", format!("{}/select/jaeger", url(n.ip, n.ports.vtraces))));
+            ds.push(simple(
+                &format!("vtraces-{}", n.seq),
+                None,
+                "jaeger",
+                format!("{}/select/jaeger", url(n.ip, n.ports.vtraces)),
+            ));
         }
     }
-    Grafana { admin_user, auth_proxy: r.bool("grafana_auth_proxy"), pg_database, language, domain: domain.to_owned(), datasources: ds }
+    Grafana {
+        admin_user,
+        auth_proxy: r.bool("grafana_auth_proxy"),
+        pg_database,
+        language,
+        domain: domain.to_owned(),
+        datasources: ds,
+    }
 }
 
 fn simple(name: &str, uid: Option<&str>, kind: &str, url: String) -> Datasource {
@@ -424,27 +557,53 @@ fn simple(name: &str, uid: Option<&str>, kind: &str, url: String) -> Datasource 
     }
 }
 
-/// `pg_exporters` on this infra host: remote PostgreSQL monitored from here (`pgrds`).
+/// `pg_exporters` on this infra host: remote `PostgreSQL` monitored from here (`pgrds`).
 fn pgrds(r: &mut Reader, ip: IpAddr) -> BTreeMap<String, Vec<super::TargetGroup>> {
     let mut out: BTreeMap<String, Vec<super::TargetGroup>> = BTreeMap::new();
-    let Some(var) = r.var("pg_exporters") else { return out };
-    let Some(map) = var.value.as_mapping() else { return out };
+    let Some(var) = r.var("pg_exporters") else {
+        return out;
+    };
+    let Some(map) = var.value.as_mapping() else {
+        return out;
+    };
     for (k, v) in map {
-        let key = crate::keypath::join(&var.path, &serde_yaml::to_string(k).unwrap_or_default().trim().to_owned());
+        let key = crate::keypath::join(
+            &var.path,
+            serde_yaml::to_string(k).unwrap_or_default().trim(),
+        );
         let port = match k {
-            serde_yaml::Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()).filter(|p| *p > 0),
+            serde_yaml::Value::Number(n) => n
+                .as_u64()
+                .and_then(|n| u16::try_from(n).ok())
+                .filter(|p| *p > 0),
             _ => None,
         };
         let Some(port) = port else {
             r.problem(&key, "`pg_exporters` keys must be local exporter ports");
             continue;
         };
-        let get = |f: &str| v.get(f).map(|x| serde_yaml::to_string(x).unwrap_or_default().trim().trim_matches('\'').to_owned());
-        let (Some(cls), Some(seq), Some(host)) = (get("pg_cluster"), get("pg_seq"), get("pg_host")) else {
-            r.problem(&key, "a `pg_exporters` entry needs `pg_cluster`, `pg_seq` and `pg_host`");
+        let get = |f: &str| {
+            v.get(f).map(|x| {
+                serde_yaml::to_string(x)
+                    .unwrap_or_default()
+                    .trim()
+                    .trim_matches('\'')
+                    .to_owned()
+            })
+        };
+        let (Some(cls), Some(seq), Some(host)) = (get("pg_cluster"), get("pg_seq"), get("pg_host"))
+        else {
+            r.problem(
+                &key,
+                "a `pg_exporters` entry needs `pg_cluster`, `pg_seq` and `pg_host`",
+            );
             continue;
         };
-        if let Err(e) = check::hostname(&cls).and_then(|()| host.parse::<IpAddr>().map(|_| ()).map_err(|_| format!("`{host}` is not an IP address"))) {
+        if let Err(e) = check::hostname(&cls).and_then(|()| {
+            host.parse::<IpAddr>()
+                .map(|_| ())
+                .map_err(|_| format!("`{host}` is not an IP address"))
+        }) {
             r.problem(&key, e);
             continue;
         }
@@ -453,12 +612,21 @@ fn pgrds(r: &mut Reader, ip: IpAddr) -> BTreeMap<String, Vec<super::TargetGroup>
         labels.insert("cls".to_owned(), cls.clone());
         labels.insert("ins".to_owned(), ins);
         labels.insert("ip".to_owned(), host);
-        out.entry(cls).or_default().push(super::TargetGroup { labels, targets: vec![listen(ip, port)] });
+        out.entry(cls).or_default().push(super::TargetGroup {
+            labels,
+            targets: vec![listen(ip, port)],
+        });
     }
     out
 }
 
-fn dnsmasq(r: &mut Reader, ip: IpAddr, admin_ip: IpAddr, port: u16, shared: &BTreeMap<String, Vec<String>>) -> Dnsmasq {
+fn dnsmasq(
+    r: &mut Reader,
+    ip: IpAddr,
+    admin_ip: IpAddr,
+    port: u16,
+    shared: &BTreeMap<String, Vec<String>>,
+) -> Dnsmasq {
     let mut listen = vec![ip];
     let loopback: IpAddr = std::net::Ipv4Addr::LOCALHOST.into();
     if !ip.is_loopback() {
@@ -482,7 +650,11 @@ fn dnsmasq(r: &mut Reader, ip: IpAddr, admin_ip: IpAddr, port: u16, shared: &BTr
         lines.push(line.split_whitespace().collect::<Vec<_>>().join(" "));
     }
     records.insert("default".to_owned(), lines);
-    Dnsmasq { listen, port, records }
+    Dnsmasq {
+        listen,
+        port,
+        records,
+    }
 }
 
 fn chrony(r: &mut Reader, ip: IpAddr, admin_ip: IpAddr, inventory: &Inventory) -> Chrony {
@@ -497,11 +669,17 @@ fn chrony(r: &mut Reader, ip: IpAddr, admin_ip: IpAddr, inventory: &Inventory) -
         let ok = words.len() >= 2
             && ["server", "pool", "peer"].contains(&words[0])
             && (words[1].parse::<IpAddr>().is_ok() || check::hostname(words[1]).is_ok())
-            && words[2..].iter().all(|w| w.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'));
+            && words[2..].iter().all(|w| {
+                w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+            });
         if ok {
             sources.push(words.join(" "));
         } else {
-            r.problem(&path, format!("`{line}` is not a chrony source (`server|pool|peer HOST [options]`)"));
+            r.problem(
+                &path,
+                format!("`{line}` is not a chrony source (`server|pool|peer HOST [options]`)"),
+            );
         }
     }
     let mut allow = Vec::new();
@@ -528,9 +706,17 @@ fn chrony(r: &mut Reader, ip: IpAddr, admin_ip: IpAddr, inventory: &Inventory) -
             if ok {
                 allow.push(net.clone());
             } else {
-                r.problem(&path, format!("`{net}` is not a network (`address/prefix`)"));
+                r.problem(
+                    &path,
+                    format!("`{net}` is not a network (`address/prefix`)"),
+                );
             }
         }
     }
-    Chrony { sources, allow, bind: ip, control_clock: r.bool("chrony_control_clock") }
+    Chrony {
+        sources,
+        allow,
+        bind: ip,
+        control_clock: r.bool("chrony_control_clock"),
+    }
 }

@@ -18,7 +18,9 @@ use std::net::IpAddr;
 use crate::problem::{Problem, Problems};
 use crate::profile::Inventory;
 
-pub use components::{Alertmanager, Blackbox, Chrony, Datasource, Dnsmasq, Grafana, Victoria, Vmalert, Vmetrics};
+pub use components::{
+    Alertmanager, Blackbox, Chrony, Datasource, Dnsmasq, Grafana, Victoria, Vmalert, Vmetrics,
+};
 pub use portal::{Card, Nginx, Portal, PortalKind, SslMode};
 pub use targets::{TargetGroup, Targets};
 
@@ -31,11 +33,11 @@ pub enum Component {
     Nginx,
     /// Grafana.
     Grafana,
-    /// VictoriaMetrics.
+    /// `VictoriaMetrics`.
     Vmetrics,
-    /// VictoriaLogs.
+    /// `VictoriaLogs`.
     Vlogs,
-    /// VictoriaTraces.
+    /// `VictoriaTraces`.
     Vtraces,
     /// vmalert.
     Vmalert,
@@ -167,11 +169,11 @@ pub struct HostPlan {
     pub nginx: Option<Nginx>,
     /// Grafana, when enabled.
     pub grafana: Option<Grafana>,
-    /// VictoriaMetrics, when enabled.
+    /// `VictoriaMetrics`, when enabled.
     pub vmetrics: Option<Vmetrics>,
-    /// VictoriaLogs, when enabled.
+    /// `VictoriaLogs`, when enabled.
     pub vlogs: Option<Victoria>,
-    /// VictoriaTraces, when enabled.
+    /// `VictoriaTraces`, when enabled.
     pub vtraces: Option<Victoria>,
     /// vmalert, when enabled (and vmetrics too).
     pub vmalert: Option<Vmalert>,
@@ -192,7 +194,10 @@ pub struct HostPlan {
 impl HostPlan {
     /// Components enabled on this host, in render order.
     pub fn enabled(&self) -> Vec<Component> {
-        Component::ALL.into_iter().filter(|c| !self.disabled.iter().any(|(d, _)| d == c)).collect()
+        Component::ALL
+            .into_iter()
+            .filter(|c| !self.disabled.iter().any(|(d, _)| d == c))
+            .collect()
     }
 }
 
@@ -228,7 +233,10 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
     let mut problems = Vec::new();
     let infra_hosts = inventory.members("infra");
     if infra_hosts.is_empty() {
-        problems.push(Problem::at("all.children.infra", "the profile has no `infra` group with hosts; there is nothing to build"));
+        problems.push(Problem::at(
+            "all.children.infra",
+            "the profile has no `infra` group with hosts; there is nothing to build",
+        ));
         return Err(Problems::new(&inventory.source, problems));
     }
 
@@ -239,16 +247,33 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
     for host in &infra_hosts {
         let vars = inventory.resolve(host);
         let mut r = Reader::new(&vars, host, &mut problems);
-        let Some(node) = infra_node(&mut r) else { continue };
-        let seq_path = vars.get("infra_seq").map_or_else(String::new, |v| v.path.clone());
+        let Some(node) = infra_node(&mut r) else {
+            continue;
+        };
+        let seq_path = vars
+            .get("infra_seq")
+            .map_or_else(String::new, |v| v.path.clone());
         if let Some(other) = seqs.insert(node.seq, (*host).to_owned()) {
             problems.push(
-                Problem::at(seq_path, format!("duplicate `infra_seq` {}: host `{other}` has it too", node.seq)).on_host(host),
+                Problem::at(
+                    seq_path,
+                    format!(
+                        "duplicate `infra_seq` {}: host `{other}` has it too",
+                        node.seq
+                    ),
+                )
+                .on_host(host),
             );
         }
         if let Some(other) = addresses.insert(node.ip, (*host).to_owned()) {
             let path = crate::keypath::join("all.children.infra.hosts", host);
-            problems.push(Problem::at(path, format!("`{host}` and `{other}` are the same address {}", node.ip)).on_host(host));
+            problems.push(
+                Problem::at(
+                    path,
+                    format!("`{host}` and `{other}` are the same address {}", node.ip),
+                )
+                .on_host(host),
+            );
             continue;
         }
         infra.push(node);
@@ -269,7 +294,11 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
     let mut hosts = Vec::new();
     for node in &infra {
         let host = node.ip.to_string();
-        let key = infra_hosts.iter().find(|h| h.parse::<IpAddr>().ok() == Some(node.ip)).copied().unwrap_or(&host);
+        let key = infra_hosts
+            .iter()
+            .find(|h| h.parse::<IpAddr>().ok() == Some(node.ip))
+            .copied()
+            .unwrap_or(&host);
         let vars = inventory.resolve(key);
         let mut r = Reader::new(&vars, key, &mut problems);
         hosts.push(components::host(&mut r, node, &infra, inventory, &dns));
@@ -296,7 +325,10 @@ fn infra_node(r: &mut Reader) -> Option<InfraNode> {
     let ip: Option<IpAddr> = host.parse().ok();
     if ip.is_none() {
         let path = crate::keypath::join("all.children.infra.hosts", &host);
-        r.problem(&path, format!("infra host key `{host}` is not an IP address (Pigsty names hosts by address)"));
+        r.problem(
+            &path,
+            format!("infra host key `{host}` is not an IP address (Pigsty names hosts by address)"),
+        );
     }
     let seq = if r.var("infra_seq").is_some() {
         r.uint("infra_seq").and_then(|n| {
@@ -307,8 +339,14 @@ fn infra_node(r: &mut Reader) -> Option<InfraNode> {
             })
         })
     } else {
-        let path = crate::keypath::join(&crate::keypath::join("all.children.infra.hosts", &host), "infra_seq");
-        r.problem(&path, "missing `infra_seq`: every infra host needs a unique integer identity");
+        let path = crate::keypath::join(
+            &crate::keypath::join("all.children.infra.hosts", &host),
+            "infra_seq",
+        );
+        r.problem(
+            &path,
+            "missing `infra_seq`: every infra host needs a unique integer identity",
+        );
         None
     };
     let ports = ports(r);
@@ -321,7 +359,12 @@ fn infra_node(r: &mut Reader) -> Option<InfraNode> {
     if !enabled.contains(&Component::Vmetrics) {
         enabled.remove(&Component::Vmalert);
     }
-    Some(InfraNode { ip: ip?, seq: seq?, enabled, ports })
+    Some(InfraNode {
+        ip: ip?,
+        seq: seq?,
+        enabled,
+        ports,
+    })
 }
 
 fn ports(r: &mut Reader) -> Ports {
@@ -348,8 +391,12 @@ fn misspellings(inventory: &Inventory) -> Vec<Problem> {
     let mut out: Vec<Problem> = inventory
         .every_var()
         .filter_map(|(name, var)| {
-            crate::params::suggest(name)
-                .map(|s| Problem::at(&var.path, format!("unknown parameter `{name}`; did you mean `{s}`?")))
+            crate::params::suggest(name).map(|s| {
+                Problem::at(
+                    &var.path,
+                    format!("unknown parameter `{name}`; did you mean `{s}`?"),
+                )
+            })
         })
         .collect();
     out.sort();

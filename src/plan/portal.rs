@@ -99,7 +99,7 @@ pub struct Nginx {
     pub home: String,
     /// The local repository directory name under `repo_home`, when this host serves it.
     pub repo: Option<(String, String)>,
-    /// `/nginx` stub_status.
+    /// `/nginx` `stub_status`.
     pub stub_status: bool,
     /// Portal servers, `home` first.
     pub portal: Vec<Portal>,
@@ -111,7 +111,10 @@ pub struct Nginx {
 
 /// Reads nginx settings; `None` when disabled. Secrets go to `secrets`.
 pub fn nginx(r: &mut Reader, admin_ip: &str, secrets: &mut Vec<(String, String)>) -> Nginx {
-    let sslmode = match r.choice("nginx_sslmode", &["enable", "disable", "enforce"]).as_str() {
+    let sslmode = match r
+        .choice("nginx_sslmode", &["enable", "disable", "enforce"])
+        .as_str()
+    {
         "disable" => SslMode::Disable,
         "enforce" => SslMode::Enforce,
         _ => SslMode::Enable,
@@ -133,27 +136,59 @@ pub fn nginx(r: &mut Reader, admin_ip: &str, secrets: &mut Vec<(String, String)>
     let portal = portal(r, admin_ip, &home, sslmode, !users.is_empty());
     let mut all_cards = cards(r, "infra_services");
     all_cards.extend(cards(r, "infra_extra_services"));
-    Nginx { sslmode, home, repo, stub_status, portal, users, cards: all_cards }
+    Nginx {
+        sslmode,
+        home,
+        repo,
+        stub_status,
+        portal,
+        users,
+        cards: all_cards,
+    }
 }
 
 fn users(r: &mut Reader, secrets: &mut Vec<(String, String)>) -> Vec<String> {
-    let Some(var) = r.var("nginx_users") else { return Vec::new() };
+    let Some(var) = r.var("nginx_users") else {
+        return Vec::new();
+    };
     if var.value.is_null() {
         return Vec::new();
     }
     let Some(map) = var.value.as_mapping() else {
-        r.problem(&var.path, format!("expected a mapping of user name to password, found {}", kind(&var.value)));
+        r.problem(
+            &var.path,
+            format!(
+                "expected a mapping of user name to password, found {}",
+                kind(&var.value)
+            ),
+        );
         return Vec::new();
     };
     let mut names = Vec::new();
     for (k, v) in map {
-        let name = k.as_str().map(str::to_owned).unwrap_or_else(|| serde_yaml::to_string(k).unwrap_or_default().trim().to_owned());
+        let name = k.as_str().map_or_else(
+            || {
+                serde_yaml::to_string(k)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned()
+            },
+            str::to_owned,
+        );
         let path = keypath::join(&var.path, &name);
-        if name.is_empty() || name.contains(':') || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            r.problem(&path, format!("`{name}` is not a valid user name (no `:` or white space)"));
+        if name.is_empty()
+            || name.contains(':')
+            || name.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            r.problem(
+                &path,
+                format!("`{name}` is not a valid user name (no `:` or white space)"),
+            );
             continue;
         }
-        let Some(password) = r.string_value(v, &path) else { continue };
+        let Some(password) = r.string_value(v, &path) else {
+            continue;
+        };
         if password.is_empty() {
             r.problem(&path, "empty password");
             continue;
@@ -165,10 +200,24 @@ fn users(r: &mut Reader, secrets: &mut Vec<(String, String)>) -> Vec<String> {
     names
 }
 
-fn portal(r: &mut Reader, admin_ip: &str, home_root: &str, sslmode: SslMode, have_users: bool) -> Vec<Portal> {
-    let Some(var) = r.var("infra_portal") else { return Vec::new() };
+fn portal(
+    r: &mut Reader,
+    admin_ip: &str,
+    home_root: &str,
+    sslmode: SslMode,
+    have_users: bool,
+) -> Vec<Portal> {
+    let Some(var) = r.var("infra_portal") else {
+        return Vec::new();
+    };
     let Some(map) = var.value.as_mapping() else {
-        r.problem(&var.path, format!("expected a mapping of portal entries, found {}", kind(&var.value)));
+        r.problem(
+            &var.path,
+            format!(
+                "expected a mapping of portal entries, found {}",
+                kind(&var.value)
+            ),
+        );
         return Vec::new();
     };
     let mut out: Vec<Portal> = Vec::new();
@@ -184,19 +233,31 @@ fn portal(r: &mut Reader, admin_ip: &str, home_root: &str, sslmode: SslMode, hav
             r.problem(&path, format!("expected a mapping, found {}", kind(v)));
             continue;
         };
-        if let Some(p) = entry_portal(r, &name, &path, entry, admin_ip, home_root, sslmode, have_users) {
+        if let Some(p) = entry_portal(
+            r, &name, &path, entry, admin_ip, home_root, sslmode, have_users,
+        ) {
             for d in std::iter::once(&p.domain).chain(&p.domains) {
                 if let Some((_, other)) = seen_domains.iter().find(|(sd, _)| sd == d) {
-                    r.problem(&keypath::join(&path, "domain"), format!("domain `{d}` is also served by portal entry `{other}`"));
+                    r.problem(
+                        &keypath::join(&path, "domain"),
+                        format!("domain `{d}` is also served by portal entry `{other}`"),
+                    );
                 }
                 seen_domains.push((d.clone(), name.clone()));
             }
             out.push(p);
         }
     }
-    let has_home = map.get("home").and_then(|h| h.get("domain")).and_then(Value::as_str).is_some_and(|d| !d.is_empty());
+    let has_home = map
+        .get("home")
+        .and_then(|h| h.get("domain"))
+        .and_then(Value::as_str)
+        .is_some_and(|d| !d.is_empty());
     if !has_home {
-        r.problem(&var.path, "`infra_portal` needs a `home` entry with a `domain` (the default server)");
+        r.problem(
+            &var.path,
+            "`infra_portal` needs a `home` entry with a `domain` (the default server)",
+        );
     }
     out.sort_by_key(|p| (p.name != "home", p.name.clone()));
     out
@@ -204,8 +265,23 @@ fn portal(r: &mut Reader, admin_ip: &str, home_root: &str, sslmode: SslMode, hav
 
 /// Portal entry keys infragen reads; any other key is an error (a typo would silently do nothing).
 const ENTRY_KEYS: &[&str] = &[
-    "domain", "domains", "endpoint", "scheme", "websocket", "path", "index", "cert", "key", "certbot",
-    "enforce_https", "auth", "realm", "log", "config", "conf", "name",
+    "domain",
+    "domains",
+    "endpoint",
+    "scheme",
+    "websocket",
+    "path",
+    "index",
+    "cert",
+    "key",
+    "certbot",
+    "enforce_https",
+    "auth",
+    "realm",
+    "log",
+    "config",
+    "conf",
+    "name",
 ];
 
 #[allow(clippy::too_many_arguments, clippy::too_many_lines)]
@@ -224,8 +300,15 @@ fn entry_portal(
     for (k, _) in entry {
         let key = k.as_str().unwrap_or_default();
         if !ENTRY_KEYS.contains(&key) {
-            let hint = if key == "schema" { "; did you mean `scheme`?" } else { "" };
-            r.problem(&keypath::join(path, key), format!("unknown portal entry key `{key}`{hint}"));
+            let hint = if key == "schema" {
+                "; did you mean `scheme`?"
+            } else {
+                ""
+            };
+            r.problem(
+                &keypath::join(path, key),
+                format!("unknown portal entry key `{key}`{hint}"),
+            );
             ok = false;
         }
     }
@@ -244,10 +327,21 @@ fn entry_portal(
         match get(key) {
             None | Some(Value::Null) => default,
             Some(Value::Bool(b)) => *b,
-            Some(Value::String(s)) if ["yes", "true", "on"].contains(&s.to_ascii_lowercase().as_str()) => true,
-            Some(Value::String(s)) if ["no", "false", "off"].contains(&s.to_ascii_lowercase().as_str()) => false,
+            Some(Value::String(s))
+                if ["yes", "true", "on"].contains(&s.to_ascii_lowercase().as_str()) =>
+            {
+                true
+            }
+            Some(Value::String(s))
+                if ["no", "false", "off"].contains(&s.to_ascii_lowercase().as_str()) =>
+            {
+                false
+            }
             Some(other) => {
-                r.problem(&keypath::join(path, key), format!("expected a boolean, found {}", kind(other)));
+                r.problem(
+                    &keypath::join(path, key),
+                    format!("expected a boolean, found {}", kind(other)),
+                );
                 default
             }
         }
@@ -293,14 +387,21 @@ fn entry_portal(
     }
     let auth = flag(r, "auth", false);
     let realm = if auth {
-        let default = if name == "home" { "Pigsty Home Auth".to_owned() } else { format!("Auth {name}") };
+        let default = if name == "home" {
+            "Pigsty Home Auth".to_owned()
+        } else {
+            format!("Auth {name}")
+        };
         let realm = string(r, "realm").unwrap_or(default);
         if let Err(e) = check::nginx_quoted(&realm) {
             r.problem(&keypath::join(path, "realm"), e);
             ok = false;
         }
         if !have_users {
-            r.problem(&keypath::join(path, "auth"), "basic auth is on but `nginx_users` is empty");
+            r.problem(
+                &keypath::join(path, "auth"),
+                "basic auth is on but `nginx_users` is empty",
+            );
             ok = false;
         }
         Some(realm)
@@ -345,15 +446,37 @@ fn entry_portal(
         }
         let scheme = string(r, "scheme").unwrap_or_else(|| "http".to_owned());
         if scheme != "http" && scheme != "https" {
-            r.problem(&keypath::join(path, "scheme"), format!("`{scheme}` is not one of `http`, `https`"));
+            r.problem(
+                &keypath::join(path, "scheme"),
+                format!("`{scheme}` is not one of `http`, `https`"),
+            );
             ok = false;
         }
-        PortalKind::Endpoint { endpoint, scheme, websocket }
+        PortalKind::Endpoint {
+            endpoint,
+            scheme,
+            websocket,
+        }
     } else {
-        r.problem(path, format!("portal entry `{name}` has a `domain` but neither `path` nor `endpoint`"));
+        r.problem(
+            path,
+            format!("portal entry `{name}` has a `domain` but neither `path` nor `endpoint`"),
+        );
         return None;
     };
-    ok.then(|| Portal { name: name.to_owned(), domain, domains, kind, cert, key, certbot, enforce_https, realm, log, config })
+    ok.then(|| Portal {
+        name: name.to_owned(),
+        domain,
+        domains,
+        kind,
+        cert,
+        key,
+        certbot,
+        enforce_https,
+        realm,
+        log,
+        config,
+    })
 }
 
 /// `config` may span lines (a YAML block scalar).
@@ -375,8 +498,14 @@ fn check_endpoint(s: &str) -> Result<(), String> {
     }
     let bad = || format!("`{s}` is not a valid endpoint (expected `host:port`)");
     let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
-    port.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad)?;
-    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    port.parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(bad)?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     if host.parse::<std::net::IpAddr>().is_ok() || check::hostname(host).is_ok() {
         Ok(())
     } else {
@@ -385,10 +514,18 @@ fn check_endpoint(s: &str) -> Result<(), String> {
 }
 
 fn cards(r: &mut Reader, name: &str) -> Vec<Card> {
-    let Some(var) = r.var(name) else { return Vec::new() };
+    let Some(var) = r.var(name) else {
+        return Vec::new();
+    };
     let Some(items) = var.value.as_sequence() else {
         if !var.value.is_null() {
-            r.problem(&var.path, format!("expected a list of service cards, found {}", kind(&var.value)));
+            r.problem(
+                &var.path,
+                format!(
+                    "expected a list of service cards, found {}",
+                    kind(&var.value)
+                ),
+            );
         }
         return Vec::new();
     };
@@ -396,13 +533,26 @@ fn cards(r: &mut Reader, name: &str) -> Vec<Card> {
     for (i, item) in items.iter().enumerate() {
         let path = keypath::index(&var.path, i);
         let Some(m) = item.as_mapping() else {
-            r.problem(&path, format!("expected a mapping with `name` and `url`, found {}", kind(item)));
+            r.problem(
+                &path,
+                format!(
+                    "expected a mapping with `name` and `url`, found {}",
+                    kind(item)
+                ),
+            );
             continue;
         };
         let mut field = |key: &str| -> String {
-            m.get(key).and_then(|v| r.string_value(v, &keypath::join(&path, key))).unwrap_or_default()
+            m.get(key)
+                .and_then(|v| r.string_value(v, &keypath::join(&path, key)))
+                .unwrap_or_default()
         };
-        let card = Card { name: field("name"), url: field("url"), desc: field("desc"), icon: field("icon") };
+        let card = Card {
+            name: field("name"),
+            url: field("url"),
+            desc: field("desc"),
+            icon: field("icon"),
+        };
         if card.name.is_empty() || card.url.is_empty() {
             r.problem(&path, "a service card needs `name` and `url`");
             continue;
@@ -418,10 +568,22 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        for ok in ["10.0.0.1:8885", "grafana.pigsty:3000", "unix:/run/app.sock", "[::1]:80"] {
+        for ok in [
+            "10.0.0.1:8885",
+            "grafana.pigsty:3000",
+            "unix:/run/app.sock",
+            "[::1]:80",
+        ] {
             assert!(check_endpoint(ok).is_ok(), "{ok}");
         }
-        for bad in ["10.0.0.1", "a b:80", "x:0", "x:99999", "h:80; include /etc", "{}:1"] {
+        for bad in [
+            "10.0.0.1",
+            "a b:80",
+            "x:0",
+            "x:99999",
+            "h:80; include /etc",
+            "{}:1",
+        ] {
             assert!(check_endpoint(bad).is_err(), "{bad}");
         }
     }

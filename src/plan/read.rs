@@ -24,7 +24,11 @@ pub struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// A reader over `vars` (already resolved for `host`).
     pub fn new(vars: &'a Vars, host: &'a str, problems: &'a mut Vec<Problem>) -> Self {
-        Self { vars, host, problems }
+        Self {
+            vars,
+            host,
+            problems,
+        }
     }
 
     /// The host being read.
@@ -39,7 +43,10 @@ impl<'a> Reader<'a> {
         }
         let default = params::get(name).and_then(|p| p.default)?;
         let value = serde_yaml::from_str(default).expect("built-in defaults are valid YAML");
-        Some(Var { value, path: format!("default:{name}") })
+        Some(Var {
+            value,
+            path: format!("default:{name}"),
+        })
     }
 
     /// Whether the profile sets `name` explicitly.
@@ -49,12 +56,15 @@ impl<'a> Reader<'a> {
 
     /// Records a problem at `path` for this host.
     pub fn problem(&mut self, path: &str, message: impl Into<String>) {
-        self.problems.push(Problem::at(path, message).on_host(self.host));
+        self.problems
+            .push(Problem::at(path, message).on_host(self.host));
     }
 
     /// A boolean; accepts Ansible's spellings (`yes`, `no`, `on`, `off`, `true`, `false`).
     pub fn bool(&mut self, name: &str) -> bool {
-        let Some(var) = self.var(name) else { return false };
+        let Some(var) = self.var(name) else {
+            return false;
+        };
         match &var.value {
             Value::Bool(b) => *b,
             Value::String(s) => match s.to_ascii_lowercase().as_str() {
@@ -66,7 +76,10 @@ impl<'a> Reader<'a> {
                 }
             },
             other => {
-                self.problem(&var.path, format!("expected a boolean, found {}", kind(other)));
+                self.problem(
+                    &var.path,
+                    format!("expected a boolean, found {}", kind(other)),
+                );
                 false
             }
         }
@@ -81,7 +94,13 @@ impl<'a> Reader<'a> {
             _ => None,
         };
         if n.is_none() {
-            self.problem(&var.path, format!("expected a non-negative integer, found {}", describe(&var.value)));
+            self.problem(
+                &var.path,
+                format!(
+                    "expected a non-negative integer, found {}",
+                    describe(&var.value)
+                ),
+            );
         }
         n
     }
@@ -93,7 +112,13 @@ impl<'a> Reader<'a> {
         match n.map(u16::try_from) {
             Some(Ok(p)) if p > 0 => p,
             Some(_) => {
-                self.problem(&var.path, format!("port out of range: {} (expected 1 to 65535)", describe(&var.value)));
+                self.problem(
+                    &var.path,
+                    format!(
+                        "port out of range: {} (expected 1 to 65535)",
+                        describe(&var.value)
+                    ),
+                );
                 0
             }
             None => 0,
@@ -102,7 +127,9 @@ impl<'a> Reader<'a> {
 
     /// A string (numbers are taken as their text), with control characters rejected.
     pub fn string(&mut self, name: &str) -> String {
-        let Some(var) = self.var(name) else { return String::new() };
+        let Some(var) = self.var(name) else {
+            return String::new();
+        };
         self.string_value(&var.value, &var.path).unwrap_or_default()
     }
 
@@ -127,7 +154,9 @@ impl<'a> Reader<'a> {
 
     /// A list of strings (a single string is taken as a one-element list).
     pub fn strings(&mut self, name: &str) -> Vec<(String, String)> {
-        let Some(var) = self.var(name) else { return Vec::new() };
+        let Some(var) = self.var(name) else {
+            return Vec::new();
+        };
         self.strings_value(&var.value, &var.path)
     }
 
@@ -143,9 +172,15 @@ impl<'a> Reader<'a> {
                     self.string_value(v, &p).map(|s| (s, p))
                 })
                 .collect(),
-            Value::String(_) => self.string_value(value, path).map(|s| vec![(s, path.to_owned())]).unwrap_or_default(),
+            Value::String(_) => self
+                .string_value(value, path)
+                .map(|s| vec![(s, path.to_owned())])
+                .unwrap_or_default(),
             other => {
-                self.problem(path, format!("expected a list of strings, found {}", kind(other)));
+                self.problem(
+                    path,
+                    format!("expected a list of strings, found {}", kind(other)),
+                );
                 Vec::new()
             }
         }
@@ -153,7 +188,9 @@ impl<'a> Reader<'a> {
 
     /// A duration such as `10s`, `8s`, `397d`.
     pub fn duration(&mut self, name: &str) -> String {
-        let Some(var) = self.var(name) else { return String::new() };
+        let Some(var) = self.var(name) else {
+            return String::new();
+        };
         let s = self.string_value(&var.value, &var.path).unwrap_or_default();
         match check::duration(&s) {
             Ok(()) => s,
@@ -168,18 +205,19 @@ impl<'a> Reader<'a> {
     pub fn ip(&mut self, name: &str) -> Option<IpAddr> {
         let var = self.var(name)?;
         let s = self.string_value(&var.value, &var.path)?;
-        match s.parse() {
-            Ok(ip) => Some(ip),
-            Err(_) => {
-                self.problem(&var.path, format!("`{s}` is not an IP address"));
-                None
-            }
+        if let Ok(ip) = s.parse() {
+            Some(ip)
+        } else {
+            self.problem(&var.path, format!("`{s}` is not an IP address"));
+            None
         }
     }
 
     /// An absolute path made only of safe characters.
     pub fn path(&mut self, name: &str) -> String {
-        let Some(var) = self.var(name) else { return String::new() };
+        let Some(var) = self.var(name) else {
+            return String::new();
+        };
         let s = self.string_value(&var.value, &var.path).unwrap_or_default();
         match check::abs_path(&s) {
             Ok(()) => s,
@@ -192,7 +230,9 @@ impl<'a> Reader<'a> {
 
     /// Extra command-line flags (`*_options`), split on white space.
     pub fn flags(&mut self, name: &str) -> Vec<String> {
-        let Some(var) = self.var(name) else { return Vec::new() };
+        let Some(var) = self.var(name) else {
+            return Vec::new();
+        };
         let s = self.string_value(&var.value, &var.path).unwrap_or_default();
         let mut out = Vec::new();
         for word in s.split_whitespace() {
@@ -206,12 +246,18 @@ impl<'a> Reader<'a> {
 
     /// One of `choices`.
     pub fn choice(&mut self, name: &str, choices: &[&str]) -> String {
-        let Some(var) = self.var(name) else { return String::new() };
+        let Some(var) = self.var(name) else {
+            return String::new();
+        };
         let s = self.string_value(&var.value, &var.path).unwrap_or_default();
         if choices.contains(&s.as_str()) {
             s
         } else {
-            let list = choices.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ");
+            let list = choices
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
             self.problem(&var.path, format!("`{s}` is not one of {list}"));
             choices[0].to_owned()
         }

@@ -2,7 +2,7 @@
 //!
 //! Pigsty's producers push file-SD files and DNS records into every infra node (`delegate_to`,
 //! docs/pigsty-infra.md §24.1). infragen computes the same end state from the inventory instead:
-//! `targets/<dir>/<file>.yml` for VictoriaMetrics and hosts-file records for dnsmasq.
+//! `targets/<dir>/<file>.yml` for `VictoriaMetrics` and hosts-file records for dnsmasq.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -36,7 +36,13 @@ pub struct NodeFacts {
 }
 
 fn group(labels: &[(&str, &str)], targets: Vec<String>) -> TargetGroup {
-    TargetGroup { labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(), targets }
+    TargetGroup {
+        labels: labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        targets,
+    }
 }
 
 fn at(ip: &str, port: u16) -> String {
@@ -61,7 +67,14 @@ pub fn compute(inventory: &Inventory, infra: &[InfraNode], problems: &mut Vec<Pr
         let mut groups = Vec::new();
         let mut comp = |c: Component, name: &str, port: u16| {
             if node.enabled.contains(&c) {
-                groups.push(group(&[("ip", &ip), ("ins", &format!("{name}-{seq}")), ("cls", name)], vec![at(&ip, port)]));
+                groups.push(group(
+                    &[
+                        ("ip", &ip),
+                        ("ins", &format!("{name}-{seq}")),
+                        ("cls", name),
+                    ],
+                    vec![at(&ip, port)],
+                ));
             }
         };
         comp(Component::Vmetrics, "vmetrics", p.vmetrics);
@@ -77,39 +90,88 @@ pub fn compute(inventory: &Inventory, infra: &[InfraNode], problems: &mut Vec<Pr
     for host in inventory.all_hosts() {
         let vars = inventory.resolve(host);
         let mut r = Reader::new(&vars, host, problems);
-        let Ok(addr) = host.parse::<IpAddr>() else { continue }; // reported by `plan::resolve`
+        let Ok(addr) = host.parse::<IpAddr>() else {
+            continue;
+        }; // reported by `plan::resolve`
         let ip = addr.to_string();
         let facts = facts(&mut r, &ip);
         let (ins, cls) = (facts.nodename.as_str(), facts.cluster.as_str());
 
         let mut node_targets = Vec::new();
-        for (flag, port) in [("node_exporter_enabled", "node_exporter_port"), ("haproxy_enabled", "haproxy_exporter_port"), ("vector_enabled", "vector_port")] {
+        for (flag, port) in [
+            ("node_exporter_enabled", "node_exporter_port"),
+            ("haproxy_enabled", "haproxy_exporter_port"),
+            ("vector_enabled", "vector_port"),
+        ] {
             if r.bool(flag) {
                 node_targets.push(at(&ip, r.port(port)));
             }
         }
-        put("node", ip.clone(), vec![group(&[("ip", &ip), ("ins", ins), ("cls", cls)], node_targets)]);
-        put("ping", ip.clone(), vec![group(&[("ip", &ip), ("ins", ins), ("cls", cls)], vec![ip.clone()])]);
+        put(
+            "node",
+            ip.clone(),
+            vec![group(
+                &[("ip", &ip), ("ins", ins), ("cls", cls)],
+                node_targets,
+            )],
+        );
+        put(
+            "ping",
+            ip.clone(),
+            vec![group(
+                &[("ip", &ip), ("ins", ins), ("cls", cls)],
+                vec![ip.clone()],
+            )],
+        );
         if r.is_set("docker_enabled") && r.bool("docker_enabled") {
             let port = r.port("docker_exporter_port");
-            put("docker", ip.clone(), vec![group(&[("ip", &ip), ("ins", ins), ("cls", cls)], vec![at(&ip, port)])]);
+            put(
+                "docker",
+                ip.clone(),
+                vec![group(
+                    &[("ip", &ip), ("ins", ins), ("cls", cls)],
+                    vec![at(&ip, port)],
+                )],
+            );
         }
         if let Some((cls, seq)) = member(&mut r, "etcd_cluster", "etcd_seq", "etcd") {
             let name = format!("{cls}-{seq}");
             let port = r.port("etcd_port");
-            put("etcd", name.clone(), vec![group(&[("ip", &ip), ("ins", &name), ("cls", &cls)], vec![at(&ip, port)])]);
+            put(
+                "etcd",
+                name.clone(),
+                vec![group(
+                    &[("ip", &ip), ("ins", &name), ("cls", &cls)],
+                    vec![at(&ip, port)],
+                )],
+            );
         }
         if let Some((cls, seq)) = member(&mut r, "minio_cluster", "minio_seq", "minio") {
             let name = format!("{cls}-{seq}");
             let port = r.port("minio_port");
             let instance = at(&ip, port);
-            put("minio", name.clone(), vec![group(&[("ip", &ip), ("ins", &name), ("cls", &cls), ("instance", &instance)], vec![instance.clone()])]);
+            put(
+                "minio",
+                name.clone(),
+                vec![group(
+                    &[
+                        ("ip", &ip),
+                        ("ins", &name),
+                        ("cls", &cls),
+                        ("instance", &instance),
+                    ],
+                    vec![instance.clone()],
+                )],
+            );
         }
         if let Some((cls, seq)) = member(&mut r, "pg_cluster", "pg_seq", "") {
             let name = format!("{cls}-{seq}");
             let patroni_ssl = r.bool("patroni_ssl_enabled");
             let mut targets = Vec::new();
-            for (flag, port) in [("pg_exporter_enabled", "pg_exporter_port"), ("pgbouncer_exporter_enabled", "pgbouncer_exporter_port")] {
+            for (flag, port) in [
+                ("pg_exporter_enabled", "pg_exporter_port"),
+                ("pgbouncer_exporter_enabled", "pgbouncer_exporter_port"),
+            ] {
                 if r.bool(flag) {
                     targets.push(at(&ip, r.port(port)));
                 }
@@ -120,14 +182,41 @@ pub fn compute(inventory: &Inventory, infra: &[InfraNode], problems: &mut Vec<Pr
             if r.bool("pgbackrest_exporter_enabled") {
                 targets.push(at(&ip, r.port("pgbackrest_exporter_port")));
             }
-            put("pgsql", name.clone(), vec![group(&[("ip", &ip), ("ins", &name), ("cls", &cls)], targets)]);
+            put(
+                "pgsql",
+                name.clone(),
+                vec![group(
+                    &[("ip", &ip), ("ins", &name), ("cls", &cls)],
+                    targets,
+                )],
+            );
             if patroni_ssl {
                 let port = r.port("patroni_port");
-                put("patroni", name.clone(), vec![group(&[("job", "pgsql"), ("ip", &ip), ("ins", &name), ("cls", &cls)], vec![at(&ip, port)])]);
+                put(
+                    "patroni",
+                    name.clone(),
+                    vec![group(
+                        &[("job", "pgsql"), ("ip", &ip), ("ins", &name), ("cls", &cls)],
+                        vec![at(&ip, port)],
+                    )],
+                );
             }
             if r.bool("pg_vip_enabled") {
                 if let Some(vip) = vip(&mut r, "pg_vip_address") {
-                    put("ping", format!("{vip}---{ip}"), vec![group(&[("ip", &ip), ("vip", &vip), ("ins", &name), ("cls", &cls), ("job", "pgsql-vip")], vec![vip.clone()])]);
+                    put(
+                        "ping",
+                        format!("{vip}---{ip}"),
+                        vec![group(
+                            &[
+                                ("ip", &ip),
+                                ("vip", &vip),
+                                ("ins", &name),
+                                ("cls", &cls),
+                                ("job", "pgsql-vip"),
+                            ],
+                            vec![vip.clone()],
+                        )],
+                    );
                 }
             }
         }
@@ -138,9 +227,19 @@ pub fn compute(inventory: &Inventory, infra: &[InfraNode], problems: &mut Vec<Pr
     t
 }
 
-fn redis(r: &mut Reader, ip: &str, cls: &str, node: &str, put: &mut impl FnMut(&str, String, Vec<TargetGroup>)) {
-    let Some(var) = r.var("redis_instances") else { return };
-    let Some(map) = var.value.as_mapping() else { return };
+fn redis(
+    r: &mut Reader,
+    ip: &str,
+    cls: &str,
+    node: &str,
+    put: &mut impl FnMut(&str, String, Vec<TargetGroup>),
+) {
+    let Some(var) = r.var("redis_instances") else {
+        return;
+    };
+    let Some(map) = var.value.as_mapping() else {
+        return;
+    };
     let exporter = r.port("redis_exporter_port");
     let _ = exporter; // the job rewrites the address to the exporter; targets stay redis:// URLs
     let mut groups = Vec::new();
@@ -156,19 +255,39 @@ fn redis(r: &mut Reader, ip: &str, cls: &str, node: &str, put: &mut impl FnMut(&
         };
         let ins = format!("{cls}-{node}-{port}");
         let instance = at(ip, port);
-        groups.push(group(&[("cls", cls), ("ins", &ins), ("ip", ip), ("instance", &instance)], vec![format!("redis://{instance}")]));
+        groups.push(group(
+            &[
+                ("cls", cls),
+                ("ins", &ins),
+                ("ip", ip),
+                ("instance", &instance),
+            ],
+            vec![format!("redis://{instance}")],
+        ));
     }
     put("redis", format!("{cls}-{node}"), groups);
 }
 
 /// `(cluster, seq)` when the host is a member of a cluster of that module.
-fn member(r: &mut Reader, cluster_key: &str, seq_key: &str, default_cluster: &str) -> Option<(String, String)> {
+fn member(
+    r: &mut Reader,
+    cluster_key: &str,
+    seq_key: &str,
+    default_cluster: &str,
+) -> Option<(String, String)> {
     r.var(seq_key)?;
     let seq = r.uint(seq_key)?.to_string();
-    let cls = if r.is_set(cluster_key) { r.string(cluster_key) } else { default_cluster.to_owned() };
+    let cls = if r.is_set(cluster_key) {
+        r.string(cluster_key)
+    } else {
+        default_cluster.to_owned()
+    };
     if cls.is_empty() {
         let path = r.var(seq_key).map(|v| v.path).unwrap_or_default();
-        r.problem(&path, format!("`{seq_key}` is set but `{cluster_key}` is not"));
+        r.problem(
+            &path,
+            format!("`{seq_key}` is set but `{cluster_key}` is not"),
+        );
         return None;
     }
     if let Err(e) = check::hostname(&cls) {
@@ -183,12 +302,14 @@ fn vip(r: &mut Reader, key: &str) -> Option<String> {
     let var = r.var(key)?;
     let s = r.string(key);
     let addr = s.split('/').next().unwrap_or_default();
-    match addr.parse::<IpAddr>() {
-        Ok(ip) => Some(ip.to_string()),
-        Err(_) => {
-            r.problem(&var.path, format!("`{s}` is not an address (expected `ip/prefix`)"));
-            None
-        }
+    if let Ok(ip) = addr.parse::<IpAddr>() {
+        Some(ip.to_string())
+    } else {
+        r.problem(
+            &var.path,
+            format!("`{s}` is not an address (expected `ip/prefix`)"),
+        );
+        None
     }
 }
 
@@ -216,7 +337,11 @@ pub fn facts(r: &mut Reader, ip: &str) -> NodeFacts {
     // Derived values are checked where they come from (`pg_cluster` in `member`).
     for key in ["nodename", "node_cluster"] {
         if let Some(var) = r.is_set(key).then(|| r.var(key)).flatten() {
-            let value = if key == "nodename" { &nodename } else { &cluster };
+            let value = if key == "nodename" {
+                &nodename
+            } else {
+                &cluster
+            };
             if let Err(e) = check::hostname(value) {
                 r.problem(&var.path, e);
             }
@@ -226,17 +351,24 @@ pub fn facts(r: &mut Reader, ip: &str) -> NodeFacts {
 }
 
 /// dnsmasq records computed from the inventory: file name → lines.
-pub fn dns_records(inventory: &Inventory, problems: &mut Vec<Problem>) -> BTreeMap<String, Vec<String>> {
+pub fn dns_records(
+    inventory: &Inventory,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, Vec<String>> {
     let mut files: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut primaries: BTreeMap<String, (Option<String>, Option<String>, String)> = BTreeMap::new();
     for host in inventory.all_hosts() {
-        let Ok(addr) = host.parse::<IpAddr>() else { continue };
+        let Ok(addr) = host.parse::<IpAddr>() else {
+            continue;
+        };
         let ip = addr.to_string();
         let vars = inventory.resolve(host);
         let mut r = Reader::new(&vars, host, problems);
         if let Some((cls, seq)) = member(&mut r, "pg_cluster", "pg_seq", "") {
             files.insert(format!("{cls}-{seq}"), vec![format!("{ip} {cls}-{seq}")]);
-            let entry = primaries.entry(cls.clone()).or_insert((None, None, String::new()));
+            let entry = primaries
+                .entry(cls.clone())
+                .or_insert((None, None, String::new()));
             if r.is_set("pg_role") && r.string("pg_role") == "primary" {
                 entry.0 = Some(ip.clone());
             }

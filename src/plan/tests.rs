@@ -31,14 +31,34 @@ fn resolves_two_hosts_with_peers() {
     let h2 = &plan.hosts[1];
     assert!(h1.is_admin && !h2.is_admin);
     assert!(h2.vlogs.is_none());
-    assert_eq!(h2.disabled, [(Component::Vlogs, "vlogs_enabled: false".to_owned())]);
+    assert_eq!(
+        h2.disabled,
+        [(Component::Vlogs, "vlogs_enabled: false".to_owned())]
+    );
     // Grafana on every host sees every host's datasources.
-    let names: Vec<_> = h2.grafana.as_ref().unwrap().datasources.iter().map(|d| d.name.as_str()).collect();
-    assert!(names.contains(&"vmetrics-1") && names.contains(&"vmetrics-2") && names.contains(&"vlogs-1"));
+    let names: Vec<_> = h2
+        .grafana
+        .as_ref()
+        .unwrap()
+        .datasources
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
+    assert!(
+        names.contains(&"vmetrics-1")
+            && names.contains(&"vmetrics-2")
+            && names.contains(&"vlogs-1")
+    );
     assert!(!names.contains(&"vlogs-2"));
     // chrony: the admin node never syncs from itself.
-    assert_eq!(h1.chrony.as_ref().unwrap().sources, ["pool pool.ntp.org iburst"]);
-    assert_eq!(h2.chrony.as_ref().unwrap().sources, ["pool pool.ntp.org iburst", "server 10.1.0.1 iburst"]);
+    assert_eq!(
+        h1.chrony.as_ref().unwrap().sources,
+        ["pool pool.ntp.org iburst"]
+    );
+    assert_eq!(
+        h2.chrony.as_ref().unwrap().sources,
+        ["pool pool.ntp.org iburst", "server 10.1.0.1 iburst"]
+    );
     // targets from the whole inventory
     assert!(plan.targets["pgsql"].contains_key("pg-meta-1"));
     assert!(plan.targets["etcd"].contains_key("etcd-1"));
@@ -67,7 +87,10 @@ fn collects_every_problem() {
 fn warns_on_misspelt_parameter() {
     let plan = plan("all:\n  children:\n    infra: { hosts: { 10.1.0.1: { infra_seq: 1 } } }\n  vars: { admin_ip: 10.1.0.1, nginx_prot: 80 }\n").unwrap();
     assert_eq!(plan.warnings.len(), 1);
-    assert_eq!(plan.warnings[0].to_string(), "all.vars.nginx_prot: unknown parameter `nginx_prot`; did you mean `nginx_port`?");
+    assert_eq!(
+        plan.warnings[0].to_string(),
+        "all.vars.nginx_prot: unknown parameter `nginx_prot`; did you mean `nginx_port`?"
+    );
 }
 
 #[test]

@@ -22,17 +22,41 @@ use crate::tree::Tree;
 
 /// The templates, embedded: `(name, text)`.
 const TEMPLATES: &[(&str, &str)] = &[
-    ("nginx.conf", include_str!("../../images/nginx/nginx.conf.hbs")),
+    (
+        "nginx.conf",
+        include_str!("../../images/nginx/nginx.conf.hbs"),
+    ),
     ("tls", include_str!("../../images/nginx/tls.hbs")),
     ("common", include_str!("../../images/nginx/common.hbs")),
     ("redirect", include_str!("../../images/nginx/redirect.hbs")),
-    ("home.conf", include_str!("../../images/nginx/home.conf.hbs")),
-    ("path.conf", include_str!("../../images/nginx/path.conf.hbs")),
-    ("endpoint.conf", include_str!("../../images/nginx/endpoint.conf.hbs")),
-    ("index.html", include_str!("../../images/nginx/index.html.hbs")),
-    ("grafana.ini", include_str!("../../images/grafana/grafana.ini.hbs")),
-    ("dnsmasq.conf", include_str!("../../images/dnsmasq/dnsmasq.conf.hbs")),
-    ("chrony.conf", include_str!("../../images/chrony/chrony.conf.hbs")),
+    (
+        "home.conf",
+        include_str!("../../images/nginx/home.conf.hbs"),
+    ),
+    (
+        "path.conf",
+        include_str!("../../images/nginx/path.conf.hbs"),
+    ),
+    (
+        "endpoint.conf",
+        include_str!("../../images/nginx/endpoint.conf.hbs"),
+    ),
+    (
+        "index.html",
+        include_str!("../../images/nginx/index.html.hbs"),
+    ),
+    (
+        "grafana.ini",
+        include_str!("../../images/grafana/grafana.ini.hbs"),
+    ),
+    (
+        "dnsmasq.conf",
+        include_str!("../../images/dnsmasq/dnsmasq.conf.hbs"),
+    ),
+    (
+        "chrony.conf",
+        include_str!("../../images/chrony/chrony.conf.hbs"),
+    ),
     ("env", include_str!("../../images/common/env.hbs")),
 ];
 
@@ -44,7 +68,8 @@ fn registry() -> &'static Handlebars<'static> {
         hb.register_escape_fn(handlebars::no_escape);
         hb.register_helper("html", Box::new(html_helper));
         for (name, text) in TEMPLATES {
-            hb.register_template_string(name, *text).unwrap_or_else(|e| panic!("template {name}: {e}"));
+            hb.register_template_string(name, *text)
+                .unwrap_or_else(|e| panic!("template {name}: {e}"));
         }
         hb
     })
@@ -69,7 +94,9 @@ fn html_helper(
 
 /// Renders template `name` with `ctx`.
 pub fn template(name: &str, ctx: &impl Serialize) -> Result<String> {
-    registry().render(name, ctx).with_context(|| format!("rendering template `{name}`"))
+    registry()
+        .render(name, ctx)
+        .with_context(|| format!("rendering template `{name}`"))
 }
 
 /// YAML from a serializer, with a one-line comment header.
@@ -109,7 +136,11 @@ pub fn host(plan: &Plan, h: &HostPlan) -> Result<Tree> {
     }
     for ((c, name), secret) in &h.secrets {
         if h.enabled().contains(c) {
-            tree.add(format!("secrets/{}/{name}", c.name()), 0o600, secret.0.as_bytes());
+            tree.add(
+                format!("secrets/{}/{name}", c.name()),
+                0o600,
+                secret.0.as_bytes(),
+            );
         }
     }
     Ok(tree)
@@ -117,7 +148,10 @@ pub fn host(plan: &Plan, h: &HostPlan) -> Result<Tree> {
 
 /// Renders one component of one host.
 pub fn component(plan: &Plan, h: &HostPlan, c: Component) -> Result<Tree> {
-    let head = Head { host: h.ip.to_string(), source: &plan.source };
+    let head = Head {
+        host: h.ip.to_string(),
+        source: &plan.source,
+    };
     let mut t = Tree::default();
     match c {
         Component::Nginx => nginx::render(plan, h, &head, &mut t)?,
@@ -136,9 +170,12 @@ pub fn component(plan: &Plan, h: &HostPlan, c: Component) -> Result<Tree> {
 /// `etc/default/<component>`: the flags as one environment variable, for `EnvironmentFile=`.
 pub fn env_file(t: &mut Tree, head: &Head, c: Component, flags: &[String]) -> Result<()> {
     let var = format!("{}_OPTS", c.name().to_ascii_uppercase());
-    let text = template("env", &serde_json::json!({
-        "component": c.name(), "host": head.host, "source": head.source, "var": var, "flags": flags.join(" "),
-    }))?;
+    let text = template(
+        "env",
+        &serde_json::json!({
+            "component": c.name(), "host": head.host, "source": head.source, "var": var, "flags": flags.join(" "),
+        }),
+    )?;
     t.add(format!("etc/default/{}", c.name()), 0o644, text);
     Ok(())
 }

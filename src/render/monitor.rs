@@ -9,12 +9,30 @@ use crate::tree::Tree;
 
 /// Static rule files shipped with the vmalert image.
 const RULES: &[(&str, &str)] = &[
-    ("etcd.yml", include_str!("../../images/vmalert/rules/etcd.yml")),
-    ("infra.yml", include_str!("../../images/vmalert/rules/infra.yml")),
-    ("minio.yml", include_str!("../../images/vmalert/rules/minio.yml")),
-    ("node.yml", include_str!("../../images/vmalert/rules/node.yml")),
-    ("pgsql.yml", include_str!("../../images/vmalert/rules/pgsql.yml")),
-    ("redis.yml", include_str!("../../images/vmalert/rules/redis.yml")),
+    (
+        "etcd.yml",
+        include_str!("../../images/vmalert/rules/etcd.yml"),
+    ),
+    (
+        "infra.yml",
+        include_str!("../../images/vmalert/rules/infra.yml"),
+    ),
+    (
+        "minio.yml",
+        include_str!("../../images/vmalert/rules/minio.yml"),
+    ),
+    (
+        "node.yml",
+        include_str!("../../images/vmalert/rules/node.yml"),
+    ),
+    (
+        "pgsql.yml",
+        include_str!("../../images/vmalert/rules/pgsql.yml"),
+    ),
+    (
+        "redis.yml",
+        include_str!("../../images/vmalert/rules/redis.yml"),
+    ),
 ];
 
 /// Directory of file-SD target files inside the vmetrics root.
@@ -48,7 +66,10 @@ pub fn grafana(h: &HostPlan, head: &Head, t: &mut Tree) -> Result<()> {
                 o.insert("jsonData".into(), json!(d.json));
             }
             if let Some(cred) = &d.password_credential {
-                o.insert("secureJsonData".into(), json!({"password": format!("$__file{{{creds}/{cred}}}")}));
+                o.insert(
+                    "secureJsonData".into(),
+                    json!({"password": format!("$__file{{{creds}/{cred}}}")}),
+                );
             }
             v
         })
@@ -64,7 +85,14 @@ pub fn grafana(h: &HostPlan, head: &Head, t: &mut Tree) -> Result<()> {
         "updateIntervalSeconds": 8, "allowUiUpdates": true,
         "options": {"path": "/etc/dashboards", "foldersFromFilesStructure": true},
     }]});
-    t.add("etc/grafana/provisioning/dashboards/pigsty.yml", 0o644, yaml("Grafana dashboard provider (rendered by infragen)", &providers)?);
+    t.add(
+        "etc/grafana/provisioning/dashboards/pigsty.yml",
+        0o644,
+        yaml(
+            "Grafana dashboard provider (rendered by infragen)",
+            &providers,
+        )?,
+    );
     Ok(())
 }
 
@@ -130,22 +158,40 @@ pub fn vmetrics(plan: &Plan, h: &HostPlan, head: &Head, t: &mut Tree) -> Result<
         "global": {"scrape_interval": v.scrape_interval, "scrape_timeout": v.scrape_timeout},
         "scrape_configs": jobs,
     });
-    t.add("etc/vmetrics/prometheus.yml", 0o644, yaml(&format!("VictoriaMetrics scrape config for {} (rendered by infragen)", head.host), &doc)?);
+    t.add(
+        "etc/vmetrics/prometheus.yml",
+        0o644,
+        yaml(
+            &format!(
+                "VictoriaMetrics scrape config for {} (rendered by infragen)",
+                head.host
+            ),
+            &doc,
+        )?,
+    );
     let mut dirs = plan.targets.clone();
     if !v.pgrds.is_empty() {
         dirs.insert("pgrds".into(), v.pgrds.clone());
     }
     for (dir, files) in &dirs {
         for (file, groups) in files {
-            t.add(format!("etc/vmetrics/targets/{dir}/{file}.yml"), 0o644, serde_yaml::to_string(groups)?);
+            t.add(
+                format!("etc/vmetrics/targets/{dir}/{file}.yml"),
+                0o644,
+                serde_yaml::to_string(groups)?,
+            );
         }
     }
     Ok(())
 }
 
-/// VictoriaLogs or VictoriaTraces: flags.
+/// `VictoriaLogs` or `VictoriaTraces`: flags.
 pub fn victoria(h: &HostPlan, c: Component, head: &Head, t: &mut Tree) -> Result<()> {
-    let v = if c == Component::Vlogs { &h.vlogs } else { &h.vtraces };
+    let v = if c == Component::Vlogs {
+        &h.vlogs
+    } else {
+        &h.vtraces
+    };
     env_file(t, head, c, &v.as_ref().expect("enabled").flags)
 }
 
@@ -161,13 +207,24 @@ pub fn vmalert(h: &HostPlan, head: &Head, t: &mut Tree) -> Result<()> {
         .iter()
         .map(|(record, port)| json!({"record": record, "expr": format!("up{{instance=~\".*:{port}\"}}")}))
         .collect();
-    for (record, job) in [("etcd_up", "etcd"), ("minio_up", "minio"), ("mysql_exporter_up", "mysql")] {
+    for (record, job) in [
+        ("etcd_up", "etcd"),
+        ("minio_up", "minio"),
+        ("mysql_exporter_up", "mysql"),
+    ] {
         rules.push(json!({"record": record, "expr": format!("up{{job=\"{job}\"}}")}));
     }
     rules.push(json!({"record": "kafka_up", "expr": "up{job=\"kafka\", role!=\"\"}"}));
     rules.push(json!({"record": "kafka_exporter_up", "expr": "up{job=\"kafka\", role=\"\"}"}));
     let doc = json!({"groups": [{"name": "agent-rules", "rules": rules}]});
-    t.add("etc/vmalert/rules/agent.yml", 0o644, yaml("agent liveness by exporter port (rendered by infragen from the profile's ports)", &doc)?);
+    t.add(
+        "etc/vmalert/rules/agent.yml",
+        0o644,
+        yaml(
+            "agent liveness by exporter port (rendered by infragen from the profile's ports)",
+            &doc,
+        )?,
+    );
     Ok(())
 }
 
@@ -196,6 +253,13 @@ pub fn blackbox(h: &HostPlan, head: &Head, t: &mut Tree) -> Result<()> {
         "http_post_2xx": {"prober": "http", "http": {"method": "POST"}},
         "tcp_connect": {"prober": "tcp"},
     }});
-    t.add("etc/blackbox/blackbox.yml", 0o644, yaml("blackbox exporter probe modules (rendered by infragen)", &doc)?);
+    t.add(
+        "etc/blackbox/blackbox.yml",
+        0o644,
+        yaml(
+            "blackbox exporter probe modules (rendered by infragen)",
+            &doc,
+        )?,
+    );
     Ok(())
 }

@@ -11,9 +11,16 @@ use crate::tree::Tree;
 pub fn dnsmasq(h: &HostPlan, head: &Head, t: &mut Tree) -> Result<()> {
     let d = h.dnsmasq.as_ref().expect("enabled");
     let listen: Vec<String> = d.listen.iter().map(ToString::to_string).collect();
-    t.add("etc/dnsmasq.conf", 0o644, template("dnsmasq.conf", &json!({
-        "host": head.host, "source": head.source, "port": d.port, "listen": listen,
-    }))?);
+    t.add(
+        "etc/dnsmasq.conf",
+        0o644,
+        template(
+            "dnsmasq.conf",
+            &json!({
+                "host": head.host, "source": head.source, "port": d.port, "listen": listen,
+            }),
+        )?,
+    );
     for (name, lines) in &d.records {
         let mut text: String = lines.iter().map(|l| format!("{l}\n")).collect();
         if text.is_empty() {
@@ -27,11 +34,22 @@ pub fn dnsmasq(h: &HostPlan, head: &Head, t: &mut Tree) -> Result<()> {
 /// `etc/chrony/chrony.conf` and the flags (`-x` when chrony must not set the clock).
 pub fn chrony(h: &HostPlan, head: &Head, t: &mut Tree) -> Result<()> {
     let c = h.chrony.as_ref().expect("enabled");
-    t.add("etc/chrony/chrony.conf", 0o644, template("chrony.conf", &json!({
-        "host": head.host, "source": head.source, "sources": c.sources, "allow": c.allow,
-        "bind": c.bind.to_string(), "control_clock": c.control_clock,
-    }))?);
-    let mut flags = vec!["-d".to_owned(), "-f".to_owned(), "/etc/chrony/chrony.conf".to_owned()];
+    t.add(
+        "etc/chrony/chrony.conf",
+        0o644,
+        template(
+            "chrony.conf",
+            &json!({
+                "host": head.host, "source": head.source, "sources": c.sources, "allow": c.allow,
+                "bind": c.bind.to_string(), "control_clock": c.control_clock,
+            }),
+        )?,
+    );
+    let mut flags = vec![
+        "-d".to_owned(),
+        "-f".to_owned(),
+        "/etc/chrony/chrony.conf".to_owned(),
+    ];
     if !c.control_clock {
         flags.push("-x".to_owned());
     }

@@ -23,8 +23,16 @@ fn addr(ip: IpAddr, port: u16) -> String {
 pub fn render(plan: &Plan, h: &HostPlan, head: &Head, t: &mut Tree) -> Result<()> {
     let n = h.nginx.as_ref().expect("enabled");
     t.add("etc/nginx/nginx.conf", 0o644, template("nginx.conf", head)?);
-    t.add("etc/nginx/mime.types", 0o644, include_str!("../../images/nginx/mime.types"));
-    t.add("etc/nginx/html/404.html", 0o644, include_str!("../../images/nginx/404.html"));
+    t.add(
+        "etc/nginx/mime.types",
+        0o644,
+        include_str!("../../images/nginx/mime.types"),
+    );
+    t.add(
+        "etc/nginx/html/404.html",
+        0o644,
+        include_str!("../../images/nginx/404.html"),
+    );
     for p in &n.portal {
         let ctx = server(h, n, p, head);
         let name = match p.kind {
@@ -32,9 +40,17 @@ pub fn render(plan: &Plan, h: &HostPlan, head: &Head, t: &mut Tree) -> Result<()
             PortalKind::Path { .. } => "path.conf",
             PortalKind::Endpoint { .. } => "endpoint.conf",
         };
-        t.add(format!("etc/nginx/conf.d/{}.conf", p.name), 0o644, template(name, &ctx)?);
+        t.add(
+            format!("etc/nginx/conf.d/{}.conf", p.name),
+            0o644,
+            template(name, &ctx)?,
+        );
     }
-    let home_domain = n.portal.iter().find(|p| p.name == "home").map_or("", |p| p.domain.as_str());
+    let home_domain = n
+        .portal
+        .iter()
+        .find(|p| p.name == "home")
+        .map_or("", |p| p.domain.as_str());
     let infra: Vec<Value> = plan
         .infra
         .iter()
@@ -44,11 +60,18 @@ pub fn render(plan: &Plan, h: &HostPlan, head: &Head, t: &mut Tree) -> Result<()
             json!({"seq": i.seq, "ip": i.ip.to_string(), "link": link, "components": comps.join(" "), "self": i.ip == h.ip})
         })
         .collect();
-    t.add("etc/nginx/html/index.html", 0o644, template("index.html", &json!({
-        "home_domain": home_domain, "seq": h.seq, "host": head.host, "is_admin": h.is_admin,
-        "version": h.version, "cards": n.cards, "infra": infra, "source": head.source,
-        "inventory_hosts": plan.inventory_hosts, "plural": plan.inventory_hosts != 1,
-    }))?);
+    t.add(
+        "etc/nginx/html/index.html",
+        0o644,
+        template(
+            "index.html",
+            &json!({
+                "home_domain": home_domain, "seq": h.seq, "host": head.host, "is_admin": h.is_admin,
+                "version": h.version, "cards": n.cards, "infra": infra, "source": head.source,
+                "inventory_hosts": plan.inventory_hosts, "plural": plan.inventory_hosts != 1,
+            }),
+        )?,
+    );
     Ok(())
 }
 
@@ -75,15 +98,26 @@ fn server(h: &HostPlan, n: &crate::plan::Nginx, p: &Portal, head: &Head) -> Valu
     let mut names = vec![p.domain.clone()];
     names.extend(p.domains.iter().cloned());
     let redirect = enforce.then(|| {
-        let suffix = if h.ports.nginx_ssl == 443 { String::new() } else { format!(":{}", h.ports.nginx_ssl) };
+        let suffix = if h.ports.nginx_ssl == 443 {
+            String::new()
+        } else {
+            format!(":{}", h.ports.nginx_ssl)
+        };
         json!({"listen": addr(h.ip, h.ports.nginx), "port_suffix": suffix})
     });
     let access_log = match &p.kind {
-        PortalKind::Endpoint { .. } => Some(p.log.clone().unwrap_or_else(|| format!("{}.log", p.name))),
+        PortalKind::Endpoint { .. } => {
+            Some(p.log.clone().unwrap_or_else(|| format!("{}.log", p.name)))
+        }
         PortalKind::Path { .. } => p.log.clone(),
         PortalKind::Home { .. } => None,
     };
-    let config = p.config.as_ref().map(|c| c.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n"));
+    let config = p.config.as_ref().map(|c| {
+        c.lines()
+            .map(|l| format!("    {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
     let mut ctx = json!({
         "host": head.host, "name": p.name, "listen": listen, "server_names": names.join(" "),
         "tls": tls, "access_log": access_log, "realm": p.realm, "htpasswd": format!("{creds}/htpasswd"),
@@ -108,7 +142,10 @@ fn server(h: &HostPlan, n: &crate::plan::Nginx, p: &Portal, head: &Head) -> Valu
                 }
             }
             let grafana = h.grafana.is_some().then(|| url(h.ports.grafana));
-            let repo = n.repo.as_ref().map(|(home, name)| json!({"home": home, "name": name}));
+            let repo = n
+                .repo
+                .as_ref()
+                .map(|(home, name)| json!({"home": home, "name": name}));
             o.insert("root".into(), json!(root));
             o.insert("index".into(), json!(index));
             o.insert("backends".into(), json!(backends));
@@ -122,7 +159,11 @@ fn server(h: &HostPlan, n: &crate::plan::Nginx, p: &Portal, head: &Head) -> Valu
             o.insert("root".into(), json!(root));
             o.insert("index".into(), json!(index));
         }
-        PortalKind::Endpoint { endpoint, scheme, websocket } => {
+        PortalKind::Endpoint {
+            endpoint,
+            scheme,
+            websocket,
+        } => {
             o.insert("endpoint".into(), json!(endpoint));
             o.insert("scheme".into(), json!(scheme));
             o.insert("websocket".into(), json!(websocket));

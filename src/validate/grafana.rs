@@ -12,31 +12,173 @@ use super::{Outcome, Sandbox};
 
 /// Documented `grafana.ini` keys, by section (the subset a profile can reach, plus neighbours).
 const INI: &[(&str, &[&str])] = &[
-    ("paths", &["data", "temp_data_lifetime", "logs", "plugins", "provisioning"]),
-    ("server", &["protocol", "http_addr", "http_port", "domain", "enforce_domain", "root_url", "serve_from_sub_path", "router_logging", "static_root_path", "enable_gzip", "cert_file", "cert_key", "socket", "read_timeout"]),
-    ("database", &["type", "host", "name", "user", "password", "url", "path", "wal", "max_idle_conn", "max_open_conn", "conn_max_lifetime", "ssl_mode", "cache_mode"]),
-    ("analytics", &["reporting_enabled", "check_for_updates", "check_for_plugin_updates", "feedback_links_enabled"]),
-    ("security", &["disable_initial_admin_creation", "admin_user", "admin_password", "admin_email", "secret_key", "disable_gravatar", "allow_embedding", "cookie_secure", "cookie_samesite", "csrf_trusted_origins", "csrf_additional_headers", "disable_brute_force_login_protection"]),
-    ("dashboards", &["versions_to_keep", "min_refresh_interval", "default_home_dashboard_path"]),
-    ("sql_datasources", &["max_open_conns_default", "max_idle_conns_default", "max_conn_lifetime_default"]),
-    ("users", &["allow_sign_up", "allow_org_create", "auto_assign_org", "auto_assign_org_role", "default_theme", "default_language", "home_page"]),
-    ("auth.anonymous", &["enabled", "org_name", "org_role", "hide_version"]),
-    ("auth.proxy", &["enabled", "header_name", "header_property", "auto_sign_up", "sync_ttl", "whitelist", "headers", "enable_login_token"]),
+    (
+        "paths",
+        &[
+            "data",
+            "temp_data_lifetime",
+            "logs",
+            "plugins",
+            "provisioning",
+        ],
+    ),
+    (
+        "server",
+        &[
+            "protocol",
+            "http_addr",
+            "http_port",
+            "domain",
+            "enforce_domain",
+            "root_url",
+            "serve_from_sub_path",
+            "router_logging",
+            "static_root_path",
+            "enable_gzip",
+            "cert_file",
+            "cert_key",
+            "socket",
+            "read_timeout",
+        ],
+    ),
+    (
+        "database",
+        &[
+            "type",
+            "host",
+            "name",
+            "user",
+            "password",
+            "url",
+            "path",
+            "wal",
+            "max_idle_conn",
+            "max_open_conn",
+            "conn_max_lifetime",
+            "ssl_mode",
+            "cache_mode",
+        ],
+    ),
+    (
+        "analytics",
+        &[
+            "reporting_enabled",
+            "check_for_updates",
+            "check_for_plugin_updates",
+            "feedback_links_enabled",
+        ],
+    ),
+    (
+        "security",
+        &[
+            "disable_initial_admin_creation",
+            "admin_user",
+            "admin_password",
+            "admin_email",
+            "secret_key",
+            "disable_gravatar",
+            "allow_embedding",
+            "cookie_secure",
+            "cookie_samesite",
+            "csrf_trusted_origins",
+            "csrf_additional_headers",
+            "disable_brute_force_login_protection",
+        ],
+    ),
+    (
+        "dashboards",
+        &[
+            "versions_to_keep",
+            "min_refresh_interval",
+            "default_home_dashboard_path",
+        ],
+    ),
+    (
+        "sql_datasources",
+        &[
+            "max_open_conns_default",
+            "max_idle_conns_default",
+            "max_conn_lifetime_default",
+        ],
+    ),
+    (
+        "users",
+        &[
+            "allow_sign_up",
+            "allow_org_create",
+            "auto_assign_org",
+            "auto_assign_org_role",
+            "default_theme",
+            "default_language",
+            "home_page",
+        ],
+    ),
+    (
+        "auth.anonymous",
+        &["enabled", "org_name", "org_role", "hide_version"],
+    ),
+    (
+        "auth.proxy",
+        &[
+            "enabled",
+            "header_name",
+            "header_property",
+            "auto_sign_up",
+            "sync_ttl",
+            "whitelist",
+            "headers",
+            "enable_login_token",
+        ],
+    ),
     ("log", &["mode", "level", "filters"]),
     ("news", &["news_feed_enabled"]),
-    ("plugins", &["enable_alpha", "allow_loading_unsigned_plugins", "plugin_admin_enabled", "plugin_admin_external_manage_enabled", "public_key_retrieval_disabled", "plugin_catalog_url"]),
+    (
+        "plugins",
+        &[
+            "enable_alpha",
+            "allow_loading_unsigned_plugins",
+            "plugin_admin_enabled",
+            "plugin_admin_external_manage_enabled",
+            "public_key_retrieval_disabled",
+            "plugin_catalog_url",
+        ],
+    ),
     ("unified_alerting", &["enabled"]),
     ("recording_rules", &["enabled", "timeout"]),
 ];
 
 /// Documented datasource provisioning fields.
 const DATASOURCE: &[&str] = &[
-    "name", "type", "access", "orgId", "uid", "url", "user", "database", "basicAuth", "basicAuthUser",
-    "withCredentials", "isDefault", "jsonData", "secureJsonData", "version", "editable",
+    "name",
+    "type",
+    "access",
+    "orgId",
+    "uid",
+    "url",
+    "user",
+    "database",
+    "basicAuth",
+    "basicAuthUser",
+    "withCredentials",
+    "isDefault",
+    "jsonData",
+    "secureJsonData",
+    "version",
+    "editable",
 ];
 
 /// Documented dashboard provider fields.
-const PROVIDER: &[&str] = &["name", "orgId", "folder", "folderUid", "type", "disableDeletion", "updateIntervalSeconds", "allowUiUpdates", "options"];
+const PROVIDER: &[&str] = &[
+    "name",
+    "orgId",
+    "folder",
+    "folderUid",
+    "type",
+    "disableDeletion",
+    "updateIntervalSeconds",
+    "allowUiUpdates",
+    "options",
+];
 
 pub fn check(sb: &Sandbox) -> Outcome {
     let mut problems = Vec::new();
@@ -46,9 +188,21 @@ pub fn check(sb: &Sandbox) -> Outcome {
         Err(e) => problems.push(format!("{ini_path}: {e}")),
     }
     let ds = "/etc/grafana/provisioning/datasources/pigsty.yml";
-    problems.extend(provisioning(sb, ds, "datasources", DATASOURCE, &["apiVersion", "datasources", "deleteDatasources", "prune"]));
+    problems.extend(provisioning(
+        sb,
+        ds,
+        "datasources",
+        DATASOURCE,
+        &["apiVersion", "datasources", "deleteDatasources", "prune"],
+    ));
     let dash = "/etc/grafana/provisioning/dashboards/pigsty.yml";
-    problems.extend(provisioning(sb, dash, "providers", PROVIDER, &["apiVersion", "providers"]));
+    problems.extend(provisioning(
+        sb,
+        dash,
+        "providers",
+        PROVIDER,
+        &["apiVersion", "providers"],
+    ));
     if problems.is_empty() {
         Outcome::Accepted
     } else {
@@ -82,7 +236,11 @@ fn ini(text: &str) -> Vec<String> {
             out.push(format!("{n}: `{key}` outside a section"));
             continue;
         };
-        let keys = INI.iter().find(|(name, _)| *name == s).map(|(_, k)| *k).unwrap_or_default();
+        let keys = INI
+            .iter()
+            .find(|(name, _)| *name == s)
+            .map(|(_, k)| *k)
+            .unwrap_or_default();
         if !keys.contains(&key) {
             out.push(format!("{n}: unknown key `{key}` in [{s}]"));
         }
@@ -90,7 +248,13 @@ fn ini(text: &str) -> Vec<String> {
     out
 }
 
-fn provisioning(sb: &Sandbox, path: &str, list: &str, fields: &[&str], top: &[&str]) -> Vec<String> {
+fn provisioning(
+    sb: &Sandbox,
+    path: &str,
+    list: &str,
+    fields: &[&str],
+    top: &[&str],
+) -> Vec<String> {
     let text = match fs::read_to_string(sb.path(path)) {
         Ok(t) => t,
         Err(e) => return vec![format!("{path}: {e}")],
@@ -100,7 +264,9 @@ fn provisioning(sb: &Sandbox, path: &str, list: &str, fields: &[&str], top: &[&s
         Err(e) => return vec![format!("{path}: {e}")],
     };
     let mut out = Vec::new();
-    let Some(map) = doc.as_mapping() else { return vec![format!("{path}: not a mapping")] };
+    let Some(map) = doc.as_mapping() else {
+        return vec![format!("{path}: not a mapping")];
+    };
     for k in map.keys() {
         let k = k.as_str().unwrap_or_default();
         if !top.contains(&k) {
@@ -111,7 +277,14 @@ fn provisioning(sb: &Sandbox, path: &str, list: &str, fields: &[&str], top: &[&s
         out.push(format!("{path}: `apiVersion` must be 1"));
     }
     let mut names = BTreeSet::new();
-    for (i, item) in doc.get(list).and_then(Value::as_sequence).map(Vec::as_slice).unwrap_or_default().iter().enumerate() {
+    for (i, item) in doc
+        .get(list)
+        .and_then(Value::as_sequence)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let Some(m) = item.as_mapping() else {
             out.push(format!("{path}: {list}[{i}] is not a mapping"));
             continue;
@@ -133,9 +306,15 @@ fn provisioning(sb: &Sandbox, path: &str, list: &str, fields: &[&str], top: &[&s
             }
         }
     }
-    let defaults = doc.get(list).and_then(Value::as_sequence).map_or(0, |l| l.iter().filter(|d| d.get("isDefault") == Some(&Value::Bool(true))).count());
+    let defaults = doc.get(list).and_then(Value::as_sequence).map_or(0, |l| {
+        l.iter()
+            .filter(|d| d.get("isDefault") == Some(&Value::Bool(true)))
+            .count()
+    });
     if defaults > 1 {
-        out.push(format!("{path}: {defaults} datasources are marked `isDefault`; Grafana allows one"));
+        out.push(format!(
+            "{path}: {defaults} datasources are marked `isDefault`; Grafana allows one"
+        ));
     }
     out
 }
@@ -147,7 +326,10 @@ mod tests {
     #[test]
     fn unknown_keys_and_sections_are_rejected() {
         assert!(ini("[server]\nhttp_port = 3000\n").is_empty());
-        assert_eq!(ini("[server]\nhttp_prot = 3000\n"), ["2: unknown key `http_prot` in [server]"]);
+        assert_eq!(
+            ini("[server]\nhttp_prot = 3000\n"),
+            ["2: unknown key `http_prot` in [server]"]
+        );
         assert_eq!(ini("[servr]\n"), ["1: unknown section [servr]"]);
         assert_eq!(ini("x = 1\n"), ["1: `x` outside a section"]);
     }

@@ -79,7 +79,13 @@ impl Report {
                     format!("skipped: {why}")
                 }
             };
-            let _ = writeln!(s, "{:<15} {:<13} {:<44} {verdict}", c.host, c.component.name(), c.checker);
+            let _ = writeln!(
+                s,
+                "{:<15} {:<13} {:<44} {verdict}",
+                c.host,
+                c.component.name(),
+                c.checker
+            );
             if let Outcome::Rejected(out) = &c.outcome {
                 for line in out.lines() {
                     let _ = writeln!(s, "    {line}");
@@ -93,7 +99,9 @@ impl Report {
 
 /// Runs every checker over the rendered `tree` of `plan`.
 pub fn tree(plan: &Plan, tree: &Tree) -> Result<Report> {
-    let scratch = tempfile::Builder::new().prefix("infragen-validate-").tempdir()?;
+    let scratch = tempfile::Builder::new()
+        .prefix("infragen-validate-")
+        .tempdir()?;
     let pair = throwaway_cert(scratch.path());
     let mut report = Report::default();
     for h in &plan.hosts {
@@ -102,7 +110,12 @@ pub fn tree(plan: &Plan, tree: &Tree) -> Result<Report> {
             let sandbox = scratch.path().join(format!("{host}-{}", c.name()));
             let sb = Sandbox::lay_out(&sandbox, tree, &host, c, h)?;
             let (checker, outcome) = check(&sb, h, c, pair.as_ref())?;
-            report.checks.push(Check { host: host.clone(), component: c, checker, outcome });
+            report.checks.push(Check {
+                host: host.clone(),
+                component: c,
+                checker,
+                outcome,
+            });
         }
     }
     Ok(report)
@@ -117,7 +130,10 @@ struct Sandbox {
 
 impl Sandbox {
     fn lay_out(root: &Path, tree: &Tree, host: &str, c: Component, h: &HostPlan) -> Result<Self> {
-        let mut roots: Vec<String> = ["/etc/", "/run/", "/var/", "/infra/"].iter().map(|s| (*s).to_owned()).collect();
+        let mut roots: Vec<String> = ["/etc/", "/run/", "/var/", "/infra/"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
         if let Some(n) = &h.nginx {
             roots.push(format!("{}/", n.home));
             if let Some((home, _)) = &n.repo {
@@ -132,14 +148,19 @@ impl Sandbox {
         }
         roots.sort_by_key(|r| std::cmp::Reverse(r.len()));
         roots.dedup();
-        let sb = Self { root: root.to_path_buf(), host: host.to_owned(), roots };
+        let sb = Self {
+            root: root.to_path_buf(),
+            host: host.to_owned(),
+            roots,
+        };
         let prefix = format!("{host}/{}/", c.name());
         let secrets = format!("{host}/secrets/{}/", c.name());
         for (path, entry) in tree.iter() {
             let target = if let Some(rel) = path.strip_prefix(&prefix) {
                 root.join(rel)
             } else if let Some(name) = path.strip_prefix(&secrets) {
-                root.join(credentials_dir(c).trim_start_matches('/')).join(name)
+                root.join(credentials_dir(c).trim_start_matches('/'))
+                    .join(name)
             } else {
                 continue;
             };
@@ -150,7 +171,14 @@ impl Sandbox {
             };
             fs::write(&target, data).with_context(|| format!("writing {}", target.display()))?;
         }
-        for dir in ["var/log/nginx", "var/cache/nginx", "run/nginx", "infra", "var/lib/chrony", "var/lib/grafana"] {
+        for dir in [
+            "var/log/nginx",
+            "var/cache/nginx",
+            "run/nginx",
+            "infra",
+            "var/lib/chrony",
+            "var/lib/grafana",
+        ] {
             fs::create_dir_all(root.join(dir))?;
         }
         for r in &sb.roots {
@@ -168,7 +196,8 @@ impl Sandbox {
         let mut rest = text;
         'scan: while !rest.is_empty() {
             for r in &self.roots {
-                let at_boundary = out.is_empty() || out.ends_with(|c: char| c.is_whitespace() || "=\"'{:[,".contains(c));
+                let at_boundary = out.is_empty()
+                    || out.ends_with(|c: char| c.is_whitespace() || "=\"'{:[,".contains(c));
                 if at_boundary && rest.starts_with(r.as_str()) {
                     out.push_str(&root);
                     out.push_str(r);
@@ -199,7 +228,11 @@ impl Sandbox {
             Component::Blackbox => h.blackbox.as_ref().map(|v| v.flags.clone()),
             _ => None,
         };
-        flags.unwrap_or_default().iter().map(|f| self.map(f)).collect()
+        flags
+            .unwrap_or_default()
+            .iter()
+            .map(|f| self.map(f))
+            .collect()
     }
 }
 
@@ -210,9 +243,22 @@ struct Pair {
 }
 
 fn throwaway_cert(dir: &Path) -> Option<Pair> {
-    let pair = Pair { cert: dir.join("throwaway.crt"), key: dir.join("throwaway.key") };
+    let pair = Pair {
+        cert: dir.join("throwaway.crt"),
+        key: dir.join("throwaway.key"),
+    };
     let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+        ])
         .args(["-subj", "/CN=infragen-validate", "-keyout"])
         .arg(&pair.key)
         .arg("-out")
@@ -240,7 +286,9 @@ fn which(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
     dirs.extend(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from));
-    names.iter().find_map(|n| dirs.iter().map(|d| d.join(n)).find(|p| p.is_file()))
+    names
+        .iter()
+        .find_map(|n| dirs.iter().map(|d| d.join(n)).find(|p| p.is_file()))
 }
 
 /// Whether checkers can run in a private network namespace holding only the host's address.
@@ -249,7 +297,10 @@ fn can_isolate() -> bool {
     *CAN.get_or_init(|| {
         which(&["unshare"]).is_some()
             && which(&["ip"]).is_some()
-            && Command::new("unshare").args(["-rn", "true"]).output().is_ok_and(|o| o.status.success())
+            && Command::new("unshare")
+                .args(["-rn", "true"])
+                .output()
+                .is_ok_and(|o| o.status.success())
     })
 }
 
@@ -259,7 +310,12 @@ fn can_isolate() -> bool {
 fn run(sb: &Sandbox, program: &Path, args: &[String]) -> Result<Outcome> {
     let mut cmd = if can_isolate() {
         let mut c = Command::new("unshare");
-        c.args(["-rn", "sh", "-c", r#"ip link set lo up && ip addr add "$0" dev lo && exec "$@""#]);
+        c.args([
+            "-rn",
+            "sh",
+            "-c",
+            r#"ip link set lo up && ip addr add "$0" dev lo && exec "$@""#,
+        ]);
         c.arg(&sb.host).arg(program);
         c
     } else {
@@ -282,22 +338,37 @@ fn run(sb: &Sandbox, program: &Path, args: &[String]) -> Result<Outcome> {
 }
 
 /// Runs the checker of component `c`.
-fn check(sb: &Sandbox, h: &HostPlan, c: Component, pair: Option<&Pair>) -> Result<(String, Outcome)> {
+fn check(
+    sb: &Sandbox,
+    h: &HostPlan,
+    c: Component,
+    pair: Option<&Pair>,
+) -> Result<(String, Outcome)> {
     let missing = |names: &[&str]| Outcome::Skipped(format!("`{}` is not installed", names[0]));
     let s = |v: &str| v.to_owned();
     Ok(match c {
         Component::Nginx => {
             let name = "nginx -t".to_owned();
-            let Some(nginx) = which(&["nginx"]) else { return Ok((name, missing(&["nginx"]))) };
+            let Some(nginx) = which(&["nginx"]) else {
+                return Ok((name, missing(&["nginx"])));
+            };
             let n = h.nginx.as_ref().expect("enabled");
-            let mut ok = stand_in(sb, pair, "/etc/nginx/cert/pigsty.crt", &format!("{}/pigsty.key", credentials_dir(c)))?;
+            let mut ok = stand_in(
+                sb,
+                pair,
+                "/etc/nginx/cert/pigsty.crt",
+                &format!("{}/pigsty.key", credentials_dir(c)),
+            )?;
             for p in &n.portal {
                 if let (Some(cert), Some(key)) = (&p.cert, &p.key) {
                     ok &= stand_in(sb, pair, cert, key)?;
                 }
             }
             if !ok {
-                return Ok((name, Outcome::Skipped("`openssl` is needed for a stand-in certificate".into())));
+                return Ok((
+                    name,
+                    Outcome::Skipped("`openssl` is needed for a stand-in certificate".into()),
+                ));
             }
             let conf = sb.path("/etc/nginx/nginx.conf");
             // In the checker's user namespace only root is mapped, and nginx chowns its temp
@@ -305,32 +376,75 @@ fn check(sb: &Sandbox, h: &HostPlan, c: Component, pair: Option<&Pair>) -> Resul
             let text = fs::read_to_string(&conf)?;
             fs::write(&conf, format!("user root;\n{text}"))?;
             let prefix = format!("{}/", sb.root.display());
-            (name, run(sb, &nginx, &[s("-t"), s("-q"), s("-e"), s("stderr"), s("-p"), prefix, s("-c"), conf.display().to_string()])?)
+            (
+                name,
+                run(
+                    sb,
+                    &nginx,
+                    &[
+                        s("-t"),
+                        s("-q"),
+                        s("-e"),
+                        s("stderr"),
+                        s("-p"),
+                        prefix,
+                        s("-c"),
+                        conf.display().to_string(),
+                    ],
+                )?,
+            )
         }
-        Component::Grafana => ("grafana.ini + provisioning keys (built-in)".into(), grafana::check(sb)),
+        Component::Grafana => (
+            "grafana.ini + provisioning keys (built-in)".into(),
+            grafana::check(sb),
+        ),
         Component::Vmetrics => {
             let name = "victoria-metrics -dryRun".to_owned();
-            let Some(vm) = which(&["victoria-metrics"]) else { return Ok((name, missing(&["victoria-metrics"]))) };
-            stand_in(sb, pair, "/etc/pki/infra.crt", &format!("{}/infra.key", credentials_dir(c)))?;
+            let Some(vm) = which(&["victoria-metrics"]) else {
+                return Ok((name, missing(&["victoria-metrics"])));
+            };
+            stand_in(
+                sb,
+                pair,
+                "/etc/pki/infra.crt",
+                &format!("{}/infra.key", credentials_dir(c)),
+            )?;
             stand_in(sb, pair, "/etc/pki/ca.crt", "/etc/pki/ca.key")?;
             let mut args = sb.flags(h, c);
             args.push(s("-dryRun"));
             (name, run(sb, &vm, &args)?)
         }
-        Component::Vlogs | Component::Vtraces => {
-            ("flags (built-in; Debian ships no binary)".into(), flags_outcome(h, c))
-        }
+        Component::Vlogs | Component::Vtraces => (
+            "flags (built-in; Debian ships no binary)".into(),
+            flags_outcome(h, c),
+        ),
         Component::Vmalert => {
             let name = "vmalert -dryRun".to_owned();
-            let Some(vmalert) = which(&["vmalert"]) else { return Ok((name, missing(&["vmalert"]))) };
+            let Some(vmalert) = which(&["vmalert"]) else {
+                return Ok((name, missing(&["vmalert"])));
+            };
             let mut args = sb.flags(h, c);
             args.push(s("-dryRun"));
             (name, run(sb, &vmalert, &args)?)
         }
         Component::Alertmanager => {
             let name = "amtool check-config".to_owned();
-            let Some(amtool) = which(&["amtool"]) else { return Ok((name, missing(&["amtool"]))) };
-            (name, run(sb, &amtool, &[s("check-config"), sb.path("/etc/alertmanager/alertmanager.yml").display().to_string()])?)
+            let Some(amtool) = which(&["amtool"]) else {
+                return Ok((name, missing(&["amtool"])));
+            };
+            (
+                name,
+                run(
+                    sb,
+                    &amtool,
+                    &[
+                        s("check-config"),
+                        sb.path("/etc/alertmanager/alertmanager.yml")
+                            .display()
+                            .to_string(),
+                    ],
+                )?,
+            )
         }
         Component::Blackbox => {
             let name = "blackbox_exporter --config.check".to_owned();
@@ -343,22 +457,44 @@ fn check(sb: &Sandbox, h: &HostPlan, c: Component, pair: Option<&Pair>) -> Resul
         }
         Component::Dnsmasq => {
             let name = "dnsmasq --test".to_owned();
-            let Some(dnsmasq) = which(&["dnsmasq"]) else { return Ok((name, missing(&["dnsmasq"]))) };
+            let Some(dnsmasq) = which(&["dnsmasq"]) else {
+                return Ok((name, missing(&["dnsmasq"])));
+            };
             let conf = sb.path("/etc/dnsmasq.conf");
-            (name, run(sb, &dnsmasq, &[s("--test"), format!("--conf-file={}", conf.display())])?)
+            (
+                name,
+                run(
+                    sb,
+                    &dnsmasq,
+                    &[s("--test"), format!("--conf-file={}", conf.display())],
+                )?,
+            )
         }
         Component::Chrony => {
             let name = "chronyd -p".to_owned();
-            let Some(chronyd) = which(&["chronyd"]) else { return Ok((name, missing(&["chronyd"]))) };
+            let Some(chronyd) = which(&["chronyd"]) else {
+                return Ok((name, missing(&["chronyd"])));
+            };
             let conf = sb.path("/etc/chrony/chrony.conf");
-            (name, run(sb, &chronyd, &[s("-p"), s("-f"), conf.display().to_string()])?)
+            (
+                name,
+                run(
+                    sb,
+                    &chronyd,
+                    &[s("-p"), s("-f"), conf.display().to_string()],
+                )?,
+            )
         }
     })
 }
 
-/// VictoriaLogs and VictoriaTraces: every flag is `-name=value`, the listen address parses.
+/// `VictoriaLogs` and `VictoriaTraces`: every flag is `-name=value`, the listen address parses.
 fn flags_outcome(h: &HostPlan, c: Component) -> Outcome {
-    let v = if c == Component::Vlogs { &h.vlogs } else { &h.vtraces };
+    let v = if c == Component::Vlogs {
+        &h.vlogs
+    } else {
+        &h.vtraces
+    };
     let flags = &v.as_ref().expect("enabled").flags;
     for f in flags {
         let Some((name, value)) = f.strip_prefix('-').and_then(|f| f.split_once('=')) else {
@@ -377,11 +513,24 @@ mod tests {
 
     #[test]
     fn maps_paths_at_boundaries_only() {
-        let sb = Sandbox { root: PathBuf::from("/sb"), host: String::new(), roots: vec!["/etc/".into(), "/run/".into()] };
-        assert_eq!(sb.map("include /etc/nginx/mime.types;"), "include /sb/etc/nginx/mime.types;");
+        let sb = Sandbox {
+            root: PathBuf::from("/sb"),
+            host: String::new(),
+            roots: vec!["/etc/".into(), "/run/".into()],
+        };
+        assert_eq!(
+            sb.map("include /etc/nginx/mime.types;"),
+            "include /sb/etc/nginx/mime.types;"
+        );
         assert_eq!(sb.map("-rule=/etc/x/*.yml"), "-rule=/sb/etc/x/*.yml");
-        assert_eq!(sb.map("$__file{/run/credentials/a}"), "$__file{/sb/run/credentials/a}");
+        assert_eq!(
+            sb.map("$__file{/run/credentials/a}"),
+            "$__file{/sb/run/credentials/a}"
+        );
         assert_eq!(sb.map("location /ui/etc/ {"), "location /ui/etc/ {");
-        assert_eq!(sb.unmap("error in /sb/etc/x.conf:3"), "error in /etc/x.conf:3");
+        assert_eq!(
+            sb.unmap("error in /sb/etc/x.conf:3"),
+            "error in /etc/x.conf:3"
+        );
     }
 }

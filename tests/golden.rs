@@ -1,0 +1,137 @@
+//! Golden trees: the rendered files of `three-node` and of Pigsty's default inventory
+//! (`meta.yml`) are committed under `tests/cases/<case>/expected/` as plain files, with their
+//! modes in `tests/cases/<case>/modes`. Any change to rendering shows up as a reviewable diff.
+//!
+//! To accept a change: `INFRAGEN_BLESS=1 cargo test --test golden`, then review `git diff`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every file below `dir`: relative path → (mode, bytes).
+fn read_tree(dir: &Path) -> BTreeMap<String, (u32, Vec<u8>)> {
+    walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| e.expect("walk"))
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let rel = e
+                .path()
+                .strip_prefix(dir)
+                .expect("below dir")
+                .to_string_lossy()
+                .into_owned();
+            let mode = e.metadata().expect("metadata").permissions().mode() & 0o7777;
+            (rel, (mode, fs::read(e.path()).expect("read")))
+        })
+        .collect()
+}
+
+/// Renders `profile` into a fresh directory with the given shell prelude (umask, env).
+fn render(
+    profile: &str,
+    prelude: &str,
+    env: &[(&str, &str)],
+) -> (tempfile::TempDir, BTreeMap<String, (u32, Vec<u8>)>) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let out = tmp.path().join("out");
+    let script = format!("{prelude}; exec \"$0\" render --profile \"$1\" --out \"$2\"");
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_infragen"))
+        .arg(profile)
+        .arg(&out);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let status = cmd.status().expect("run infragen");
+    assert!(status.success(), "render {profile} failed");
+    let tree = read_tree(&out);
+    (tmp, tree)
+}
+
+fn golden(case: &str, profile: &str) {
+    let (_tmp, actual) = render(profile, "umask 022", &[]);
+    let dir = root().join("tests/cases").join(case);
+    let expected_dir = dir.join("expected");
+    let modes_file = dir.join("modes");
+    let modes: String = actual
+        .iter()
+        .map(|(p, (m, _))| format!("{m:04o} {p}\n"))
+        .collect();
+    if std::env::var_os("INFRAGEN_BLESS").is_some() {
+        let _ = fs::remove_dir_all(&expected_dir);
+        for (p, (_, data)) in &actual {
+            let f = expected_dir.join(p);
+            fs::create_dir_all(f.parent().expect("parent")).expect("mkdir");
+            fs::write(f, data).expect("write");
+        }
+        fs::write(&modes_file, &modes).expect("write modes");
+        return;
+    }
+    let expected = read_tree(&expected_dir);
+    let mut diffs = Vec::new();
+    for (p, (_, data)) in &actual {
+        match expected.get(p) {
+            None => diffs.push(format!("new file: {p}")),
+            Some((_, want)) if want != data => diffs.push(format!("changed: {p}")),
+            Some(_) => {}
+        }
+    }
+    diffs.extend(
+        expected
+            .keys()
+            .filter(|p| !actual.contains_key(*p))
+            .map(|p| format!("gone: {p}")),
+    );
+    let want_modes = fs::read_to_string(&modes_file).unwrap_or_default();
+    if want_modes != modes {
+        diffs.push("modes differ".to_owned());
+    }
+    assert!(
+        diffs.is_empty(),
+        "{case}: rendering differs from tests/cases/{case}/expected:\n  {}\nrun `INFRAGEN_BLESS=1 cargo test --test golden` and review the diff",
+        diffs.join("\n  ")
+    );
+}
+
+#[test]
+fn three_node_matches_golden_tree() {
+    golden("three-node", "three-node");
+}
+
+#[test]
+fn pigsty_meta_fixture_matches_golden_tree() {
+    let fixture = root().join("../shared/fixtures/pigsty/meta.yml");
+    golden("pigsty-meta", fixture.to_str().expect("utf-8"));
+}
+
+#[test]
+fn same_inputs_same_bytes_whatever_the_environment() {
+    let (_a, first) = render("large-prod", "umask 022", &[("TZ", "UTC"), ("LC_ALL", "C")]);
+    let (_b, second) = render(
+        "large-prod",
+        "umask 077",
+        &[
+            ("TZ", "Asia/Kathmandu"),
+            ("LC_ALL", "C.UTF-8"),
+            ("SOURCE_DATE_EPOCH", "1"),
+        ],
+    );
+    assert!(!first.is_empty());
+    assert_eq!(
+        first.keys().collect::<Vec<_>>(),
+        second.keys().collect::<Vec<_>>()
+    );
+    for (p, v) in &first {
+        assert_eq!(v, &second[p], "{p} differs between environments");
+    }
+}
