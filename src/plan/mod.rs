@@ -204,8 +204,11 @@ impl HostPlan {
 /// A resolved, validated profile.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// Where the profile came from.
+    /// Where the profile came from (a path as given, for messages).
     pub source: String,
+    /// The profile's stable name for artifacts: `builtin:<name>` or the file's name, never
+    /// a directory (same inputs, same bytes, wherever they are).
+    pub name: String,
     /// Every infra host, by `infra_seq`.
     pub infra: Vec<InfraNode>,
     /// Per-host plans, in `infra_seq` order.
@@ -216,6 +219,16 @@ pub struct Plan {
     pub inventory_hosts: usize,
     /// Likely mistakes that do not stop the build (misspelt parameters).
     pub warnings: Vec<Problem>,
+}
+
+/// `builtin:<name>`, or the file name of a profile path.
+fn stable_name(source: &str) -> String {
+    if source.starts_with("builtin:") {
+        return source.to_owned();
+    }
+    std::path::Path::new(source)
+        .file_name()
+        .map_or_else(|| source.to_owned(), |n| n.to_string_lossy().into_owned())
 }
 
 /// Orders inventory keys by address (numerically), then as text.
@@ -308,6 +321,7 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
     if problems.is_empty() {
         Ok(Plan {
             source: inventory.source.clone(),
+            name: stable_name(&inventory.source),
             infra,
             hosts,
             targets,

@@ -150,7 +150,7 @@ pub fn host(plan: &Plan, h: &HostPlan) -> Result<Tree> {
 pub fn component(plan: &Plan, h: &HostPlan, c: Component) -> Result<Tree> {
     let head = Head {
         host: h.ip.to_string(),
-        source: &plan.source,
+        source: &plan.name,
     };
     let mut t = Tree::default();
     match c {
