@@ -116,16 +116,29 @@ fn pigsty_meta_fixture_matches_golden_tree() {
 
 #[test]
 fn same_inputs_same_bytes_whatever_the_environment() {
-    let (_a, first) = render("large-prod", "umask 022", &[("TZ", "UTC"), ("LC_ALL", "C")]);
-    let (_b, second) = render(
-        "large-prod",
-        "umask 077",
-        &[
-            ("TZ", "Asia/Kathmandu"),
-            ("LC_ALL", "C.UTF-8"),
-            ("SOURCE_DATE_EPOCH", "1"),
-        ],
-    );
+    // The same profile file in two different directories, rendered under different umask,
+    // time zone, locale and clock settings.
+    let fixture = fs::read(root().join("../shared/fixtures/pigsty/ha-trio.yml")).expect("fixture");
+    let dirs = [
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    ];
+    let paths: Vec<String> = dirs
+        .iter()
+        .map(|d| {
+            let p = d.path().join("nested/pigsty.yml");
+            fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            fs::write(&p, &fixture).expect("copy");
+            p.to_string_lossy().into_owned()
+        })
+        .collect();
+    let (_a, first) = render(&paths[0], "umask 022", &[("TZ", "UTC"), ("LC_ALL", "C")]);
+    let second_env = [
+        ("TZ", "Asia/Kathmandu"),
+        ("LC_ALL", "C.UTF-8"),
+        ("SOURCE_DATE_EPOCH", "1"),
+    ];
+    let (_b, second) = render(&paths[1], "umask 077", &second_env);
     assert!(!first.is_empty());
     assert_eq!(
         first.keys().collect::<Vec<_>>(),
