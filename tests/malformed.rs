@@ -548,6 +548,30 @@ fn cases() -> Vec<Case> {
                 "  all.vars.vmetrics_scrape_interval (host `10.0.0.1`): `0s` is not a duration (e.g. `10s`, `5m`, `397d`)",
             ],
         ),
+        case(
+            "compat: cert_validity is not a duration",
+            with_vars("cert_validity: forever"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.cert_validity (host `10.0.0.1`): `forever` is not a duration (e.g. `10s`, `5m`, `397d`)",
+            ],
+        ),
+        case(
+            "compat: certbot_email is not an address",
+            with_vars("certbot_email: nobody"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.certbot_email (host `10.0.0.1`): `nobody` is not an e-mail address",
+            ],
+        ),
+        case(
+            "portal: a service card linking to script",
+            with_vars("infra_extra_services: [{ name: x, url: 'javascript:alert(1)' }]"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infra_extra_services[0].url (host `10.0.0.1`): `javascript:alert(1)` is not a link (a path or an http(s) URL)",
+            ],
+        ),
         // ---- flags (systemd environment files) -------------------------------------------------
         case(
             "flags: `$` in vmetrics_options",

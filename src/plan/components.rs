@@ -155,6 +155,7 @@ pub fn host(
         r.problem(&path, e);
     }
     let infra_data = r.path("infra_data");
+    compatible(r);
     let mut disabled = Vec::new();
     for c in Component::ALL {
         if !node.enabled.contains(&c) {
@@ -340,6 +341,50 @@ pub fn host(
         chrony,
         disabled,
         secrets,
+    }
+}
+
+/// Parameters infragen accepts for compatibility (or uses in later stages) are still typed, so a
+/// bad value is reported now rather than ignored.
+fn compatible(r: &mut Reader) {
+    for name in [
+        "ca_create",
+        "repo_remove",
+        "nginx_clean",
+        "certbot_sign",
+        "vmetrics_clean",
+        "vlogs_clean",
+        "vtraces_clean",
+        "grafana_clean",
+    ] {
+        r.bool(name);
+    }
+    for name in ["cert_validity", "nginx_cert_validity"] {
+        r.duration(name);
+    }
+    for name in ["nginx_data", "repo_home"] {
+        r.path(name);
+    }
+    r.choice("region", &["default", "china", "europe"]);
+    let cn = r.string("ca_cn");
+    if let Err(e) = check::nginx_quoted(&cn).and_then(|()| {
+        if cn.is_empty() {
+            Err("empty".into())
+        } else {
+            Ok(())
+        }
+    }) {
+        let path = r.var("ca_cn").map(|v| v.path).unwrap_or_default();
+        r.problem(&path, format!("`ca_cn`: {e}"));
+    }
+    let email = r.string("certbot_email");
+    let ok = email
+        .split_once('@')
+        .is_some_and(|(user, domain)| !user.is_empty() && check::domain(domain).is_ok())
+        && !email.chars().any(char::is_whitespace);
+    if !ok {
+        let path = r.var("certbot_email").map(|v| v.path).unwrap_or_default();
+        r.problem(&path, format!("`{email}` is not an e-mail address"));
     }
 }
 

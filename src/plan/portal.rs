@@ -557,6 +557,17 @@ fn cards(r: &mut Reader, name: &str) -> Vec<Card> {
             r.problem(&path, "a service card needs `name` and `url`");
             continue;
         }
+        let scheme_ok = ["/", "http://", "https://"]
+            .iter()
+            .any(|p| card.url.starts_with(p));
+        if !scheme_ok || card.url.chars().any(char::is_whitespace) {
+            let url = card.url.clone();
+            r.problem(
+                &keypath::join(&path, "url"),
+                format!("`{url}` is not a link (a path or an http(s) URL)"),
+            );
+            continue;
+        }
         out.push(card);
     }
     out
