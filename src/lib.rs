@@ -6,7 +6,9 @@
 
 pub mod cli;
 pub mod keypath;
+pub mod oci;
 pub mod params;
+pub mod pkg;
 pub mod plan;
 pub mod problem;
 pub mod profile;
