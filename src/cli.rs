@@ -3,6 +3,9 @@
 //! Exit codes: 0 success, 1 a failure while doing the work (I/O, a validator rejecting a
 //! file), 2 invalid input (usage, a profile that does not load or resolve).
 
+// Doc comments here are clap's help text, read by people in a terminal, not rustdoc.
+#![allow(clippy::doc_markdown)]
+
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -51,8 +54,78 @@ enum Command {
         #[arg(long, requires = "validate")]
         strict: bool,
     },
+    /// Build every infra host's OCI images (and secrets) into DIR/<host>/
+    #[command(after_help = "Example:\n  infragen build --profile three-node --out out")]
+    Build {
+        #[command(flatten)]
+        profile: ProfileArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Output directory (replaced as a whole, atomically)
+        #[arg(long, value_name = "DIR", default_value = "out")]
+        out: PathBuf,
+        /// Run the checkers on the rendered configuration first (as `render --validate`)
+        #[arg(long)]
+        validate: bool,
+        /// An image that cannot be built (a base image not imported) is an error, not a warning
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Resolve every image's packages against this machine's APT sources into the lock file
+    #[command(after_help = "Example:\n  infragen lock")]
+    Lock {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Accept repository metadata without a valid signature (digests are still checked)
+        #[arg(long)]
+        allow_unsigned: bool,
+    },
+    /// Local package repository (Pigsty's repo: repo_home/repo_name)
+    #[command(subcommand)]
+    Repo(RepoCommand),
     /// Print the parameter reference: every INFRA parameter and its default
     Params,
+}
+
+#[derive(Subcommand)]
+enum RepoCommand {
+    /// Fill the local repository with every locked package, a Packages index and repo_complete
+    #[command(
+        after_help = "Example:\n  infragen repo sync --profile single-node --dir /www/pigsty"
+    )]
+    Sync {
+        #[command(flatten)]
+        profile: ProfileArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Repository directory (default: <repo_home>/<repo_name> of the profile's first infra host)
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct StoreArgs {
+    /// The lock file
+    #[arg(long, value_name = "FILE", default_value = "infragen.lock")]
+    lock: PathBuf,
+    /// Cache of packages and layers [default: $XDG_CACHE_HOME/infragen or ~/.cache/infragen]
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+    /// A local repository directory with .deb files to use before the network (repeatable)
+    #[arg(long = "repo", value_name = "DIR")]
+    repos: Vec<PathBuf>,
+    /// An OCI layout holding imported base images (grafana, victoria-logs, victoria-traces)
+    #[arg(long, value_name = "DIR")]
+    bases: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    fn cache(&self) -> PathBuf {
+        self.cache
+            .clone()
+            .unwrap_or_else(crate::pkg::fetch::Cache::default_dir)
+    }
 }
 
 #[derive(Args)]
@@ -89,6 +162,22 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             validate,
             strict,
         } => render(&profile, &out, validate, strict),
+        Command::Build {
+            profile,
+            store,
+            out,
+            validate,
+            strict,
+        } => build(&profile, &store, &out, validate, strict),
+        Command::Lock {
+            store,
+            allow_unsigned,
+        } => lock(&store, allow_unsigned),
+        Command::Repo(RepoCommand::Sync {
+            profile,
+            store,
+            dir,
+        }) => repo_sync(&profile, &store, dir.as_deref()),
         Command::Params => {
             print!("{}", params_reference());
             0
@@ -182,6 +271,170 @@ fn render(p: &ProfileArgs, out: &std::path::Path, run_validators: bool, strict: 
         out.display()
     );
     0
+}
+
+fn build(
+    p: &ProfileArgs,
+    s: &StoreArgs,
+    out: &std::path::Path,
+    run_validators: bool,
+    strict: bool,
+) -> i32 {
+    let plan = match load_plan(p) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    let result = (|| -> anyhow::Result<crate::build::Report> {
+        let tree = render::plan(&plan)?;
+        if run_validators {
+            let report = validate::tree(&plan, &tree)?;
+            print!("{}", report.text());
+            if !report.ok(strict) {
+                anyhow::bail!(
+                    "validation failed; nothing was written to {}",
+                    out.display()
+                );
+            }
+        }
+        let opts = crate::build::Options {
+            out: out.to_path_buf(),
+            cache: s.cache(),
+            lock: s.lock.clone(),
+            repos: s.repos.clone(),
+            bases: s.bases.clone(),
+        };
+        crate::build::build(&plan, &tree, &opts)
+    })();
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return 1;
+        }
+    };
+    for (host, images) in &report.hosts {
+        for (c, b) in images {
+            println!(
+                "{host} infra-{c:<13} {} ({} layers, {:.1} MiB compressed)",
+                b.digest,
+                b.layers.len(),
+                mib(b.compressed())
+            );
+        }
+    }
+    let mut incomplete = false;
+    for (host, missing) in &report.incomplete {
+        for (c, why) in missing {
+            eprintln!("warning: {host}: infra-{c} not built: {why}");
+            incomplete = true;
+        }
+    }
+    println!(
+        "built {} images for {} hosts into {} ({} layers built, the rest from the cache){}",
+        report
+            .hosts
+            .values()
+            .map(std::collections::BTreeMap::len)
+            .sum::<usize>(),
+        plan.hosts.len(),
+        out.display(),
+        report.layers_built,
+        if incomplete {
+            "; INCOMPLETE, see warnings"
+        } else {
+            ""
+        }
+    );
+    if incomplete && strict {
+        eprintln!("error: some images could not be built (--strict)");
+        return 1;
+    }
+    0
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn mib(n: u64) -> f64 {
+    n as f64 / 1_048_576.0
+}
+
+fn lock(s: &StoreArgs, allow_unsigned: bool) -> i32 {
+    let trust = if allow_unsigned {
+        crate::pkg::fetch::Trust::AllowUnsigned
+    } else {
+        crate::pkg::fetch::Trust::Signed
+    };
+    let result = (|| -> anyhow::Result<crate::lock::Lock> {
+        let recipes = crate::image::recipes()?;
+        let previous = crate::lock::Lock::load(&s.lock).ok();
+        let lock = crate::lock::resolve(
+            &recipes,
+            &crate::pkg::fetch::AptConfig::default(),
+            "amd64",
+            trust,
+            previous.as_ref(),
+            s.bases.as_deref(),
+        )?;
+        lock.save(&s.lock)?;
+        Ok(lock)
+    })();
+    match result {
+        Ok(lock) => {
+            for (name, image) in &lock.images {
+                match &image.base {
+                    Some(b) => println!(
+                        "{name:<13} base {}:{} {}",
+                        b.name,
+                        b.tag,
+                        b.digest.as_deref().unwrap_or("(not imported)")
+                    ),
+                    None => println!(
+                        "{name:<13} {} packages, {:.1} MiB installed",
+                        image.packages.len(),
+                        mib(image.packages.iter().map(|p| p.installed_size * 1024).sum())
+                    ),
+                }
+            }
+            println!("wrote {}", s.lock.display());
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}
+
+fn repo_sync(p: &ProfileArgs, s: &StoreArgs, dir: Option<&std::path::Path>) -> i32 {
+    let plan = match load_plan(p) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    let dir = dir.map(std::path::Path::to_path_buf).or_else(|| {
+        plan.hosts.iter().find_map(|h| {
+            h.nginx
+                .as_ref()
+                .and_then(|n| n.repo.as_ref())
+                .map(|(home, name)| PathBuf::from(home).join(name))
+        })
+    });
+    let Some(dir) = dir else {
+        eprintln!("error: no infra host of the profile serves a repository (`repo_enabled`)\nhint: pass --dir");
+        return 2;
+    };
+    let result = crate::repo::sync(&dir, &s.lock, &s.cache(), &s.repos);
+    match result {
+        Ok(n) => {
+            println!(
+                "{}: {n} packages, Packages index and repo_complete written",
+                dir.display()
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
 }
 
 /// The parameter reference as Markdown (also in the README).

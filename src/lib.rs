@@ -4,8 +4,11 @@
 //! and validate) → [`render`] (file trees) → [`validate`] (the real programs check the files).
 //! [`cli`] is the only module that prints.
 
+pub mod build;
 pub mod cli;
+pub mod image;
 pub mod keypath;
+pub mod lock;
 pub mod oci;
 pub mod params;
 pub mod pkg;
@@ -13,5 +16,6 @@ pub mod plan;
 pub mod problem;
 pub mod profile;
 pub mod render;
+pub mod repo;
 pub mod tree;
 pub mod validate;

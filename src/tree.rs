@@ -130,11 +130,7 @@ impl Tree {
     /// Replaces `dir` with exactly this tree: written beside it under a temporary name, then
     /// renamed into place. On error nothing is left behind and `dir` is untouched.
     pub fn write_atomic(&self, dir: &Path) -> Result<()> {
-        let parent = match dir.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => Path::new(".").to_path_buf(),
-        };
-        fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+        let parent = parent_of(dir)?;
         let name = dir
             .file_name()
             .context("output directory has no name")?
@@ -145,29 +141,50 @@ impl Tree {
             .tempdir_in(&parent)?;
         self.write_into(staging.path())?;
         fs::set_permissions(staging.path(), fs::Permissions::from_mode(0o755))?;
-        if dir.exists() {
-            if !dir.is_dir() {
-                bail!("{} exists and is not a directory", dir.display());
-            }
-            let old = tempfile::Builder::new()
-                .prefix(&format!(".{name}.old-"))
-                .tempdir_in(&parent)?;
-            let old_path = old.path().join("tree");
-            fs::rename(dir, &old_path)
-                .with_context(|| format!("moving {} aside", dir.display()))?;
-            if let Err(e) = fs::rename(staging.path(), dir) {
-                let _ = fs::rename(&old_path, dir);
-                return Err(e).with_context(|| format!("renaming into {}", dir.display()));
-            }
-            drop(old);
-        } else {
-            fs::rename(staging.path(), dir)
-                .with_context(|| format!("renaming into {}", dir.display()))?;
-        }
-        // The staging directory was renamed away; forget it rather than delete `dir`.
-        let _ = staging.keep();
-        Ok(())
+        replace_dir(dir, staging)
     }
+}
+
+fn parent_of(dir: &Path) -> Result<std::path::PathBuf> {
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => Path::new(".").to_path_buf(),
+    };
+    fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+    Ok(parent)
+}
+
+/// Puts the finished `staging` directory (on the same file system) in the place of `dir`:
+/// the old tree is moved aside, the new one renamed in, the old one removed. A failure puts the
+/// old tree back; `staging` is removed whatever happens.
+pub fn replace_dir(dir: &Path, staging: tempfile::TempDir) -> Result<()> {
+    let parent = parent_of(dir)?;
+    let name = dir
+        .file_name()
+        .context("output directory has no name")?
+        .to_string_lossy()
+        .into_owned();
+    if dir.exists() {
+        if !dir.is_dir() {
+            bail!("{} exists and is not a directory", dir.display());
+        }
+        let old = tempfile::Builder::new()
+            .prefix(&format!(".{name}.old-"))
+            .tempdir_in(&parent)?;
+        let old_path = old.path().join("tree");
+        fs::rename(dir, &old_path).with_context(|| format!("moving {} aside", dir.display()))?;
+        if let Err(e) = fs::rename(staging.path(), dir) {
+            let _ = fs::rename(&old_path, dir);
+            return Err(e).with_context(|| format!("renaming into {}", dir.display()));
+        }
+        drop(old);
+    } else {
+        fs::rename(staging.path(), dir)
+            .with_context(|| format!("renaming into {}", dir.display()))?;
+    }
+    // The staging directory was renamed away; forget it rather than delete `dir`.
+    let _ = staging.keep();
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,5 +5,6 @@
 
 pub mod apt;
 pub mod deb;
+pub mod fetch;
 pub mod resolve;
 pub mod version;

@@ -1,0 +1,230 @@
+//! Image recipes: `images/<component>/image.yml`, embedded in the binary.
+//!
+//! A recipe says where a component's root comes from (Debian packages, or a base image for
+//! software Debian does not ship), which user runs it, which directories it needs (written as
+//! files: no maintainer script runs), how it starts, what it exposes, how it reloads and how its
+//! health is probed. Parsed strictly: an unknown key is an error.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::plan::Component;
+
+/// Where a base image comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Base {
+    /// Repository name, e.g. `grafana/grafana-oss`.
+    pub name: String,
+    /// Tag it was taken from (documentation; the lock pins the digest).
+    pub tag: String,
+}
+
+/// The user a component runs as.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// Name (also its group's name).
+    pub name: String,
+    /// uid.
+    pub uid: u32,
+    /// gid.
+    pub gid: u32,
+    /// Home directory.
+    pub home: String,
+}
+
+/// A directory the image needs, owned by root or by the image's user.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dir {
+    /// Absolute path.
+    pub path: String,
+    /// `root` (default) or the image user's name.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Octal mode as a string, e.g. `"0750"`.
+    pub mode: String,
+}
+
+/// How health is probed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// HTTP GET of this path must answer 2xx.
+    #[serde(default)]
+    pub http: Option<String>,
+    /// A DNS query for the host's first record must answer.
+    #[serde(default)]
+    pub dns: Option<String>,
+    /// An NTP query must answer.
+    #[serde(default)]
+    pub ntp: Option<bool>,
+    /// The parameter naming the port to probe.
+    #[serde(default)]
+    pub port: Option<String>,
+}
+
+/// One `image.yml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// Debian packages: the roots of the dependency closure.
+    #[serde(default)]
+    pub packages: Vec<String>,
+    /// A base image instead of packages.
+    #[serde(default)]
+    pub base: Option<Base>,
+    /// Packages left out of the closure, on top of the defaults.
+    #[serde(default)]
+    pub exclude_packages: Vec<String>,
+    /// Paths (and everything below them) left out of package layers, on top of the defaults.
+    #[serde(default)]
+    pub exclude_paths: Vec<String>,
+    /// The user.
+    pub user: User,
+    /// Directories.
+    #[serde(default)]
+    pub dirs: Vec<Dir>,
+    /// Entrypoint.
+    pub entrypoint: Vec<String>,
+    /// `flags`: append the plan's flags for the component.
+    #[serde(default)]
+    pub args: Option<String>,
+    /// Environment (`NAME=value`).
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Parameters naming the TCP/UDP ports it listens on.
+    #[serde(default)]
+    pub ports: Vec<String>,
+    /// State directories (bind-mounted at run time).
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    /// Signal that reloads the configuration, when it has one.
+    #[serde(default)]
+    pub reload: Option<String>,
+    /// Health probe.
+    #[serde(default)]
+    pub health: Health,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Defaults {
+    exclude_packages: Vec<String>,
+    exclude_paths: Vec<String>,
+}
+
+const DEFAULTS: &str = include_str!("../images/common/defaults.yml");
+
+/// The embedded recipes, one per component.
+const RECIPES: &[(Component, &str)] = &[
+    (Component::Nginx, include_str!("../images/nginx/image.yml")),
+    (
+        Component::Grafana,
+        include_str!("../images/grafana/image.yml"),
+    ),
+    (
+        Component::Vmetrics,
+        include_str!("../images/vmetrics/image.yml"),
+    ),
+    (Component::Vlogs, include_str!("../images/vlogs/image.yml")),
+    (
+        Component::Vtraces,
+        include_str!("../images/vtraces/image.yml"),
+    ),
+    (
+        Component::Vmalert,
+        include_str!("../images/vmalert/image.yml"),
+    ),
+    (
+        Component::Alertmanager,
+        include_str!("../images/alertmanager/image.yml"),
+    ),
+    (
+        Component::Blackbox,
+        include_str!("../images/blackbox/image.yml"),
+    ),
+    (
+        Component::Dnsmasq,
+        include_str!("../images/dnsmasq/image.yml"),
+    ),
+    (
+        Component::Chrony,
+        include_str!("../images/chrony/image.yml"),
+    ),
+];
+
+/// Every recipe, with the defaults merged in, by component.
+pub fn recipes() -> Result<BTreeMap<Component, Recipe>> {
+    let defaults: Defaults =
+        serde_yaml::from_str(DEFAULTS).context("images/common/defaults.yml")?;
+    let mut out = BTreeMap::new();
+    for (c, text) in RECIPES {
+        let mut r: Recipe =
+            serde_yaml::from_str(text).with_context(|| format!("images/{}/image.yml", c.name()))?;
+        if r.packages.is_empty() == r.base.is_none() {
+            bail!(
+                "images/{}/image.yml: give either `packages` or `base`",
+                c.name()
+            );
+        }
+        if r.base.is_none() {
+            r.exclude_packages
+                .extend(defaults.exclude_packages.iter().cloned());
+            r.exclude_paths
+                .extend(defaults.exclude_paths.iter().cloned());
+        }
+        r.exclude_packages.sort();
+        r.exclude_packages.dedup();
+        r.exclude_paths.sort();
+        r.exclude_paths.dedup();
+        for d in &r.dirs {
+            u32::from_str_radix(&d.mode, 8)
+                .with_context(|| format!("images/{}/image.yml: mode `{}`", c.name(), d.mode))?;
+            if let Some(o) = &d.owner {
+                if o != "root" && o != &r.user.name {
+                    bail!("images/{}/image.yml: `{}` is owned by `{o}`, which is neither root nor the image user", c.name(), d.path);
+                }
+            }
+        }
+        out.insert(*c, r);
+    }
+    Ok(out)
+}
+
+impl Recipe {
+    /// Whether `path` (relative, no leading `/`) is left out by `exclude_paths`.
+    pub fn excludes(&self, path: &str) -> bool {
+        self.exclude_paths.iter().any(|e| {
+            path == e
+                || path
+                    .strip_prefix(e.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_recipe_parses_and_names_its_ports() {
+        let all = recipes().unwrap();
+        assert_eq!(all.len(), 10);
+        for (c, r) in &all {
+            for p in &r.ports {
+                assert!(crate::params::get(p).is_some(), "{c}: port parameter `{p}`");
+            }
+            assert!(!r.entrypoint.is_empty(), "{c}");
+        }
+        let vm = &all[&Component::Vmalert];
+        assert!(vm.excludes("usr/bin/victoria-metrics"));
+        assert!(vm.excludes("usr/share/doc/x/copyright"));
+        assert!(!vm.excludes("usr/bin/vmalert"));
+        assert!(!vm.excludes("usr/share/docs"));
+    }
+}

@@ -1,0 +1,285 @@
+//! `infragen.lock`: exactly which packages (and base image digests) each image is built from.
+//!
+//! `infragen lock` resolves every recipe's closure against the machine's APT sources and writes
+//! the lock; `build` uses it and refuses a stale one (a recipe whose package roots or exclusions
+//! changed since). The lock also carries the build's one time source, `source_date_epoch`: the
+//! `SOURCE_DATE_EPOCH` given at lock time, else the newest `Date:` of the repositories' Release
+//! files. No mirror host is written into it: packages are named by pool path and sha256.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::image::Recipe;
+use crate::pkg::fetch::{self, AptConfig, Trust};
+use crate::pkg::resolve::Universe;
+use crate::plan::Component;
+
+/// Lock format version.
+pub const VERSION: u32 = 1;
+
+/// One pinned package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedPackage {
+    /// Package name.
+    pub name: String,
+    /// Exact version.
+    pub version: String,
+    /// Architecture (`amd64`, `all`).
+    pub arch: String,
+    /// Path below the repository root (`pool/…`).
+    pub filename: String,
+    /// Size of the `.deb` in bytes.
+    pub size: u64,
+    /// sha256 of the `.deb`.
+    pub sha256: String,
+    /// Installed size in KiB, as the package declares it.
+    pub installed_size: u64,
+}
+
+/// A pinned base image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedBase {
+    /// Repository name.
+    pub name: String,
+    /// Tag it was imported from.
+    pub tag: String,
+    /// Manifest digest, once imported; `None` until then.
+    pub digest: Option<String>,
+}
+
+/// What one image is built from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageLock {
+    /// sha256 of what resolution depends on (roots and exclusions): the staleness check.
+    pub inputs: String,
+    /// The closure, sorted by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<LockedPackage>,
+    /// The base image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<LockedBase>,
+}
+
+/// The whole lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lock {
+    /// Format version.
+    pub version: u32,
+    /// Target architecture.
+    pub arch: String,
+    /// Timestamps of every artifact.
+    pub source_date_epoch: u64,
+    /// Per component.
+    pub images: BTreeMap<String, ImageLock>,
+}
+
+/// The staleness key of a recipe.
+pub fn inputs(r: &Recipe) -> String {
+    let text = match &r.base {
+        Some(b) => format!("base {} {}", b.name, b.tag),
+        None => format!("packages {:?} exclude {:?}", r.packages, r.exclude_packages),
+    };
+    fetch::sha256(text.as_bytes())
+}
+
+impl Lock {
+    /// Reads a lock file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = fs::read_to_string(path).with_context(|| {
+            format!(
+                "reading {}\nhint: run `infragen lock` to create it",
+                path.display()
+            )
+        })?;
+        let lock: Self = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a valid lock", path.display()))?;
+        if lock.version != VERSION {
+            bail!(
+                "{}: lock version {} is not {VERSION}\nhint: run `infragen lock`",
+                path.display(),
+                lock.version
+            );
+        }
+        Ok(lock)
+    }
+
+    /// Writes the lock (sorted, pretty JSON, trailing newline) atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut text = serde_json::to_string_pretty(self)?;
+        text.push('\n');
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// The lock entry of `c`, refusing a missing or stale one.
+    pub fn image(&self, c: Component, r: &Recipe) -> Result<&ImageLock> {
+        let Some(entry) = self.images.get(c.name()) else {
+            bail!("infragen.lock has no entry for image `{c}`\nhint: run `infragen lock`");
+        };
+        if entry.inputs != inputs(r) {
+            bail!("infragen.lock is stale for image `{c}`: images/{c}/image.yml changed its packages since\nhint: run `infragen lock`");
+        }
+        Ok(entry)
+    }
+}
+
+/// Resolves every recipe against the machine's APT sources (and `bases` for base images).
+pub fn resolve(
+    recipes: &BTreeMap<Component, Recipe>,
+    apt: &AptConfig,
+    arch: &str,
+    trust: Trust,
+    previous: Option<&Lock>,
+    bases: Option<&Path>,
+) -> Result<Lock> {
+    let imported = match bases {
+        Some(dir) => crate::oci::layout::refs(dir)?,
+        None => BTreeMap::new(),
+    };
+    let sources = apt.sources()?;
+    if sources.is_empty() {
+        bail!("no APT sources in {}", apt.etc.display());
+    }
+    let mut packages = Vec::new();
+    let mut newest = 0u64;
+    let mut failures = Vec::new();
+    for s in &sources {
+        match fetch::packages(s, arch, trust) {
+            Ok((p, date)) => {
+                packages.extend(p);
+                newest = newest.max(date.unwrap_or(0));
+            }
+            Err(e) => failures.push(format!("{e:#}")),
+        }
+    }
+    if packages.is_empty() {
+        bail!(
+            "no package index could be read:\n  {}",
+            failures.join("\n  ")
+        );
+    }
+    for f in &failures {
+        eprintln!("warning: skipping a source: {f}");
+    }
+    let universe = Universe::new(packages);
+    let mut images = BTreeMap::new();
+    for (c, r) in recipes {
+        let entry = if let Some(b) = &r.base {
+            let digest = imported
+                .get(&format!("{}:{}", b.name, b.tag))
+                .cloned()
+                .or_else(|| {
+                    previous
+                        .and_then(|l| l.images.get(c.name()))
+                        .and_then(|e| e.base.as_ref())
+                        .filter(|pb| pb.name == b.name && pb.tag == b.tag)
+                        .and_then(|pb| pb.digest.clone())
+                });
+            ImageLock {
+                inputs: inputs(r),
+                packages: Vec::new(),
+                base: Some(LockedBase {
+                    name: b.name.clone(),
+                    tag: b.tag.clone(),
+                    digest,
+                }),
+            }
+        } else {
+            let exclude: BTreeSet<String> = r.exclude_packages.iter().cloned().collect();
+            let closure = universe
+                .resolve(&r.packages, &exclude, arch)
+                .with_context(|| format!("resolving image `{c}`"))?;
+            let packages = closure
+                .into_iter()
+                .map(|p| LockedPackage {
+                    name: p.name.clone(),
+                    version: p.version.clone(),
+                    arch: p.arch.clone(),
+                    filename: p.filename.clone(),
+                    size: p.size,
+                    sha256: p.sha256.clone(),
+                    installed_size: p.installed_size,
+                })
+                .collect();
+            ImageLock {
+                inputs: inputs(r),
+                packages,
+                base: None,
+            }
+        };
+        images.insert(c.name().to_owned(), entry);
+    }
+    let epoch = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(newest);
+    Ok(Lock {
+        version: VERSION,
+        arch: arch.to_owned(),
+        source_date_epoch: epoch,
+        images,
+    })
+}
+
+/// Parses a Release `Date:` (`Sat, 10 May 2025 09:28:38 UTC`) into seconds since the epoch.
+pub fn release_date(text: &str) -> Option<u64> {
+    let line = text.lines().find_map(|l| l.strip_prefix("Date:"))?.trim();
+    let parts: Vec<&str> = line.split_whitespace().collect();
+    let [_, day, month, year, time, ..] = parts.as_slice() else {
+        return None;
+    };
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let m = u64::try_from(months.iter().position(|x| x == month)? + 1).ok()?;
+    let d: u64 = day.parse().ok()?;
+    let y: i64 = year.parse().ok()?;
+    let hms: Vec<u64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, mi, s] = hms.as_slice() else {
+        return None;
+    };
+    // days from civil (Howard Hinnant's algorithm)
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = u64::try_from(y - era * 400).ok()?;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + i64::try_from(doe).ok()? - 719_468;
+    Some(u64::try_from(days).ok()? * 86_400 + h * 3600 + mi * 60 + s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::release_date;
+
+    #[test]
+    fn parses_release_dates() {
+        assert_eq!(
+            release_date("Origin: Debian\nDate: Thu, 01 Jan 1970 00:00:00 UTC\n"),
+            Some(0)
+        );
+        assert_eq!(
+            release_date("Date: Sat, 10 May 2025 09:28:38 UTC\n"),
+            Some(1_746_869_318)
+        );
+        assert_eq!(release_date("Date: nonsense\n"), None);
+    }
+}

@@ -1,0 +1,125 @@
+//! The local package repository (Pigsty's repo component): `repo_home/repo_name` filled with the
+//! locked packages, a flat APT index and the `repo_complete` marker, so that builds and hosts can
+//! run offline from it (`deb [trusted=yes] file:/www/pigsty/ ./`).
+//!
+//! The marker follows Pigsty's SOW format: one line per package file, `<sha256>  <basename>`,
+//! sorted by name. It is withdrawn first and written last, so a half-synced directory never
+//! looks complete.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::lock::Lock;
+use crate::pkg::deb;
+use crate::pkg::fetch::{self, AptConfig, Cache};
+
+/// Control fields copied into the index, in this order, when the package has them.
+const FIELDS: &[&str] = &[
+    "Package",
+    "Source",
+    "Version",
+    "Architecture",
+    "Maintainer",
+    "Installed-Size",
+    "Pre-Depends",
+    "Depends",
+    "Recommends",
+    "Suggests",
+    "Conflicts",
+    "Breaks",
+    "Replaces",
+    "Provides",
+    "Section",
+    "Priority",
+    "Essential",
+    "Multi-Arch",
+    "Homepage",
+    "Description",
+];
+
+/// Syncs every package of `lock` into `dir`; returns the number of packages.
+pub fn sync(dir: &Path, lock: &Path, cache: &Path, repos: &[PathBuf]) -> Result<usize> {
+    let lock = Lock::load(lock)?;
+    let cache = Cache::new(cache);
+    let mut by_file = BTreeMap::new();
+    for image in lock.images.values() {
+        for p in &image.packages {
+            let base = p
+                .filename
+                .rsplit('/')
+                .next()
+                .unwrap_or(&p.filename)
+                .to_owned();
+            by_file.insert(base, p.clone());
+        }
+    }
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let marker = dir.join("repo_complete");
+    if marker.exists() {
+        fs::remove_file(&marker)?;
+    }
+    let mut sources = None;
+    let mut index = String::new();
+    let mut complete = String::new();
+    for (base, p) in &by_file {
+        let target = dir.join(base);
+        let bytes = match fs::read(&target) {
+            Ok(b) if fetch::sha256(&b) == p.sha256 => b,
+            _ => {
+                if sources.is_none() {
+                    sources = Some(AptConfig::default().sources()?);
+                }
+                let b = cache.deb(
+                    &p.name,
+                    &p.filename,
+                    &p.sha256,
+                    repos,
+                    sources.as_deref().unwrap_or_default(),
+                )?;
+                write_atomic(&target, &b)?;
+                b
+            }
+        };
+        let control = deb::read(&bytes, &deb::Limits::default())
+            .with_context(|| format!("reading {base}"))?
+            .control;
+        for f in FIELDS {
+            if let Some(v) = control.get(*f) {
+                let _ = writeln!(index, "{f}: {v}");
+            }
+        }
+        let _ = writeln!(
+            index,
+            "Filename: ./{base}\nSize: {}\nSHA256: {}\n",
+            bytes.len(),
+            p.sha256
+        );
+        let _ = writeln!(complete, "{}  {base}", p.sha256);
+    }
+    write_atomic(&dir.join("Packages"), index.as_bytes())?;
+    let mut gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::new(9));
+    gz.write_all(index.as_bytes())?;
+    write_atomic(&dir.join("Packages.gz"), &gz.finish()?)?;
+    write_atomic(&marker, complete.as_bytes())?;
+    Ok(by_file.len())
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().expect("has parent");
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("writing {}", path.display()))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o644))?;
+    Ok(())
+}
