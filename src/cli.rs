@@ -79,6 +79,9 @@ enum Command {
         /// Accept repository metadata without a valid signature (digests are still checked)
         #[arg(long)]
         allow_unsigned: bool,
+        /// APT configuration directory to take sources from
+        #[arg(long, value_name = "DIR", default_value = "/etc/apt")]
+        apt_dir: PathBuf,
     },
     /// Local package repository (Pigsty's repo: repo_home/repo_name)
     #[command(subcommand)]
@@ -172,7 +175,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Lock {
             store,
             allow_unsigned,
-        } => lock(&store, allow_unsigned),
+            apt_dir,
+        } => lock(&store, allow_unsigned, &apt_dir),
         Command::Repo(RepoCommand::Sync {
             profile,
             store,
@@ -357,7 +361,7 @@ fn mib(n: u64) -> f64 {
     n as f64 / 1_048_576.0
 }
 
-fn lock(s: &StoreArgs, allow_unsigned: bool) -> i32 {
+fn lock(s: &StoreArgs, allow_unsigned: bool, apt_dir: &std::path::Path) -> i32 {
     let trust = if allow_unsigned {
         crate::pkg::fetch::Trust::AllowUnsigned
     } else {
@@ -368,7 +372,9 @@ fn lock(s: &StoreArgs, allow_unsigned: bool) -> i32 {
         let previous = crate::lock::Lock::load(&s.lock).ok();
         let lock = crate::lock::resolve(
             &recipes,
-            &crate::pkg::fetch::AptConfig::default(),
+            &crate::pkg::fetch::AptConfig {
+                etc: apt_dir.to_path_buf(),
+            },
             "amd64",
             trust,
             previous.as_ref(),

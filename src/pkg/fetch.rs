@@ -142,10 +142,10 @@ pub fn packages(source: &Source, arch: &str, trust: Trust) -> Result<(Vec<Packag
     let mut newest: Option<u64> = None;
     for suite in &source.suites {
         let flat = suite.ends_with('/');
-        let dists = if flat {
-            join(&source.uri, suite)
-        } else {
-            join(&source.uri, &format!("dists/{suite}"))
+        let dists = match suite.as_str() {
+            "./" | "/" => source.uri.trim_end_matches('/').to_owned(),
+            _ if flat => join(&source.uri, suite),
+            _ => join(&source.uri, &format!("dists/{suite}")),
         };
         let (release, date) = release(source, &dists, trust)?;
         newest = newest.max(date);
