@@ -99,7 +99,7 @@ impl Report {
     }
 }
 
-/// The layers built or found so far, by cache key.
+/// The layer cache: an index from cache key to layer, whose blobs live in the store.
 struct Layers<'a> {
     store: &'a BlobStore,
     index: PathBuf,
@@ -108,50 +108,115 @@ struct Layers<'a> {
 }
 
 impl Layers<'_> {
-    /// The layer with `key`, from the index when its blob is in the store, else built by `make`.
+    fn index_file(&self, key: &str) -> PathBuf {
+        self.index.join(fetch::sha256(
+            format!("{LAYER_FORMAT} {} {key}", self.epoch).as_bytes(),
+        ))
+    }
+
+    /// The cached layer with `key`, when its blob is still in the store.
+    fn lookup(&self, key: &str) -> Result<Option<LayerInfo>> {
+        let Ok(text) = fs::read_to_string(self.index_file(key)) else {
+            return Ok(None);
+        };
+        match serde_json::from_str::<LayerInfo>(&text) {
+            Ok(info) if self.store.has(&info.digest)? => Ok(Some(info)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Remembers a built layer under `key`.
+    fn record(&mut self, key: &str, info: &LayerInfo) -> Result<()> {
+        fs::create_dir_all(&self.index)?;
+        let file = self.index_file(key);
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.index)?;
+        std::io::Write::write_all(&mut tmp, &serde_json::to_vec(info)?)?;
+        tmp.persist(&file).map_err(|e| e.error)?;
+        self.built += 1;
+        Ok(())
+    }
+
+    /// The layer with `key`, from the cache, else built from `make` now.
     fn get(
         &mut self,
         key: &str,
         make: impl FnOnce() -> Result<Vec<LayerEntry>>,
     ) -> Result<LayerInfo> {
-        let file = self.index.join(fetch::sha256(
-            format!("{LAYER_FORMAT} {} {key}", self.epoch).as_bytes(),
-        ));
-        if let Ok(text) = fs::read_to_string(&file) {
-            if let Ok(info) = serde_json::from_str::<LayerInfo>(&text) {
-                if self.store.has(&info.digest)? {
-                    return Ok(info);
-                }
-            }
+        if let Some(info) = self.lookup(key)? {
+            return Ok(info);
         }
-        let info = self.put(make()?)?;
-        fs::create_dir_all(&self.index)?;
-        fs::write(&file, serde_json::to_vec(&info)?)?;
+        let info = make_layer(make()?, self.epoch, self.store)?;
+        self.record(key, &info)?;
         Ok(info)
     }
+}
 
-    /// Builds and stores a layer without caching it (small, per-host layers).
-    fn put(&mut self, entries: Vec<LayerEntry>) -> Result<LayerInfo> {
-        let content = entries
-            .iter()
-            .map(|e| {
-                if let EntryKind::File(d) = &e.kind {
-                    d.len() as u64
-                } else {
-                    0
-                }
-            })
-            .sum();
-        let l = layer::build(entries, self.epoch)?;
-        self.store.put(&l.bytes)?;
-        self.built += 1;
-        Ok(LayerInfo {
-            digest: l.digest,
-            diff_id: l.diff_id,
-            size: l.size,
-            content,
+/// Builds a layer and puts its blob in the store; safe to call from several threads.
+fn make_layer(entries: Vec<LayerEntry>, epoch: u64, store: &BlobStore) -> Result<LayerInfo> {
+    let content = entries
+        .iter()
+        .map(|e| {
+            if let EntryKind::File(d) = &e.kind {
+                d.len() as u64
+            } else {
+                0
+            }
         })
+        .sum();
+    let l = layer::build(entries, epoch)?;
+    store.put(&l.bytes)?;
+    Ok(LayerInfo {
+        digest: l.digest,
+        diff_id: l.diff_id,
+        size: l.size,
+        content,
+    })
+}
+
+/// One package layer to build.
+struct Job<'a> {
+    key: String,
+    package: &'a crate::lock::LockedPackage,
+    recipe: &'a Recipe,
+}
+
+/// Builds the missing package layers on every core: fetching, reading a `.deb`, writing the
+/// tar and compressing it are independent per package.
+fn build_jobs(jobs: Vec<Job>, layers: &mut Layers, cache: &Cache, opts: &Options) -> Result<()> {
+    if jobs.is_empty() {
+        return Ok(());
     }
+    let sources = AptConfig::default().sources()?;
+    let queue = std::sync::Mutex::new(jobs);
+    let results = std::sync::Mutex::new(Vec::new());
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let (epoch, store) = (layers.epoch, layers.store);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let Some(job) = queue.lock().expect("queue").pop() else {
+                    break;
+                };
+                let p = job.package;
+                let result = cache
+                    .deb(&p.name, &p.filename, &p.sha256, &opts.repos, &sources)
+                    .and_then(|bytes| package_entries(&bytes, job.recipe))
+                    .and_then(|entries| make_layer(entries, epoch, store))
+                    .with_context(|| format!("package `{}` {}", p.name, p.version));
+                let failed = result.is_err();
+                results.lock().expect("results").push((job.key, result));
+                if failed {
+                    queue.lock().expect("queue").clear();
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().expect("results");
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    for (key, result) in results {
+        layers.record(&key, &result?)?;
+    }
+    Ok(())
 }
 
 /// Builds the images of every infra host of `plan` into `opts.out`.
@@ -171,10 +236,11 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
         epoch,
         built: 0,
     };
-    let mut sources = None;
     let mut report = Report::default();
 
-    // Package layers per image: the same for every host.
+    // Package layers per image: the same for every host. Missing ones are built in parallel.
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut wanted: Vec<(Component, Vec<String>)> = Vec::new();
     let mut package_layers: BTreeMap<Component, Result<Vec<LayerInfo>, String>> = BTreeMap::new();
     for c in Component::ALL {
         if !plan.hosts.iter().any(|h| h.enabled().contains(&c)) {
@@ -182,31 +248,37 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
         }
         let r = &recipes[&c];
         let entry = lock.image(c, r)?;
-        let result = if r.base.is_some() {
-            base_layers(entry, opts, &store)
-        } else {
-            let mut out = Vec::new();
-            for p in &entry.packages {
-                let key = format!("deb {} exclude {:?}", p.sha256, r.exclude_paths);
-                let info = layers.get(&key, || {
-                    if sources.is_none() {
-                        sources = Some(AptConfig::default().sources()?);
-                    }
-                    let bytes = cache.deb(
-                        &p.name,
-                        &p.filename,
-                        &p.sha256,
-                        &opts.repos,
-                        sources.as_deref().unwrap_or_default(),
-                    )?;
-                    package_entries(&bytes, r)
-                        .with_context(|| format!("package `{}` {}", p.name, p.version))
-                })?;
-                out.push(info);
+        if r.base.is_some() {
+            package_layers.insert(c, base_layers(entry, opts, &store));
+            continue;
+        }
+        let mut keys = Vec::new();
+        for p in &entry.packages {
+            let key = format!("deb {} exclude {:?}", p.sha256, r.exclude_paths);
+            if layers.lookup(&key)?.is_none() && !jobs.iter().any(|j| j.key == key) {
+                jobs.push(Job {
+                    key: key.clone(),
+                    package: p,
+                    recipe: r,
+                });
             }
-            Ok(out)
-        };
-        package_layers.insert(c, result);
+            keys.push(key);
+        }
+        wanted.push((c, keys));
+    }
+    // Largest first, so that the long ones do not end up last on one core.
+    jobs.sort_by_key(|j| (j.package.size, j.key.clone()));
+    build_jobs(jobs, &mut layers, &cache, opts)?;
+    for (c, keys) in wanted {
+        let mut infos = Vec::new();
+        for key in keys {
+            infos.push(
+                layers
+                    .lookup(&key)?
+                    .with_context(|| format!("layer `{key}` missing after build"))?,
+            );
+        }
+        package_layers.insert(c, Ok(infos));
     }
 
     let staging = tempfile::Builder::new()
@@ -231,8 +303,11 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
                 }
             };
             let mut image_layers = below;
-            image_layers.push(layers.put(recipe_entries(r))?);
-            image_layers.push(layers.put(config_entries(tree, &host, c))?);
+            // Small layers are cached by content: an unchanged config is not rebuilt.
+            for entries in [recipe_entries(r), config_entries(tree, &host, c)] {
+                let key = content_key(&entries);
+                image_layers.push(layers.get(&key, || Ok(entries))?);
+            }
             let spec = image_spec(plan, h, c, r, epoch);
             let layer_refs: Vec<layout::LayerRef> = image_layers
                 .iter()
@@ -350,6 +425,34 @@ fn package_entries(bytes: &[u8], r: &Recipe) -> Result<Vec<LayerEntry>> {
         });
     }
     Ok(out)
+}
+
+/// A cache key for layer entries: the sha256 of every header field and every byte.
+fn content_key(entries: &[LayerEntry]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for e in entries {
+        let (tag, body): (&str, &[u8]) = match &e.kind {
+            EntryKind::File(d) => ("f", d),
+            EntryKind::Dir => ("d", b""),
+            EntryKind::Symlink(t) => ("s", t.as_bytes()),
+            EntryKind::Hardlink(t) => ("h", t.as_bytes()),
+        };
+        h.update(
+            format!(
+                "{}\0{tag}\0{:o}\0{}\0{}\0{}\0",
+                e.path,
+                e.mode,
+                e.uid,
+                e.gid,
+                body.len()
+            )
+            .as_bytes(),
+        );
+        h.update(body);
+    }
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("content {hex}")
 }
 
 /// `/etc/passwd`, `/etc/group`, the recipe's directories and the mount points systemd needs.
