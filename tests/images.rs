@@ -593,7 +593,15 @@ fn repo_sync_fills_an_offline_repository_that_builds_can_use() {
 fn fake_base(dir: &Path) -> String {
     use infragen::oci::{blob::BlobStore, layer, layout};
     let store = BlobStore::open(dir).unwrap();
-    let l = layer::build(vec![layer::LayerEntry::file("victoria-logs-prod", "#!/bin/false\n", 0o755)], 0).unwrap();
+    let l = layer::build(
+        vec![layer::LayerEntry::file(
+            "victoria-logs-prod",
+            "#!/bin/false\n",
+            0o755,
+        )],
+        0,
+    )
+    .unwrap();
     store.put(&l.bytes).unwrap();
     let spec = layout::ImageSpec {
         architecture: "amd64".into(),
@@ -625,21 +633,57 @@ fn an_imported_base_image_is_pinned_and_built_upon() {
     let digest = fake_base(&bases);
     let lock = dir.path().join("infragen.lock");
     fs::copy(lock_file(), &lock).unwrap();
-    ok(&infragen(&["lock", "--lock", lock.to_str().unwrap(), "--bases", bases.to_str().unwrap()], &[]), "lock --bases");
+    ok(
+        &infragen(
+            &[
+                "lock",
+                "--lock",
+                lock.to_str().unwrap(),
+                "--bases",
+                bases.to_str().unwrap(),
+            ],
+            &[],
+        ),
+        "lock --bases",
+    );
     let pinned: serde_json::Value = serde_json::from_slice(&fs::read(&lock).unwrap()).unwrap();
     assert_eq!(pinned["images"]["vlogs"]["base"]["digest"], digest.as_str());
     assert!(pinned["images"]["grafana"]["base"]["digest"].is_null());
     let out = dir.path().join("out");
-    let o = infragen(&["build", "--profile", "single-node", "--out", out.to_str().unwrap(), "--lock", lock.to_str().unwrap(), "--bases", bases.to_str().unwrap()], &[]);
+    let o = infragen(
+        &[
+            "build",
+            "--profile",
+            "single-node",
+            "--out",
+            out.to_str().unwrap(),
+            "--lock",
+            lock.to_str().unwrap(),
+            "--bases",
+            bases.to_str().unwrap(),
+        ],
+        &[],
+    );
     let stdout = ok(&o, "build with bases");
     assert!(stdout.contains("10.10.10.10 infra-vlogs"), "{stdout}");
     let layout = out.join("10.10.10.10/oci");
     assert!(refs(&layout).contains(&"infra-vlogs".to_owned()));
     let incomplete = fs::read_to_string(out.join("10.10.10.10/INCOMPLETE")).unwrap();
-    assert!(!incomplete.contains("infra-vlogs") && incomplete.contains("infra-grafana"), "{incomplete}");
-    let o = Command::new(tool("skopeo")).args(["inspect", &format!("oci:{}:infra-vlogs", layout.display())]).output().unwrap();
-    let json: serde_json::Value = serde_json::from_str(&ok(&o, "skopeo inspect infra-vlogs")).unwrap();
-    assert_eq!(json["Layers"].as_array().unwrap().len(), 3, "base layer + recipe layer + config layer");
+    assert!(
+        !incomplete.contains("infra-vlogs") && incomplete.contains("infra-grafana"),
+        "{incomplete}"
+    );
+    let o = Command::new(tool("skopeo"))
+        .args(["inspect", &format!("oci:{}:infra-vlogs", layout.display())])
+        .output()
+        .unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&o, "skopeo inspect infra-vlogs")).unwrap();
+    assert_eq!(
+        json["Layers"].as_array().unwrap().len(),
+        3,
+        "base layer + recipe layer + config layer"
+    );
 
     // A base whose digest is not the pinned one is refused, naming both.
     let other = dir.path().join("other");
@@ -647,7 +691,23 @@ fn an_imported_base_image_is_pinned_and_built_upon() {
     let mut tampered = pinned.clone();
     tampered["images"]["vlogs"]["base"]["digest"] = format!("sha256:{}", "e".repeat(64)).into();
     fs::write(&lock, serde_json::to_vec_pretty(&tampered).unwrap()).unwrap();
-    let o = infragen(&["build", "--profile", "single-node", "--out", out.to_str().unwrap(), "--lock", lock.to_str().unwrap(), "--bases", other.to_str().unwrap()], &[]);
+    let o = infragen(
+        &[
+            "build",
+            "--profile",
+            "single-node",
+            "--out",
+            out.to_str().unwrap(),
+            "--lock",
+            lock.to_str().unwrap(),
+            "--bases",
+            other.to_str().unwrap(),
+        ],
+        &[],
+    );
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("infra-vlogs not built") && err.contains(&"e".repeat(64)), "{err}");
+    assert!(
+        err.contains("infra-vlogs not built") && err.contains(&"e".repeat(64)),
+        "{err}"
+    );
 }
