@@ -84,6 +84,8 @@ pub struct Report {
     pub incomplete: BTreeMap<String, BTreeMap<String, String>>,
     /// Layers that had to be built (not found in the cache).
     pub layers_built: usize,
+    /// Host → generation id of its bundle.
+    pub generations: BTreeMap<String, String>,
 }
 
 impl Report {
@@ -254,7 +256,12 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
         }
         let mut keys = Vec::new();
         for p in &entry.packages {
-            let key = format!("deb {} exclude {:?}", p.sha256, r.exclude_paths);
+            let key = format!(
+                "deb {} exclude {:?} keep {:?}",
+                p.sha256,
+                r.exclude_paths,
+                r.package_paths.get(&p.name)
+            );
             if layers.lookup(&key)?.is_none() && !jobs.iter().any(|j| j.key == key) {
                 jobs.push(Job {
                     key: key.clone(),
@@ -350,6 +357,23 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
                 .collect();
             fs::write(staging.path().join(&host).join("INCOMPLETE"), text)?;
         }
+        let incomplete: Vec<String> = report
+            .incomplete
+            .get(&host)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        let images = report.hosts.get(&host).cloned().unwrap_or_default();
+        let generation = crate::bundle::write(
+            &staging.path().join(&host),
+            plan,
+            h,
+            &images,
+            &recipes,
+            tree,
+            &plan.digest,
+            &incomplete,
+        )?;
+        report.generations.insert(host.clone(), generation);
     }
     report.layers_built = layers.built;
     fs::write(staging.path().join("digests.txt"), report.digests())?;
@@ -398,10 +422,11 @@ fn link_image(from: &BlobStore, to: &BlobStore, manifest: &str) -> Result<()> {
 /// A package's files as layer entries: owned by root, excluded paths left out.
 fn package_entries(bytes: &[u8], r: &Recipe) -> Result<Vec<LayerEntry>> {
     let d = deb::read(bytes, &deb::Limits::default())?;
+    let package = d.control.get("Package").cloned().unwrap_or_default();
     let mut out = Vec::new();
     let mut dropped: Vec<String> = Vec::new();
     for e in d.entries {
-        if r.excludes(&e.path) {
+        if r.excludes_from(&package, &e.path, e.kind == deb::Kind::Dir) {
             dropped.push(e.path);
             continue;
         }
@@ -473,6 +498,8 @@ fn recipe_entries(r: &Recipe) -> Vec<LayerEntry> {
             "ID=infragen\nNAME=infragen\nPRETTY_NAME=\"infragen image\"\n",
             0o644,
         ),
+        // Mount point for the host's resolver configuration (nspawn `ResolvConf=bind-host`).
+        LayerEntry::file("etc/resolv.conf", "", 0o644),
     ];
     for d in [
         "proc", "sys", "dev", "run", "tmp", "var/tmp", "etc", "var", "var/lib",
@@ -516,21 +543,7 @@ fn image_spec(
     r: &Recipe,
     epoch: u64,
 ) -> layout::ImageSpec {
-    let flags: Vec<String> = match (r.args.as_deref(), c) {
-        (Some("flags"), Component::Vmetrics) => h.vmetrics.as_ref().map(|v| v.flags.clone()),
-        (Some("flags"), Component::Vlogs) => h.vlogs.as_ref().map(|v| v.flags.clone()),
-        (Some("flags"), Component::Vtraces) => h.vtraces.as_ref().map(|v| v.flags.clone()),
-        (Some("flags"), Component::Vmalert) => h.vmalert.as_ref().map(|v| v.flags.clone()),
-        (Some("flags"), Component::Alertmanager) => {
-            h.alertmanager.as_ref().map(|v| v.flags.clone())
-        }
-        (Some("flags"), Component::Blackbox) => h.blackbox.as_ref().map(|v| v.flags.clone()),
-        (Some("flags"), Component::Chrony) => {
-            h.chrony.as_ref().map(|v| chrony_flags(v.control_clock))
-        }
-        _ => None,
-    }
-    .unwrap_or_default();
+    let flags = flags(h, c, r);
     let mut exposed = Vec::new();
     for p in &r.ports {
         let port = port_of(&h.ports, p);
@@ -583,6 +596,24 @@ fn image_spec(
         created,
         annotations,
     }
+}
+
+/// The plan's flags for a component whose recipe says `args: flags`.
+pub fn flags(h: &HostPlan, c: Component, r: &Recipe) -> Vec<String> {
+    if r.args.as_deref() != Some("flags") {
+        return Vec::new();
+    }
+    match c {
+        Component::Vmetrics => h.vmetrics.as_ref().map(|v| v.flags.clone()),
+        Component::Vlogs => h.vlogs.as_ref().map(|v| v.flags.clone()),
+        Component::Vtraces => h.vtraces.as_ref().map(|v| v.flags.clone()),
+        Component::Vmalert => h.vmalert.as_ref().map(|v| v.flags.clone()),
+        Component::Alertmanager => h.alertmanager.as_ref().map(|v| v.flags.clone()),
+        Component::Blackbox => h.blackbox.as_ref().map(|v| v.flags.clone()),
+        Component::Chrony => h.chrony.as_ref().map(|v| chrony_flags(v.control_clock)),
+        _ => None,
+    }
+    .unwrap_or_default()
 }
 
 /// chronyd's flags: foreground, the rendered config, `-x` when it must not set the clock.

@@ -86,6 +86,12 @@ enum Command {
     /// Local package repository (Pigsty's repo: repo_home/repo_name)
     #[command(subcommand)]
     Repo(RepoCommand),
+    /// Recompute every digest of a bundle (out/<host>) against its manifest
+    #[command(after_help = "Example:\n  infragen verify out/10.10.10.10")]
+    Verify {
+        /// The bundle directory
+        bundle: PathBuf,
+    },
     /// Print the parameter reference: every INFRA parameter and its default
     Params,
 }
@@ -121,9 +127,41 @@ struct StoreArgs {
     /// An OCI layout holding imported base images (grafana, victoria-logs, victoria-traces)
     #[arg(long, value_name = "DIR")]
     bases: Option<PathBuf>,
+    /// PKI state: the CA and issued certificates, reused across builds
+    /// [default: $XDG_STATE_HOME/infragen/pki/<profile> or ~/.local/state/infragen/pki/<profile>]
+    #[arg(long, value_name = "DIR")]
+    pki: Option<PathBuf>,
 }
 
 impl StoreArgs {
+    /// The PKI state of a profile: `--pki`, else one directory per profile under the state
+    /// directory (certificates depend on the inventory, so profiles never share them).
+    fn pki(&self, plan: &Plan) -> PathBuf {
+        if let Some(dir) = &self.pki {
+            return dir.clone();
+        }
+        let state = if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|x| !x.is_empty()) {
+            PathBuf::from(x).join("infragen")
+        } else {
+            std::env::var_os("HOME").map_or_else(
+                || PathBuf::from("/var/lib/infragen-build"),
+                |h| PathBuf::from(h).join(".local/state/infragen"),
+            )
+        };
+        let key = if let Some(name) = plan.source.strip_prefix("builtin:") {
+            format!("builtin-{name}")
+        } else {
+            let path =
+                std::fs::canonicalize(&plan.source).unwrap_or_else(|_| PathBuf::from(&plan.source));
+            let stem = path
+                .file_stem()
+                .map_or_else(|| "profile".into(), |s| s.to_string_lossy().into_owned());
+            let hash = crate::pkg::fetch::sha256(path.to_string_lossy().as_bytes());
+            format!("{stem}-{}", &hash[..12])
+        };
+        state.join("pki").join(key)
+    }
+
     fn cache(&self) -> PathBuf {
         self.cache
             .clone()
@@ -182,6 +220,22 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             store,
             dir,
         }) => repo_sync(&profile, &store, dir.as_deref()),
+        Command::Verify { bundle } => match crate::bundle::verify(&bundle) {
+            Ok(problems) if problems.is_empty() => {
+                println!("{}: every file matches the manifest", bundle.display());
+                0
+            }
+            Ok(problems) => {
+                for p in &problems {
+                    eprintln!("error: {}: {p}", bundle.display());
+                }
+                1
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                1
+            }
+        },
         Command::Params => {
             print!("{}", params_reference());
             0
@@ -289,7 +343,11 @@ fn build(
         Err(code) => return code,
     };
     let result = (|| -> anyhow::Result<crate::build::Report> {
-        let tree = render::plan(&plan)?;
+        let mut tree = render::plan(&plan)?;
+        if let Some(first) = plan.hosts.first() {
+            let pki = crate::pki::Pki::open(&s.pki(&plan), &first.pki.ca_cn, first.pki.ca_create)?;
+            crate::pki::add_material(&plan, &pki, &mut tree)?;
+        }
         if run_validators {
             let report = validate::tree(&plan, &tree)?;
             print!("{}", report.text());

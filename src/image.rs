@@ -108,6 +108,9 @@ pub struct Recipe {
     /// Health probe.
     #[serde(default)]
     pub health: Health,
+    /// Packages of which only these paths (and what is below them) are kept.
+    #[serde(default)]
+    pub package_paths: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -115,6 +118,8 @@ pub struct Recipe {
 struct Defaults {
     exclude_packages: Vec<String>,
     exclude_paths: Vec<String>,
+    extra_packages: Vec<String>,
+    package_paths: BTreeMap<String, Vec<String>>,
 }
 
 const DEFAULTS: &str = include_str!("../images/common/defaults.yml");
@@ -176,6 +181,13 @@ pub fn recipes() -> Result<BTreeMap<Component, Recipe>> {
                 .extend(defaults.exclude_packages.iter().cloned());
             r.exclude_paths
                 .extend(defaults.exclude_paths.iter().cloned());
+            r.packages.extend(defaults.extra_packages.iter().cloned());
+            for (p, paths) in &defaults.package_paths {
+                r.package_paths
+                    .entry(p.clone())
+                    .or_default()
+                    .extend(paths.iter().cloned());
+            }
         }
         r.exclude_packages.sort();
         r.exclude_packages.dedup();
@@ -196,6 +208,26 @@ pub fn recipes() -> Result<BTreeMap<Component, Recipe>> {
 }
 
 impl Recipe {
+    /// Whether `path` of `package` is left out: by `exclude_paths`, or by `package_paths`
+    /// naming what alone is kept of that package (directories leading to a kept path stay).
+    pub fn excludes_from(&self, package: &str, path: &str, is_dir: bool) -> bool {
+        if let Some(keep) = self.package_paths.get(package) {
+            let kept = keep.iter().any(|k| {
+                path == k
+                    || path
+                        .strip_prefix(k.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'))
+                    || (is_dir
+                        && k.strip_prefix(path)
+                            .is_some_and(|rest| rest.starts_with('/')))
+            });
+            if !kept {
+                return true;
+            }
+        }
+        self.excludes(path)
+    }
+
     /// Whether `path` (relative, no leading `/`) is left out by `exclude_paths`.
     pub fn excludes(&self, path: &str) -> bool {
         self.exclude_paths.iter().any(|e| {

@@ -5,6 +5,7 @@
 //! [`cli`] is the only module that prints.
 
 pub mod build;
+pub mod bundle;
 pub mod cli;
 pub mod image;
 pub mod keypath;
@@ -12,6 +13,7 @@ pub mod lock;
 pub mod oci;
 pub mod params;
 pub mod pkg;
+pub mod pki;
 pub mod plan;
 pub mod problem;
 pub mod profile;

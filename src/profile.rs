@@ -60,6 +60,8 @@ pub struct Host {
 pub struct Inventory {
     /// Where the profile came from: a file path or `builtin:<name>`.
     pub source: String,
+    /// sha256 of the profile text (after any address map).
+    pub digest: String,
     /// `all.vars`.
     pub all_vars: Vars,
     /// Groups by name (`all` itself is not a group here).
@@ -151,6 +153,7 @@ pub fn parse(source: &str, text: &str) -> Result<Inventory, LoadError> {
     }
     let mut inventory = Inventory {
         source: source.to_owned(),
+        digest: crate::pkg::fetch::sha256(text.as_bytes()),
         all_vars: walker.all_vars,
         groups: walker.groups,
         hosts: walker.hosts,

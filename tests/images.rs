@@ -308,8 +308,12 @@ fn victoria_metrics_image_answers_health_under_runc() {
 
 fn build_meta(out: &Path, cache: &Path, prelude: &str, env: &[(&str, &str)]) -> String {
     let fixture = root().join("../shared/fixtures/pigsty/meta.yml");
+    // The committed throwaway PKI (certificates are part of the config layers), copied so that
+    // nothing is written into the repository.
+    let pki = out.parent().expect("parent").join("pki");
+    copy_dir(&root().join("tests/cases/pigsty-meta/pki"), &pki);
     let script = format!(
-        "{prelude}; exec \"$0\" build --profile \"$1\" --out \"$2\" --cache \"$3\" --lock \"$4\""
+        "{prelude}; exec \"$0\" build --profile \"$1\" --out \"$2\" --cache \"$3\" --lock \"$4\" --pki \"$5\""
     );
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
@@ -319,12 +323,25 @@ fn build_meta(out: &Path, cache: &Path, prelude: &str, env: &[(&str, &str)]) -> 
         .arg(out)
         .arg(cache)
         .arg(lock_file())
+        .arg(&pki)
         .env_remove("SOURCE_DATE_EPOCH");
     for (k, v) in env {
         cmd.env(k, v);
     }
     ok(&cmd.output().unwrap(), "build meta.yml");
     fs::read_to_string(out.join("digests.txt")).expect("digests.txt")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for e in walkdir::WalkDir::new(from) {
+        let e = e.unwrap();
+        let target = to.join(e.path().strip_prefix(from).unwrap());
+        if e.file_type().is_dir() {
+            fs::create_dir_all(&target).unwrap();
+        } else {
+            fs::copy(e.path(), &target).unwrap();
+        }
+    }
 }
 
 fn blobs(layout: &Path) -> Vec<String> {

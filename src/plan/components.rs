@@ -156,6 +156,12 @@ pub fn host(
     }
     let infra_data = r.path("infra_data");
     compatible(r);
+    let pki = super::PkiSettings {
+        ca_cn: r.string("ca_cn"),
+        ca_create: r.bool("ca_create"),
+        cert_validity: r.duration("cert_validity"),
+        nginx_cert_validity: r.duration("nginx_cert_validity"),
+    };
     let mut disabled = Vec::new();
     for c in Component::ALL {
         if !node.enabled.contains(&c) {
@@ -341,6 +347,7 @@ pub fn host(
         chrony,
         disabled,
         secrets,
+        pki,
     }
 }
 

@@ -189,6 +189,21 @@ pub struct HostPlan {
     pub disabled: Vec<(Component, String)>,
     /// Secrets by `(component, credential name)`.
     pub secrets: BTreeMap<(Component, String), Secret>,
+    /// Certificate settings.
+    pub pki: PkiSettings,
+}
+
+/// What the PKI reads from the profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PkiSettings {
+    /// `ca_cn`.
+    pub ca_cn: String,
+    /// `ca_create`.
+    pub ca_create: bool,
+    /// `cert_validity`.
+    pub cert_validity: String,
+    /// `nginx_cert_validity`.
+    pub nginx_cert_validity: String,
 }
 
 impl HostPlan {
@@ -209,6 +224,8 @@ pub struct Plan {
     /// The profile's stable name for artifacts: `builtin:<name>` or the file's name, never
     /// a directory (same inputs, same bytes, wherever they are).
     pub name: String,
+    /// sha256 of the profile text.
+    pub digest: String,
     /// Every infra host, by `infra_seq`.
     pub infra: Vec<InfraNode>,
     /// Per-host plans, in `infra_seq` order.
@@ -322,6 +339,7 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
         Ok(Plan {
             source: inventory.source.clone(),
             name: stable_name(&inventory.source),
+            digest: inventory.digest.clone(),
             infra,
             hosts,
             targets,
