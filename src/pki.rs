@@ -209,8 +209,8 @@ impl Pki {
         params.use_authority_key_identifier_extension = true;
         params.not_before = now();
         params.not_after = now() + time::Duration::seconds(seconds(validity)?);
-        let issuer = Issuer::from_ca_cert_pem(&self.ca_cert, &self.ca_key)?;
-        let signed = params.signed_by(&key_pair, &issuer)?;
+        let ca = Issuer::from_ca_cert_pem(&self.ca_cert, &self.ca_key)?;
+        let signed = params.signed_by(&key_pair, &ca)?;
         let issued = Issued {
             cert: signed.pem(),
             key: key_pair.serialize_pem(),
