@@ -86,6 +86,54 @@ enum Command {
     /// Local package repository (Pigsty's repo: repo_home/repo_name)
     #[command(subcommand)]
     Repo(RepoCommand),
+    /// On a host: verify a bundle, stage it, switch to it, probe it, roll back on failure
+    #[command(
+        after_help = "Examples:\n  infragen activate out/10.10.10.10\n  infragen activate out/10.10.10.10 --dry-run\n  infragen activate out/127.0.10.10 --root /tmp/host"
+    )]
+    Activate {
+        /// The bundle directory (out/<host>)
+        bundle: PathBuf,
+        #[command(flatten)]
+        host: HostArgs,
+        /// Print the plan and write nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Runtime to drive (only `unit` is activated so far; the bundle carries all four)
+        #[arg(long, default_value = "unit", value_parser = ["unit", "nspawn", "portable", "podman"])]
+        runtime: String,
+        /// Accept a bundle older than the current generation
+        #[arg(long)]
+        allow_downgrade: bool,
+        /// Seconds each started, restarted or reloaded component has to pass its health probe
+        #[arg(long, default_value_t = 30)]
+        health_timeout: u64,
+    },
+    /// Switch back to the previous generation
+    Rollback {
+        #[command(flatten)]
+        host: HostArgs,
+        /// Seconds each component has to pass its health probe
+        #[arg(long, default_value_t = 30)]
+        health_timeout: u64,
+    },
+    /// Show the current generation and its services
+    Status {
+        #[command(flatten)]
+        host: HostArgs,
+    },
+    /// List generations, oldest first
+    Generations {
+        #[command(flatten)]
+        host: HostArgs,
+    },
+    /// Remove old generations and what only they used (current and rollback are kept)
+    Gc {
+        #[command(flatten)]
+        host: HostArgs,
+        /// How many of the newest generations to keep
+        #[arg(long, default_value_t = 3)]
+        keep: usize,
+    },
     /// Recompute every digest of a bundle (out/<host>) against its manifest
     #[command(after_help = "Example:\n  infragen verify out/10.10.10.10")]
     Verify {
@@ -111,6 +159,53 @@ enum RepoCommand {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+}
+
+#[derive(Args)]
+struct HostArgs {
+    /// Work on a directory tree instead of this host, without calling systemd
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+}
+
+impl HostArgs {
+    fn options(
+        &self,
+        dry_run: bool,
+        allow_downgrade: bool,
+        health_timeout: u64,
+    ) -> crate::activate::Options {
+        crate::activate::Options {
+            root: self.root.clone().unwrap_or_else(|| PathBuf::from("/")),
+            systemd: self.root.is_none(),
+            dry_run,
+            allow_downgrade,
+            health_timeout: std::time::Duration::from_secs(health_timeout),
+        }
+    }
+}
+
+fn report(result: anyhow::Result<crate::activate::Outcome>, verb: &str) -> i32 {
+    match result {
+        Ok(o) => {
+            for s in &o.steps {
+                if s.action != crate::activate::Action::Keep {
+                    println!(
+                        "  {:<7} infra-{}.service ({})",
+                        s.action.to_string(),
+                        s.component,
+                        s.why
+                    );
+                }
+            }
+            println!("{verb}: generation {} is current", o.generation);
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
 }
 
 #[derive(Args)]
@@ -220,6 +315,79 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             store,
             dir,
         }) => repo_sync(&profile, &store, dir.as_deref()),
+        Command::Activate {
+            bundle,
+            host,
+            dry_run,
+            runtime,
+            allow_downgrade,
+            health_timeout,
+        } => {
+            if runtime != "unit" {
+                eprintln!("error: activating the `{runtime}` runtime is not implemented yet; the bundle's {runtime} files are ready to install by hand");
+                return 2;
+            }
+            let opts = host.options(dry_run, allow_downgrade, health_timeout);
+            if dry_run {
+                return match crate::activate::activate(&bundle, &opts) {
+                    Ok(_) => 0,
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        1
+                    }
+                };
+            }
+            report(crate::activate::activate(&bundle, &opts), "activate")
+        }
+        Command::Rollback {
+            host,
+            health_timeout,
+        } => report(
+            crate::activate::rollback(&host.options(false, true, health_timeout)),
+            "rollback",
+        ),
+        Command::Status { host } => {
+            match crate::activate::status(&host.options(false, false, 0).root, host.root.is_none())
+            {
+                Ok(s) => {
+                    print!("{s}");
+                    0
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    1
+                }
+            }
+        }
+        Command::Generations { host } => {
+            match crate::activate::generations(&host.options(false, false, 0).root) {
+                Ok(list) => {
+                    for l in list {
+                        println!("{l}");
+                    }
+                    0
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    1
+                }
+            }
+        }
+        Command::Gc { host, keep } => {
+            match crate::activate::gc(&host.options(false, false, 0).root, keep) {
+                Ok(removed) => {
+                    for r in &removed {
+                        println!("removed {r}");
+                    }
+                    println!("{} removed", removed.len());
+                    0
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    1
+                }
+            }
+        }
         Command::Verify { bundle } => match crate::bundle::verify(&bundle) {
             Ok(problems) if problems.is_empty() => {
                 println!("{}: every file matches the manifest", bundle.display());

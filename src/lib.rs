@@ -4,6 +4,7 @@
 //! and validate) → [`render`] (file trees) → [`validate`] (the real programs check the files).
 //! [`cli`] is the only module that prints.
 
+pub mod activate;
 pub mod build;
 pub mod bundle;
 pub mod cli;

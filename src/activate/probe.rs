@@ -1,0 +1,94 @@
+//! Health probes: HTTP status, a DNS answer, an NTP answer — as each manifest says.
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+/// Probes once; `Ok(())` when healthy.
+pub fn once(probe: &Value) -> Result<()> {
+    let address = probe["address"]
+        .as_str()
+        .context("probe without an address")?;
+    match probe["kind"].as_str() {
+        Some("http") => {
+            let url = format!("http://{address}{}", probe["path"].as_str().unwrap_or("/"));
+            let agent = ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(2))
+                .build();
+            match agent.get(&url).call() {
+                Ok(r) if (200..300).contains(&r.status()) => Ok(()),
+                Ok(r) => bail!("GET {url}: status {}", r.status()),
+                Err(e) => bail!("GET {url}: {e}"),
+            }
+        }
+        Some("dns") => {
+            let name = probe["name"].as_str().unwrap_or("localhost");
+            dns(address, name).with_context(|| format!("DNS query for `{name}` at {address}"))
+        }
+        Some("ntp") => ntp(address).with_context(|| format!("NTP query at {address}")),
+        other => bail!("unknown probe kind {other:?}"),
+    }
+}
+
+/// Probes until healthy or `timeout` passes; returns the last failure.
+pub fn until(probe: &Value, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match once(probe) {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(300)),
+        }
+    }
+}
+
+fn socket(address: &str) -> Result<UdpSocket> {
+    let local = if address.starts_with('[') {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    };
+    let s = UdpSocket::bind(local)?;
+    s.set_read_timeout(Some(Duration::from_secs(1)))?;
+    s.connect(address)?;
+    Ok(s)
+}
+
+/// A DNS query for `name` (type A) must come back with at least one answer.
+pub fn dns(address: &str, name: &str) -> Result<()> {
+    let s = socket(address)?;
+    let mut q = vec![0x4e, 0x21, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.').filter(|l| !l.is_empty()) {
+        q.push(u8::try_from(label.len()).context("label too long")?);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    s.send(&q)?;
+    let mut buf = [0u8; 512];
+    let n = s.recv(&mut buf)?;
+    if n < 12 || buf[0..2] != q[0..2] {
+        bail!("no valid answer");
+    }
+    let rcode = buf[3] & 0x0f;
+    let answers = u16::from_be_bytes([buf[6], buf[7]]);
+    if rcode != 0 || answers == 0 {
+        bail!("rcode {rcode}, {answers} answers");
+    }
+    Ok(())
+}
+
+/// An NTP client request (version 4, mode 3) must come back as a server reply (mode 4).
+pub fn ntp(address: &str) -> Result<()> {
+    let s = socket(address)?;
+    let mut q = [0u8; 48];
+    q[0] = 0x23;
+    s.send(&q)?;
+    let mut buf = [0u8; 128];
+    let n = s.recv(&mut buf)?;
+    if n < 48 || buf[0] & 0x07 != 4 {
+        bail!("no NTP server reply");
+    }
+    Ok(())
+}
