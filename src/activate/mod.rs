@@ -125,7 +125,12 @@ fn unit_text(dir: &Path, manifest: &Value, component: &str) -> Option<String> {
 /// Activates the bundle at `bundle`.
 pub fn activate(bundle: &Path, opts: &Options) -> Result<Outcome> {
     // 1. Verify everything before touching anything.
-    let problems = crate::bundle::verify(bundle)?;
+    let problems = crate::bundle::verify(bundle).map_err(|e| {
+        anyhow::anyhow!(
+            "bundle {} does not verify; nothing was changed: {e:#}",
+            bundle.display()
+        )
+    })?;
     if !problems.is_empty() {
         bail!(
             "bundle {} does not verify; nothing was changed:\n  {}",
