@@ -436,13 +436,13 @@ fn interruptions_at_any_point_leave_one_complete_generation_and_rerunning_conver
     let mut i = 0;
     while interrupted < 200 {
         assert!(i < 1000, "only {interrupted} interruptions in {i} runs");
-        let (bundle, want) = if i % 2 == 0 {
+        let (bundle, want) = if i.is_multiple_of(2) {
             (&b.b, &gens[1])
         } else {
             (&b.a, &gens[0])
         };
         let what = format!("iteration {i} (seed {seed})");
-        if rng.next() % 2 == 0 {
+        if rng.next().is_multiple_of(2) {
             let point =
                 FAIL_POINTS[usize::try_from(rng.next() % FAIL_POINTS.len() as u64).unwrap()];
             let o = Command::new(env!("CARGO_BIN_EXE_infragen"))
