@@ -433,7 +433,7 @@ fn interruptions_at_any_point_leave_one_complete_generation_and_rerunning_conver
     let host = tempfile::tempdir().unwrap();
     let gens = [generation_of(&b.a), generation_of(&b.b)];
     let mut interrupted = 0;
-    let mut i = 0;
+    let mut i: u32 = 0;
     while interrupted < 200 {
         assert!(i < 1000, "only {interrupted} interruptions in {i} runs");
         let (bundle, want) = if i.is_multiple_of(2) {
