@@ -618,8 +618,10 @@ pub fn flags(h: &HostPlan, c: Component, r: &Recipe) -> Vec<String> {
 
 /// chronyd's flags: foreground, the rendered config, `-x` when it must not set the clock.
 pub fn chrony_flags(control_clock: bool) -> Vec<String> {
+    // -U: start as an unprivileged user (the unit grants only the capabilities it needs).
     let mut f = vec![
         "-d".to_owned(),
+        "-U".to_owned(),
         "-f".to_owned(),
         "/etc/chrony/chrony.conf".to_owned(),
     ];

@@ -406,7 +406,7 @@ pub fn write(
                 "unit": unit,
                 "runtimes": {"unit": format!("units/{unit}"), "nspawn": format!("nspawn/infra-{}.nspawn", c.name()),
                              "portable": format!("portable/{unit}"), "podman": format!("quadlet/infra-{}.container", c.name())},
-                "user": {"uid": r.user.uid, "gid": r.user.gid},
+                "user": {"name": r.user.name, "uid": r.user.uid, "gid": r.user.gid},
                 "data": vols,
                 "secrets": secrets,
                 "reload": {"signal": r.reload, "on": if r.reload.is_some() { "config" } else { "never" }},

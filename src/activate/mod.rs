@@ -86,6 +86,13 @@ impl Host {
         Ok(())
     }
 
+    fn is_active(&self, unit: &str) -> bool {
+        Command::new("systemctl")
+            .args(["is-active", "--quiet", unit])
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
     fn status(&self, unit: &str) -> String {
         if !self.systemd {
             return String::new();
@@ -366,6 +373,51 @@ fn sync_live(state: &State, id: &str, component: &str) -> Result<()> {
     Ok(())
 }
 
+/// The components' users, declared for systemd-sysusers (`/etc/sysusers.d/infragen.conf`):
+/// systemd resolves `User=` on the host, so the image's numeric users must exist there too.
+fn sysusers(state: &State, components: &serde_json::Map<String, Value>, host: &Host) -> Result<()> {
+    let mut users = std::collections::BTreeMap::new();
+    for c in components.values() {
+        let u = &c["user"];
+        if let (Some(name), Some(uid), Some(gid)) =
+            (u["name"].as_str(), u["uid"].as_u64(), u["gid"].as_u64())
+        {
+            users.insert(
+                uid,
+                (format!("infra-{}", name.trim_start_matches('_')), gid),
+            );
+        }
+    }
+    let mut text =
+        String::from("# Users of infragen's components (written by infragen activate).\n");
+    for (uid, (name, gid)) in &users {
+        let _ = writeln!(text, "g {name} {gid}");
+        let _ = writeln!(
+            text,
+            "u {name} {uid}:{gid} \"infragen {name}\" / /usr/sbin/nologin"
+        );
+    }
+    let path = state.root.join("etc/sysusers.d/infragen.conf");
+    fs::create_dir_all(path.parent().expect("has parent"))?;
+    if fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+        write_atomic(&path, text.as_bytes())?;
+    }
+    if host.systemd {
+        let out = Command::new("systemd-sysusers")
+            .arg(&path)
+            .output()
+            .context("running systemd-sysusers")?;
+        if !out.status.success() {
+            bail!(
+                "systemd-sysusers {}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn unit_link(state: &State, component: &str) -> PathBuf {
     state
         .root
@@ -415,6 +467,24 @@ fn switch(state: &State, id: &str, opts: &Options, gate: bool) -> Result<Outcome
             &|c| unit_text(&state.generation(id), &new, c),
         )
     };
+    // A component left alone must still be running: one that is not is started (and probed).
+    let steps: Vec<Step> = steps
+        .into_iter()
+        .map(|s| {
+            if s.action == Action::Keep
+                && host.systemd
+                && !host.is_active(&format!("infra-{}.service", s.component))
+            {
+                Step {
+                    action: Action::Start,
+                    why: "not running".to_owned(),
+                    ..s
+                }
+            } else {
+                s
+            }
+        })
+        .collect();
     write_atomic(
         &plan_file,
         &serde_json::to_vec(&json!({"from": from, "to": id, "steps": steps}))?,
@@ -436,6 +506,7 @@ fn switch(state: &State, id: &str, opts: &Options, gate: bool) -> Result<Outcome
 
     let components = new["components"].as_object().cloned().unwrap_or_default();
     fs::create_dir_all(state.root.join("etc/systemd/system"))?;
+    sysusers(state, &components, &host)?;
     for (name, c) in &components {
         sync_live(state, id, name)?;
         for v in c["data"].as_array().into_iter().flatten() {
@@ -498,11 +569,15 @@ fn switch(state: &State, id: &str, opts: &Options, gate: bool) -> Result<Outcome
                         Err(re) => format!("rollback failed too: {re:#}"),
                     }
                 } else {
+                    // Nothing was active before: leave nothing active now.
                     for name in components.keys() {
                         let _ =
                             host.systemctl(&["disable", "--now", &format!("infra-{name}.service")]);
+                        let _ = fs::remove_file(unit_link(state, name));
                     }
-                    "no previous generation: the new components were stopped".to_owned()
+                    let _ = fs::remove_file(state.dir.join("current"));
+                    let _ = host.systemctl(&["daemon-reload"]);
+                    "no previous generation: the new components were stopped and removed".to_owned()
                 };
                 bail!("component `{}` failed its health probe ({}): {e:#}\n{back}\nunit status:\n{status}", s.component, probe);
             }

@@ -45,13 +45,6 @@ pub fn chrony(h: &HostPlan, head: &Head, t: &mut Tree) -> Result<()> {
             }),
         )?,
     );
-    let mut flags = vec![
-        "-d".to_owned(),
-        "-f".to_owned(),
-        "/etc/chrony/chrony.conf".to_owned(),
-    ];
-    if !c.control_clock {
-        flags.push("-x".to_owned());
-    }
+    let flags = crate::build::chrony_flags(c.control_clock);
     super::env_file(t, head, crate::plan::Component::Chrony, &flags)
 }
