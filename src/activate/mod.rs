@@ -87,10 +87,11 @@ impl Host {
     }
 
     fn is_active(&self, unit: &str) -> bool {
-        Command::new("systemctl")
-            .args(["is-active", "--quiet", unit])
-            .status()
-            .is_ok_and(|s| s.success())
+        self.systemd
+            && Command::new("systemctl")
+                .args(["is-active", "--quiet", unit])
+                .status()
+                .is_ok_and(|s| s.success())
     }
 
     fn status(&self, unit: &str) -> String {
