@@ -32,6 +32,10 @@ fn ok(out: &Output, what: &str) -> String {
 
 /// A Debian 12 root with systemd, made once and cached as a tarball.
 fn debian_root(dest: &Path) {
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _once = MAKING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let cache = std::env::var_os("HOME")
         .map_or_else(|| PathBuf::from("/var/cache"), PathBuf::from)
         .join(".cache/infragen/test");
@@ -225,9 +229,17 @@ impl Drop for Booted {
 }
 
 fn build(dir: &Path, name: &str, text: &str) -> PathBuf {
+    build_hosts(dir, name, text)
+        .into_iter()
+        .next()
+        .expect("one host")
+}
+
+/// Builds a profile; returns every host's bundle, in address order.
+fn build_hosts(dir: &Path, name: &str, text: &str) -> Vec<PathBuf> {
     let pdir = dir.join(name);
     fs::create_dir_all(&pdir).unwrap();
-    let profile = pdir.join("single.yml");
+    let profile = pdir.join("profile.yml");
     fs::write(&profile, text).unwrap();
     let out = pdir.join("out");
     let lock = root().join("infragen.lock");
@@ -247,7 +259,13 @@ fn build(dir: &Path, name: &str, text: &str) -> PathBuf {
         .output()
         .unwrap();
     ok(&o, &format!("build {name}"));
-    out.join("127.0.50.10")
+    let mut hosts: Vec<PathBuf> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    hosts.sort();
+    hosts
 }
 
 fn get(url: &str) -> Option<String> {
@@ -466,4 +484,92 @@ fn single_node_on_a_booted_systemd() {
             "infra-{c} is not running after the rollback"
         );
     }
+}
+
+#[test]
+fn three_node_on_three_booted_systemds() {
+    let dir = tempfile::Builder::new()
+        .prefix("infragen-booted3-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let base = fs::read_to_string(root().join("profiles/three-node.yml"))
+        .unwrap()
+        .replace("10.10.10.", "127.0.51.");
+    let text = base.replacen(
+        "\n  vars:\n",
+        "\n  vars:\n    grafana_enabled: false\n    vlogs_enabled: false\n    vtraces_enabled: false\n    chrony_control_clock: false\n",
+        1,
+    );
+    assert_ne!(text, base);
+    let bundles = build_hosts(dir.path(), "three", &text);
+    assert_eq!(bundles.len(), 3);
+    let mut hosts = Vec::new();
+    for (i, bundle) in bundles.iter().enumerate() {
+        let hdir = dir.path().join(format!("host{i}"));
+        fs::create_dir_all(&hdir).unwrap();
+        let host = Booted::boot(&hdir, &format!("infragen-test-three-{i}"));
+        ok(
+            &host.activate(bundle, "bundle"),
+            &format!("activate {}", bundle.display()),
+        );
+        hosts.push(host);
+    }
+    let addresses = ["127.0.51.10", "127.0.51.11", "127.0.51.12"];
+    for ip in addresses {
+        // Each VictoriaMetrics scrapes every infra node's components: 3 hosts × 4 components.
+        eventually(
+            &format!("{ip}: up == 1 for all 12 infra targets"),
+            90,
+            || {
+                let body = get(&format!(
+                    "http://{ip}/vmetrics/api/v1/query?query=up%7Bjob%3D%22infra%22%7D"
+                ))?;
+                let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+                let results = v["data"]["result"].as_array()?;
+                let everywhere = addresses
+                    .iter()
+                    .all(|a| results.iter().any(|r| r["metric"]["ip"] == *a));
+                (results.len() == 12 && everywhere && results.iter().all(|r| r["value"][1] == "1"))
+                    .then_some(body)
+            },
+        );
+        assert_eq!(
+            eventually("dnsmasq", 10, || dns_a(&format!("{ip}:53"), "i.pigsty")),
+            "127.0.51.10",
+            "admin_ip"
+        );
+    }
+    // Grafana cannot run here (its base image cannot be fetched), so its datasources are checked
+    // in the rendered configuration of the same profile with Grafana enabled.
+    let with_grafana = dir.path().join("with-grafana.yml");
+    fs::write(
+        &with_grafana,
+        text.replace("    grafana_enabled: false\n", ""),
+    )
+    .unwrap();
+    let rendered = dir.path().join("rendered");
+    let o = Command::new(env!("CARGO_BIN_EXE_infragen"))
+        .args([
+            "render",
+            "--profile",
+            with_grafana.to_str().unwrap(),
+            "--out",
+            rendered.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    ok(&o, "render with grafana");
+    for host in addresses {
+        let ds = fs::read_to_string(
+            rendered
+                .join(host)
+                .join("grafana/etc/grafana/provisioning/datasources/pigsty.yml"),
+        )
+        .unwrap();
+        for (seq, ip) in addresses.iter().enumerate() {
+            let needle = format!("- name: vmetrics-{}\n  type: prometheus\n  access: proxy\n  orgId: 1\n  url: http://{ip}:8428\n", seq + 1);
+            assert!(ds.contains(&needle), "{host}: {needle}\n{ds}");
+        }
+    }
+    drop(hosts);
 }
