@@ -324,6 +324,25 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 #[test]
+fn a_bundle_archive_activates_like_its_directory() {
+    let b = bundles();
+    let host = tempfile::tempdir().unwrap();
+    let archive = host.path().join("bundle.tar.gz");
+    let o = Command::new("tar")
+        .arg("-C")
+        .arg(&b.a)
+        .arg("-czf")
+        .arg(&archive)
+        .arg(".")
+        .output()
+        .unwrap();
+    ok(&o, "tar");
+    let target = host.path().join("host");
+    ok(&activate(&archive, &target, &[]), "activate the archive");
+    assert_eq!(current(&target).unwrap(), generation_of(&b.a));
+}
+
+#[test]
 fn a_downgrade_is_refused_unless_asked_for() {
     let b = bundles();
     let host = tempfile::tempdir().unwrap();

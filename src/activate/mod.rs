@@ -130,8 +130,33 @@ fn unit_text(dir: &Path, manifest: &Value, component: &str) -> Option<String> {
     fs::read_to_string(dir.join(rel)).ok()
 }
 
-/// Activates the bundle at `bundle`.
+/// Activates the bundle at `bundle`: a directory, or a tar archive of one (`.tar`, `.tar.gz`,
+/// `.tgz`), unpacked into a private temporary directory first.
 pub fn activate(bundle: &Path, opts: &Options) -> Result<Outcome> {
+    if bundle.is_file() {
+        let bytes = fs::read(bundle).with_context(|| format!("reading {}", bundle.display()))?;
+        let tar = if bytes.starts_with(&[0x1f, 0x8b]) {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(flate2::read::GzDecoder::new(&bytes[..]), 16 << 30),
+                &mut out,
+            )
+            .with_context(|| format!("decompressing {}", bundle.display()))?;
+            out
+        } else {
+            bytes
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("infragen-bundle-")
+            .tempdir()?;
+        stage::extract_tar(&tar, dir.path(), false)
+            .with_context(|| format!("unpacking {}", bundle.display()))?;
+        return activate_dir(dir.path(), opts);
+    }
+    activate_dir(bundle, opts)
+}
+
+fn activate_dir(bundle: &Path, opts: &Options) -> Result<Outcome> {
     // 1. Verify everything before touching anything.
     let problems = crate::bundle::verify(bundle).map_err(|e| {
         anyhow::anyhow!(

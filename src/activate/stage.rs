@@ -112,11 +112,21 @@ pub fn extract_layer(bytes: &[u8], diff_id: Option<&str>, root: &Path, owners: b
             bail!("layer diff_id is {got}, the image says {want}");
         }
     }
-    let mut archive = tar::Archive::new(&tar_bytes[..]);
+    extract_tar(&tar_bytes, root, owners)
+}
+
+/// Extracts a tar stream into `root` under the same rules (whiteouts included).
+pub fn extract_tar(tar_bytes: &[u8], root: &Path, owners: bool) -> Result<()> {
+    let mut archive = tar::Archive::new(tar_bytes);
     let mut links = Vec::new();
     for entry in archive.entries()? {
         let mut entry = entry?;
         let raw = entry.path()?.into_owned();
+        if entry.header().entry_type() == tar::EntryType::Directory
+            && raw.components().all(|c| matches!(c, PathComponent::CurDir))
+        {
+            continue; // the archive's own root, `./`
+        }
         let rel = entry_path(&raw)?;
         let name = rel
             .file_name()
