@@ -147,6 +147,50 @@ fn every_image_is_accepted_by_skopeo_and_umoci() {
     }
 }
 
+#[test]
+fn every_image_of_three_node_is_accepted_by_skopeo_and_umoci() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = infragen(
+        &[
+            "build",
+            "--profile",
+            "three-node",
+            "--out",
+            out.to_str().unwrap(),
+            "--lock",
+            lock_file().to_str().unwrap(),
+            "--pki",
+            dir.path().join("pki").to_str().unwrap(),
+        ],
+        &[],
+    );
+    ok(&o, "build three-node");
+    let mut checked = 0;
+    for host in ["10.10.10.10", "10.10.10.11", "10.10.10.12"] {
+        let layout = out.join(host).join("oci");
+        let names = refs(&layout);
+        assert_eq!(names.len(), 7, "{host}: every Debian-sourced component");
+        for name in names {
+            let o = Command::new(tool("skopeo"))
+                .args(["inspect", &format!("oci:{}:{name}", layout.display())])
+                .output()
+                .unwrap();
+            ok(&o, &format!("skopeo inspect {host} {name}"));
+            let bundle = dir.path().join(format!("{host}-{name}"));
+            let o = Command::new(tool("umoci"))
+                .args(["unpack", "--image", &format!("{}:{name}", layout.display())])
+                .arg(&bundle)
+                .output()
+                .unwrap();
+            ok(&o, &format!("umoci unpack {host} {name}"));
+            fs::remove_dir_all(&bundle).unwrap();
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 21);
+}
+
 /// Unpacks `name` and turns the spec into one runc runs here: host network, no rlimits, no
 /// anonymous volumes (the image's own directories are used), `CAP_NET_BIND_SERVICE`.
 fn runc_bundle(name: &str, dir: &Path) -> PathBuf {
