@@ -6,6 +6,10 @@
 //! crash consistency under 200+ seeded interruptions (fail points between steps and `kill -9`
 //! at random times), each leaving `current` on one complete generation and converging on re-run.
 
+mod common;
+
+use common::{copy_tree, ok, root};
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -14,26 +18,12 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn infragen(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_infragen"))
         .args(args)
         .env_remove("INFRAGEN_FAILPOINT")
         .output()
         .unwrap()
-}
-
-fn ok(out: &Output, what: &str) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
 }
 
 /// Two bundles of single-node (on 127.0.40.10): A, and B with another scrape interval; and C,
@@ -308,18 +298,6 @@ fn a_flipped_byte_anywhere_in_a_bundle_is_refused_and_the_host_is_unchanged() {
             "host changed after refusing {}",
             f.display()
         );
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    for e in walkdir::WalkDir::new(from) {
-        let e = e.unwrap();
-        let dst = to.join(e.path().strip_prefix(from).unwrap());
-        if e.file_type().is_dir() {
-            fs::create_dir_all(&dst).unwrap();
-        } else {
-            fs::copy(e.path(), &dst).unwrap();
-        }
     }
 }
 

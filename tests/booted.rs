@@ -10,25 +10,14 @@
 //! the affected units; the same bundle again restarts nothing; a component that cannot start and
 //! one that starts but fails its probe are both rolled back automatically.
 
+mod common;
+
+use common::{dns_a, ntp, ok, root};
+
 use std::fs;
-use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn ok(out: &Output, what: &str) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
 
 /// A Debian 12 root with systemd, made once and cached as a tarball.
 fn debian_root(dest: &Path) {
@@ -289,44 +278,6 @@ fn eventually(what: &str, secs: u64, mut f: impl FnMut() -> Option<String>) -> S
         assert!(Instant::now() < deadline, "{what}: not within {secs} s");
         std::thread::sleep(Duration::from_millis(500));
     }
-}
-
-fn dns_a(server: &str, name: &str) -> Option<String> {
-    let sock = UdpSocket::bind("127.0.0.1:0").ok()?;
-    sock.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-    let mut q = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-    for label in name.split('.') {
-        q.push(u8::try_from(label.len()).ok()?);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.extend_from_slice(&[0, 0, 1, 0, 1]);
-    sock.send_to(&q, server).ok()?;
-    let mut buf = [0u8; 512];
-    let n = sock.recv(&mut buf).ok()?;
-    (u16::from_be_bytes([buf[6], buf[7]]) > 0).then(|| {
-        format!(
-            "{}.{}.{}.{}",
-            buf[n - 4],
-            buf[n - 3],
-            buf[n - 2],
-            buf[n - 1]
-        )
-    })
-}
-
-fn ntp(server: &str) -> bool {
-    let Ok(sock) = UdpSocket::bind("127.0.0.1:0") else {
-        return false;
-    };
-    let _ = sock.set_read_timeout(Some(Duration::from_secs(1)));
-    let mut q = [0u8; 48];
-    q[0] = 0x23;
-    if sock.send_to(&q, server).is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 128];
-    sock.recv(&mut buf)
-        .is_ok_and(|n| n >= 48 && buf[0] & 7 == 4)
 }
 
 #[test]

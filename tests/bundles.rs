@@ -5,29 +5,18 @@
 //!
 //! Needs systemd-analyze, systemd-nspawn (systemd-container), openssl, umoci (`.ci/run`).
 
+mod common;
+
+use common::{dns_a, ok, root};
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Read as _;
-use std::net::UdpSocket;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn ok(out: &Output, what: &str) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
 
 /// Builds `profile` into `dir/out` with its own PKI state in `dir/pki`.
 fn build(profile: &str, dir: &Path, extra: &[&str]) -> PathBuf {
@@ -469,27 +458,6 @@ fn http_ok(url: &str, machine: &Machine) -> String {
     }
 }
 
-/// A minimal DNS A query; returns the first answer's address.
-fn dns_a(server: &str, name: &str) -> Option<std::net::Ipv4Addr> {
-    let sock = UdpSocket::bind("127.0.0.1:0").ok()?;
-    sock.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-    let mut q = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-    for label in name.split('.') {
-        q.push(u8::try_from(label.len()).ok()?);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.extend_from_slice(&[0, 0, 1, 0, 1]);
-    sock.send_to(&q, server).ok()?;
-    let mut buf = [0u8; 512];
-    let n = sock.recv(&mut buf).ok()?;
-    let answers = u16::from_be_bytes([buf[6], buf[7]]);
-    if n < q.len() + 16 || answers == 0 {
-        return None;
-    }
-    let a = &buf[n - 4..n];
-    Some(std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]))
-}
-
 #[test]
 fn nspawn_files_run_their_components_which_answer_health_probes() {
     let dir = tempfile::tempdir().unwrap();
@@ -541,7 +509,7 @@ fn nspawn_files_run_their_components_which_answer_health_probes() {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(ip) = dns_a("127.0.33.10:53", "i.pigsty") {
-                assert_eq!(ip.to_string(), "127.0.33.10");
+                assert_eq!(ip, "127.0.33.10");
                 break;
             }
             assert!(

@@ -4,15 +4,15 @@
 //!
 //! To accept a change: `INFRAGEN_BLESS=1 cargo test --test golden`, then review `git diff`.
 
+mod common;
+
+use common::root;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Every file below `dir`: relative path → (mode, bytes).
 fn read_tree(dir: &Path) -> BTreeMap<String, (u32, Vec<u8>)> {

@@ -8,15 +8,15 @@
 //! Needs skopeo, umoci and runc (`.ci/run` installs them), and Debian's mirror or a warm
 //! package cache for the locked packages.
 
+mod common;
+
+use common::{copy_tree, ok, root};
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn lock_file() -> PathBuf {
     root().join("infragen.lock")
@@ -29,16 +29,6 @@ fn infragen(args: &[&str], env: &[(&str, &str)]) -> Output {
         cmd.env(k, v);
     }
     cmd.output().expect("run infragen")
-}
-
-fn ok(out: &Output, what: &str) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
 }
 
 fn tool(name: &str) -> PathBuf {
@@ -355,7 +345,7 @@ fn build_meta(out: &Path, cache: &Path, prelude: &str, env: &[(&str, &str)]) -> 
     // The committed throwaway PKI (certificates are part of the config layers), copied so that
     // nothing is written into the repository.
     let pki = out.parent().expect("parent").join("pki");
-    copy_dir(&root().join("tests/cases/pigsty-meta/pki"), &pki);
+    copy_tree(&root().join("tests/cases/pigsty-meta/pki"), &pki);
     let script = format!(
         "{prelude}; exec \"$0\" build --profile \"$1\" --out \"$2\" --cache \"$3\" --lock \"$4\" --pki \"$5\""
     );
@@ -374,18 +364,6 @@ fn build_meta(out: &Path, cache: &Path, prelude: &str, env: &[(&str, &str)]) -> 
     }
     ok(&cmd.output().unwrap(), "build meta.yml");
     fs::read_to_string(out.join("digests.txt")).expect("digests.txt")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for e in walkdir::WalkDir::new(from) {
-        let e = e.unwrap();
-        let target = to.join(e.path().strip_prefix(from).unwrap());
-        if e.file_type().is_dir() {
-            fs::create_dir_all(&target).unwrap();
-        } else {
-            fs::copy(e.path(), &target).unwrap();
-        }
-    }
 }
 
 fn blobs(layout: &Path) -> Vec<String> {

@@ -1,0 +1,78 @@
+//! Helpers shared by the integration tests (each test binary uses a part of them).
+#![allow(dead_code)]
+
+use std::fs;
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The command's stdout; panics with both streams when it failed.
+pub fn ok(out: &Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Copies a directory tree (files and directories).
+pub fn copy_tree(from: &Path, to: &Path) {
+    for e in walkdir::WalkDir::new(from) {
+        let e = e.unwrap();
+        let dst = to.join(e.path().strip_prefix(from).unwrap());
+        if e.file_type().is_dir() {
+            fs::create_dir_all(&dst).unwrap();
+        } else {
+            fs::copy(e.path(), &dst).unwrap();
+        }
+    }
+}
+
+/// A minimal DNS A query; the first answer's address.
+pub fn dns_a(server: &str, name: &str) -> Option<String> {
+    let sock = UdpSocket::bind("127.0.0.1:0").ok()?;
+    sock.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    let mut q = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.') {
+        q.push(u8::try_from(label.len()).ok()?);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    sock.send_to(&q, server).ok()?;
+    let mut buf = [0u8; 512];
+    let n = sock.recv(&mut buf).ok()?;
+    if n < q.len() + 16 || u16::from_be_bytes([buf[6], buf[7]]) == 0 {
+        return None;
+    }
+    Some(format!(
+        "{}.{}.{}.{}",
+        buf[n - 4],
+        buf[n - 3],
+        buf[n - 2],
+        buf[n - 1]
+    ))
+}
+
+/// Whether an NTP server answers a client request.
+pub fn ntp(server: &str) -> bool {
+    let Ok(sock) = UdpSocket::bind("127.0.0.1:0") else {
+        return false;
+    };
+    let _ = sock.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut q = [0u8; 48];
+    q[0] = 0x23;
+    if sock.send_to(&q, server).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 128];
+    sock.recv(&mut buf)
+        .is_ok_and(|n| n >= 48 && buf[0] & 7 == 4)
+}
