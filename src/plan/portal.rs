@@ -109,7 +109,7 @@ pub struct Nginx {
     pub cards: Vec<Card>,
 }
 
-/// Reads nginx settings; `None` when disabled. Secrets go to `secrets`.
+/// Reads nginx settings (for an infra host with nginx enabled); basic-auth passwords go to `secrets`.
 pub fn nginx(r: &mut Reader, admin_ip: &str, secrets: &mut Vec<(String, String)>) -> Nginx {
     let sslmode = match r
         .choice("nginx_sslmode", &["enable", "disable", "enforce"])
