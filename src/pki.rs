@@ -113,7 +113,7 @@ impl Pki {
             }
             let key = KeyPair::generate()?;
             let mut params = CertificateParams::new(Vec::<String>::new())?;
-            params.distinguished_name = name(ca_cn, "ca");
+            params.distinguished_name = name_of(ca_cn, "ca");
             params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
             params.key_usages = vec![
                 KeyUsagePurpose::KeyCertSign,
@@ -220,10 +220,6 @@ impl Pki {
         write_private(&meta_path, &want, 0o644)?;
         Ok(issued)
     }
-}
-
-fn name(cn: &str, ou: &str) -> DistinguishedName {
-    name_of(cn, ou)
 }
 
 fn name_of(cn: &str, ou: &str) -> DistinguishedName {

@@ -280,6 +280,33 @@ fn eventually(what: &str, secs: u64, mut f: impl FnMut() -> Option<String>) -> S
     }
 }
 
+/// Builds `text` with one more global `setting`, activates it, and expects `component` to fail
+/// its probe and the host to be rolled back, with `url` answering again.
+fn assert_rolled_back(
+    host: &Booted,
+    dir: &Path,
+    text: &str,
+    name: &str,
+    setting: &str,
+    component: &str,
+    url: &str,
+) {
+    let bundle = build(
+        dir,
+        name,
+        &text.replace("\n  vars:\n", &format!("\n  vars:\n    {setting}\n")),
+    );
+    let o = host.activate(&bundle, name);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("component `{component}` failed its health probe"))
+            && err.contains("rolled back"),
+        "{err}"
+    );
+    eventually(&format!("{component} back"), 20, || get(url));
+}
+
 #[test]
 fn single_node_on_a_booted_systemd() {
     let dir = tempfile::Builder::new()
@@ -370,29 +397,19 @@ fn single_node_on_a_booted_systemd() {
     assert_eq!(host.pids(), after);
 
     // A component that cannot start: rolled back, the previous services active again.
-    let c = build(
+    let changed = text.replace(
+        "vmetrics_scrape_interval: 10s",
+        "vmetrics_scrape_interval: 15s",
+    );
+    assert_rolled_back(
+        &host,
         dir.path(),
+        &changed,
         "c",
-        &text
-            .replace(
-                "vmetrics_scrape_interval: 10s",
-                "vmetrics_scrape_interval: 15s",
-            )
-            .replace(
-                "\n  vars:\n",
-                "\n  vars:\n    vmetrics_options: '-noSuchFlag=1'\n",
-            ),
+        "vmetrics_options: '-noSuchFlag=1'",
+        "vmetrics",
+        "http://127.0.50.10:8428/health",
     );
-    let o = host.activate(&c, "c");
-    assert_eq!(o.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("component `vmetrics` failed its health probe") && err.contains("rolled back"),
-        "{err}"
-    );
-    eventually("vmetrics back", 20, || {
-        get("http://127.0.50.10:8428/health")
-    });
     let generations =
         String::from_utf8_lossy(&host.run(&["infragen", "generations"]).stdout).into_owned();
     let b_gen: serde_json::Value =
@@ -406,29 +423,15 @@ fn single_node_on_a_booted_systemd() {
     );
 
     // One that starts but fails its probe (vmalert listening elsewhere): rolled back too.
-    let d = build(
+    assert_rolled_back(
+        &host,
         dir.path(),
+        &changed,
         "d",
-        &text
-            .replace(
-                "vmetrics_scrape_interval: 10s",
-                "vmetrics_scrape_interval: 15s",
-            )
-            .replace(
-                "\n  vars:\n",
-                "\n  vars:\n    vmalert_options: '-httpListenAddr=127.0.50.10:18880'\n",
-            ),
+        "vmalert_options: '-httpListenAddr=127.0.50.10:18880'",
+        "vmalert",
+        "http://127.0.50.10:8880/-/healthy",
     );
-    let o = host.activate(&d, "d");
-    assert_eq!(o.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("component `vmalert` failed its health probe") && err.contains("rolled back"),
-        "{err}"
-    );
-    eventually("vmalert back on its port", 20, || {
-        get("http://127.0.50.10:8880/-/healthy")
-    });
     for (c, pid) in host.pids() {
         assert!(
             pid != "0" && !pid.is_empty(),

@@ -722,6 +722,23 @@ pub fn gc(root: &Path, keep: usize) -> Result<Vec<String>> {
                         .map(|d| d.trim_start_matches("sha256:").to_owned()),
                 );
             }
+            // The image config is named by the image manifest only.
+            let manifest = c["image"].as_str().and_then(|image| {
+                fs::read(
+                    state
+                        .dir
+                        .join("blobs/sha256")
+                        .join(image.trim_start_matches("sha256:")),
+                )
+                .ok()
+            });
+            if let Some(doc) = manifest.and_then(|b| serde_json::from_slice::<Value>(&b).ok()) {
+                blobs.extend(
+                    doc["config"]["digest"]
+                        .as_str()
+                        .map(|d| d.trim_start_matches("sha256:").to_owned()),
+                );
+            }
         }
     }
     for e in fs::read_dir(state.dir.join("roots"))? {
@@ -730,32 +747,6 @@ pub fn gc(root: &Path, keep: usize) -> Result<Vec<String>> {
         if !roots.contains(&name) {
             fs::remove_dir_all(e.path())?;
             removed.push(format!("root {name}"));
-        }
-    }
-    // Image configs are referenced from manifests only: keep every blob a kept manifest names.
-    for id in &kept {
-        let m = read_manifest(&state.generation(id).join("manifest.json"))?;
-        for c in m["components"]
-            .as_object()
-            .into_iter()
-            .flat_map(|o| o.values())
-        {
-            if let Some(image) = c["image"].as_str() {
-                if let Ok(bytes) = fs::read(
-                    state
-                        .dir
-                        .join("blobs/sha256")
-                        .join(image.trim_start_matches("sha256:")),
-                ) {
-                    if let Ok(doc) = serde_json::from_slice::<Value>(&bytes) {
-                        blobs.extend(
-                            doc["config"]["digest"]
-                                .as_str()
-                                .map(|d| d.trim_start_matches("sha256:").to_owned()),
-                        );
-                    }
-                }
-            }
         }
     }
     for e in fs::read_dir(state.dir.join("blobs/sha256"))? {

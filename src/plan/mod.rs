@@ -318,8 +318,14 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
             ));
         }
     }
-    let targets = targets::compute(inventory, &infra, &mut problems);
-    let dns = targets::dns_records(inventory, &mut problems);
+    // Every host's variables, resolved once for both inventory-wide computations.
+    let resolved: Vec<(&str, crate::profile::Vars)> = inventory
+        .all_hosts()
+        .into_iter()
+        .map(|h| (h, inventory.resolve(h)))
+        .collect();
+    let targets = targets::compute(&resolved, &infra, &mut problems);
+    let dns = targets::dns_records(&resolved, &mut problems);
 
     let mut hosts = Vec::new();
     for node in &infra {

@@ -13,7 +13,7 @@ use super::check;
 use super::read::Reader;
 use super::{Component, InfraNode};
 use crate::problem::Problem;
-use crate::profile::Inventory;
+use crate::profile::Vars;
 
 /// One file-SD group: labels and `host:port` targets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -55,7 +55,11 @@ fn at(ip: &str, port: u16) -> String {
 
 /// Every scrape target of the inventory (all but the per-host `pgrds` files).
 #[allow(clippy::too_many_lines)]
-pub fn compute(inventory: &Inventory, infra: &[InfraNode], problems: &mut Vec<Problem>) -> Targets {
+pub fn compute(
+    hosts: &[(&str, Vars)],
+    infra: &[InfraNode],
+    problems: &mut Vec<Problem>,
+) -> Targets {
     let mut t = Targets::new();
     let mut put = |dir: &str, file: String, groups: Vec<TargetGroup>| {
         t.entry(dir.to_owned()).or_default().insert(file, groups);
@@ -87,9 +91,8 @@ pub fn compute(inventory: &Inventory, infra: &[InfraNode], problems: &mut Vec<Pr
         put("infra", format!("infra-{seq}"), groups);
     }
 
-    for host in inventory.all_hosts() {
-        let vars = inventory.resolve(host);
-        let mut r = Reader::new(&vars, host, problems);
+    for (host, vars) in hosts {
+        let mut r = Reader::new(vars, host, problems);
         let Ok(addr) = host.parse::<IpAddr>() else {
             continue;
         }; // reported by `plan::resolve`
@@ -352,18 +355,17 @@ pub fn facts(r: &mut Reader, ip: &str) -> NodeFacts {
 
 /// dnsmasq records computed from the inventory: file name → lines.
 pub fn dns_records(
-    inventory: &Inventory,
+    hosts: &[(&str, Vars)],
     problems: &mut Vec<Problem>,
 ) -> BTreeMap<String, Vec<String>> {
     let mut files: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut primaries: BTreeMap<String, (Option<String>, Option<String>, String)> = BTreeMap::new();
-    for host in inventory.all_hosts() {
+    for (host, vars) in hosts {
         let Ok(addr) = host.parse::<IpAddr>() else {
             continue;
         };
         let ip = addr.to_string();
-        let vars = inventory.resolve(host);
-        let mut r = Reader::new(&vars, host, problems);
+        let mut r = Reader::new(vars, host, problems);
         if let Some((cls, seq)) = member(&mut r, "pg_cluster", "pg_seq", "") {
             files.insert(format!("{cls}-{seq}"), vec![format!("{ip} {cls}-{seq}")]);
             let entry = primaries
