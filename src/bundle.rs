@@ -339,24 +339,29 @@ pub fn write(
             "binds_ro": binds_ro, "binds": binds, "tmpfs": tmpfs, "credentials": credentials,
             "caps": sb.caps, "families": sb.families, "private_users": sb.private_users,
             "ip_allow": if sb.loopback { Some(allow.clone()) } else { None }, "clock": sb.clock, "after": after,
+            "portable": false,
         });
         files.add(
             format!("units/{unit}"),
             0o644,
             crate::render::template("unit.service", &ctx)?,
         );
+        // The portable unit is the same unit, hardening included, without `RootDirectory=`:
+        // `portablectl attach` supplies the image.
+        let mut portable = ctx.clone();
+        portable["portable"] = json!(true);
         files.add(
             format!("portable/{unit}"),
             0o644,
-            crate::render::template("unit.portable", &ctx)?,
+            crate::render::template("unit.service", &portable)?,
         );
         let nspawn_binds_ro: Vec<String> = binds_ro
             .iter()
             .cloned()
-            .chain(std::iter::once(format!(
-                "{creds_host}:/run/credentials/infra-{}.service",
-                c.name()
-            )))
+            .chain(
+                (!secrets.is_empty())
+                    .then(|| format!("{creds_host}:/run/credentials/infra-{}.service", c.name())),
+            )
             .collect();
         let nspawn = json!({
             "name": c.name(), "host": host, "profile": plan.name, "exec": exec, "user": r.user.name,
@@ -378,10 +383,12 @@ pub fn write(
                     if v.read_only { ":ro" } else { "" }
                 )
             }))
-            .chain(std::iter::once(format!(
-                "{creds_host}:/run/credentials/infra-{}.service:ro",
-                c.name()
-            )))
+            .chain((!secrets.is_empty()).then(|| {
+                format!(
+                    "{creds_host}:/run/credentials/infra-{}.service:ro",
+                    c.name()
+                )
+            }))
             .collect();
         let quadlet = json!({
             "name": c.name(), "host": host, "profile": plan.name, "reload": reload, "uid": r.user.uid, "gid": r.user.gid,

@@ -98,7 +98,8 @@ enum Command {
         /// Print the plan and write nothing
         #[arg(long)]
         dry_run: bool,
-        /// Runtime to drive (only `unit` is activated so far; the bundle carries all four)
+        /// How components run: `unit` (RootDirectory= services), `nspawn` (systemd-nspawn@),
+        /// `portable` (portablectl attach) or `podman` (Quadlet, podman >= 4.4)
         #[arg(long, default_value = "unit", value_parser = ["unit", "nspawn", "portable", "podman"])]
         runtime: String,
         /// Accept a bundle older than the current generation
@@ -181,6 +182,7 @@ impl HostArgs {
             dry_run,
             allow_downgrade,
             health_timeout: std::time::Duration::from_secs(health_timeout),
+            runtime: crate::activate::Runtime::default(),
         }
     }
 }
@@ -191,14 +193,17 @@ fn report(result: anyhow::Result<crate::activate::Outcome>, verb: &str) -> i32 {
             for s in &o.steps {
                 if s.action != crate::activate::Action::Keep {
                     println!(
-                        "  {:<7} infra-{}.service ({})",
+                        "  {:<7} {} ({})",
                         s.action.to_string(),
-                        s.component,
+                        o.runtime.unit(&s.component),
                         s.why
                     );
                 }
             }
-            println!("{verb}: generation {} is current", o.generation);
+            println!(
+                "{verb}: generation {} is current ({} runtime)",
+                o.generation, o.runtime
+            );
             0
         }
         Err(e) => {
@@ -323,11 +328,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             allow_downgrade,
             health_timeout,
         } => {
-            if runtime != "unit" {
-                eprintln!("error: activating the `{runtime}` runtime is not implemented yet; the bundle's {runtime} files are ready to install by hand");
-                return 2;
-            }
-            let opts = host.options(dry_run, allow_downgrade, health_timeout);
+            let mut opts = host.options(dry_run, allow_downgrade, health_timeout);
+            opts.runtime = runtime.parse().expect("clap checked the runtime");
             if dry_run {
                 return match crate::activate::activate(&bundle, &opts) {
                     Ok(_) => 0,

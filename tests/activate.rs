@@ -503,3 +503,202 @@ fn interruptions_at_any_point_leave_one_complete_generation_and_rerunning_conver
     }
     println!("{interrupted} interruptions in {i} runs, each converged on re-run");
 }
+
+/// Whether a path exists, a dangling symlink included (links here name host paths).
+fn present(p: &Path) -> bool {
+    p.symlink_metadata().is_ok()
+}
+
+/// Resolves `link` (an absolute host path) inside the host tree `host`, one symlink deep.
+fn inside(host: &Path, link: &Path) -> PathBuf {
+    let target = fs::read_link(link).unwrap_or_else(|e| panic!("{}: {e}", link.display()));
+    host.join(target.strip_prefix("/").unwrap())
+}
+
+#[test]
+fn every_runtime_installs_through_current_and_a_runtime_switch_removes_the_last() {
+    use std::os::unix::fs::MetadataExt;
+    let b = bundles();
+    let host = tempfile::tempdir().unwrap();
+    let h = host.path();
+    let m: serde_json::Value =
+        serde_json::from_slice(&fs::read(b.a.join("manifest.json")).unwrap()).unwrap();
+    let components: Vec<String> = m["components"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let nginx_root = m["components"]["nginx"]["root"].as_str().unwrap();
+    ok(&activate(&b.a, h, &[]), "activate (unit)");
+
+    // A runtime change, planned: every component starts afresh under the new runtime.
+    let before = snapshot(h);
+    let out = ok(
+        &activate(&b.a, h, &["--runtime", "nspawn", "--dry-run"]),
+        "dry run",
+    );
+    assert!(
+        out.contains("start   systemd-nspawn@infra-nginx.service (runtime unit → nspawn)"),
+        "{out}"
+    );
+    assert_eq!(snapshot(h), before, "--dry-run wrote something");
+
+    // nspawn: a .nspawn file and a machine directory, both through `current`.
+    ok(
+        &activate(&b.a, h, &["--runtime", "nspawn"]),
+        "activate nspawn",
+    );
+    for c in &components {
+        assert!(!present(
+            &h.join(format!("etc/systemd/system/infra-{c}.service"))
+        ));
+        let nspawn = h.join(format!("etc/systemd/nspawn/infra-{c}.nspawn"));
+        assert_eq!(
+            fs::read_link(&nspawn).unwrap(),
+            Path::new(&format!(
+                "/var/lib/infragen/current/nspawn/infra-{c}.nspawn"
+            ))
+        );
+        assert_eq!(
+            fs::read(inside(h, &nspawn)).unwrap(),
+            fs::read(b.a.join(format!("nspawn/infra-{c}.nspawn"))).unwrap()
+        );
+        let machine = inside(h, &h.join(format!("var/lib/machines/infra-{c}")));
+        let root = m["components"][c.as_str()]["root"].as_str().unwrap();
+        assert_eq!(
+            fs::canonicalize(&machine).unwrap(),
+            fs::canonicalize(h.join(format!("var/lib/infragen/roots/{root}"))).unwrap()
+        );
+    }
+    // the read-only container's mount points exist in the tree, files for files
+    let roots = h.join("var/lib/infragen/roots");
+    assert!(roots.join(format!("{nginx_root}/etc/nginx")).is_dir());
+    let dnsmasq_root = m["components"]["dnsmasq"]["root"].as_str().unwrap();
+    assert!(roots
+        .join(format!("{dnsmasq_root}/etc/dnsmasq.conf"))
+        .is_file());
+    // a configuration-only change restarts a container: systemd-nspawn@ cannot reload
+    let out = ok(
+        &activate(&b.b, h, &["--runtime", "nspawn", "--dry-run"]),
+        "dry run B",
+    );
+    assert!(
+        out.contains("restart systemd-nspawn@infra-vmetrics.service (configuration changed; the nspawn runtime does not reload)"),
+        "{out}"
+    );
+
+    // portable: an image of hard links plus the unit, for `portablectl attach`.
+    ok(
+        &activate(&b.a, h, &["--runtime", "portable"]),
+        "activate portable",
+    );
+    assert!(!present(&h.join("etc/systemd/nspawn/infra-nginx.nspawn")));
+    assert!(!present(&h.join("var/lib/machines/infra-nginx")));
+    for c in &components {
+        let image = inside(h, &h.join(format!("var/lib/portables/infra-{c}")));
+        assert!(
+            image
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("infra-{c}_")),
+            "{}",
+            image.display()
+        );
+        assert_eq!(
+            fs::read(image.join(format!("usr/lib/systemd/system/infra-{c}.service"))).unwrap(),
+            fs::read(b.a.join(format!("portable/infra-{c}.service"))).unwrap()
+        );
+        assert!(image.join("etc/os-release").is_file());
+    }
+    let image = inside(h, &h.join("var/lib/portables/infra-nginx"));
+    assert_eq!(
+        fs::metadata(image.join("usr/sbin/nginx")).unwrap().ino(),
+        fs::metadata(roots.join(format!("{nginx_root}/usr/sbin/nginx")))
+            .unwrap()
+            .ino(),
+        "a portable image shares its files with the root tree"
+    );
+    let unit = fs::read_to_string(b.a.join("portable/infra-nginx.service")).unwrap();
+    assert!(!unit.contains("RootDirectory="), "{unit}");
+    assert!(unit.contains("ProtectSystem=strict"), "{unit}");
+
+    // podman: a Quadlet file and an OCI layout over the blob store that skopeo reads.
+    ok(
+        &activate(&b.a, h, &["--runtime", "podman"]),
+        "activate podman",
+    );
+    assert!(!present(&h.join("var/lib/portables/infra-nginx")));
+    let quadlet = h.join("etc/containers/systemd/infra-nginx.container");
+    assert_eq!(
+        fs::read_link(&quadlet).unwrap(),
+        Path::new("/var/lib/infragen/current/quadlet/infra-nginx.container")
+    );
+    let layout = h.join("var/lib/infragen/current/oci");
+    let o = Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!("oci:{}:infra-nginx", layout.display()))
+        .output()
+        .expect("skopeo");
+    let raw = ok(&o, "skopeo inspect");
+    assert_eq!(
+        format!("sha256:{}", infragen::pkg::fetch::sha256(raw.as_bytes())),
+        m["components"]["nginx"]["image"].as_str().unwrap()
+    );
+
+    // back to unit; status names the runtime; rollback returns to podman
+    ok(&activate(&b.b, h, &[]), "activate B (unit)");
+    assert!(!present(&quadlet));
+    let status = ok(
+        &infragen(&["status", "--root", h.to_str().unwrap()]),
+        "status",
+    );
+    assert!(status.contains("unit runtime"), "{status}");
+    let out = ok(
+        &infragen(&["rollback", "--root", h.to_str().unwrap()]),
+        "rollback",
+    );
+    assert!(out.contains("(podman runtime)"), "{out}");
+    assert!(present(&quadlet));
+    assert!(!present(&h.join("etc/systemd/system/infra-nginx.service")));
+
+    // gc keeps the portable images a kept generation (current B, rollback A) names, and only
+    // those; the names are computed here independently: infra-<c>_<sha256(root \n unit)[..16]>
+    ok(
+        &activate(&b.b, h, &["--runtime", "portable"]),
+        "activate B portable",
+    );
+    let stale = h.join("var/lib/infragen/portables/infra-nginx_0000000000000000");
+    fs::create_dir_all(stale.join("usr")).unwrap();
+    let out = ok(
+        &infragen(&["gc", "--keep", "1", "--root", h.to_str().unwrap()]),
+        "gc",
+    );
+    assert!(
+        out.contains("removed portable image infra-nginx_0000000000000000"),
+        "{out}"
+    );
+    let mut expected = std::collections::BTreeSet::new();
+    for bundle in [&b.a, &b.b] {
+        let m: serde_json::Value =
+            serde_json::from_slice(&fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
+        for c in &components {
+            let mut text = m["components"][c.as_str()]["root"]
+                .as_str()
+                .unwrap()
+                .as_bytes()
+                .to_vec();
+            text.push(b'\n');
+            text.extend(fs::read(bundle.join(format!("portable/infra-{c}.service"))).unwrap());
+            let hash = infragen::pkg::fetch::sha256(&text);
+            expected.insert(format!("infra-{c}_{}", &hash[..16]));
+        }
+    }
+    let kept: std::collections::BTreeSet<String> =
+        fs::read_dir(h.join("var/lib/infragen/portables"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+    assert_eq!(kept, expected);
+}

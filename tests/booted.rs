@@ -28,7 +28,8 @@ fn debian_root(dest: &Path) {
     let cache = std::env::var_os("HOME")
         .map_or_else(|| PathBuf::from("/var/cache"), PathBuf::from)
         .join(".cache/infragen/test");
-    let tarball = cache.join("debian-bookworm-systemd.tar");
+    // systemd-container: the nspawn and portable runtimes are activated inside too
+    let tarball = cache.join("debian-bookworm-systemd-container.tar");
     if !tarball.is_file() {
         fs::create_dir_all(&cache).unwrap();
         let mirror = apt_mirror();
@@ -37,7 +38,7 @@ fn debian_root(dest: &Path) {
         let o = Command::new("debootstrap")
             .args([
                 "--variant=minbase",
-                "--include=systemd,systemd-sysv,dbus",
+                "--include=systemd,systemd-sysv,dbus,systemd-container",
                 "bookworm",
             ])
             .arg(&tmp)
@@ -153,6 +154,11 @@ impl Booted {
 
     /// Copies a bundle into the container and activates it.
     fn activate(&self, bundle: &Path, name: &str) -> Output {
+        self.activate_with(bundle, name, "unit")
+    }
+
+    /// Copies a bundle into the container and activates it with `runtime`.
+    fn activate_with(&self, bundle: &Path, name: &str, runtime: &str) -> Output {
         let inside = self.dir.join("root/root").join(name);
         let _ = fs::remove_dir_all(&inside);
         let o = Command::new("cp")
@@ -166,6 +172,8 @@ impl Booted {
             "infragen",
             "activate",
             &format!("/root/{name}"),
+            "--runtime",
+            runtime,
             "--health-timeout",
             "20",
         ])
@@ -173,6 +181,11 @@ impl Booted {
 
     /// Main PIDs of every infra unit.
     fn pids(&self) -> Vec<(String, String)> {
+        self.pids_of("infra-")
+    }
+
+    /// Main PIDs of every infra unit, named `<prefix><component>.service`.
+    fn pids_of(&self, prefix: &str) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for c in [
             "nginx",
@@ -189,7 +202,7 @@ impl Booted {
                 "-p",
                 "MainPID",
                 "--value",
-                &format!("infra-{c}.service"),
+                &format!("{prefix}{c}.service"),
             ]);
             out.push((
                 c.to_owned(),
@@ -280,10 +293,12 @@ fn eventually(what: &str, secs: u64, mut f: impl FnMut() -> Option<String>) -> S
     }
 }
 
-/// Builds `text` with one more global `setting`, activates it, and expects `component` to fail
-/// its probe and the host to be rolled back, with `url` answering again.
+/// Builds `text` with one more global `setting`, activates it with `runtime`, and expects
+/// `component` to fail its probe and the host to be rolled back, with `url` answering again.
+#[allow(clippy::too_many_arguments)]
 fn assert_rolled_back(
     host: &Booted,
+    runtime: &str,
     dir: &Path,
     text: &str,
     name: &str,
@@ -296,7 +311,7 @@ fn assert_rolled_back(
         name,
         &text.replace("\n  vars:\n", &format!("\n  vars:\n    {setting}\n")),
     );
-    let o = host.activate(&bundle, name);
+    let o = host.activate_with(&bundle, name, runtime);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -307,23 +322,53 @@ fn assert_rolled_back(
     eventually(&format!("{component} back"), 20, || get(url));
 }
 
-#[test]
-fn single_node_on_a_booted_systemd() {
-    let dir = tempfile::Builder::new()
-        .prefix("infragen-booted-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
-    // Grafana, VictoriaLogs and VictoriaTraces need base images that cannot be fetched here;
-    // chrony serves time without steering this machine's clock.
+/// What a single-node host at `ip` serves, checked from outside: the portal, VictoriaMetrics
+/// through nginx with every infra target up, dnsmasq answering `i.pigsty` with `ip` (the
+/// `admin_ip`), chrony answering NTP.
+fn serves_single_node(ip: &str) {
+    let portal = eventually("portal", 10, || get(&format!("http://{ip}/")));
+    assert!(portal.contains("<h1>i.pigsty</h1>"));
+    eventually("vmetrics via nginx", 10, || {
+        get(&format!("http://{ip}/vmetrics/health"))
+    });
+    eventually("up == 1 for every infra target", 60, || {
+        let body = get(&format!(
+            "http://{ip}/vmetrics/api/v1/query?query=up%7Bjob%3D%22infra%22%7D"
+        ))?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let results = v["data"]["result"].as_array()?;
+        (results.len() == 4 && results.iter().all(|r| r["value"][1] == "1")).then_some(body)
+    });
+    assert_eq!(
+        eventually("dnsmasq", 10, || dns_a(&format!("{ip}:53"), "i.pigsty")),
+        ip
+    );
+    eventually("chrony", 10, || ntp(&format!("{ip}:123")).then(String::new));
+}
+
+/// The single-node profile on `prefix`.10 with the components that can run here: Grafana,
+/// VictoriaLogs and VictoriaTraces need base images that cannot be fetched here; chrony serves
+/// time without steering this machine's clock.
+fn single_node_text(prefix: &str) -> String {
     let base = fs::read_to_string(root().join("profiles/single-node.yml"))
         .unwrap()
-        .replace("10.10.10.", "127.0.50.");
+        .replace("10.10.10.", prefix);
     let text = base.replacen(
         "\n  vars:\n",
         "\n  vars:\n    grafana_enabled: false\n    vlogs_enabled: false\n    vtraces_enabled: false\n    chrony_control_clock: false\n",
         1,
     );
     assert_ne!(text, base);
+    text
+}
+
+#[test]
+fn single_node_on_a_booted_systemd() {
+    let dir = tempfile::Builder::new()
+        .prefix("infragen-booted-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let text = single_node_text("127.0.50.");
     let a = build(dir.path(), "a", &text);
     let host = Booted::boot(dir.path(), "infragen-test-single");
     let out = host.activate(&a, "a");
@@ -332,24 +377,7 @@ fn single_node_on_a_booted_systemd() {
     for (c, pid) in host.pids() {
         assert!(pid != "0" && !pid.is_empty(), "infra-{c} is not running");
     }
-    // the portal, and VictoriaMetrics through nginx
-    let portal = eventually("portal", 10, || get("http://127.0.50.10/"));
-    assert!(portal.contains("<h1>i.pigsty</h1>"));
-    eventually("vmetrics via nginx", 10, || {
-        get("http://127.0.50.10/vmetrics/health")
-    });
-    // every infra target VictoriaMetrics scrapes is up
-    eventually("up == 1 for every infra target", 60, || {
-        let body = get("http://127.0.50.10/vmetrics/api/v1/query?query=up%7Bjob%3D%22infra%22%7D")?;
-        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        let results = v["data"]["result"].as_array()?;
-        (results.len() == 4 && results.iter().all(|r| r["value"][1] == "1")).then_some(body)
-    });
-    assert_eq!(
-        eventually("dnsmasq", 10, || dns_a("127.0.50.10:53", "i.pigsty")),
-        "127.0.50.10"
-    );
-    eventually("chrony", 10, || ntp("127.0.50.10:123").then(String::new));
+    serves_single_node("127.0.50.10");
     for target in [
         "module=icmp&target=127.0.50.10",
         "module=http_2xx&target=http://127.0.50.10:8428/health",
@@ -403,6 +431,7 @@ fn single_node_on_a_booted_systemd() {
     );
     assert_rolled_back(
         &host,
+        "unit",
         dir.path(),
         &changed,
         "c",
@@ -425,6 +454,7 @@ fn single_node_on_a_booted_systemd() {
     // One that starts but fails its probe (vmalert listening elsewhere): rolled back too.
     assert_rolled_back(
         &host,
+        "unit",
         dir.path(),
         &changed,
         "d",
@@ -526,4 +556,141 @@ fn three_node_on_three_booted_systemds() {
         }
     }
     drop(hosts);
+}
+
+/// The nspawn and portable runtimes on a booted systemd (single-node on 127.0.53.10): services
+/// healthy under each, a configuration change restarts a container (nspawn cannot reload) but
+/// reloads a portable service, a runtime switch moves every component, a failing generation is
+/// rolled back under the runtime it ran with, and the podman runtime is refused without Quadlet.
+#[test]
+fn nspawn_and_portable_runtimes_on_a_booted_systemd() {
+    let dir = tempfile::Builder::new()
+        .prefix("infragen-booted-rt-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let text = single_node_text("127.0.53.");
+    let changed = text.replace(
+        "vmetrics_scrape_interval: 10s",
+        "vmetrics_scrape_interval: 15s",
+    );
+    let a = build(dir.path(), "a", &text);
+    let b = build(dir.path(), "b", &changed);
+    let host = Booted::boot(dir.path(), "infragen-test-runtimes");
+
+    // nspawn: every component in its own container from the shared root tree
+    let out = ok(
+        &host.activate_with(&a, "a", "nspawn"),
+        "activate A (nspawn)",
+    );
+    assert!(
+        out.contains("start   systemd-nspawn@infra-nginx.service (new)"),
+        "{out}"
+    );
+    let running = |prefix: &str| {
+        for (c, pid) in host.pids_of(prefix) {
+            assert!(pid != "0" && !pid.is_empty(), "{prefix}{c} is not running");
+        }
+    };
+    running("systemd-nspawn@infra-");
+    serves_single_node("127.0.53.10");
+    let machines = host.run(&["machinectl", "list", "--no-legend"]);
+    assert!(
+        String::from_utf8_lossy(&machines.stdout).contains("infra-vmetrics"),
+        "{}",
+        String::from_utf8_lossy(&machines.stdout)
+    );
+    let before = host.pids_of("systemd-nspawn@infra-");
+    let out = ok(
+        &host.activate_with(&b, "b", "nspawn"),
+        "activate B (nspawn)",
+    );
+    assert!(
+        out.contains("restart systemd-nspawn@infra-vmetrics.service")
+            && out.contains("restart systemd-nspawn@infra-vmalert.service"),
+        "{out}"
+    );
+    for ((c, p0), (_, p1)) in before.iter().zip(&host.pids_of("systemd-nspawn@infra-")) {
+        if c == "vmetrics" || c == "vmalert" {
+            assert_ne!(p0, p1, "{c} restarted");
+        } else {
+            assert_eq!(p0, p1, "{c} kept its container");
+        }
+    }
+
+    // portable: a runtime switch stops every container and attaches every image
+    let out = ok(
+        &host.activate_with(&b, "b", "portable"),
+        "activate B (portable)",
+    );
+    assert!(
+        out.contains("start   infra-nginx.service (runtime nspawn → portable)"),
+        "{out}"
+    );
+    running("infra-");
+    let listed = String::from_utf8_lossy(&host.run(&["portablectl", "list", "--no-legend"]).stdout)
+        .into_owned();
+    for c in [
+        "nginx",
+        "vmetrics",
+        "vmalert",
+        "alertmanager",
+        "blackbox",
+        "dnsmasq",
+        "chrony",
+    ] {
+        assert!(listed.contains(&format!("infra-{c}_")), "{c}:\n{listed}");
+        let nspawn = host.run(&[
+            "systemctl",
+            "is-active",
+            &format!("systemd-nspawn@infra-{c}.service"),
+        ]);
+        assert_ne!(
+            String::from_utf8_lossy(&nspawn.stdout).trim(),
+            "active",
+            "{c}'s container still runs"
+        );
+    }
+    serves_single_node("127.0.53.10");
+    // a configuration-only change reloads a portable service in place
+    let before = host.pids();
+    let out = ok(
+        &host.activate_with(&a, "a", "portable"),
+        "activate A (portable)",
+    );
+    assert!(
+        out.contains("reload  infra-vmetrics.service")
+            && out.contains("restart infra-vmalert.service"),
+        "{out}"
+    );
+    for ((c, p0), (_, p1)) in before.iter().zip(&host.pids()) {
+        if c == "vmalert" {
+            assert_ne!(p0, p1, "vmalert restarted");
+        } else {
+            assert_eq!(p0, p1, "infra-{c} kept its process");
+        }
+    }
+    // a component that cannot start is rolled back, under the portable runtime
+    assert_rolled_back(
+        &host,
+        "portable",
+        dir.path(),
+        &text,
+        "c",
+        "vmetrics_options: '-noSuchFlag=1'",
+        "vmetrics",
+        "http://127.0.53.10:8428/health",
+    );
+    running("infra-");
+
+    // podman: Debian 12's podman has no Quadlet (4.4+); refused before anything is touched
+    let o = host.activate_with(&b, "b", "podman");
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("the podman runtime needs") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    let status = String::from_utf8_lossy(&host.run(&["infragen", "status"]).stdout).into_owned();
+    assert!(status.contains("portable runtime"), "{status}");
+    running("infra-");
 }

@@ -298,3 +298,84 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// A place in a root tree something is mounted on.
+pub struct MountPoint {
+    /// Where, inside the tree.
+    pub target: PathBuf,
+    /// Whether a file is bound there (a directory otherwise).
+    pub file: bool,
+}
+
+/// The mount points a `.nspawn` file binds into a root tree: `Bind=`/`BindReadOnly=` targets
+/// (files where the host source, under `host_root`, is a file) and `TemporaryFileSystem=` paths.
+pub fn mount_points(nspawn: &str, host_root: &Path) -> Vec<MountPoint> {
+    let mut out = Vec::new();
+    for line in nspawn.lines().map(str::trim) {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let mut parts = value.split(':');
+        let (source, target) = match key.trim() {
+            "Bind" | "BindReadOnly" => {
+                let source = parts.next().unwrap_or("");
+                (Some(source), parts.next().or(Some(source)))
+            }
+            "TemporaryFileSystem" => (None, parts.next()),
+            _ => (None, None),
+        };
+        if let Some(t) = target.filter(|t| t.starts_with('/')) {
+            let file = source.is_some_and(|s| {
+                fs::metadata(host_root.join(s.trim_start_matches('/'))).is_ok_and(|m| m.is_file())
+            });
+            out.push(MountPoint {
+                target: PathBuf::from(t),
+                file,
+            });
+        }
+    }
+    out
+}
+
+/// Creates the missing mount points in the root tree `root`, as systemd does for a unit's bind
+/// mounts, so that a read-only container (`ReadOnly=yes`) finds them. Never through a symlink:
+/// a mount point behind one is left to the container manager, which resolves it inside the tree.
+pub fn ensure_mount_points(root: &Path, points: &[MountPoint]) -> Result<()> {
+    'points: for point in points {
+        let rel = point.target.strip_prefix("/").unwrap_or(&point.target);
+        if rel
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            continue;
+        }
+        let mut p = root.to_path_buf();
+        let last = rel.components().count();
+        for (n, c) in rel.components().enumerate() {
+            p.push(c);
+            match fs::symlink_metadata(&p) {
+                Ok(m) if m.is_dir() || n + 1 == last => {}
+                Ok(_) => continue 'points,
+                Err(_) if point.file && n + 1 == last => {
+                    fs::File::create(&p).with_context(|| format!("creating {}", p.display()))?;
+                    fs::set_permissions(&p, fs::Permissions::from_mode(0o644))?;
+                }
+                Err(_) => {
+                    fs::create_dir(&p).with_context(|| format!("creating {}", p.display()))?;
+                    fs::set_permissions(&p, fs::Permissions::from_mode(0o755))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The home directory of `user` in the root tree's `/etc/passwd` (systemd-nspawn creates it
+/// when it switches to the user, which a read-only tree refuses).
+pub fn home_of(root: &Path, user: &str) -> Option<PathBuf> {
+    let passwd = fs::read_to_string(root.join("etc/passwd")).ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() == 7 && f[0] == user && f[5] != "/nonexistent").then(|| PathBuf::from(f[5]))
+    })
+}

@@ -60,7 +60,6 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("env", include_str!("../../images/common/env.hbs")),
     ("unit.service", include_str!("../../units/service.hbs")),
     ("unit.nspawn", include_str!("../../units/nspawn.hbs")),
-    ("unit.portable", include_str!("../../units/portable.hbs")),
     ("unit.container", include_str!("../../units/container.hbs")),
 ];
 

@@ -1,0 +1,195 @@
+//! What is on a host: the current generation and its services, the generation list, and
+//! garbage collection of generations, root trees, portable images and blobs nothing uses.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::Result;
+use serde_json::Value;
+
+use super::read_manifest;
+use super::runtime::portable_name;
+use super::state::State;
+use super::switch::runtime_of;
+
+/// One line per generation, newest last: id, markers.
+pub fn generations(root: &Path) -> Result<Vec<String>> {
+    let state = State {
+        dir: root.join("var/lib/infragen"),
+        root: root.to_path_buf(),
+    };
+    let current = state.pointer("current");
+    let rollback = state.pointer("rollback");
+    Ok(state
+        .history()
+        .into_iter()
+        .map(|id| {
+            let mut line = id.clone();
+            if current.as_deref() == Some(id.as_str()) {
+                line.push_str(" (current)");
+            }
+            if rollback.as_deref() == Some(id.as_str()) {
+                line.push_str(" (rollback)");
+            }
+            line
+        })
+        .collect())
+}
+
+/// The current generation and its components' unit states.
+pub fn status(root: &Path, systemd: bool) -> Result<String> {
+    let state = State {
+        dir: root.join("var/lib/infragen"),
+        root: root.to_path_buf(),
+    };
+    let Some(current) = state.pointer("current") else {
+        return Ok("no generation is active\n".to_owned());
+    };
+    let m = read_manifest(&state.generation(&current).join("manifest.json"))?;
+    let runtime = runtime_of(&state, &current);
+    let mut s = format!(
+        "generation {current} (host {}, {runtime} runtime)\n",
+        m["host"].as_str().unwrap_or("?")
+    );
+    if state.dir.join("plan.json").exists() {
+        s.push_str("an activation was interrupted: run `infragen activate` again to finish it\n");
+    }
+    for name in m["components"]
+        .as_object()
+        .into_iter()
+        .flat_map(|o| o.keys())
+    {
+        let unit = runtime.unit(name);
+        let active = if systemd {
+            Command::new("systemctl")
+                .args(["is-active", &unit])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                .unwrap_or_default()
+        } else {
+            "(not queried with --root)".to_owned()
+        };
+        let _ = writeln!(s, "  {unit:<28} {active}");
+    }
+    Ok(s)
+}
+
+/// Removes all but the newest `keep` generations (never `current` or `rollback`), then roots
+/// and blobs no remaining generation uses. Returns what was removed.
+pub fn gc(root: &Path, keep: usize) -> Result<Vec<String>> {
+    let state = State::open(root)?;
+    let _lock = state.lock()?;
+    let history = state.history();
+    let pinned: Vec<String> = ["current", "rollback"]
+        .iter()
+        .filter_map(|p| state.pointer(p))
+        .collect();
+    let mut kept: Vec<String> = history.iter().rev().take(keep).cloned().collect();
+    kept.extend(pinned);
+    let mut removed = Vec::new();
+    for e in fs::read_dir(state.dir.join("generations"))? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !kept.contains(&name) {
+            fs::remove_dir_all(e.path())?;
+            removed.push(format!("generation {name}"));
+        }
+    }
+    let mut roots = std::collections::BTreeSet::new();
+    let mut portables = std::collections::BTreeSet::new();
+    let mut blobs = std::collections::BTreeSet::new();
+    for id in &kept {
+        let m = read_manifest(&state.generation(id).join("manifest.json"))?;
+        for c in m["components"]
+            .as_object()
+            .into_iter()
+            .flat_map(|o| o.values())
+        {
+            roots.extend(c["root"].as_str().map(str::to_owned));
+            if let (Some(name), Some(root), Ok(unit)) = (
+                c["ref"].as_str(),
+                c["root"].as_str(),
+                fs::read(
+                    state
+                        .generation(id)
+                        .join(c["runtimes"]["portable"].as_str().unwrap_or("-")),
+                ),
+            ) {
+                portables.insert(portable_name(
+                    name.trim_start_matches("infra-"),
+                    root,
+                    &unit,
+                ));
+            }
+            for key in ["image", "config_layer"] {
+                blobs.extend(
+                    c[key]
+                        .as_str()
+                        .map(|d| d.trim_start_matches("sha256:").to_owned()),
+                );
+            }
+            for l in c["root_layers"].as_array().into_iter().flatten() {
+                blobs.extend(
+                    l.as_str()
+                        .map(|d| d.trim_start_matches("sha256:").to_owned()),
+                );
+            }
+            // The image config is named by the image manifest only.
+            let manifest = c["image"].as_str().and_then(|image| {
+                fs::read(
+                    state
+                        .dir
+                        .join("blobs/sha256")
+                        .join(image.trim_start_matches("sha256:")),
+                )
+                .ok()
+            });
+            if let Some(doc) = manifest.and_then(|b| serde_json::from_slice::<Value>(&b).ok()) {
+                blobs.extend(
+                    doc["config"]["digest"]
+                        .as_str()
+                        .map(|d| d.trim_start_matches("sha256:").to_owned()),
+                );
+            }
+        }
+    }
+    // A portable image stays while a kept generation names it or portabled has it attached.
+    portables.extend(
+        fs::read_dir(state.root.join("etc/portables"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| fs::read_link(e.path()).ok())
+            .filter_map(|t| t.file_name().map(|n| n.to_string_lossy().into_owned())),
+    );
+    for e in fs::read_dir(state.dir.join("portables"))
+        .into_iter()
+        .flatten()
+    {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !portables.contains(&name) {
+            fs::remove_dir_all(e.path())?;
+            removed.push(format!("portable image {name}"));
+        }
+    }
+    for e in fs::read_dir(state.dir.join("roots"))? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !roots.contains(&name) {
+            fs::remove_dir_all(e.path())?;
+            removed.push(format!("root {name}"));
+        }
+    }
+    for e in fs::read_dir(state.dir.join("blobs/sha256"))? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !blobs.contains(&name) {
+            fs::remove_file(e.path())?;
+            removed.push(format!("blob {name}"));
+        }
+    }
+    Ok(removed)
+}

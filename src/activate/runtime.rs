@@ -1,0 +1,423 @@
+//! The four ways a component runs on a host (docs/design.md, "Runtimes on the host") and what
+//! installing, starting and removing one means for each. Every runtime runs the same root tree
+//! and binds the same live configuration, data directories and credentials; they differ in the
+//! unit systemd runs and in how that unit finds the current generation:
+//!
+//! | runtime    | systemd unit                     | installed as                                        |
+//! |------------|----------------------------------|-----------------------------------------------------|
+//! | `unit`     | `infra-<c>.service`              | `/etc/systemd/system/infra-<c>.service` → `current/units/…` |
+//! | `nspawn`   | `systemd-nspawn@infra-<c>.service` | `/etc/systemd/nspawn/infra-<c>.nspawn` → `current/nspawn/…`, `/var/lib/machines/infra-<c>` → `current/machines/infra-<c>` → the root tree |
+//! | `portable` | `infra-<c>.service` (attached)   | `portablectl attach` of `portables/infra-<c>_<hash>` (the root tree hard-linked, plus the unit) |
+//! | `podman`   | `infra-<c>.service` (Quadlet)    | `/etc/containers/systemd/infra-<c>.container` → `current/quadlet/…`, image `oci:current/oci` |
+//!
+//! For `unit`, `nspawn` and `podman` the switch of `current` switches what runs; a portable image
+//! is attached by its real path, so a changed one is re-attached (`portablectl reattach`).
+
+use std::fmt;
+use std::fs;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::state::{symlink_atomic, sync_path, write_atomic, State};
+
+/// Where the host's state lives, as units see it.
+const STATE: &str = "/var/lib/infragen";
+
+/// The portable profile infragen attaches with: the units carry their own hardening, so the
+/// profile adds only the API file systems.
+const PORTABLE_PROFILE: &str = "# Profile of infragen's portable services (written by infragen activate):\n# the units carry their own sandboxing.\n[Service]\nMountAPIVFS=yes\n";
+
+/// How components run on a host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    /// `infra-<c>.service` with `RootDirectory=` (the default).
+    #[default]
+    Unit,
+    /// `systemd-nspawn@infra-<c>.service` with a `.nspawn` file.
+    Nspawn,
+    /// A portable service, attached with `portablectl`.
+    Portable,
+    /// A Podman Quadlet `.container`.
+    Podman,
+}
+
+impl fmt::Display for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Runtime {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "unit" => Runtime::Unit,
+            "nspawn" => Runtime::Nspawn,
+            "portable" => Runtime::Portable,
+            "podman" => Runtime::Podman,
+            _ => bail!("unknown runtime `{s}` (unit, nspawn, portable, podman)"),
+        })
+    }
+}
+
+/// `systemctl` and friends on the host, or nothing at all with `--root`.
+pub struct Host {
+    /// Drive the host's systemd.
+    pub systemd: bool,
+}
+
+impl Host {
+    /// Runs a host command (only when driving systemd).
+    pub fn run(&self, program: &str, args: &[&str]) -> Result<()> {
+        if !self.systemd {
+            return Ok(());
+        }
+        let out = Command::new(program)
+            .args(args)
+            .output()
+            .with_context(|| format!("running {program}"))?;
+        if !out.status.success() {
+            bail!(
+                "{program} {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// `systemctl ARGS`.
+    pub fn systemctl(&self, args: &[&str]) -> Result<()> {
+        self.run("systemctl", args)
+    }
+
+    /// Whether a unit is active.
+    pub fn is_active(&self, unit: &str) -> bool {
+        self.systemd
+            && Command::new("systemctl")
+                .args(["is-active", "--quiet", unit])
+                .status()
+                .is_ok_and(|s| s.success())
+    }
+
+    /// The first lines of `systemctl status`.
+    pub fn status(&self, unit: &str) -> String {
+        if !self.systemd {
+            return String::new();
+        }
+        Command::new("systemctl")
+            .args(["status", "--no-pager", "--lines=5", unit])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+}
+
+impl Runtime {
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Unit => "unit",
+            Runtime::Nspawn => "nspawn",
+            Runtime::Portable => "portable",
+            Runtime::Podman => "podman",
+        }
+    }
+
+    /// The systemd unit that runs component `c`.
+    pub fn unit(self, c: &str) -> String {
+        match self {
+            Runtime::Nspawn => format!("systemd-nspawn@infra-{c}.service"),
+            _ => format!("infra-{c}.service"),
+        }
+    }
+
+    /// Whether a component that reloads on a signal can be reloaded under this runtime:
+    /// `systemd-nspawn@.service` has no reload, so a configuration change restarts the container.
+    pub fn reloads(self) -> bool {
+        self != Runtime::Nspawn
+    }
+
+    /// Whether the unit is enabled with `systemctl enable` (Quadlet's generated units are
+    /// installed by the generator from their `[Install]` section instead).
+    fn enables(self) -> bool {
+        self != Runtime::Podman
+    }
+
+    /// What the host must have for this runtime; checked before anything is touched.
+    pub fn check_host(self, host: &Host) -> Result<()> {
+        if !host.systemd {
+            return Ok(());
+        }
+        match self {
+            Runtime::Nspawn if !on_path("systemd-nspawn") => {
+                bail!("the nspawn runtime needs systemd-nspawn (Debian: systemd-container); nothing was changed")
+            }
+            Runtime::Portable if !on_path("portablectl") => {
+                bail!("the portable runtime needs portablectl and systemd-portabled (Debian: systemd-container); nothing was changed")
+            }
+            Runtime::Podman => {
+                if !on_path("podman") {
+                    bail!("the podman runtime needs podman (4.4 or newer, with Quadlet); nothing was changed");
+                }
+                let generators = [
+                    "/usr/lib/systemd/system-generators/podman-system-generator",
+                    "/lib/systemd/system-generators/podman-system-generator",
+                ];
+                if !generators.iter().any(|g| Path::new(g).exists()) {
+                    bail!("the podman runtime needs Quadlet (podman 4.4 or newer): {} not found; nothing was changed", generators[0]);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Starts (and enables) component `c`'s unit.
+    pub fn start(self, host: &Host, c: &str) -> Result<()> {
+        let unit = self.unit(c);
+        if self.enables() {
+            host.systemctl(&["enable", "--now", &unit])
+        } else {
+            host.systemctl(&["start", &unit])
+        }
+    }
+
+    /// Restarts (and enables) component `c`'s unit.
+    pub fn restart(self, host: &Host, c: &str) -> Result<()> {
+        let unit = self.unit(c);
+        if self.enables() {
+            host.systemctl(&["enable", &unit])?;
+        }
+        host.systemctl(&["restart", &unit])
+    }
+
+    /// Installs component `c` of the current generation so that its unit runs it: links under
+    /// `/etc` and `/var/lib/machines`, or an attached portable image. Idempotent.
+    pub fn install(self, state: &State, host: &Host, c: &str, root_id: &str) -> Result<()> {
+        let current = Path::new(STATE).join("current");
+        match self {
+            Runtime::Unit => link(
+                &current.join(format!("units/infra-{c}.service")),
+                &state
+                    .root
+                    .join(format!("etc/systemd/system/infra-{c}.service")),
+            ),
+            Runtime::Nspawn => {
+                // The container's root is read-only: its mount points must exist in the tree.
+                let text =
+                    fs::read_to_string(state.dir.join(format!("current/nspawn/infra-{c}.nspawn")))
+                        .with_context(|| format!("the .nspawn file of {c}"))?;
+                let tree = state.dir.join("roots").join(root_id);
+                let mut points = super::stage::mount_points(&text, &state.root);
+                points.extend(
+                    text.lines()
+                        .find_map(|l| l.trim().strip_prefix("User="))
+                        .and_then(|u| super::stage::home_of(&tree, u.trim()))
+                        .map(|target| super::stage::MountPoint {
+                            target,
+                            file: false,
+                        }),
+                );
+                super::stage::ensure_mount_points(&tree, &points)
+                    .with_context(|| format!("mount points in the root tree of {c}"))?;
+                link(
+                    &current.join(format!("nspawn/infra-{c}.nspawn")),
+                    &state
+                        .root
+                        .join(format!("etc/systemd/nspawn/infra-{c}.nspawn")),
+                )?;
+                link(
+                    &current.join(format!("machines/infra-{c}")),
+                    &state.root.join(format!("var/lib/machines/infra-{c}")),
+                )
+            }
+            Runtime::Podman => link(
+                &current.join(format!("quadlet/infra-{c}.container")),
+                &state
+                    .root
+                    .join(format!("etc/containers/systemd/infra-{c}.container")),
+            ),
+            Runtime::Portable => {
+                let profile = state
+                    .root
+                    .join("etc/systemd/portable/profile/infragen/service.conf");
+                if fs::read_to_string(&profile).ok().as_deref() != Some(PORTABLE_PROFILE) {
+                    fs::create_dir_all(profile.parent().expect("has parent"))?;
+                    write_atomic(&profile, PORTABLE_PROFILE.as_bytes())?;
+                }
+                let unit_text = fs::read(
+                    state
+                        .dir
+                        .join(format!("current/portable/infra-{c}.service")),
+                )
+                .with_context(|| format!("the portable unit of {c}"))?;
+                let image = portable_image(state, c, root_id, &unit_text)?;
+                let name = image
+                    .file_name()
+                    .expect("named")
+                    .to_string_lossy()
+                    .into_owned();
+                let path = Path::new(STATE).join("portables").join(&name);
+                if !host.systemd {
+                    // `--root`: nothing to attach to; leave the image where `portablectl attach
+                    // infra-<c>` finds it on the booted host.
+                    return link(
+                        &path,
+                        &state.root.join(format!("var/lib/portables/infra-{c}")),
+                    );
+                }
+                let attached = attached(state, c);
+                if attached.contains(&name) {
+                    return Ok(());
+                }
+                let verb = if attached.is_empty() {
+                    "attach"
+                } else {
+                    "reattach"
+                };
+                host.run(
+                    "portablectl",
+                    &[
+                        verb,
+                        "--no-reload",
+                        "--profile=infragen",
+                        &path.to_string_lossy(),
+                    ],
+                )
+            }
+        }
+    }
+
+    /// Stops, disables and uninstalls component `c`.
+    pub fn remove(self, state: &State, host: &Host, c: &str) -> Result<()> {
+        let unit = self.unit(c);
+        if self.enables() {
+            host.systemctl(&["disable", "--now", &unit])?;
+        } else {
+            host.systemctl(&["stop", &unit])?;
+        }
+        let links: Vec<PathBuf> = match self {
+            Runtime::Unit => vec![state.root.join(format!("etc/systemd/system/{unit}"))],
+            Runtime::Nspawn => vec![
+                state
+                    .root
+                    .join(format!("etc/systemd/nspawn/infra-{c}.nspawn")),
+                state.root.join(format!("var/lib/machines/infra-{c}")),
+            ],
+            Runtime::Podman => vec![state
+                .root
+                .join(format!("etc/containers/systemd/infra-{c}.container"))],
+            Runtime::Portable => {
+                for name in attached(state, c) {
+                    host.run("portablectl", &["detach", "--no-reload", &name])?;
+                }
+                vec![state.root.join(format!("var/lib/portables/infra-{c}"))]
+            }
+        };
+        for l in links {
+            match fs::remove_file(&l) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("removing {}", l.display())),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Points `link` at `target` unless it already does.
+fn link(target: &Path, link: &Path) -> Result<()> {
+    if fs::read_link(link).ok().as_deref() == Some(target) {
+        return Ok(());
+    }
+    fs::create_dir_all(link.parent().expect("has parent"))?;
+    symlink_atomic(target, link)
+}
+
+/// The images of component `c` that portabled has attached (`/etc/portables/infra-<c>_*`).
+fn attached(state: &State, c: &str) -> Vec<String> {
+    let prefix = format!("infra-{c}_");
+    let mut out: Vec<String> = fs::read_dir(state.root.join("etc/portables"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&prefix) || *n == format!("infra-{c}"))
+        .collect();
+    out.sort();
+    out
+}
+
+/// The portable image name of component `c` with a root tree and a unit: `infra-<c>_<hash>`
+/// (portabled takes what precedes `_` as the prefix the unit names must carry).
+pub fn portable_name(c: &str, root_id: &str, unit_text: &[u8]) -> String {
+    let mut text = root_id.as_bytes().to_vec();
+    text.push(b'\n');
+    text.extend_from_slice(unit_text);
+    let hash = crate::pkg::fetch::sha256(&text);
+    format!("infra-{c}_{}", &hash[..16])
+}
+
+/// Materialises `portables/infra-<c>_<hash>` unless it exists: the root tree hard-linked (no
+/// file is copied) plus the unit in `usr/lib/systemd/system/`, renamed into place complete.
+fn portable_image(state: &State, c: &str, root_id: &str, unit_text: &[u8]) -> Result<PathBuf> {
+    let dir = state.dir.join("portables");
+    let dst = dir.join(portable_name(c, root_id, unit_text));
+    if dst.is_dir() {
+        return Ok(dst);
+    }
+    fs::create_dir_all(&dir)?;
+    let from = state.dir.join("roots").join(root_id);
+    let tmp = tempfile::Builder::new().prefix(".img-").tempdir_in(&dir)?;
+    let owners = super::euid_is_root();
+    for e in walkdir::WalkDir::new(&from).sort_by_file_name() {
+        let e = e?;
+        let rel = e.path().strip_prefix(&from)?;
+        let to = tmp.path().join(rel);
+        let meta = e.path().symlink_metadata()?;
+        if meta.is_dir() {
+            fs::create_dir_all(&to)?;
+            fs::set_permissions(&to, meta.permissions())?;
+            if owners {
+                std::os::unix::fs::lchown(&to, Some(meta.uid()), Some(meta.gid()))?;
+            }
+        } else if meta.file_type().is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(e.path())?, &to)?;
+            if owners {
+                std::os::unix::fs::lchown(&to, Some(meta.uid()), Some(meta.gid()))?;
+            }
+        } else {
+            fs::hard_link(e.path(), &to)
+                .with_context(|| format!("linking {} into a portable image", e.path().display()))?;
+        }
+    }
+    let units = tmp.path().join("usr/lib/systemd/system");
+    fs::create_dir_all(&units)?;
+    fs::write(units.join(format!("infra-{c}.service")), unit_text)?;
+    fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )?;
+    for e in walkdir::WalkDir::new(tmp.path()).contents_first(true) {
+        let e = e?;
+        if e.file_type().is_dir() {
+            sync_path(e.path())?;
+        }
+    }
+    fs::rename(tmp.path(), &dst)?;
+    let _ = tmp.keep();
+    sync_path(&dir)?;
+    Ok(dst)
+}
