@@ -293,13 +293,17 @@ pub fn write(
             .filter(|v| !v.read_only)
             .map(|v| format!("{}:{}", v.host, v.path))
             .collect();
-        let tmpfs: Vec<String> = r
+        // The component's own directories that are not volumes: private tmpfs in every runtime.
+        let scratch: Vec<_> = r
             .dirs
             .iter()
             .filter(|d| {
                 d.owner.as_deref() == Some(r.user.name.as_str())
                     && !vols.iter().any(|v| v.path == d.path)
             })
+            .collect();
+        let tmpfs: Vec<String> = scratch
+            .iter()
             .map(|d| {
                 format!(
                     "{}:uid={},gid={},mode={}",
@@ -390,10 +394,17 @@ pub fn write(
                 )
             }))
             .collect();
+        // podman refuses tmpfs `uid=`/`gid=`: the mount point's owner comes from the image's
+        // directory (copied up), only the mode is given.
+        let tmpfs_q: Vec<String> = scratch
+            .iter()
+            .map(|d| format!("{}:rw,mode={}", d.path, d.mode))
+            .collect();
         let quadlet = json!({
             "name": c.name(), "host": host, "profile": plan.name, "reload": reload, "uid": r.user.uid, "gid": r.user.gid,
             "image": format!("oci:{STATE}/current/oci:infra-{}", c.name()),
             "add_caps": sb.caps.split_whitespace().collect::<Vec<_>>(), "volumes": volumes_q, "secrets": Vec::<String>::new(),
+            "tmpfs": tmpfs_q,
         });
         files.add(
             format!("quadlet/infra-{}.container", c.name()),
