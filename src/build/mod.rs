@@ -6,27 +6,36 @@
 //! configuration. Blobs live in one content-addressed store under the cache; each host gets an
 //! OCI layout `out/<host>/oci` whose blobs are hard links into it, with one reference per image
 //! (`infra-<component>`). Secrets never enter a layer: they go to `out/<host>/secrets/`.
+//!
+//! The report types and [`build`] live here; `layers` holds the layer cache, builds missing
+//! package layers on every core and takes base-image layers from an imported layout, `entries`
+//! turns packages, recipes and rendered files into layer entries, and `spec` makes each image's
+//! configuration.
+
+mod entries;
+mod layers;
+mod spec;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::image::{Recipe, User};
-use crate::lock::{ImageLock, Lock};
+use crate::lock::Lock;
 use crate::oci::blob::BlobStore;
-use crate::oci::layer::{self, EntryKind, LayerEntry};
 use crate::oci::layout;
-use crate::pkg::deb;
-use crate::pkg::fetch::{self, AptConfig, Cache};
-use crate::plan::{Component, HostPlan, Plan, Ports};
+use crate::pkg::fetch::Cache;
+use crate::plan::{Component, Plan};
 use crate::tree::Tree;
 
-/// Format version of cached layers: bump when layer content rules change.
-const LAYER_FORMAT: &str = "infragen-layer-1";
+pub use spec::{chrony_flags, flags, port_of};
+
+use entries::{config_entries, content_key, recipe_entries};
+use layers::{base_layers, build_jobs, Job, Layers};
+use spec::image_spec;
 
 /// Where a build reads from and writes to.
 pub struct Options {
@@ -99,126 +108,6 @@ impl Report {
         }
         s
     }
-}
-
-/// The layer cache: an index from cache key to layer, whose blobs live in the store.
-struct Layers<'a> {
-    store: &'a BlobStore,
-    index: PathBuf,
-    epoch: u64,
-    built: usize,
-}
-
-impl Layers<'_> {
-    fn index_file(&self, key: &str) -> PathBuf {
-        self.index.join(fetch::sha256(
-            format!("{LAYER_FORMAT} {} {key}", self.epoch).as_bytes(),
-        ))
-    }
-
-    /// The cached layer with `key`, when its blob is still in the store.
-    fn lookup(&self, key: &str) -> Result<Option<LayerInfo>> {
-        let Ok(text) = fs::read_to_string(self.index_file(key)) else {
-            return Ok(None);
-        };
-        match serde_json::from_str::<LayerInfo>(&text) {
-            Ok(info) if self.store.has(&info.digest)? => Ok(Some(info)),
-            _ => Ok(None),
-        }
-    }
-
-    /// Remembers a built layer under `key`.
-    fn record(&mut self, key: &str, info: &LayerInfo) -> Result<()> {
-        fs::create_dir_all(&self.index)?;
-        let file = self.index_file(key);
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.index)?;
-        std::io::Write::write_all(&mut tmp, &serde_json::to_vec(info)?)?;
-        tmp.persist(&file).map_err(|e| e.error)?;
-        self.built += 1;
-        Ok(())
-    }
-
-    /// The layer with `key`, from the cache, else built from `make` now.
-    fn get(
-        &mut self,
-        key: &str,
-        make: impl FnOnce() -> Result<Vec<LayerEntry>>,
-    ) -> Result<LayerInfo> {
-        if let Some(info) = self.lookup(key)? {
-            return Ok(info);
-        }
-        let info = make_layer(make()?, self.epoch, self.store)?;
-        self.record(key, &info)?;
-        Ok(info)
-    }
-}
-
-/// Builds a layer and puts its blob in the store; safe to call from several threads.
-fn make_layer(entries: Vec<LayerEntry>, epoch: u64, store: &BlobStore) -> Result<LayerInfo> {
-    let content = entries
-        .iter()
-        .map(|e| {
-            if let EntryKind::File(d) = &e.kind {
-                d.len() as u64
-            } else {
-                0
-            }
-        })
-        .sum();
-    let l = layer::build(entries, epoch)?;
-    store.put(&l.bytes)?;
-    Ok(LayerInfo {
-        digest: l.digest,
-        diff_id: l.diff_id,
-        size: l.size,
-        content,
-    })
-}
-
-/// One package layer to build.
-struct Job<'a> {
-    key: String,
-    package: &'a crate::lock::LockedPackage,
-    recipe: &'a Recipe,
-}
-
-/// Builds the missing package layers on every core: fetching, reading a `.deb`, writing the
-/// tar and compressing it are independent per package.
-fn build_jobs(jobs: Vec<Job>, layers: &mut Layers, cache: &Cache, opts: &Options) -> Result<()> {
-    if jobs.is_empty() {
-        return Ok(());
-    }
-    let sources = AptConfig::default().sources()?;
-    let queue = std::sync::Mutex::new(jobs);
-    let results = std::sync::Mutex::new(Vec::new());
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let (epoch, store) = (layers.epoch, layers.store);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let Some(job) = queue.lock().expect("queue").pop() else {
-                    break;
-                };
-                let p = job.package;
-                let result = cache
-                    .deb(&p.name, &p.filename, &p.sha256, &opts.repos, &sources)
-                    .and_then(|bytes| package_entries(&bytes, job.recipe))
-                    .and_then(|entries| make_layer(entries, epoch, store))
-                    .with_context(|| format!("package `{}` {}", p.name, p.version));
-                let failed = result.is_err();
-                results.lock().expect("results").push((job.key, result));
-                if failed {
-                    queue.lock().expect("queue").clear();
-                }
-            });
-        }
-    });
-    let mut results = results.into_inner().expect("results");
-    results.sort_by(|a, b| a.0.cmp(&b.0));
-    for (key, result) in results {
-        layers.record(&key, &result?)?;
-    }
-    Ok(())
 }
 
 /// Builds the images of every infra host of `plan` into `opts.out`.
@@ -417,276 +306,4 @@ fn link_image(from: &BlobStore, to: &BlobStore, manifest: &str) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// A package's files as layer entries: owned by root, excluded paths left out.
-fn package_entries(bytes: &[u8], r: &Recipe) -> Result<Vec<LayerEntry>> {
-    let d = deb::read(bytes, &deb::Limits::default())?;
-    let package = d.control.get("Package").cloned().unwrap_or_default();
-    let mut out = Vec::new();
-    let mut dropped: Vec<String> = Vec::new();
-    for e in d.entries {
-        if r.excludes_from(&package, &e.path, e.kind == deb::Kind::Dir) {
-            dropped.push(e.path);
-            continue;
-        }
-        let kind = match e.kind {
-            deb::Kind::File(data) => EntryKind::File(data),
-            deb::Kind::Dir => EntryKind::Dir,
-            deb::Kind::Symlink(t) => EntryKind::Symlink(t),
-            deb::Kind::Hardlink(t) => {
-                if dropped.contains(&t) {
-                    bail!("`{}` is a hard link to excluded `{t}`", e.path);
-                }
-                EntryKind::Hardlink(t)
-            }
-        };
-        out.push(LayerEntry {
-            path: e.path,
-            kind,
-            mode: e.mode,
-            uid: 0,
-            gid: 0,
-        });
-    }
-    Ok(out)
-}
-
-/// A cache key for layer entries: the sha256 of every header field and every byte.
-fn content_key(entries: &[LayerEntry]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    for e in entries {
-        let (tag, body): (&str, &[u8]) = match &e.kind {
-            EntryKind::File(d) => ("f", d),
-            EntryKind::Dir => ("d", b""),
-            EntryKind::Symlink(t) => ("s", t.as_bytes()),
-            EntryKind::Hardlink(t) => ("h", t.as_bytes()),
-        };
-        h.update(
-            format!(
-                "{}\0{tag}\0{:o}\0{}\0{}\0{}\0",
-                e.path,
-                e.mode,
-                e.uid,
-                e.gid,
-                body.len()
-            )
-            .as_bytes(),
-        );
-        h.update(body);
-    }
-    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    format!("content {hex}")
-}
-
-/// `/etc/passwd`, `/etc/group`, the recipe's directories and the mount points systemd needs.
-fn recipe_entries(r: &Recipe) -> Vec<LayerEntry> {
-    let User {
-        name,
-        uid,
-        gid,
-        home,
-    } = &r.user;
-    let passwd = format!("root:x:0:0:root:/root:/usr/sbin/nologin\n{name}:x:{uid}:{gid}:{name}:{home}:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n");
-    let group = format!("root:x:0:\n{name}:x:{gid}:\nnogroup:x:65534:\n");
-    let mut out = vec![
-        LayerEntry::file("etc/passwd", passwd, 0o644),
-        LayerEntry::file("etc/group", group, 0o644),
-        LayerEntry::file(
-            "etc/os-release",
-            "ID=infragen\nNAME=infragen\nPRETTY_NAME=\"infragen image\"\n",
-            0o644,
-        ),
-        // Mount point for the host's resolver configuration (nspawn `ResolvConf=bind-host`).
-        LayerEntry::file("etc/resolv.conf", "", 0o644),
-    ];
-    for d in [
-        "proc", "sys", "dev", "run", "tmp", "var/tmp", "etc", "var", "var/lib",
-    ] {
-        let mode = if d == "tmp" || d == "var/tmp" {
-            0o1777
-        } else {
-            0o755
-        };
-        out.push(LayerEntry::dir(d, mode));
-    }
-    for d in &r.dirs {
-        let mode = u32::from_str_radix(&d.mode, 8).unwrap_or(0o755);
-        let mut e = LayerEntry::dir(d.path.trim_start_matches('/'), mode);
-        if d.owner.as_deref() == Some(name.as_str()) {
-            e = e.owned(*uid, *gid);
-        }
-        out.push(e);
-    }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    out.dedup_by(|a, b| a.path == b.path);
-    out
-}
-
-/// The host's rendered files of one component, owned by root.
-fn config_entries(tree: &Tree, host: &str, c: Component) -> Vec<LayerEntry> {
-    let prefix = format!("{host}/{}/", c.name());
-    tree.iter()
-        .filter_map(|(p, e)| {
-            p.strip_prefix(&prefix)
-                .map(|rel| LayerEntry::file(rel, e.data.clone(), e.mode))
-        })
-        .collect()
-}
-
-/// The image configuration: entrypoint with the plan's flags, user, ports, volumes, labels.
-fn image_spec(
-    plan: &Plan,
-    h: &HostPlan,
-    c: Component,
-    r: &Recipe,
-    epoch: u64,
-) -> layout::ImageSpec {
-    let flags = flags(h, c, r);
-    let mut exposed = Vec::new();
-    for p in &r.ports {
-        let port = port_of(&h.ports, p);
-        if p == "dns_port" {
-            exposed.push(format!("{port}/udp"));
-        }
-        exposed.push(format!("{port}/tcp"));
-    }
-    if c == Component::Chrony {
-        exposed.push("123/udp".to_owned());
-    }
-    let mut labels = BTreeMap::new();
-    labels.insert(
-        "org.opencontainers.image.title".to_owned(),
-        format!("infra-{}", c.name()),
-    );
-    if let Some(sig) = &r.reload {
-        labels.insert("io.infragen.reload-signal".to_owned(), sig.clone());
-    }
-    let created = layout::rfc3339(epoch);
-    let mut annotations = BTreeMap::new();
-    annotations.insert(
-        "org.opencontainers.image.created".to_owned(),
-        created.clone(),
-    );
-    annotations.insert(
-        "org.opencontainers.image.ref.name".to_owned(),
-        format!("infra-{}", c.name()),
-    );
-    annotations.insert(
-        "org.opencontainers.image.source".to_owned(),
-        plan.name.clone(),
-    );
-    annotations.insert(
-        "org.opencontainers.image.version".to_owned(),
-        format!("{} infragen-{}", h.version, env!("CARGO_PKG_VERSION")),
-    );
-    layout::ImageSpec {
-        architecture: "amd64".to_owned(),
-        os: "linux".to_owned(),
-        user: Some(format!("{}:{}", r.user.uid, r.user.gid)),
-        entrypoint: r.entrypoint.clone(),
-        cmd: flags,
-        env: r.env.clone(),
-        working_dir: Some("/".to_owned()),
-        exposed_ports: exposed,
-        volumes: r.volumes.clone(),
-        labels,
-        stop_signal: None,
-        created,
-        annotations,
-    }
-}
-
-/// The plan's flags for a component whose recipe says `args: flags`.
-pub fn flags(h: &HostPlan, c: Component, r: &Recipe) -> Vec<String> {
-    if r.args.as_deref() != Some("flags") {
-        return Vec::new();
-    }
-    match c {
-        Component::Vmetrics => h.vmetrics.as_ref().map(|v| v.flags.clone()),
-        Component::Vlogs => h.vlogs.as_ref().map(|v| v.flags.clone()),
-        Component::Vtraces => h.vtraces.as_ref().map(|v| v.flags.clone()),
-        Component::Vmalert => h.vmalert.as_ref().map(|v| v.flags.clone()),
-        Component::Alertmanager => h.alertmanager.as_ref().map(|v| v.flags.clone()),
-        Component::Blackbox => h.blackbox.as_ref().map(|v| v.flags.clone()),
-        Component::Chrony => h.chrony.as_ref().map(|v| chrony_flags(v.control_clock)),
-        _ => None,
-    }
-    .unwrap_or_default()
-}
-
-/// chronyd's flags: foreground, the rendered config, `-x` when it must not set the clock.
-pub fn chrony_flags(control_clock: bool) -> Vec<String> {
-    // -U: start as an unprivileged user (the unit grants only the capabilities it needs).
-    let mut f = vec![
-        "-d".to_owned(),
-        "-U".to_owned(),
-        "-f".to_owned(),
-        "/etc/chrony/chrony.conf".to_owned(),
-    ];
-    if !control_clock {
-        f.push("-x".to_owned());
-    }
-    f
-}
-
-/// The value of a port parameter on a host.
-pub fn port_of(p: &Ports, name: &str) -> u16 {
-    match name {
-        "nginx_port" => p.nginx,
-        "nginx_ssl_port" => p.nginx_ssl,
-        "grafana_port" => p.grafana,
-        "vmetrics_port" => p.vmetrics,
-        "vlogs_port" => p.vlogs,
-        "vtraces_port" => p.vtraces,
-        "vmalert_port" => p.vmalert,
-        "alertmanager_port" => p.alertmanager,
-        "blackbox_port" => p.blackbox,
-        "dns_port" => p.dns,
-        _ => 0,
-    }
-}
-
-/// Layers of a base image, from the bases layout, when imported and pinned.
-fn base_layers(
-    entry: &ImageLock,
-    opts: &Options,
-    store: &BlobStore,
-) -> Result<Vec<LayerInfo>, String> {
-    let Some(base) = &entry.base else {
-        return Err("the lock has no base image for it".to_owned());
-    };
-    let reference = format!("{}:{}", base.name, base.tag);
-    let how = format!(
-        "import it into an OCI layout under the reference `{reference}` (e.g. with `skopeo copy`), run `infragen lock --bases <layout>`, and build with `--bases <layout>`"
-    );
-    let Some(digest) = &base.digest else {
-        return Err(format!(
-            "base image `{reference}` is not pinned in infragen.lock (no digest yet); {how}"
-        ));
-    };
-    let Some(dir) = &opts.bases else {
-        return Err(format!(
-            "base image `{reference}` ({digest}) is needed; {how}"
-        ));
-    };
-    crate::oci::layout::read_image(dir, &reference, digest, store)
-        .map(|layers| {
-            layers
-                .into_iter()
-                .map(|l| LayerInfo {
-                    digest: l.digest,
-                    diff_id: l.diff_id,
-                    size: l.size,
-                    content: 0,
-                })
-                .collect()
-        })
-        .map_err(|e| {
-            format!(
-                "base image `{reference}` ({digest}) in {}: {e:#}",
-                dir.display()
-            )
-        })
 }
