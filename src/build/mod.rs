@@ -1,0 +1,309 @@
+//! Build: every infra host's OCI images, from locked packages plus the host's rendered config.
+//!
+//! Each image is layered as: one layer per package of the locked closure (shared by every image
+//! and host that uses the package, built once and cached by the package's sha256), one layer for
+//! the recipe's users, groups and directories, and one small layer with the host's rendered
+//! configuration. Blobs live in one content-addressed store under the cache; each host gets an
+//! OCI layout `out/<host>/oci` whose blobs are hard links into it, with one reference per image
+//! (`infra-<component>`). Secrets never enter a layer: they go to `out/<host>/secrets/`.
+//!
+//! The report types and [`build`] live here; `layers` holds the layer cache, builds missing
+//! package layers on every core and takes base-image layers from an imported layout, `entries`
+//! turns packages, recipes and rendered files into layer entries, and `spec` makes each image's
+//! configuration.
+
+mod entries;
+mod layers;
+mod spec;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::lock::Lock;
+use crate::oci::blob::BlobStore;
+use crate::oci::layout;
+use crate::pkg::fetch::Cache;
+use crate::plan::{Component, Plan};
+use crate::tree::Tree;
+
+pub use spec::{chrony_flags, flags, port_of};
+
+use entries::{config_entries, content_key, recipe_entries};
+use layers::{base_layers, build_jobs, Job, Layers};
+use spec::image_spec;
+
+/// Where a build reads from and writes to.
+pub struct Options {
+    /// Output directory (replaced as a whole).
+    pub out: PathBuf,
+    /// Cache: `.deb` files, layer index, blob store.
+    pub cache: PathBuf,
+    /// The lock file.
+    pub lock: PathBuf,
+    /// Local repositories holding `.deb` files (offline builds).
+    pub repos: Vec<PathBuf>,
+    /// An OCI layout holding imported base images (`name:tag` references).
+    pub bases: Option<PathBuf>,
+}
+
+/// A layer as the build knows it (the blob is in the store).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerInfo {
+    /// Compressed digest.
+    pub digest: String,
+    /// Uncompressed digest.
+    pub diff_id: String,
+    /// Compressed size.
+    pub size: u64,
+    /// Bytes of file content inside.
+    pub content: u64,
+}
+
+/// One built image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Built {
+    /// Manifest digest.
+    pub digest: String,
+    /// Layers, bottom first.
+    pub layers: Vec<LayerInfo>,
+}
+
+impl Built {
+    /// Bytes of file content in all layers (the unpacked size, near enough).
+    pub fn content(&self) -> u64 {
+        self.layers.iter().map(|l| l.content).sum()
+    }
+    /// Compressed size of all layers.
+    pub fn compressed(&self) -> u64 {
+        self.layers.iter().map(|l| l.size).sum()
+    }
+}
+
+/// What a build produced per host.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// Host → component → image.
+    pub hosts: BTreeMap<String, BTreeMap<String, Built>>,
+    /// Host → component → why it is missing.
+    pub incomplete: BTreeMap<String, BTreeMap<String, String>>,
+    /// Layers that had to be built (not found in the cache).
+    pub layers_built: usize,
+    /// Host → generation id of its bundle.
+    pub generations: BTreeMap<String, String>,
+}
+
+impl Report {
+    /// The digest list: one line per image, `host ref digest`.
+    pub fn digests(&self) -> String {
+        let mut s = String::new();
+        for (host, images) in &self.hosts {
+            for (c, b) in images {
+                let _ = writeln!(s, "{host} infra-{c} {}", b.digest);
+            }
+        }
+        s
+    }
+}
+
+/// Builds the images of every infra host of `plan` into `opts.out`.
+pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
+    let recipes = crate::image::recipes()?;
+    let lock = Lock::load(&opts.lock)?;
+    let cache = Cache::new(&opts.cache);
+    let store = BlobStore::open(opts.cache.join("store"))?;
+    // One time source: SOURCE_DATE_EPOCH when given, else the lock's.
+    let epoch = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(lock.source_date_epoch);
+    let mut layers = Layers {
+        store: &store,
+        index: opts.cache.join("layers"),
+        epoch,
+        built: 0,
+    };
+    let mut report = Report::default();
+
+    // Package layers per image: the same for every host. Missing ones are built in parallel.
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut wanted: Vec<(Component, Vec<String>)> = Vec::new();
+    let mut package_layers: BTreeMap<Component, Result<Vec<LayerInfo>, String>> = BTreeMap::new();
+    for c in Component::ALL {
+        if !plan.hosts.iter().any(|h| h.enabled().contains(&c)) {
+            continue;
+        }
+        let r = &recipes[&c];
+        let entry = lock.image(c, r)?;
+        if r.base.is_some() {
+            package_layers.insert(c, base_layers(entry, opts, &store));
+            continue;
+        }
+        let mut keys = Vec::new();
+        for p in &entry.packages {
+            let key = format!(
+                "deb {} exclude {:?} keep {:?}",
+                p.sha256,
+                r.exclude_paths,
+                r.package_paths.get(&p.name)
+            );
+            if layers.lookup(&key)?.is_none() && !jobs.iter().any(|j| j.key == key) {
+                jobs.push(Job {
+                    key: key.clone(),
+                    package: p,
+                    recipe: r,
+                });
+            }
+            keys.push(key);
+        }
+        wanted.push((c, keys));
+    }
+    // Largest first, so that the long ones do not end up last on one core.
+    jobs.sort_by_key(|j| (j.package.size, j.key.clone()));
+    build_jobs(jobs, &mut layers, &cache, opts)?;
+    for (c, keys) in wanted {
+        let mut infos = Vec::new();
+        for key in keys {
+            infos.push(
+                layers
+                    .lookup(&key)?
+                    .with_context(|| format!("layer `{key}` missing after build"))?,
+            );
+        }
+        package_layers.insert(c, Ok(infos));
+    }
+
+    let staging = tempfile::Builder::new()
+        .prefix(".infragen-build-")
+        .tempdir_in(parent(&opts.out)?)?;
+    for h in &plan.hosts {
+        let host = h.ip.to_string();
+        let layout_dir = staging.path().join(&host).join("oci");
+        let host_store = BlobStore::open(&layout_dir)?;
+        let mut refs = BTreeMap::new();
+        for c in h.enabled() {
+            let r = &recipes[&c];
+            let below = match &package_layers[&c] {
+                Ok(l) => l.clone(),
+                Err(why) => {
+                    report
+                        .incomplete
+                        .entry(host.clone())
+                        .or_default()
+                        .insert(c.name().to_owned(), why.clone());
+                    continue;
+                }
+            };
+            let mut image_layers = below;
+            // Small layers are cached by content: an unchanged config is not rebuilt.
+            for entries in [recipe_entries(r), config_entries(tree, &host, c)] {
+                let key = content_key(&entries);
+                image_layers.push(layers.get(&key, || Ok(entries))?);
+            }
+            let spec = image_spec(plan, h, c, r, epoch);
+            let layer_refs: Vec<layout::LayerRef> = image_layers
+                .iter()
+                .map(|l| layout::LayerRef {
+                    digest: l.digest.clone(),
+                    diff_id: l.diff_id.clone(),
+                    size: l.size,
+                })
+                .collect();
+            let manifest = layout::write_image(&store, &spec, &layer_refs)?;
+            link_image(&store, &host_store, &manifest.digest)?;
+            report.hosts.entry(host.clone()).or_default().insert(
+                c.name().to_owned(),
+                Built {
+                    digest: manifest.digest.clone(),
+                    layers: image_layers,
+                },
+            );
+            refs.insert(format!("infra-{}", c.name()), manifest);
+        }
+        layout::write_index(&layout_dir, &refs)?;
+        // Secrets stay outside every image, mode 0600.
+        let mut secrets = Tree::default();
+        let prefix = format!("{host}/secrets/");
+        for (path, e) in tree.iter() {
+            if let Some(rest) = path.strip_prefix(&prefix) {
+                secrets.add(rest.to_owned(), e.mode, e.data.clone());
+            }
+        }
+        if !secrets.is_empty() {
+            let dir = staging.path().join(&host).join("secrets");
+            fs::create_dir_all(&dir)?;
+            secrets.write_into(&dir)?;
+            set_mode(&dir, 0o700)?;
+        }
+        if let Some(missing) = report.incomplete.get(&host) {
+            let text: String = missing
+                .iter()
+                .map(|(c, why)| format!("infra-{c}: {why}\n"))
+                .collect();
+            fs::write(staging.path().join(&host).join("INCOMPLETE"), text)?;
+        }
+        let incomplete: Vec<String> = report
+            .incomplete
+            .get(&host)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        let images = report.hosts.get(&host).cloned().unwrap_or_default();
+        let generation = crate::bundle::write(
+            &staging.path().join(&host),
+            plan,
+            h,
+            &images,
+            &recipes,
+            tree,
+            &plan.digest,
+            &incomplete,
+        )?;
+        report.generations.insert(host.clone(), generation);
+    }
+    report.layers_built = layers.built;
+    fs::write(staging.path().join("digests.txt"), report.digests())?;
+    set_mode(staging.path(), 0o755)?;
+    crate::tree::replace_dir(&opts.out, staging)?;
+    Ok(report)
+}
+
+fn parent(out: &Path) -> Result<PathBuf> {
+    let p = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
+    Ok(p)
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting mode of {}", path.display()))
+}
+
+/// Hard-links (or copies, across file systems) an image's blobs into a host's layout.
+fn link_image(from: &BlobStore, to: &BlobStore, manifest: &str) -> Result<()> {
+    let bytes = from.get(manifest)?;
+    let doc: serde_json::Value = serde_json::from_slice(&bytes)?;
+    let mut digests = vec![manifest.to_owned()];
+    digests.extend(doc["config"]["digest"].as_str().map(str::to_owned));
+    for l in doc["layers"].as_array().into_iter().flatten() {
+        digests.extend(l["digest"].as_str().map(str::to_owned));
+    }
+    for d in digests {
+        let dst = to.path(&d)?;
+        if dst.exists() {
+            continue;
+        }
+        let src = from.path(&d)?;
+        if fs::hard_link(&src, &dst).is_err() {
+            fs::copy(&src, &dst).with_context(|| format!("copying blob {d}"))?;
+        }
+    }
+    Ok(())
+}
