@@ -1,0 +1,96 @@
+//! The host side of the command line: activate, rollback, status, generations, gc, verify.
+
+use std::path::Path;
+
+use crate::activate::{Action, Options, Outcome};
+
+fn fail(e: &anyhow::Error) -> i32 {
+    eprintln!("error: {e:#}");
+    1
+}
+
+/// Prints what an activation or rollback did: every step but the components left alone.
+fn report(result: anyhow::Result<Outcome>, verb: &str) -> i32 {
+    match result {
+        Ok(o) => {
+            for s in o.steps.iter().filter(|s| s.action != Action::Keep) {
+                println!(
+                    "  {:<7} {} ({})",
+                    s.action.to_string(),
+                    o.runtime.unit(&s.component),
+                    s.why
+                );
+            }
+            println!(
+                "{verb}: generation {} is current ({} runtime)",
+                o.generation, o.runtime
+            );
+            0
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+pub(super) fn activate(bundle: &Path, opts: &Options) -> i32 {
+    let result = crate::activate::activate(bundle, opts);
+    if opts.dry_run {
+        // The plan was printed; nothing happened to report.
+        return result.map_or_else(|e| fail(&e), |_| 0);
+    }
+    report(result, "activate")
+}
+
+pub(super) fn rollback(opts: &Options) -> i32 {
+    report(crate::activate::rollback(opts), "rollback")
+}
+
+pub(super) fn status(opts: &Options) -> i32 {
+    match crate::activate::status(&opts.root, opts.systemd) {
+        Ok(s) => {
+            print!("{s}");
+            0
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+pub(super) fn generations(opts: &Options) -> i32 {
+    match crate::activate::generations(&opts.root) {
+        Ok(list) => {
+            for l in list {
+                println!("{l}");
+            }
+            0
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+pub(super) fn gc(opts: &Options, keep: usize) -> i32 {
+    match crate::activate::gc(&opts.root, keep) {
+        Ok(removed) => {
+            for r in &removed {
+                println!("removed {r}");
+            }
+            println!("{} removed", removed.len());
+            0
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+pub(super) fn verify(bundle: &Path) -> i32 {
+    match crate::bundle::verify(bundle) {
+        Ok(problems) if problems.is_empty() => {
+            println!("{}: every file matches the manifest", bundle.display());
+            0
+        }
+        Ok(problems) => {
+            for p in &problems {
+                eprintln!("error: {}: {p}", bundle.display());
+            }
+            1
+        }
+        Err(e) => fail(&e),
+    }
+}

@@ -1,0 +1,324 @@
+//! The command line: parses arguments, runs one command, prints errors once, returns the exit code.
+//!
+//! Exit codes: 0 success, 1 a failure while doing the work (I/O, a validator rejecting a
+//! file), 2 invalid input (usage, a profile that does not load or resolve).
+
+// Doc comments here are clap's help text, read by people in a terminal, not rustdoc.
+#![allow(clippy::doc_markdown)]
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::plan::Plan;
+
+mod host;
+mod work;
+
+pub use work::params_reference;
+use work::{build, check, lock, render, repo_sync};
+
+const EXAMPLES: &str = "\
+Examples:
+  infragen check --profile three-node
+  infragen render --profile three-node --out out --validate
+  infragen render --profile ./pigsty.yml --address-map 10.10.10.=127.0.10. --out /tmp/r
+  infragen params";
+
+/// Compile a Pigsty-style INFRA inventory into immutable, validated, per-host artifacts.
+#[derive(Parser)]
+#[command(name = "infragen", version, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a profile and print its infra hosts and their components
+    #[command(after_help = "Example:\n  infragen check --profile three-node")]
+    Check(ProfileArgs),
+    /// Render every infra host's configuration files under DIR/<host>/<component>/
+    #[command(
+        after_help = "Example:\n  infragen render --profile single-node --out out --validate"
+    )]
+    Render {
+        #[command(flatten)]
+        profile: ProfileArgs,
+        /// Output directory (replaced as a whole, atomically)
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Run each component's own checker (nginx -t, amtool, vmalert -dryRun, …) on the result
+        #[arg(long)]
+        validate: bool,
+        /// With --validate: a checker that is not installed is an error, not a skip
+        #[arg(long, requires = "validate")]
+        strict: bool,
+    },
+    /// Build every infra host's OCI images (and secrets) into DIR/<host>/
+    #[command(after_help = "Example:\n  infragen build --profile three-node --out out")]
+    Build {
+        #[command(flatten)]
+        profile: ProfileArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Output directory (replaced as a whole, atomically)
+        #[arg(long, value_name = "DIR", default_value = "out")]
+        out: PathBuf,
+        /// Run the checkers on the rendered configuration first (as `render --validate`)
+        #[arg(long)]
+        validate: bool,
+        /// An image that cannot be built (a base image not imported) is an error, not a warning
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Resolve every image's packages against this machine's APT sources into the lock file
+    #[command(after_help = "Example:\n  infragen lock")]
+    Lock {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Accept repository metadata without a valid signature (digests are still checked)
+        #[arg(long)]
+        allow_unsigned: bool,
+        /// APT configuration directory to take sources from
+        #[arg(long, value_name = "DIR", default_value = "/etc/apt")]
+        apt_dir: PathBuf,
+    },
+    /// Local package repository (Pigsty's repo: repo_home/repo_name)
+    #[command(subcommand)]
+    Repo(RepoCommand),
+    /// On a host: verify a bundle, stage it, switch to it, probe it, roll back on failure
+    #[command(
+        after_help = "Examples:\n  infragen activate out/10.10.10.10\n  infragen activate out/10.10.10.10 --dry-run\n  infragen activate out/127.0.10.10 --root /tmp/host"
+    )]
+    Activate {
+        /// The bundle directory (out/<host>)
+        bundle: PathBuf,
+        #[command(flatten)]
+        host: HostArgs,
+        /// Print the plan and write nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// How components run: `unit` (RootDirectory= services), `nspawn` (systemd-nspawn@),
+        /// `portable` (portablectl attach) or `podman` (Quadlet, podman >= 4.4)
+        #[arg(long, default_value = "unit", value_parser = ["unit", "nspawn", "portable", "podman"])]
+        runtime: String,
+        /// Accept a bundle older than the current generation
+        #[arg(long)]
+        allow_downgrade: bool,
+        /// Seconds each started, restarted or reloaded component has to pass its health probe
+        #[arg(long, default_value_t = 30)]
+        health_timeout: u64,
+    },
+    /// Switch back to the previous generation
+    Rollback {
+        #[command(flatten)]
+        host: HostArgs,
+        /// Seconds each component has to pass its health probe
+        #[arg(long, default_value_t = 30)]
+        health_timeout: u64,
+    },
+    /// Show the current generation and its services
+    Status {
+        #[command(flatten)]
+        host: HostArgs,
+    },
+    /// List generations, oldest first
+    Generations {
+        #[command(flatten)]
+        host: HostArgs,
+    },
+    /// Remove old generations and what only they used (current and rollback are kept)
+    Gc {
+        #[command(flatten)]
+        host: HostArgs,
+        /// How many of the newest generations to keep
+        #[arg(long, default_value_t = 3)]
+        keep: usize,
+    },
+    /// Recompute every digest of a bundle (out/<host>) against its manifest
+    #[command(after_help = "Example:\n  infragen verify out/10.10.10.10")]
+    Verify {
+        /// The bundle directory
+        bundle: PathBuf,
+    },
+    /// Print the parameter reference: every INFRA parameter and its default
+    Params,
+}
+
+#[derive(Subcommand)]
+enum RepoCommand {
+    /// Fill the local repository with every locked package, a Packages index and repo_complete
+    #[command(
+        after_help = "Example:\n  infragen repo sync --profile single-node --dir /www/pigsty"
+    )]
+    Sync {
+        #[command(flatten)]
+        profile: ProfileArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Repository directory (default: <repo_home>/<repo_name> of the profile's first infra host)
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct HostArgs {
+    /// Work on a directory tree instead of this host, without calling systemd
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+}
+
+impl HostArgs {
+    fn options(
+        &self,
+        dry_run: bool,
+        allow_downgrade: bool,
+        health_timeout: u64,
+    ) -> crate::activate::Options {
+        crate::activate::Options {
+            root: self.root.clone().unwrap_or_else(|| PathBuf::from("/")),
+            systemd: self.root.is_none(),
+            dry_run,
+            allow_downgrade,
+            health_timeout: std::time::Duration::from_secs(health_timeout),
+            runtime: crate::activate::Runtime::default(),
+        }
+    }
+}
+
+#[derive(Args)]
+struct StoreArgs {
+    /// The lock file
+    #[arg(long, value_name = "FILE", default_value = "infragen.lock")]
+    lock: PathBuf,
+    /// Cache of packages and layers [default: $XDG_CACHE_HOME/infragen or ~/.cache/infragen]
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+    /// A local repository directory with .deb files to use before the network (repeatable)
+    #[arg(long = "repo", value_name = "DIR")]
+    repos: Vec<PathBuf>,
+    /// An OCI layout holding imported base images (grafana, victoria-logs, victoria-traces)
+    #[arg(long, value_name = "DIR")]
+    bases: Option<PathBuf>,
+    /// PKI state: the CA and issued certificates, reused across builds
+    /// [default: $XDG_STATE_HOME/infragen/pki/<profile> or ~/.local/state/infragen/pki/<profile>]
+    #[arg(long, value_name = "DIR")]
+    pki: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// The PKI state of a profile: `--pki`, else one directory per profile under the state
+    /// directory (certificates depend on the inventory, so profiles never share them).
+    fn pki(&self, plan: &Plan) -> PathBuf {
+        if let Some(dir) = &self.pki {
+            return dir.clone();
+        }
+        let state = if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|x| !x.is_empty()) {
+            PathBuf::from(x).join("infragen")
+        } else {
+            std::env::var_os("HOME").map_or_else(
+                || PathBuf::from("/var/lib/infragen-build"),
+                |h| PathBuf::from(h).join(".local/state/infragen"),
+            )
+        };
+        let key = if let Some(name) = plan.source.strip_prefix("builtin:") {
+            format!("builtin-{name}")
+        } else {
+            let path =
+                std::fs::canonicalize(&plan.source).unwrap_or_else(|_| PathBuf::from(&plan.source));
+            let stem = path
+                .file_stem()
+                .map_or_else(|| "profile".into(), |s| s.to_string_lossy().into_owned());
+            let hash = crate::pkg::fetch::sha256(path.to_string_lossy().as_bytes());
+            format!("{stem}-{}", &hash[..12])
+        };
+        state.join("pki").join(key)
+    }
+
+    fn cache(&self) -> PathBuf {
+        self.cache
+            .clone()
+            .unwrap_or_else(crate::pkg::fetch::Cache::default_dir)
+    }
+}
+
+#[derive(Args)]
+struct ProfileArgs {
+    /// A built-in profile (single-node, three-node, small-prod, large-prod) or a path
+    #[arg(long, short, value_name = "PROFILE", default_value = "single-node")]
+    profile: String,
+    /// Rewrite address prefixes in the profile text first, like Pigsty's configure (FROM=TO)
+    #[arg(long, value_name = "FROM=TO", value_parser = parse_map)]
+    address_map: Vec<(String, String)>,
+}
+
+fn parse_map(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((a, b)) if !a.is_empty() => Ok((a.to_owned(), b.to_owned())),
+        _ => Err(format!("`{s}` is not FROM=TO")),
+    }
+}
+
+/// Runs the command line `args` and returns the process exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match cli.command {
+        Command::Check(p) => check(&p),
+        Command::Render {
+            profile,
+            out,
+            validate,
+            strict,
+        } => render(&profile, &out, validate, strict),
+        Command::Build {
+            profile,
+            store,
+            out,
+            validate,
+            strict,
+        } => build(&profile, &store, &out, validate, strict),
+        Command::Lock {
+            store,
+            allow_unsigned,
+            apt_dir,
+        } => lock(&store, allow_unsigned, &apt_dir),
+        Command::Repo(RepoCommand::Sync {
+            profile,
+            store,
+            dir,
+        }) => repo_sync(&profile, &store, dir.as_deref()),
+        Command::Activate {
+            bundle,
+            host,
+            dry_run,
+            runtime,
+            allow_downgrade,
+            health_timeout,
+        } => {
+            let mut opts = host.options(dry_run, allow_downgrade, health_timeout);
+            opts.runtime = runtime.parse().expect("clap checked the runtime");
+            host::activate(&bundle, &opts)
+        }
+        Command::Rollback {
+            host,
+            health_timeout,
+        } => host::rollback(&host.options(false, true, health_timeout)),
+        Command::Status { host } => host::status(&host.options(false, false, 0)),
+        Command::Generations { host } => host::generations(&host.options(false, false, 0)),
+        Command::Gc { host, keep } => host::gc(&host.options(false, false, 0), keep),
+        Command::Verify { bundle } => host::verify(&bundle),
+        Command::Params => {
+            print!("{}", params_reference());
+            0
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! The build side of the command line: check, render, build, lock, repo sync, params.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use super::{ProfileArgs, StoreArgs};
+use crate::plan::{self, Plan};
+use crate::problem::Problems;
+use crate::profile::{self, LoadError};
+use crate::{params, render, validate};
+
+/// Loads and resolves a profile, printing warnings; on failure prints the error and returns 2.
+fn load_plan(p: &ProfileArgs) -> Result<Plan, i32> {
+    let inventory = profile::load(&p.profile, &p.address_map).map_err(|e: LoadError| {
+        eprintln!("error: {e}");
+        2
+    })?;
+    let plan = plan::resolve(&inventory).map_err(|e: Problems| {
+        eprintln!("error: {e}");
+        2
+    })?;
+    for w in &plan.warnings {
+        eprintln!("warning: {}: {w}", plan.source);
+    }
+    Ok(plan)
+}
+
+pub(super) fn check(p: &ProfileArgs) -> i32 {
+    let plan = match load_plan(p) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    println!(
+        "{}: {} infra host{} of {} in the inventory",
+        plan.source,
+        plan.hosts.len(),
+        if plan.hosts.len() == 1 { "" } else { "s" },
+        plan.inventory_hosts
+    );
+    for h in &plan.hosts {
+        let on: Vec<&str> = h.enabled().iter().map(|c| c.name()).collect();
+        println!(
+            "  {} infra-{}{}: {}",
+            h.ip,
+            h.seq,
+            if h.is_admin { " (admin)" } else { "" },
+            on.join(" ")
+        );
+        for (c, why) in &h.disabled {
+            println!("    {c} disabled by {why}");
+        }
+    }
+    0
+}
+
+pub(super) fn render(
+    p: &ProfileArgs,
+    out: &std::path::Path,
+    run_validators: bool,
+    strict: bool,
+) -> i32 {
+    let plan = match load_plan(p) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    let tree = match render::plan(&plan) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return 1;
+        }
+    };
+    if run_validators {
+        match validate::tree(&plan, &tree) {
+            Ok(report) => {
+                print!("{}", report.text());
+                if !report.ok(strict) {
+                    eprintln!(
+                        "error: validation failed; nothing was written to {}",
+                        out.display()
+                    );
+                    return 1;
+                }
+            }
+            Err(e) => {
+                eprintln!("error: validation could not run: {e:#}");
+                return 1;
+            }
+        }
+    }
+    if let Err(e) = tree.write_atomic(out) {
+        eprintln!("error: {e:#}");
+        return 1;
+    }
+    println!(
+        "rendered {} files for {} infra host{} into {}",
+        tree.len(),
+        plan.hosts.len(),
+        if plan.hosts.len() == 1 { "" } else { "s" },
+        out.display()
+    );
+    0
+}
+
+pub(super) fn build(
+    p: &ProfileArgs,
+    s: &StoreArgs,
+    out: &std::path::Path,
+    run_validators: bool,
+    strict: bool,
+) -> i32 {
+    let plan = match load_plan(p) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    let result = (|| -> anyhow::Result<crate::build::Report> {
+        let mut tree = render::plan(&plan)?;
+        if let Some(first) = plan.hosts.first() {
+            let pki = crate::pki::Pki::open(&s.pki(&plan), &first.pki.ca_cn, first.pki.ca_create)?;
+            crate::pki::add_material(&plan, &pki, &mut tree)?;
+        }
+        if run_validators {
+            let report = validate::tree(&plan, &tree)?;
+            print!("{}", report.text());
+            if !report.ok(strict) {
+                anyhow::bail!(
+                    "validation failed; nothing was written to {}",
+                    out.display()
+                );
+            }
+        }
+        let opts = crate::build::Options {
+            out: out.to_path_buf(),
+            cache: s.cache(),
+            lock: s.lock.clone(),
+            repos: s.repos.clone(),
+            bases: s.bases.clone(),
+        };
+        crate::build::build(&plan, &tree, &opts)
+    })();
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return 1;
+        }
+    };
+    for (host, images) in &report.hosts {
+        for (c, b) in images {
+            println!(
+                "{host} infra-{c:<13} {} ({} layers, {:.1} MiB compressed)",
+                b.digest,
+                b.layers.len(),
+                mib(b.compressed())
+            );
+        }
+    }
+    let mut incomplete = false;
+    for (host, missing) in &report.incomplete {
+        for (c, why) in missing {
+            eprintln!("warning: {host}: infra-{c} not built: {why}");
+            incomplete = true;
+        }
+    }
+    println!(
+        "built {} images for {} hosts into {} ({} layers built, the rest from the cache){}",
+        report
+            .hosts
+            .values()
+            .map(std::collections::BTreeMap::len)
+            .sum::<usize>(),
+        plan.hosts.len(),
+        out.display(),
+        report.layers_built,
+        if incomplete {
+            "; INCOMPLETE, see warnings"
+        } else {
+            ""
+        }
+    );
+    if incomplete && strict {
+        eprintln!("error: some images could not be built (--strict)");
+        return 1;
+    }
+    0
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn mib(n: u64) -> f64 {
+    n as f64 / 1_048_576.0
+}
+
+pub(super) fn lock(s: &StoreArgs, allow_unsigned: bool, apt_dir: &std::path::Path) -> i32 {
+    let trust = if allow_unsigned {
+        crate::pkg::fetch::Trust::AllowUnsigned
+    } else {
+        crate::pkg::fetch::Trust::Signed
+    };
+    let result = (|| -> anyhow::Result<crate::lock::Lock> {
+        let recipes = crate::image::recipes()?;
+        let previous = crate::lock::Lock::load(&s.lock).ok();
+        let lock = crate::lock::resolve(
+            &recipes,
+            &crate::pkg::fetch::AptConfig {
+                etc: apt_dir.to_path_buf(),
+            },
+            "amd64",
+            trust,
+            previous.as_ref(),
+            s.bases.as_deref(),
+        )?;
+        lock.save(&s.lock)?;
+        Ok(lock)
+    })();
+    match result {
+        Ok(lock) => {
+            for (name, image) in &lock.images {
+                match &image.base {
+                    Some(b) => println!(
+                        "{name:<13} base {}:{} {}",
+                        b.name,
+                        b.tag,
+                        b.digest.as_deref().unwrap_or("(not imported)")
+                    ),
+                    None => println!(
+                        "{name:<13} {} packages, {:.1} MiB installed",
+                        image.packages.len(),
+                        mib(image.packages.iter().map(|p| p.installed_size * 1024).sum())
+                    ),
+                }
+            }
+            println!("wrote {}", s.lock.display());
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}
+
+pub(super) fn repo_sync(p: &ProfileArgs, s: &StoreArgs, dir: Option<&std::path::Path>) -> i32 {
+    let plan = match load_plan(p) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    let dir = dir.map(std::path::Path::to_path_buf).or_else(|| {
+        plan.hosts.iter().find_map(|h| {
+            h.nginx
+                .as_ref()
+                .and_then(|n| n.repo.as_ref())
+                .map(|(home, name)| PathBuf::from(home).join(name))
+        })
+    });
+    let Some(dir) = dir else {
+        eprintln!("error: no infra host of the profile serves a repository (`repo_enabled`)\nhint: pass --dir");
+        return 2;
+    };
+    let result = crate::repo::sync(&dir, &s.lock, &s.cache(), &s.repos);
+    match result {
+        Ok(n) => {
+            println!(
+                "{}: {n} packages, Packages index and repo_complete written",
+                dir.display()
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}
+
+/// The parameter reference as Markdown (also in the README).
+pub fn params_reference() -> String {
+    let mut s = String::from("| parameter | default | meaning |\n|---|---|---|\n");
+    for p in params::PARAMS {
+        let default = p.default.map_or_else(
+            || "(required)".to_owned(),
+            |d| {
+                let d = d.split_whitespace().collect::<Vec<_>>().join(" ");
+                if d.len() > 60 {
+                    format!(
+                        "`{}…`",
+                        &d[..d.char_indices().nth(57).map_or(d.len(), |(i, _)| i)]
+                    )
+                } else {
+                    format!("`{d}`")
+                }
+            },
+        );
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {} |",
+            p.name,
+            default.replace('|', "\\|"),
+            p.doc,
+        );
+    }
+    s
+}
