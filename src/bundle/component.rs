@@ -1,0 +1,213 @@
+//! What one component needs on its host, whatever the runtime: its command line, state
+//! volumes, health probe and sandbox class (docs/reliability.md budgets).
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::build::port_of;
+use crate::image::Recipe;
+use crate::plan::{Component, HostPlan, Plan};
+
+/// Quotes one argument for an `ExecStart=` line (systemd.service(5) "Command lines"):
+/// `%` and `$` are doubled, and a word with anything but safe characters is double-quoted.
+pub fn systemd_arg(a: &str) -> String {
+    let a = a.replace('%', "%%").replace('$', "$$");
+    if !a.is_empty()
+        && a.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@".contains(c))
+    {
+        a
+    } else {
+        format!("\"{}\"", a.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+/// A state directory: host path, path in the root, owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Volume {
+    /// On the host.
+    pub host: String,
+    /// In the component's root.
+    pub path: String,
+    /// Owner uid.
+    pub uid: u32,
+    /// Owner gid.
+    pub gid: u32,
+    /// Read-only for the component (nginx serves the web root, it does not write it).
+    pub read_only: bool,
+}
+
+/// State directories of a component: `/infra/<x>` maps to `<infra_data>/<x>` (Pigsty's layout),
+/// the web root to `nginx_home`, anything else to `<infra_data>/<component><path>`.
+pub fn volumes(h: &HostPlan, c: Component, r: &Recipe) -> Vec<Volume> {
+    r.volumes
+        .iter()
+        .map(|v| {
+            let (host, read_only) = if let Some(rest) = v.strip_prefix("/infra/") {
+                (format!("{}/{rest}", h.infra_data), false)
+            } else if v == "/www" {
+                (
+                    h.nginx
+                        .as_ref()
+                        .map_or_else(|| "/www".to_owned(), |n| n.home.clone()),
+                    true,
+                )
+            } else {
+                (format!("{}/{}{v}", h.infra_data, c.name()), false)
+            };
+            Volume {
+                host,
+                path: v.clone(),
+                uid: r.user.uid,
+                gid: r.user.gid,
+                read_only,
+            }
+        })
+        .collect()
+}
+
+/// How a component is probed for health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Probe {
+    /// `GET http://address/path` answers 2xx.
+    Http {
+        /// `ip:port`.
+        address: String,
+        /// Path.
+        path: String,
+    },
+    /// A DNS query for `name` at `address` answers.
+    Dns {
+        /// `ip:port`.
+        address: String,
+        /// Name to resolve.
+        name: String,
+    },
+    /// An NTP query at `address` answers.
+    Ntp {
+        /// `ip:port`.
+        address: String,
+    },
+}
+
+fn addr(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V4(_) => format!("{ip}:{port}"),
+        IpAddr::V6(_) => format!("[{ip}]:{port}"),
+    }
+}
+
+/// The probe of a component on a host.
+pub fn probe(h: &HostPlan, r: &Recipe) -> Option<Probe> {
+    let port = r.health.port.as_deref().map_or(0, |p| port_of(&h.ports, p));
+    if let Some(path) = &r.health.http {
+        return Some(Probe::Http {
+            address: addr(h.ip, port),
+            path: path.clone(),
+        });
+    }
+    if r.health.dns.is_some() {
+        let name = h
+            .dnsmasq
+            .as_ref()
+            .and_then(|d| d.records.get("default"))
+            .and_then(|l| l.first())
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("localhost")
+            .to_owned();
+        return Some(Probe::Dns {
+            address: addr(h.ip, port),
+            name,
+        });
+    }
+    r.health.ntp.filter(|n| *n).map(|_| Probe::Ntp {
+        address: addr(h.ip, 123),
+    })
+}
+
+/// The hardening class of a component (docs/reliability.md budgets).
+pub(super) struct Sandbox {
+    pub caps: &'static str,
+    pub families: &'static str,
+    pub private_users: bool,
+    pub loopback: bool,
+    pub clock: bool,
+}
+
+pub(super) fn sandbox(c: Component, steers_clock: bool) -> Sandbox {
+    let backend = Sandbox {
+        caps: "",
+        families: "AF_INET AF_INET6",
+        private_users: true,
+        loopback: true,
+        clock: false,
+    };
+    match c {
+        Component::Nginx => Sandbox {
+            caps: "CAP_NET_BIND_SERVICE",
+            private_users: false,
+            loopback: false,
+            ..backend
+        },
+        Component::Dnsmasq => Sandbox {
+            caps: "CAP_NET_BIND_SERVICE",
+            families: "AF_INET AF_INET6 AF_NETLINK",
+            private_users: false,
+            loopback: false,
+            clock: false,
+        },
+        // chronyd has no command sockets (`cmdport 0`, `bindcmdaddress /`): no AF_UNIX.
+        Component::Chrony if steers_clock => Sandbox {
+            caps: "CAP_NET_BIND_SERVICE CAP_SYS_TIME",
+            families: "AF_INET AF_INET6",
+            private_users: false,
+            loopback: false,
+            clock: true,
+        },
+        Component::Chrony => Sandbox {
+            caps: "CAP_NET_BIND_SERVICE",
+            families: "AF_INET AF_INET6",
+            private_users: false,
+            loopback: false,
+            clock: false,
+        },
+        Component::Blackbox => Sandbox {
+            caps: "CAP_NET_RAW",
+            private_users: false,
+            loopback: false,
+            ..backend
+        },
+        _ => backend,
+    }
+}
+
+/// Networks a loopback-only backend may talk to: loopback and the inventory's /24s.
+pub(super) fn allow_list(plan: &Plan) -> String {
+    let mut nets: BTreeSet<String> = BTreeSet::new();
+    nets.insert("localhost".to_owned());
+    for h in &plan.hosts {
+        if let Some(c) = &h.chrony {
+            nets.extend(c.allow.iter().cloned());
+        }
+        match h.ip {
+            IpAddr::V4(v4) => {
+                let o = v4.octets();
+                nets.insert(format!("{}.{}.{}.0/24", o[0], o[1], o[2]));
+            }
+            IpAddr::V6(v6) => {
+                nets.insert(format!("{v6}/64"));
+            }
+        }
+    }
+    nets.into_iter().collect::<Vec<_>>().join(" ")
+}
+
+/// The entrypoint and arguments of a component on a host.
+pub fn image_args(h: &HostPlan, c: Component, r: &Recipe) -> Vec<String> {
+    let mut args = r.entrypoint.clone();
+    args.extend(crate::build::flags(h, c, r));
+    args
+}
