@@ -362,6 +362,21 @@ fn single_node_text(prefix: &str) -> String {
     text
 }
 
+/// Asserts that exactly the components in `restarted` have a new main PID.
+fn assert_restarted_only(
+    before: &[(String, String)],
+    after: &[(String, String)],
+    restarted: &[&str],
+) {
+    for ((c, p0), (_, p1)) in before.iter().zip(after) {
+        if restarted.contains(&c.as_str()) {
+            assert_ne!(p0, p1, "{c} restarted");
+        } else {
+            assert_eq!(p0, p1, "{c} kept its process");
+        }
+    }
+}
+
 #[test]
 fn single_node_on_a_booted_systemd() {
     let dir = tempfile::Builder::new()
@@ -409,13 +424,7 @@ fn single_node_on_a_booted_systemd() {
         "{stdout}"
     );
     let after = host.pids();
-    for ((c, p0), (_, p1)) in before.iter().zip(&after) {
-        if c == "vmalert" {
-            assert_ne!(p0, p1, "vmalert restarted");
-        } else {
-            assert_eq!(p0, p1, "infra-{c} kept its process");
-        }
-    }
+    assert_restarted_only(&before, &after, &["vmalert"]);
     // The same bundle again: nothing restarts.
     let stdout = ok(&host.activate(&b, "b-again"), "activate B again");
     assert!(
@@ -609,13 +618,11 @@ fn nspawn_and_portable_runtimes_on_a_booted_systemd() {
             && out.contains("restart systemd-nspawn@infra-vmalert.service"),
         "{out}"
     );
-    for ((c, p0), (_, p1)) in before.iter().zip(&host.pids_of("systemd-nspawn@infra-")) {
-        if c == "vmetrics" || c == "vmalert" {
-            assert_ne!(p0, p1, "{c} restarted");
-        } else {
-            assert_eq!(p0, p1, "{c} kept its container");
-        }
-    }
+    assert_restarted_only(
+        &before,
+        &host.pids_of("systemd-nspawn@infra-"),
+        &["vmetrics", "vmalert"],
+    );
 
     // portable: a runtime switch stops every container and attaches every image
     let out = ok(
@@ -662,13 +669,7 @@ fn nspawn_and_portable_runtimes_on_a_booted_systemd() {
             && out.contains("restart infra-vmalert.service"),
         "{out}"
     );
-    for ((c, p0), (_, p1)) in before.iter().zip(&host.pids()) {
-        if c == "vmalert" {
-            assert_ne!(p0, p1, "vmalert restarted");
-        } else {
-            assert_eq!(p0, p1, "infra-{c} kept its process");
-        }
-    }
+    assert_restarted_only(&before, &host.pids(), &["vmalert"]);
     // a component that cannot start is rolled back, under the portable runtime
     assert_rolled_back(
         &host,

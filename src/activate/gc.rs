@@ -164,32 +164,42 @@ pub fn gc(root: &Path, keep: usize) -> Result<Vec<String>> {
             .filter_map(|e| fs::read_link(e.path()).ok())
             .filter_map(|t| t.file_name().map(|n| n.to_string_lossy().into_owned())),
     );
-    for e in fs::read_dir(state.dir.join("portables"))
-        .into_iter()
-        .flatten()
-    {
-        let e = e?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !portables.contains(&name) {
-            fs::remove_dir_all(e.path())?;
-            removed.push(format!("portable image {name}"));
-        }
-    }
-    for e in fs::read_dir(state.dir.join("roots"))? {
-        let e = e?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !roots.contains(&name) {
-            fs::remove_dir_all(e.path())?;
-            removed.push(format!("root {name}"));
-        }
-    }
-    for e in fs::read_dir(state.dir.join("blobs/sha256"))? {
-        let e = e?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !blobs.contains(&name) {
-            fs::remove_file(e.path())?;
-            removed.push(format!("blob {name}"));
-        }
-    }
+    remove_unused(
+        &state.dir.join("portables"),
+        &portables,
+        "portable image",
+        &mut removed,
+    )?;
+    remove_unused(&state.dir.join("roots"), &roots, "root", &mut removed)?;
+    remove_unused(
+        &state.dir.join("blobs/sha256"),
+        &blobs,
+        "blob",
+        &mut removed,
+    )?;
     Ok(removed)
+}
+
+/// Removes every entry of `dir` (a missing `dir` has none) not named in `used`, noting each as
+/// `<what> <name>` in `removed`.
+fn remove_unused(
+    dir: &Path,
+    used: &std::collections::BTreeSet<String>,
+    what: &str,
+    removed: &mut Vec<String>,
+) -> Result<()> {
+    for e in fs::read_dir(dir).into_iter().flatten() {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if used.contains(&name) {
+            continue;
+        }
+        if e.file_type()?.is_dir() {
+            fs::remove_dir_all(e.path())?;
+        } else {
+            fs::remove_file(e.path())?;
+        }
+        removed.push(format!("{what} {name}"));
+    }
+    Ok(())
 }
