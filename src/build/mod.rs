@@ -9,11 +9,12 @@
 //!
 //! The report types and [`build`] live here; `layers` holds the layer cache, builds missing
 //! package layers on every core and takes base-image layers from an imported layout, `entries`
-//! turns packages, recipes and rendered files into layer entries, and `spec` makes each image's
-//! configuration.
+//! turns packages, recipes and rendered files into layer entries, `spec` makes each image's
+//! configuration, and `sbom` each image's SPDX bill of materials (`out/<host>/sbom/`).
 
 mod entries;
 mod layers;
+mod sbom;
 mod spec;
 
 use std::collections::BTreeMap;
@@ -133,6 +134,7 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
     let mut jobs: Vec<Job> = Vec::new();
     let mut wanted: Vec<(Component, Vec<String>)> = Vec::new();
     let mut package_layers: BTreeMap<Component, Result<Vec<LayerInfo>, String>> = BTreeMap::new();
+    let mut contents: BTreeMap<Component, sbom::Contents> = BTreeMap::new();
     for c in Component::ALL {
         if !plan.hosts.iter().any(|h| h.enabled().contains(&c)) {
             continue;
@@ -141,6 +143,7 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
         let entry = lock.image(c, r)?;
         if r.base.is_some() {
             package_layers.insert(c, base_layers(entry, opts, &store));
+            contents.insert(c, sbom::Contents::of(entry, &[]));
             continue;
         }
         let mut keys = Vec::new();
@@ -174,6 +177,7 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
                     .with_context(|| format!("layer `{key}` missing after build"))?,
             );
         }
+        contents.insert(c, sbom::Contents::of(lock.image(c, &recipes[&c])?, &infos));
         package_layers.insert(c, Ok(infos));
     }
 
@@ -222,7 +226,14 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
                     layers: image_layers,
                 },
             );
-            refs.insert(format!("infra-{}", c.name()), manifest);
+            let reference = format!("infra-{}", c.name());
+            let doc = sbom::document(&reference, &host, &manifest.digest, &contents[&c], epoch);
+            let sbom_dir = staging.path().join(&host).join("sbom");
+            fs::create_dir_all(&sbom_dir)?;
+            let mut text = serde_json::to_vec_pretty(&doc)?;
+            text.push(b'\n');
+            fs::write(sbom_dir.join(format!("{reference}.spdx.json")), text)?;
+            refs.insert(reference, manifest);
         }
         layout::write_index(&layout_dir, &refs)?;
         // Secrets stay outside every image, mode 0600.
