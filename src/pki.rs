@@ -44,6 +44,9 @@ pub struct Pki {
     dir: PathBuf,
     ca_cert: String,
     ca_key: KeyPair,
+    /// The directory itself, locked while the PKI is open: concurrent builds sharing a PKI directory
+    /// take turns, so the CA is made once and a key never pairs with another build's certificate.
+    _lock: fs::File,
 }
 
 /// A subject alternative name.
@@ -105,6 +108,10 @@ fn now() -> time::OffsetDateTime {
 impl Pki {
     /// Opens `dir`, creating the CA when it is missing and `create` is true.
     pub fn open(dir: &Path, ca_cn: &str, create: bool) -> Result<Self> {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let lock = fs::File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+        lock.lock()
+            .with_context(|| format!("locking {}", dir.display()))?;
         let key_path = dir.join("ca/ca.key");
         let crt_path = dir.join("ca/ca.crt");
         if !key_path.exists() {
@@ -142,6 +149,7 @@ impl Pki {
             dir: dir.to_path_buf(),
             ca_cert,
             ca_key,
+            _lock: lock,
         })
     }
 

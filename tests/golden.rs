@@ -148,3 +148,49 @@ fn same_inputs_same_bytes_whatever_the_environment() {
         assert_eq!(v, &second[p], "{p} differs between environments");
     }
 }
+
+/// The catalog's "20 processes → one output", for whole builds: twenty `infragen build` runs at
+/// once, sharing one cache and one fresh PKI directory, write byte-identical bundles (manifests
+/// and their canonical JSON, images, SBOMs, certificates: the PKI is made once, not twenty times).
+#[test]
+fn twenty_concurrent_builds_write_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let children: Vec<_> = (0..20)
+        .map(|i| {
+            Command::new(env!("CARGO_BIN_EXE_infragen"))
+                .args(["build", "--profile", "single-node", "--out"])
+                .arg(dir.path().join(format!("out{i}")))
+                .arg("--lock")
+                .arg(root().join("infragen.lock"))
+                .arg("--pki")
+                .arg(&pki)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("infragen build")
+        })
+        .collect();
+    for (i, child) in children.into_iter().enumerate() {
+        let o = child.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "build {i}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let first = read_tree(&dir.path().join("out0"));
+    assert!(first.keys().any(|k| k.ends_with("manifest.json")));
+    for i in 1..20 {
+        let other = read_tree(&dir.path().join(format!("out{i}")));
+        let differ: Vec<&String> = first
+            .keys()
+            .chain(other.keys())
+            .filter(|k| first.get(*k) != other.get(*k))
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "build {i} differs from build 0: {differ:?}"
+        );
+    }
+}
