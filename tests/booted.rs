@@ -311,8 +311,16 @@ fn assert_rolled_back(
         name,
         &text.replace("\n  vars:\n", &format!("\n  vars:\n    {setting}\n")),
     );
+    let started = Instant::now();
     let o = host.activate_with(&bundle, name, runtime);
+    let took = started.elapsed();
     assert_eq!(o.status.code(), Some(1));
+    // docs/reliability.md: rolled back within the health timeout (20 s here) + 10 s
+    eprintln!("{name}: {component} failed and was rolled back in {took:.1?}");
+    assert!(
+        took <= Duration::from_secs(30),
+        "{name}: the rollback took {took:.1?}"
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains(&format!("component `{component}` failed its health probe"))

@@ -1,0 +1,378 @@
+//! Seeded mutation fuzzing of the two readers of untrusted input: the `.deb` reader (with its ar,
+//! tar and decompression layers) and the profile parser (through resolution and rendering).
+//!
+//! Each input is a valid seed mutated a few times (bit flips, interesting bytes, truncation,
+//! insertion, duplication; for profiles also line and token edits). Every outcome must be a
+//! value or an error, never a panic, and errors must say something. The seed is fixed so that CI
+//! is repeatable and printed; `INFRAGEN_SEED=<n>` explores elsewhere and `INFRAGEN_FUZZ_ROUNDS`
+//! runs longer (`INFRAGEN_FUZZ_ROUNDS=100000 cargo test --release --test fuzz`).
+//! A failing input is written next to the test binary for the record.
+
+use std::fs;
+use std::io::Write as _;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+
+use infragen::pkg::deb::{self, Limits};
+
+/// xorshift64*: small, seedable, good enough to pick mutations.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            usize::try_from(self.next() % n as u64).unwrap_or(0)
+        }
+    }
+}
+
+fn seed() -> u64 {
+    let seed = std::env::var("INFRAGEN_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_1f2e_3d4c_5b6a);
+    eprintln!("fuzz seed {seed} (replay with INFRAGEN_SEED={seed})");
+    seed | 1
+}
+
+fn rounds(default: usize) -> usize {
+    std::env::var("INFRAGEN_FUZZ_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Keeps a failing input for the record and returns where.
+fn keep(name: &str, bytes: &[u8]) -> PathBuf {
+    let path = std::env::temp_dir().join(name);
+    let _ = fs::write(&path, bytes);
+    path
+}
+
+/// One byte-level mutation.
+fn mutate(bytes: &mut Vec<u8>, rng: &mut Rng) {
+    const INTERESTING: &[u8] = &[0, 0xff, 0x7f, 0x80, b'/', b'.', b'0', b'9', b' ', b'\n'];
+    let at = rng.below(bytes.len().max(1));
+    match rng.below(6) {
+        0 if !bytes.is_empty() => bytes[at] ^= 1 << rng.below(8),
+        1 if !bytes.is_empty() => bytes[at] = INTERESTING[rng.below(INTERESTING.len())],
+        2 => bytes.truncate(at),
+        3 => {
+            let n = 1 + rng.below(16);
+            let junk: Vec<u8> = (0..n).map(|_| rng.next().to_le_bytes()[0]).collect();
+            bytes.splice(at.min(bytes.len())..at.min(bytes.len()), junk);
+        }
+        4 if !bytes.is_empty() => {
+            let end = (at + 1 + rng.below(64)).min(bytes.len());
+            let chunk = bytes[at..end].to_vec();
+            let to = rng.below(bytes.len());
+            bytes.splice(to..to, chunk);
+        }
+        _ if !bytes.is_empty() => {
+            // A digit somewhere: sizes and modes in ar and tar headers are ASCII numbers.
+            bytes[at] = b"0123456789"[rng.below(10)];
+        }
+        _ => bytes.push(rng.next().to_le_bytes()[0]),
+    }
+}
+
+/// An `ar` archive as dpkg-deb writes it.
+fn ar(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = b"!<arch>\n".to_vec();
+    for (name, data) in members {
+        let header = format!(
+            "{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
+            format!("{name}/"),
+            0,
+            0,
+            0,
+            100_644,
+            data.len()
+        );
+        out.extend(header.bytes());
+        out.extend_from_slice(data);
+        if data.len() % 2 == 1 {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+/// A tar with a directory, files, a symlink and a hardlink.
+fn data_tar() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, kind: tar::EntryType, mode: u32, data: &[u8], link: Option<&str>| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(data.len() as u64);
+        h.set_mtime(0);
+        if let Some(l) = link {
+            h.set_link_name(l).unwrap();
+        }
+        b.append_data(&mut h, path, data).unwrap();
+    };
+    add("./", tar::EntryType::Directory, 0o755, b"", None);
+    add("./usr/", tar::EntryType::Directory, 0o755, b"", None);
+    add("./usr/bin/", tar::EntryType::Directory, 0o755, b"", None);
+    add(
+        "./usr/bin/tool",
+        tar::EntryType::Regular,
+        0o755,
+        b"#!/bin/sh\necho hi\n",
+        None,
+    );
+    add(
+        "./usr/bin/alias",
+        tar::EntryType::Symlink,
+        0o777,
+        b"",
+        Some("tool"),
+    );
+    add(
+        "./usr/bin/again",
+        tar::EntryType::Link,
+        0o755,
+        b"",
+        Some("./usr/bin/tool"),
+    );
+    add("./etc/", tar::EntryType::Directory, 0o755, b"", None);
+    add(
+        "./etc/tool.conf",
+        tar::EntryType::Regular,
+        0o644,
+        &[b'x'; 700],
+        None,
+    );
+    b.into_inner().unwrap()
+}
+
+fn control_tar() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let text = b"Package: fuzz\nVersion: 1:1.0-1\nArchitecture: amd64\nDescription: fuzz\n";
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o644);
+    h.set_size(text.len() as u64);
+    b.append_data(&mut h, "./control", &text[..]).unwrap();
+    b.into_inner().unwrap()
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn xz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = xz2::write::XzEncoder::new(Vec::new(), 1);
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn deb_with(data_name: &str, data: &[u8]) -> Vec<u8> {
+    ar(&[
+        ("debian-binary", b"2.0\n"),
+        ("control.tar.gz", &gz(&control_tar())),
+        (data_name, data),
+    ])
+}
+
+#[test]
+fn the_deb_reader_never_panics_on_mutated_packages() {
+    let mut rng = Rng(seed());
+    let tar = data_tar();
+    let seeds = [
+        deb_with("data.tar", &tar),
+        deb_with("data.tar.gz", &gz(&tar)),
+        deb_with("data.tar.xz", &xz(&tar)),
+    ];
+    let limits = Limits {
+        max_total_bytes: 4 << 20,
+        max_file_bytes: 1 << 20,
+        ..Limits::default()
+    };
+    for s in &seeds {
+        deb::read(s, &limits).expect("every seed reads");
+    }
+    let (mut ok, mut refused) = (0, 0);
+    for round in 0..rounds(3000) {
+        // Half the rounds mutate the uncompressed tar inside a well-formed ar, to reach the tar
+        // reader; the others mutate a whole package.
+        let input = if round % 2 == 0 {
+            let mut t = tar.clone();
+            for _ in 0..=rng.below(4) {
+                mutate(&mut t, &mut rng);
+            }
+            deb_with("data.tar", &t)
+        } else {
+            let mut d = seeds[rng.below(seeds.len())].clone();
+            for _ in 0..=rng.below(4) {
+                mutate(&mut d, &mut rng);
+            }
+            d
+        };
+        match catch_unwind(AssertUnwindSafe(|| deb::read(&input, &limits))) {
+            Ok(Ok(_)) => ok += 1,
+            Ok(Err(e)) => {
+                assert!(!e.to_string().is_empty(), "round {round}: an empty error");
+                refused += 1;
+            }
+            Err(_) => {
+                let kept = keep(&format!("infragen-fuzz-deb-{round}.deb"), &input);
+                panic!(
+                    "round {round}: the .deb reader panicked; input kept at {}",
+                    kept.display()
+                );
+            }
+        }
+    }
+    eprintln!("deb: {ok} read, {refused} refused");
+    assert!(refused > 0 && ok > 0, "the mutations reached both outcomes");
+}
+
+/// Line- and token-level edits that keep a profile looking like YAML.
+fn mutate_text(text: &str, rng: &mut Rng) -> String {
+    const TOKENS: &[&str] = &[
+        "",
+        "~",
+        "null",
+        "-1",
+        "0",
+        "65536",
+        "99999999999999999999",
+        "1.5",
+        "true",
+        "[]",
+        "{}",
+        "[1, 2",
+        "{a: 1",
+        "\"\\u0000\"",
+        "'\t'",
+        "&a x",
+        "*a",
+        "!!binary aGk=",
+        "10.10.10.",
+        "::1",
+        "a;b",
+        "$(id)",
+        "%n",
+        "\u{202e}",
+        "💥",
+        "- x",
+        "? y",
+        ": z",
+        "<<: *a",
+    ];
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    if lines.is_empty() {
+        return text.to_owned();
+    }
+    let at = rng.below(lines.len());
+    match rng.below(6) {
+        0 => {
+            lines.remove(at);
+        }
+        1 => {
+            let l = lines[at].clone();
+            lines.insert(rng.below(lines.len()), l);
+        }
+        2 => {
+            let b = rng.below(lines.len());
+            lines.swap(at, b);
+        }
+        3 => {
+            let l = &lines[at];
+            lines[at] = if rng.below(2) == 0 {
+                format!("  {l}")
+            } else {
+                l.trim_start().to_owned()
+            };
+        }
+        4 => {
+            // Replace a value (after the first `: `) or the whole line with a token.
+            let token = TOKENS[rng.below(TOKENS.len())];
+            let l = lines[at].clone();
+            lines[at] = match l.split_once(": ") {
+                Some((k, _)) => format!("{k}: {token}"),
+                None => token.to_owned(),
+            };
+        }
+        _ => {
+            let mut bytes = lines[at].clone().into_bytes();
+            mutate(&mut bytes, rng);
+            lines[at] = String::from_utf8_lossy(&bytes).into_owned();
+        }
+    }
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn the_profile_parser_never_panics_on_mutated_inventories() {
+    let mut rng = Rng(seed() ^ 0x9E37_79B9_7F4A_7C15);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut seeds = Vec::new();
+    for dir in [
+        root.join("profiles"),
+        root.join("../shared/fixtures/pigsty"),
+    ] {
+        let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yml"))
+            .collect();
+        files.sort();
+        for f in files {
+            seeds.push(fs::read_to_string(&f).unwrap());
+        }
+    }
+    assert!(seeds.len() >= 5, "{} seeds", seeds.len());
+    let (mut rendered, mut refused) = (0, 0);
+    for round in 0..rounds(600) {
+        let mut text = seeds[rng.below(seeds.len())].clone();
+        for _ in 0..=rng.below(3) {
+            text = mutate_text(&text, &mut rng);
+        }
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            match infragen::profile::parse("fuzz.yml", &text) {
+                Err(e) => Err(e.to_string()),
+                Ok(inventory) => match infragen::plan::resolve(&inventory) {
+                    Err(e) => Err(e.to_string()),
+                    Ok(plan) => infragen::render::plan(&plan)
+                        .map(|_| ())
+                        .map_err(|e| format!("render: {e:#}")),
+                },
+            }
+        }));
+        match outcome {
+            Ok(Ok(())) => rendered += 1,
+            Ok(Err(e)) => {
+                assert!(!e.trim().is_empty(), "round {round}: an empty error");
+                refused += 1;
+            }
+            Err(_) => {
+                let kept = keep(
+                    &format!("infragen-fuzz-profile-{round}.yml"),
+                    text.as_bytes(),
+                );
+                panic!(
+                    "round {round}: the profile pipeline panicked; input kept at {}",
+                    kept.display()
+                );
+            }
+        }
+    }
+    eprintln!("profiles: {rendered} rendered, {refused} refused");
+    assert!(
+        refused > 0 && rendered > 0,
+        "the mutations reached both outcomes"
+    );
+}
