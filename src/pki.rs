@@ -44,9 +44,6 @@ pub struct Pki {
     dir: PathBuf,
     ca_cert: String,
     ca_key: KeyPair,
-    /// The directory itself, locked while the PKI is open: concurrent builds sharing a PKI directory
-    /// take turns, so the CA is made once and a key never pairs with another build's certificate.
-    _lock: fs::File,
 }
 
 /// A subject alternative name.
@@ -100,6 +97,17 @@ fn write_private(path: &Path, text: &str, mode: u32) -> Result<()> {
     Ok(())
 }
 
+/// Locks the PKI directory itself (created when missing) until the returned handle is dropped:
+/// builds sharing a PKI directory take turns to read and write it, so the CA is made once and a
+/// key is never paired with another build's certificate.
+fn lock_dir(dir: &Path) -> Result<fs::File> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let lock = fs::File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    lock.lock()
+        .with_context(|| format!("locking {}", dir.display()))?;
+    Ok(lock)
+}
+
 #[allow(clippy::disallowed_methods)] // certificates are valid from their issuance (module docs)
 fn now() -> time::OffsetDateTime {
     time::OffsetDateTime::now_utc()
@@ -108,10 +116,7 @@ fn now() -> time::OffsetDateTime {
 impl Pki {
     /// Opens `dir`, creating the CA when it is missing and `create` is true.
     pub fn open(dir: &Path, ca_cn: &str, create: bool) -> Result<Self> {
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let lock = fs::File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
-        lock.lock()
-            .with_context(|| format!("locking {}", dir.display()))?;
+        let _lock = lock_dir(dir)?;
         let key_path = dir.join("ca/ca.key");
         let crt_path = dir.join("ca/ca.crt");
         if !key_path.exists() {
@@ -149,7 +154,6 @@ impl Pki {
             dir: dir.to_path_buf(),
             ca_cert,
             ca_key,
-            _lock: lock,
         })
     }
 
@@ -183,6 +187,7 @@ impl Pki {
         ));
         want.push(format!("validity:{validity}"));
         let want = want.join("\n") + "\n";
+        let _lock = lock_dir(&self.dir)?;
         if let (Ok(c), Ok(k), Ok(m)) = (
             fs::read_to_string(&crt_path),
             fs::read_to_string(&key_path),
