@@ -71,32 +71,47 @@ fn entry_path(raw: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// Every parent of `rel` below `root` must be a real directory (never a symlink).
-fn check_parents(root: &Path, rel: &Path) -> Result<()> {
+/// Every parent of `rel` below `root` must be a real directory (never a symlink). `known` holds
+/// the directories already checked or made during this extraction (cleared when one is removed).
+fn check_parents(root: &Path, rel: &Path, known: &mut BTreeSet<PathBuf>) -> Result<()> {
+    let Some(parent) = rel.parent() else {
+        return Ok(());
+    };
+    if parent.as_os_str().is_empty() || known.contains(parent) {
+        return Ok(());
+    }
     let mut p = root.to_path_buf();
-    if let Some(parent) = rel.parent() {
-        for c in parent.components() {
-            p.push(c);
-            match fs::symlink_metadata(&p) {
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => bail!("entry `{}`: a parent is not a directory", rel.display()),
-                Err(_) => {
-                    fs::create_dir(&p)?;
-                    fs::set_permissions(&p, fs::Permissions::from_mode(0o755))?;
-                }
+    let mut r = PathBuf::new();
+    for c in parent.components() {
+        p.push(c);
+        r.push(c);
+        if known.contains(&r) {
+            continue;
+        }
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => bail!("entry `{}`: a parent is not a directory", rel.display()),
+            Err(_) => {
+                fs::create_dir(&p)?;
+                fs::set_permissions(&p, fs::Permissions::from_mode(0o755))?;
             }
         }
+        known.insert(r.clone());
     }
     Ok(())
 }
 
-fn remove_any(path: &Path) -> Result<()> {
+/// Removes whatever is at `path`; true when that was a directory.
+fn remove_any(path: &Path) -> Result<bool> {
     match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path)?,
+        Ok(m) if m.is_dir() => {
+            fs::remove_dir_all(path)?;
+            return Ok(true);
+        }
         Ok(_) => fs::remove_file(path)?,
         Err(_) => {}
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Extracts a gzip layer (digest-checked) into `root`, applying OCI whiteouts.
@@ -119,6 +134,7 @@ pub fn extract_layer(bytes: &[u8], diff_id: Option<&str>, root: &Path, owners: b
 pub fn extract_tar(tar_bytes: &[u8], root: &Path, owners: bool) -> Result<()> {
     let mut archive = tar::Archive::new(tar_bytes);
     let mut links = Vec::new();
+    let mut known: BTreeSet<PathBuf> = BTreeSet::new();
     for entry in archive.entries()? {
         let mut entry = entry?;
         let raw = entry.path()?.into_owned();
@@ -132,17 +148,19 @@ pub fn extract_tar(tar_bytes: &[u8], root: &Path, owners: bool) -> Result<()> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        check_parents(root, &rel)?;
+        check_parents(root, &rel, &mut known)?;
         let target = root.join(&rel);
         if name == ".wh..wh..opq" {
             let dir = target.parent().expect("has parent");
             for e in fs::read_dir(dir)? {
                 remove_any(&e?.path())?;
             }
+            known.clear();
             continue;
         }
         if let Some(hidden) = name.strip_prefix(".wh.") {
             remove_any(&target.with_file_name(hidden))?;
+            known.clear();
             continue;
         }
         let header = entry.header();
@@ -161,21 +179,27 @@ pub fn extract_tar(tar_bytes: &[u8], root: &Path, owners: bool) -> Result<()> {
                     }
                     Err(_) => fs::create_dir(&target)?,
                 }
+                known.insert(rel.clone());
                 fs::set_permissions(&target, fs::Permissions::from_mode(mode & 0o777))?;
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                remove_any(&target)?;
+                if remove_any(&target)? {
+                    known.clear();
+                }
                 let mut data = Vec::new();
                 entry.read_to_end(&mut data)?;
-                fs::write(&target, &data)?;
-                fs::set_permissions(&target, fs::Permissions::from_mode(mode & 0o777))?;
+                let mut file = fs::File::create(&target)?;
+                std::io::Write::write_all(&mut file, &data)?;
+                file.set_permissions(fs::Permissions::from_mode(mode & 0o777))?;
             }
             tar::EntryType::Symlink => {
                 let link = entry
                     .link_name()?
                     .context("symlink without a target")?
                     .into_owned();
-                remove_any(&target)?;
+                if remove_any(&target)? {
+                    known.clear();
+                }
                 std::os::unix::fs::symlink(&link, &target)?;
             }
             tar::EntryType::Link => {
