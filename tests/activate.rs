@@ -383,6 +383,47 @@ const FAIL_POINTS: &[&str] = &[
     "after-actions",
 ];
 
+const RUNTIMES: [&str; 4] = ["unit", "nspawn", "portable", "podman"];
+
+/// The files that install component `c` under `runtime`.
+fn runtime_files(host: &Path, runtime: &str, c: &str) -> Vec<PathBuf> {
+    match runtime {
+        "unit" => vec![host.join(format!("etc/systemd/system/infra-{c}.service"))],
+        "nspawn" => vec![
+            host.join(format!("etc/systemd/nspawn/infra-{c}.nspawn")),
+            host.join(format!("var/lib/machines/infra-{c}")),
+        ],
+        "portable" => vec![host.join(format!("var/lib/portables/infra-{c}"))],
+        _ => vec![host.join(format!("etc/containers/systemd/infra-{c}.container"))],
+    }
+}
+
+/// After a completed activation with `runtime`: every component is installed for it and for no
+/// other runtime, and the generation records it.
+fn check_runtime(host: &Path, runtime: &str, what: &str) {
+    let cur = current(host).expect("a current generation");
+    let gen = host.join("var/lib/infragen/generations").join(&cur);
+    assert_eq!(
+        fs::read_to_string(gen.join("runtime")).unwrap().trim(),
+        runtime,
+        "{what}: recorded runtime"
+    );
+    let m: serde_json::Value =
+        serde_json::from_slice(&fs::read(gen.join("manifest.json")).unwrap()).unwrap();
+    for c in m["components"].as_object().unwrap().keys() {
+        for r in RUNTIMES {
+            for f in runtime_files(host, r, c) {
+                assert_eq!(
+                    f.symlink_metadata().is_ok(),
+                    r == runtime,
+                    "{what}: {} after a {runtime} activation",
+                    f.display()
+                );
+            }
+        }
+    }
+}
+
 /// `current` names a complete generation whose manifest is intact and is one of `allowed`.
 fn check_invariant(host: &Path, allowed: &[String], what: &str) {
     let Some(cur) = current(host) else {
@@ -438,7 +479,10 @@ fn interruptions_at_any_point_leave_one_complete_generation_and_rerunning_conver
         } else {
             (&b.a, &gens[0])
         };
-        let what = format!("iteration {i} (seed {seed})");
+        // Every runtime, switching between them too: a switch interrupted half-way must still
+        // converge to exactly one runtime's files.
+        let runtime = RUNTIMES[usize::try_from(rng.next() % 4).unwrap()];
+        let what = format!("iteration {i}, runtime {runtime} (seed {seed})");
         if rng.next().is_multiple_of(2) {
             let point =
                 FAIL_POINTS[usize::try_from(rng.next() % FAIL_POINTS.len() as u64).unwrap()];
@@ -448,6 +492,8 @@ fn interruptions_at_any_point_leave_one_complete_generation_and_rerunning_conver
                     bundle.to_str().unwrap(),
                     "--root",
                     host.path().to_str().unwrap(),
+                    "--runtime",
+                    runtime,
                 ])
                 .env("INFRAGEN_FAILPOINT", point)
                 .output()
@@ -463,6 +509,8 @@ fn interruptions_at_any_point_leave_one_complete_generation_and_rerunning_conver
                     bundle.to_str().unwrap(),
                     "--root",
                     host.path().to_str().unwrap(),
+                    "--runtime",
+                    runtime,
                 ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -479,10 +527,17 @@ fn interruptions_at_any_point_leave_one_complete_generation_and_rerunning_conver
         }
         check_invariant(host.path(), &gens, &what);
         // re-running converges on the bundle's generation
+        // re-run with the same runtime (resuming the plan) or with another (a new switch)
+        let rerun = if rng.next().is_multiple_of(2) {
+            runtime
+        } else {
+            RUNTIMES[usize::try_from(rng.next() % 4).unwrap()]
+        };
         ok(
-            &activate(bundle, host.path(), &[]),
-            &format!("{what}: re-run"),
+            &activate(bundle, host.path(), &["--runtime", rerun]),
+            &format!("{what}: re-run with {rerun}"),
         );
+        check_runtime(host.path(), rerun, &what);
         assert_eq!(current(host.path()).as_ref(), Some(want), "{what}");
         assert!(
             !host.path().join("var/lib/infragen/plan.json").exists(),
