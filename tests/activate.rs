@@ -715,6 +715,15 @@ fn every_runtime_installs_through_current_and_a_runtime_switch_removes_the_last(
         "rollback",
     );
     assert!(out.contains("(podman runtime)"), "{out}");
+    let list = ok(
+        &infragen(&["generations", "--root", h.to_str().unwrap()]),
+        "generations",
+    );
+    assert!(
+        list.contains(&format!("{} (current) [podman]", generation_of(&b.a)))
+            && list.contains(&format!("{} (rollback) [unit]", generation_of(&b.b))),
+        "{list}"
+    );
     assert!(present(&quadlet));
     assert!(!present(&h.join("etc/systemd/system/infra-nginx.service")));
 

@@ -14,7 +14,7 @@ use super::runtime::portable_name;
 use super::state::State;
 use super::switch::runtime_of;
 
-/// One line per generation, newest last: id, markers.
+/// One line per generation, newest last: id, markers, `[runtime]` it last ran with.
 pub fn generations(root: &Path) -> Result<Vec<String>> {
     let state = State {
         dir: root.join("var/lib/infragen"),
@@ -32,6 +32,9 @@ pub fn generations(root: &Path) -> Result<Vec<String>> {
             }
             if rollback.as_deref() == Some(id.as_str()) {
                 line.push_str(" (rollback)");
+            }
+            if state.generation(&id).join("runtime").is_file() {
+                let _ = write!(line, " [{}]", runtime_of(&state, &id));
             }
             line
         })
