@@ -766,3 +766,66 @@ fn every_runtime_installs_through_current_and_a_runtime_switch_removes_the_last(
             .collect();
     assert_eq!(kept, expected);
 }
+
+/// A bundle archive is unpacked before it is verified, so its extraction must hold by itself: a
+/// hard link whose parent became a symlink, or whose source lies behind one, is refused and
+/// nothing is written outside the unpacking directory.
+#[test]
+fn a_bundle_archive_cannot_link_outside_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(dir.path().join("secret"), "host file\n").unwrap();
+    for case in ["parent", "source"] {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut add = |path: &str, kind: tar::EntryType, data: &[u8], link: Option<&Path>| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_mode(0o755);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_size(data.len() as u64);
+            if let Some(l) = link {
+                h.set_link_name(l).unwrap();
+            }
+            b.append_data(&mut h, path, data).unwrap();
+        };
+        if case == "parent" {
+            add("d", tar::EntryType::Directory, b"", None);
+            add("payload", tar::EntryType::Regular, b"escaped\n", None);
+            add(
+                "d/escaped",
+                tar::EntryType::Link,
+                b"",
+                Some(Path::new("payload")),
+            );
+            add("d", tar::EntryType::Symlink, b"", Some(&outside));
+        } else {
+            add("x", tar::EntryType::Symlink, b"", Some(dir.path()));
+            add(
+                "leak",
+                tar::EntryType::Link,
+                b"",
+                Some(Path::new("x/secret")),
+            );
+        }
+        let archive = dir.path().join(format!("{case}.tar"));
+        fs::write(&archive, b.into_inner().unwrap()).unwrap();
+        let host = dir.path().join(format!("host-{case}"));
+        let o = activate(&archive, &host, &[]);
+        assert!(!o.status.success(), "{case}: accepted");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("hard link")
+                || String::from_utf8_lossy(&o.stderr).contains("not a directory"),
+            "{case}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(
+            fs::read_dir(&outside).unwrap().count(),
+            0,
+            "{case}: wrote outside"
+        );
+        assert!(!host.exists(), "{case}: touched the host");
+    }
+}

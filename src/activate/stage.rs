@@ -217,20 +217,36 @@ pub fn extract_tar(tar_bytes: &[u8], root: &Path, owners: bool) -> Result<()> {
                 .with_context(|| format!("chown {}", target.display()))?;
         }
     }
+    // Hard links last, when their sources exist. Both ends are checked again now: a later entry
+    // may have put a symlink where a parent directory was, and a link must never be made through
+    // one (it would reach outside the root).
     for (rel, to) in links {
         let src = root.join(&to);
-        if !fs::symlink_metadata(&src).is_ok_and(|m| m.is_file()) {
+        if !real_parents(root, &to) || !fs::symlink_metadata(&src).is_ok_and(|m| m.is_file()) {
             bail!(
                 "entry `{}`: hard link to `{}`, which is not a file of the layer",
                 rel.display(),
                 to.display()
             );
         }
+        check_parents(root, &rel, &mut BTreeSet::new())?;
         let dst = root.join(&rel);
         remove_any(&dst)?;
         fs::hard_link(&src, &dst)?;
     }
     Ok(())
+}
+
+/// Whether every parent of `rel` below `root` is a real directory (no symlink, nothing missing).
+fn real_parents(root: &Path, rel: &Path) -> bool {
+    let mut p = root.to_path_buf();
+    rel.parent()
+        .into_iter()
+        .flat_map(Path::components)
+        .all(|c| {
+            p.push(c);
+            fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir())
+        })
 }
 
 /// Materialises a root tree from its layers unless it exists; returns its path.
