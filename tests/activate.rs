@@ -474,7 +474,9 @@ fn interruptions_at_any_point_leave_one_complete_generation_and_rerunning_conver
     let mut i: u32 = 0;
     while interrupted < 200 {
         assert!(i < 1000, "only {interrupted} interruptions in {i} runs");
-        let (bundle, want) = if i.is_multiple_of(2) {
+        // The bundle is picked at random too, so that some runs re-activate the current
+        // generation (with another runtime, a same-generation switch).
+        let (bundle, want) = if rng.next().is_multiple_of(2) {
             (&b.b, &gens[1])
         } else {
             (&b.a, &gens[0])

@@ -206,12 +206,15 @@ pub fn switch(
     // `before`: what ran until now, and how; its components are what a runtime change removes.
     let (from, before, before_runtime) = match &resumed {
         Some(p) => {
-            let from = p["from"].as_str().map(str::to_owned);
             let before_runtime = p["from_runtime"]
                 .as_str()
                 .and_then(|r| r.parse().ok())
                 .unwrap_or_default();
-            (from.clone(), from, before_runtime)
+            (
+                p["from"].as_str().map(str::to_owned),
+                p["before"].as_str().map(str::to_owned),
+                before_runtime,
+            )
         }
         None => (
             previous.clone().filter(|p| p != id),
@@ -249,7 +252,7 @@ pub fn switch(
     write_atomic(
         &plan_file,
         &serde_json::to_vec(&json!({
-            "from": from, "to": id, "steps": steps,
+            "from": from, "before": before, "to": id, "steps": steps,
             "from_runtime": before_runtime.name(), "runtime": runtime.name(),
         }))?,
     )?;
