@@ -106,6 +106,22 @@ impl Host {
                 .is_ok_and(|s| s.success())
     }
 
+    /// Whether systemd has `unit` loaded (or running): once its file is gone and it has stopped,
+    /// systemd forgets it, and `stop`/`disable` would fail on what is already done.
+    pub fn is_loaded(&self, unit: &str) -> bool {
+        self.systemd
+            && Command::new("systemctl")
+                .args(["show", "-p", "LoadState,ActiveState", unit])
+                .output()
+                .is_ok_and(|o| {
+                    let text = String::from_utf8_lossy(&o.stdout);
+                    text.contains("LoadState=loaded")
+                        || ["active", "activating", "deactivating", "reloading"]
+                            .iter()
+                            .any(|s| text.contains(&format!("ActiveState={s}\n")))
+                })
+    }
+
     /// The first lines of `systemctl status`.
     pub fn status(&self, unit: &str) -> String {
         if !self.systemd {
@@ -303,10 +319,13 @@ impl Runtime {
     /// Stops, disables and uninstalls component `c`.
     pub fn remove(self, state: &State, host: &Host, c: &str) -> Result<()> {
         let unit = self.unit(c);
-        if self.enables() {
-            host.systemctl(&["disable", "--now", &unit])?;
-        } else {
-            host.systemctl(&["stop", &unit])?;
+        // Idempotent: a re-run after an interruption may find it removed already.
+        if host.is_loaded(&unit) {
+            if self.enables() {
+                host.systemctl(&["disable", "--now", &unit])?;
+            } else {
+                host.systemctl(&["stop", &unit])?;
+            }
         }
         let links: Vec<PathBuf> = match self {
             Runtime::Unit => vec![state.root.join(format!("etc/systemd/system/{unit}"))],
