@@ -148,6 +148,15 @@ fn activate_dir(bundle: &Path, opts: &Options) -> Result<Outcome> {
     opts.runtime.check_host(&runtime::Host {
         systemd: opts.systemd,
     })?;
+    // The lock comes before reading `current`, so that the downgrade check and the plan are made
+    // against what stays current (a dry run writes nothing, not even the lock).
+    let locked = if opts.dry_run {
+        None
+    } else {
+        let state = State::open(&opts.root)?;
+        let lock = state.lock()?;
+        Some((state, lock))
+    };
     let existing = State {
         dir: opts.root.join("var/lib/infragen"),
         root: opts.root.clone(),
@@ -186,8 +195,7 @@ fn activate_dir(bundle: &Path, opts: &Options) -> Result<Outcome> {
             steps,
         });
     }
-    let state = State::open(&opts.root)?;
-    let _lock = state.lock()?;
+    let (state, _lock) = locked.expect("locked unless a dry run");
     stage_generation(&state, bundle, &new, &id)?;
     switch(&state, &id, opts.runtime, opts, true)
 }

@@ -21,6 +21,9 @@ use super::{euid_is_root, read_manifest, Options, Outcome};
 fn sync_live(state: &State, id: &str, component: &str) -> Result<()> {
     let from = state.generation(id).join("config").join(component);
     let to = state.dir.join("live").join(component);
+    if to.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+        fs::remove_file(&to)?; // ours to repair: `live/` holds nothing but synced copies
+    }
     fs::create_dir_all(&to)?;
     let mut wanted = std::collections::BTreeSet::new();
     for e in walkdir::WalkDir::new(&from).sort_by_file_name() {
@@ -104,6 +107,53 @@ fn sysusers(state: &State, components: &serde_json::Map<String, Value>, host: &H
         }
     }
     Ok(())
+}
+
+/// Installs generation `id` (current) for `runtime`: users, live configuration, data
+/// directories, the runtime's units, `daemon-reload`. An error names the component it concerns
+/// (`*` for all).
+fn install(
+    state: &State,
+    id: &str,
+    components: &serde_json::Map<String, Value>,
+    runtime: Runtime,
+    host: &Host,
+) -> std::result::Result<(), (String, anyhow::Error)> {
+    let all = |e: anyhow::Error| ("*".to_owned(), e);
+    sysusers(state, components, host).map_err(all)?;
+    for (name, c) in components {
+        let one = |e: anyhow::Error| (name.clone(), e);
+        sync_live(state, id, name)
+            .with_context(|| format!("syncing {}", state.dir.join("live").join(name).display()))
+            .map_err(one)?;
+        for v in c["data"].as_array().into_iter().flatten() {
+            let p = state.root.join(
+                v["host"]
+                    .as_str()
+                    .unwrap_or("/nonexistent")
+                    .trim_start_matches('/'),
+            );
+            if !p.exists() {
+                let made = fs::create_dir_all(&p).and_then(|()| {
+                    if euid_is_root() {
+                        let (uid, gid) = (
+                            v["uid"].as_u64().and_then(|u| u32::try_from(u).ok()),
+                            v["gid"].as_u64().and_then(|g| u32::try_from(g).ok()),
+                        );
+                        std::os::unix::fs::chown(&p, uid, gid)?;
+                    }
+                    Ok(())
+                });
+                made.with_context(|| format!("data directory {}", p.display()))
+                    .map_err(one)?;
+            }
+        }
+        runtime
+            .install(state, host, name, c["root"].as_str().unwrap_or(""))
+            .with_context(|| format!("installing {name} for the {runtime} runtime"))
+            .map_err(one)?;
+    }
+    host.systemctl(&["daemon-reload"]).map_err(all)
 }
 
 /// The runtime generation `id` was last switched to with (`unit` when never).
@@ -231,11 +281,12 @@ pub fn switch(
     } else {
         steps(state, from.as_deref(), before_runtime, id, runtime)?
     };
-    // A component left alone must still be running: one that is not is started (and probed).
+    // A component left alone or reloaded must be running: one that is not is started (and
+    // probed); reloading a stopped service would fail.
     let steps: Vec<Step> = steps
         .into_iter()
         .map(|s| {
-            if s.action == Action::Keep
+            if matches!(s.action, Action::Keep | Action::Reload)
                 && host.systemd
                 && !host.is_active(&runtime.unit(&s.component))
             {
@@ -287,34 +338,17 @@ pub fn switch(
     fail_point("after-switch");
 
     let components = new["components"].as_object().cloned().unwrap_or_default();
-    sysusers(state, &components, &host)?;
-    for (name, c) in &components {
-        sync_live(state, id, name)?;
-        for v in c["data"].as_array().into_iter().flatten() {
-            let p = state.root.join(
-                v["host"]
-                    .as_str()
-                    .unwrap_or("/nonexistent")
-                    .trim_start_matches('/'),
-            );
-            if !p.exists() {
-                fs::create_dir_all(&p)?;
-                if euid_is_root() {
-                    let (uid, gid) = (
-                        v["uid"].as_u64().and_then(|u| u32::try_from(u).ok()),
-                        v["gid"].as_u64().and_then(|g| u32::try_from(g).ok()),
-                    );
-                    std::os::unix::fs::chown(&p, uid, gid)?;
-                }
-            }
-        }
-        runtime.install(state, &host, name, c["root"].as_str().unwrap_or(""))?;
-    }
+    // From here on the host is on the new generation: a failure to install it goes through the
+    // gate (and its rollback) like a unit that does not start, naming the component and path.
+    let installed = install(state, id, &components, runtime, &host);
     fail_point("after-live");
-    host.systemctl(&["daemon-reload"])?;
+    let mut failure: Option<(String, String)> = match installed {
+        Ok(()) => None,
+        Err((component, e)) if gate => Some((component, format!("could not be installed: {e:#}"))),
+        Err((_, e)) => return Err(e),
+    };
     // A unit that fails to start fails the gate like a failed probe.
-    let mut failure: Option<(String, String)> = None;
-    for s in &steps {
+    for s in steps.iter().take_while(|_| failure.is_none()) {
         let done = match s.action {
             Action::Start | Action::Keep => runtime.start(&host, &s.component),
             Action::Restart => runtime.restart(&host, &s.component),
@@ -372,7 +406,12 @@ pub fn switch(
                 "no previous generation: the new components were stopped and removed".to_owned()
             }
         };
-        bail!("component `{component}` {what}\n{back}\nunit status:\n{status}");
+        let who = if component == "*" {
+            "the generation".to_owned()
+        } else {
+            format!("component `{component}`")
+        };
+        bail!("{who} {what}\n{back}\nunit status:\n{status}");
     }
     fs::remove_file(&plan_file).ok();
     state::sync_path(&state.dir)?;
