@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::Value;
 
 use super::read_manifest;
@@ -92,12 +92,16 @@ pub fn gc(root: &Path, keep: usize) -> Result<Vec<String>> {
     let mut kept: Vec<String> = history.iter().rev().take(keep).cloned().collect();
     kept.extend(pinned);
     let mut removed = Vec::new();
-    for e in fs::read_dir(state.dir.join("generations"))? {
-        let e = e?;
+    // Listed first, removed after: the directory changes under the removals.
+    let listed: Vec<fs::DirEntry> =
+        fs::read_dir(state.dir.join("generations"))?.collect::<Result<_, _>>()?;
+    for e in listed {
         let name = e.file_name().to_string_lossy().into_owned();
         if !kept.contains(&name) {
-            fs::remove_dir_all(e.path())?;
-            removed.push(format!("generation {name}"));
+            discard(&e.path())?;
+            if !name.starts_with(".trash-") {
+                removed.push(format!("generation {name}"));
+            }
         }
     }
     let mut roots = std::collections::BTreeSet::new();
@@ -191,18 +195,44 @@ fn remove_unused(
     what: &str,
     removed: &mut Vec<String>,
 ) -> Result<()> {
-    for e in fs::read_dir(dir).into_iter().flatten() {
-        let e = e?;
+    let listed: Vec<fs::DirEntry> = match fs::read_dir(dir) {
+        Ok(entries) => entries.collect::<Result<_, _>>()?,
+        Err(_) => Vec::new(),
+    };
+    for e in listed {
         let name = e.file_name().to_string_lossy().into_owned();
         if used.contains(&name) {
             continue;
         }
-        if e.file_type()?.is_dir() {
-            fs::remove_dir_all(e.path())?;
-        } else {
-            fs::remove_file(e.path())?;
+        discard(&e.path())?;
+        if !name.starts_with(".trash-") {
+            removed.push(format!("{what} {name}"));
         }
-        removed.push(format!("{what} {name}"));
     }
     Ok(())
+}
+
+/// Removes `path` so that no interruption leaves a partial tree under its name (which staging
+/// would take for complete): renamed to `.trash-<name>` first, the rename made durable, then
+/// deleted. A leftover `.trash-*` is an unused entry for the next gc.
+fn discard(path: &Path) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let parent = path.parent().expect("has parent");
+    let trash = if name.starts_with(".trash-") {
+        path.to_path_buf()
+    } else {
+        let trash = parent.join(format!(".trash-{name}"));
+        fs::rename(path, &trash).with_context(|| format!("moving {} aside", path.display()))?;
+        super::state::sync_path(parent)?;
+        trash
+    };
+    if trash.symlink_metadata()?.is_dir() {
+        fs::remove_dir_all(&trash)
+    } else {
+        fs::remove_file(&trash)
+    }
+    .with_context(|| format!("removing {}", trash.display()))
 }

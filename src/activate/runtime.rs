@@ -429,12 +429,7 @@ fn portable_image(state: &State, c: &str, root_id: &str, unit_text: &[u8]) -> Re
         tmp.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )?;
-    for e in walkdir::WalkDir::new(tmp.path()).contents_first(true) {
-        let e = e?;
-        if e.file_type().is_dir() {
-            sync_path(e.path())?;
-        }
-    }
+    super::state::sync_tree(tmp.path())?;
     fs::rename(tmp.path(), &dst)?;
     let _ = tmp.keep();
     sync_path(&dir)?;

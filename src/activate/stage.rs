@@ -269,7 +269,7 @@ pub fn root_tree(
             .with_context(|| format!("layer {digest}"))?;
     }
     fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755))?;
-    sync_path(tmp.path())?;
+    super::state::sync_tree(tmp.path())?;
     fail_point("root-before-rename");
     fs::rename(tmp.path(), &dst)?;
     let _ = tmp.keep();
