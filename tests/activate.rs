@@ -172,6 +172,18 @@ fn first_activation_installs_everything_and_a_second_changes_nothing() {
             "var/lib/infragen/roots/{root_id}/usr/bin/victoria-metrics"
         ))
         .is_file());
+    // credentials are synced to a stable path, private
+    let key = host
+        .path()
+        .join("var/lib/infragen/secrets/nginx/pigsty.key");
+    assert_eq!(
+        fs::read(&key).unwrap(),
+        fs::read(b.a.join("secrets/nginx/pigsty.key")).unwrap()
+    );
+    assert_eq!(
+        fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let before = snapshot(host.path());
     let out = ok(&activate(&b.a, host.path(), &[]), "activate again");
     assert!(

@@ -382,7 +382,7 @@ fn nspawn(host: &Path, component: &str, dir: &Path) -> Machine {
         ok(&o, "copy live config");
     }
     let uid = m["user"]["uid"].as_u64().unwrap().to_string();
-    let creds = state.join(format!("current/secrets/{component}"));
+    let creds = state.join(format!("secrets/{component}"));
     fs::create_dir_all(&creds).unwrap();
     if let Ok(entries) = fs::read_dir(host.join("secrets").join(component)) {
         for e in entries {

@@ -74,6 +74,18 @@ pub fn parse_unit(text: &str) -> BTreeMap<String, Vec<(String, String)>> {
     out
 }
 
+/// The digests of a component's secret files in a manifest (`files` under `secrets/<c>/`).
+fn secrets(manifest: Option<&Value>, component: &str) -> Vec<(String, String)> {
+    let prefix = format!("secrets/{component}/");
+    manifest
+        .and_then(|m| m["files"].as_object())
+        .into_iter()
+        .flatten()
+        .filter(|(path, _)| path.starts_with(&prefix))
+        .map(|(path, digest)| (path.clone(), digest.to_string()))
+        .collect()
+}
+
 /// The plan from `old` to `new` (manifests), given each side's unit texts.
 pub fn plan(
     old: Option<&Value>,
@@ -103,6 +115,9 @@ pub fn plan(
         };
         if units_differ || o["root"] != n["root"] {
             steps.push(step(Action::Restart, "unit changed"));
+        } else if secrets(old, name) != secrets(Some(new), name) {
+            // Credentials are loaded when the service starts.
+            steps.push(step(Action::Restart, "secrets changed"));
         } else if o["config"] != n["config"] {
             if n["reload"]["signal"].is_string() {
                 steps.push(step(Action::Reload, "configuration changed"));
@@ -164,6 +179,14 @@ mod tests {
                 format!("# comment\n[Service]\n ExecStart = /x {c}\n")
             })
         };
+        let mut old = old;
+        let mut new = new;
+        old["files"] = json!({"secrets/f/key": "sha256:1", "secrets/a/key": "sha256:1"});
+        new["files"] = json!({"secrets/f/key": "sha256:2", "secrets/a/key": "sha256:1"});
+        old["components"]["f"] =
+            json!({"root": "r1", "config": "c1", "reload": {"signal": "SIGHUP"}});
+        new["components"]["f"] =
+            json!({"root": "r1", "config": "c1", "reload": {"signal": "SIGHUP"}});
         let steps = plan(Some(&old), &new, &old_unit, &new_unit);
         let got: Vec<(String, Action)> = steps
             .iter()
@@ -176,6 +199,7 @@ mod tests {
             ("d", Action::Restart),
             ("e", Action::Restart),
             ("fresh", Action::Start),
+            ("f", Action::Restart), // only its secret changed: credentials load at start
             ("gone", Action::Stop),
         ];
         let want: Vec<(String, Action)> = want.iter().map(|(c, a)| ((*c).to_owned(), *a)).collect();

@@ -16,19 +16,20 @@ use super::runtime::{Host, Runtime};
 use super::state::{self, fail_point, write_atomic, State};
 use super::{euid_is_root, read_manifest, Options, Outcome};
 
-/// Makes `live/<component>` equal to the generation's configuration, file by file, each
-/// replaced by rename so that a reloading service never reads half a file.
-fn sync_live(state: &State, id: &str, component: &str) -> Result<()> {
-    let from = state.generation(id).join("config").join(component);
-    let to = state.dir.join("live").join(component);
+/// Makes `to` equal to `from`, file by file, each replaced by rename so that a reloading service
+/// never reads half a file; modes follow the source, and so do owners when running as root.
+/// Used for `live/<c>` (the configuration) and `secrets/<c>` (the credentials).
+fn sync_dir(from: &Path, to: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
     if to.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
-        fs::remove_file(&to)?; // ours to repair: `live/` holds nothing but synced copies
+        fs::remove_file(to)?; // ours to repair: these hold nothing but synced copies
     }
-    fs::create_dir_all(&to)?;
+    fs::create_dir_all(to)?;
+    let owners = euid_is_root();
     let mut wanted = std::collections::BTreeSet::new();
-    for e in walkdir::WalkDir::new(&from).sort_by_file_name() {
+    for e in walkdir::WalkDir::new(from).sort_by_file_name() {
         let e = e?;
-        let rel = e.path().strip_prefix(&from)?.to_path_buf();
+        let rel = e.path().strip_prefix(from)?.to_path_buf();
         wanted.insert(rel.clone());
         let dst = to.join(&rel);
         let meta = e.path().symlink_metadata()?;
@@ -37,19 +38,23 @@ fn sync_live(state: &State, id: &str, component: &str) -> Result<()> {
                 let _ = fs::remove_file(&dst);
                 fs::create_dir_all(&dst)?;
             }
-            fs::set_permissions(&dst, meta.permissions())?;
-        } else {
+        } else if meta.is_file() {
             let bytes = fs::read(e.path())?;
             if fs::read(&dst).ok().as_deref() != Some(bytes.as_slice()) {
                 write_atomic(&dst, &bytes)?;
             }
-            fs::set_permissions(&dst, meta.permissions())?;
+        } else {
+            bail!("{}: not a file or directory", e.path().display());
+        }
+        fs::set_permissions(&dst, meta.permissions())?;
+        if owners {
+            std::os::unix::fs::chown(&dst, Some(meta.uid()), Some(meta.gid()))?;
         }
     }
     let mut leftovers = Vec::new();
-    for e in walkdir::WalkDir::new(&to).contents_first(true) {
+    for e in walkdir::WalkDir::new(to).contents_first(true) {
         let e = e?;
-        let rel = e.path().strip_prefix(&to)?.to_path_buf();
+        let rel = e.path().strip_prefix(to)?.to_path_buf();
         if !rel.as_os_str().is_empty() && !wanted.contains(&rel) {
             leftovers.push(e.path().to_path_buf());
         }
@@ -123,9 +128,19 @@ fn install(
     sysusers(state, components, host).map_err(all)?;
     for (name, c) in components {
         let one = |e: anyhow::Error| (name.clone(), e);
-        sync_live(state, id, name)
-            .with_context(|| format!("syncing {}", state.dir.join("live").join(name).display()))
-            .map_err(one)?;
+        for (from, to) in [("config", "live"), ("secrets", "secrets")] {
+            let src = state.generation(id).join(from).join(name);
+            let dst = state.dir.join(to).join(name);
+            if src.is_dir() || to == "live" {
+                sync_dir(&src, &dst)
+                    .with_context(|| format!("syncing {}", dst.display()))
+                    .map_err(one)?;
+            } else if dst.exists() {
+                fs::remove_dir_all(&dst)
+                    .with_context(|| format!("removing {}", dst.display()))
+                    .map_err(one)?;
+            }
+        }
         for v in c["data"].as_array().into_iter().flatten() {
             let p = state.root.join(
                 v["host"]

@@ -11,7 +11,8 @@
 //! `/var/lib/infragen/roots/<root>` — a component's root tree (every layer but the config
 //! layer), shared by every generation that has the same one; `/var/lib/infragen/live/<c>/` — the
 //! current configuration, bound read-only over the root, so that a configuration-only change can
-//! be reloaded without a restart; `/var/lib/infragen/current/secrets/<c>/` — credentials.
+//! be reloaded without a restart; `/var/lib/infragen/secrets/<c>/` — credentials, synced from the
+//! current generation (a stable path: a container binds it once, at its start).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -86,7 +87,7 @@ pub fn write(
             .collect();
         let vols = volumes(h, c, r);
         let live = format!("{STATE}/live/{}", c.name());
-        let creds_host = format!("{STATE}/current/secrets/{}", c.name());
+        let creds_host = format!("{STATE}/secrets/{}", c.name());
         let binds_ro: Vec<String> = config_dirs
             .iter()
             .map(|d| format!("{live}{d}:{d}"))
