@@ -163,14 +163,7 @@ pub fn gc(root: &Path, keep: usize) -> Result<Vec<String>> {
         }
     }
     // A portable image stays while a kept generation names it or portabled has it attached.
-    portables.extend(
-        fs::read_dir(state.root.join("etc/portables"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| fs::read_link(e.path()).ok())
-            .filter_map(|t| t.file_name().map(|n| n.to_string_lossy().into_owned())),
-    );
+    portables.extend(super::runtime::attached_images(&state));
     remove_unused(
         &state.dir.join("portables"),
         &portables,

@@ -295,7 +295,10 @@ impl Runtime {
                     );
                 }
                 let attached = attached(state, c);
-                if attached.contains(&name) {
+                if attached
+                    .iter()
+                    .any(|p| p.file_name() == Some(name.as_ref()))
+                {
                     return Ok(());
                 }
                 let verb = if attached.is_empty() {
@@ -339,8 +342,19 @@ impl Runtime {
                 .root
                 .join(format!("etc/containers/systemd/infra-{c}.container"))],
             Runtime::Portable => {
-                for name in attached(state, c) {
-                    host.run("portablectl", &["detach", "--no-reload", &name])?;
+                for image in attached(state, c) {
+                    // By path, else by the name it may have been attached under.
+                    let by_path = host.run(
+                        "portablectl",
+                        &["detach", "--no-reload", &image.to_string_lossy()],
+                    );
+                    if by_path.is_err() {
+                        host.run(
+                            "portablectl",
+                            &["detach", "--no-reload", &format!("infra-{c}")],
+                        )
+                        .or(by_path)?;
+                    }
                 }
                 vec![state.root.join(format!("var/lib/portables/infra-{c}"))]
             }
@@ -365,26 +379,85 @@ fn link(target: &Path, link: &Path) -> Result<()> {
     symlink_atomic(target, link)
 }
 
-/// The images of component `c` that portabled has attached (`/etc/portables/infra-<c>_*`).
-fn attached(state: &State, c: &str) -> Vec<String> {
-    let prefix = format!("infra-{c}_");
-    let mut out: Vec<String> = fs::read_dir(state.root.join("etc/portables"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(&prefix) || *n == format!("infra-{c}"))
-        .collect();
+/// The images portabled has attached for component `c`, as paths: from the `RootDirectory=`
+/// (or `RootImage=`) of the drop-in `portablectl attach` writes (persistent or `--runtime`),
+/// whatever name the image was attached under; else `/etc/portables/infra-<c>[_*]`.
+pub fn attached(state: &State, c: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for dir in ["etc/systemd/system.attached", "run/systemd/system.attached"] {
+        let conf = state
+            .root
+            .join(dir)
+            .join(format!("infra-{c}.service.d/20-portable.conf"));
+        if let Ok(text) = fs::read_to_string(&conf) {
+            out.extend(text.lines().find_map(|l| {
+                l.strip_prefix("RootDirectory=")
+                    .or_else(|| l.strip_prefix("RootImage="))
+                    .map(|p| PathBuf::from(p.trim()))
+            }));
+        }
+    }
+    if out.is_empty() {
+        let prefix = format!("infra-{c}_");
+        out = fs::read_dir(state.root.join("etc/portables"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with(&prefix) || n == format!("infra-{c}")
+            })
+            .map(|e| fs::read_link(e.path()).unwrap_or_else(|_| e.path()))
+            .collect();
+    }
     out.sort();
+    out.dedup();
+    out
+}
+
+/// The names of every image portabled has attached (drop-ins and `/etc/portables`), for gc.
+pub fn attached_images(state: &State) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for dir in ["etc/systemd/system.attached", "run/systemd/system.attached"] {
+        for e in fs::read_dir(state.root.join(dir))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(c) = name
+                .strip_prefix("infra-")
+                .and_then(|n| n.strip_suffix(".service.d"))
+            {
+                out.extend(
+                    attached(state, c)
+                        .iter()
+                        .filter_map(|p| p.file_name())
+                        .map(|n| n.to_string_lossy().into_owned()),
+                );
+            }
+        }
+    }
+    out.extend(
+        fs::read_dir(state.root.join("etc/portables"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| fs::read_link(e.path()).ok())
+            .filter_map(|t| t.file_name().map(|n| n.to_string_lossy().into_owned())),
+    );
     out
 }
 
 /// The portable image name of component `c` with a root tree and a unit: `infra-<c>_<hash>`
 /// (portabled takes what precedes `_` as the prefix the unit names must carry).
+/// The unit is hashed parsed, as the plan compares it: a comment-only change keeps the image
+/// (the plan does not restart for it either).
 pub fn portable_name(c: &str, root_id: &str, unit_text: &[u8]) -> String {
+    let parsed = super::plan::parse_unit(&String::from_utf8_lossy(unit_text));
     let mut text = root_id.as_bytes().to_vec();
     text.push(b'\n');
-    text.extend_from_slice(unit_text);
+    text.extend_from_slice(&serde_json::to_vec(&parsed).expect("serializable"));
     let hash = crate::pkg::fetch::sha256(&text);
     format!("infra-{c}_{}", &hash[..16])
 }
