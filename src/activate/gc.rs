@@ -57,7 +57,7 @@ pub fn status(root: &Path, systemd: bool) -> Result<String> {
         m["host"].as_str().unwrap_or("?")
     );
     if state.dir.join("plan.json").exists() {
-        s.push_str("an activation was interrupted: run `infragen activate` again to finish it\n");
+        s.push_str("an activation or rollback was interrupted: run it again to finish it\n");
     }
     for name in m["components"]
         .as_object()

@@ -93,6 +93,54 @@ fn is_downgrade(old: &Value, new: &Value) -> bool {
     }
 }
 
+/// The manifest's values that become host paths must be what a build writes: ids of 64 hex
+/// digits, component names of lowercase letters and digits, absolute data and configuration
+/// paths without `..`. A bundle only proves its own consistency, so this is checked, not assumed.
+fn check_paths(m: &Value) -> Result<()> {
+    let hex64 = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let absolute = |s: &str| {
+        let p = Path::new(s);
+        p.is_absolute()
+            && p.components().all(|c| {
+                matches!(
+                    c,
+                    std::path::Component::RootDir | std::path::Component::Normal(_)
+                )
+            })
+    };
+    if !m["generation"].as_str().is_some_and(hex64) {
+        bail!("the generation id is not 64 hex digits");
+    }
+    for (name, c) in m["components"].as_object().into_iter().flatten() {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        {
+            bail!("component name `{name}` is not lowercase letters and digits");
+        }
+        if !c["root"].as_str().is_some_and(hex64) {
+            bail!("component `{name}`: root id is not 64 hex digits");
+        }
+        for v in c["data"].as_array().into_iter().flatten() {
+            for key in ["host", "path"] {
+                if !v[key].as_str().is_some_and(absolute) {
+                    bail!(
+                        "component `{name}`: data {key} {} is not a plain absolute path",
+                        v[key]
+                    );
+                }
+            }
+        }
+        for d in c["config_dirs"].as_array().into_iter().flatten() {
+            if !d.as_str().is_some_and(absolute) {
+                bail!("component `{name}`: configuration path {d} is not a plain absolute path");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Activates the bundle at `bundle`: a directory, or a tar archive of one (`.tar`, `.tar.gz`,
 /// `.tgz`), unpacked into a private temporary directory first.
 pub fn activate(bundle: &Path, opts: &Options) -> Result<Outcome> {
@@ -135,6 +183,8 @@ fn activate_dir(bundle: &Path, opts: &Options) -> Result<Outcome> {
         );
     }
     let new = read_manifest(&bundle.join("manifest.json"))?;
+    check_paths(&new)
+        .map_err(|e| anyhow::anyhow!("bundle {}: {e}; nothing was changed", bundle.display()))?;
     let id = new["generation"]
         .as_str()
         .context("manifest without generation")?
@@ -351,4 +401,34 @@ fn stage_generation(state: &State, bundle: &Path, manifest: &Value, id: &str) ->
     state::sync_path(&state.dir.join("generations"))?;
     fail_point("stage-after-rename");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_paths;
+    use serde_json::json;
+
+    #[test]
+    fn manifest_paths_must_be_what_a_build_writes() {
+        let hex = "a".repeat(64);
+        let good = json!({"generation": hex, "components": {"nginx": {
+            "root": hex, "data": [{"host": "/data/infra/nginx", "path": "/var/log/nginx"}],
+            "config_dirs": ["/etc/nginx"]}}});
+        check_paths(&good).unwrap();
+        for (path, value) in [
+            ("/components/nginx/data/0/host", json!("/data/../etc")),
+            ("/components/nginx/data/0/path", json!("var/log")),
+            ("/components/nginx/config_dirs/0", json!("/etc/./nginx/..")),
+            ("/components/nginx/root", json!("../../etc")),
+            ("/generation", json!("x")),
+        ] {
+            let mut bad = good.clone();
+            *bad.pointer_mut(path).unwrap() = value;
+            assert!(check_paths(&bad).is_err(), "{path} accepted");
+        }
+        let mut bad = good.clone();
+        let c = bad["components"]["nginx"].clone();
+        bad["components"]["../x"] = c;
+        assert!(check_paths(&bad).is_err(), "a component name with a slash");
+    }
 }

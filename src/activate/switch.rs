@@ -258,6 +258,9 @@ pub fn switch(
     runtime.check_host(&host)?;
     let new = read_manifest(&state.generation(id).join("manifest.json"))?;
     let previous = state.pointer("current");
+    // What `infragen rollback` returned to before this switch: restored if the gate sends the
+    // host back, so that the failed generation does not become the rollback target.
+    let rollback_before = state.pointer("rollback");
     // Resume: a plan left by an interrupted run toward this generation is finished, not redone.
     let plan_file = state.dir.join("plan.json");
     let resumed: Option<Value> = fs::read(&plan_file)
@@ -403,10 +406,18 @@ pub fn switch(
         let back = match &before {
             Some(b) if b != id || before_runtime != runtime => {
                 match switch(state, b, before_runtime, opts, false) {
-                    Ok(_) => format!(
-                        "rolled back to generation {} ({before_runtime} runtime)",
-                        &b[..12.min(b.len())]
-                    ),
+                    Ok(_) => {
+                        match &rollback_before {
+                            Some(r) => state.set_pointer("rollback", r)?,
+                            None => {
+                                let _ = fs::remove_file(state.dir.join("rollback"));
+                            }
+                        }
+                        format!(
+                            "rolled back to generation {} ({before_runtime} runtime)",
+                            &b[..12.min(b.len())]
+                        )
+                    }
                     Err(re) => format!("rollback failed too: {re:#}"),
                 }
             }
