@@ -89,6 +89,18 @@ fn apt_mirror() -> String {
         .expect("a bookworm main source in /etc/apt")
 }
 
+/// The components that run here (Grafana, VictoriaLogs and VictoriaTraces need base images that
+/// cannot be fetched on this machine).
+const RUNNING: [&str; 7] = [
+    "nginx",
+    "vmetrics",
+    "vmalert",
+    "alertmanager",
+    "blackbox",
+    "dnsmasq",
+    "chrony",
+];
+
 /// A booted container; stopped when dropped.
 struct Booted {
     nspawn: Child,
@@ -187,15 +199,7 @@ impl Booted {
     /// Main PIDs of every infra unit, named `<prefix><component>.service`.
     fn pids_of(&self, prefix: &str) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        for c in [
-            "nginx",
-            "vmetrics",
-            "vmalert",
-            "alertmanager",
-            "blackbox",
-            "dnsmasq",
-            "chrony",
-        ] {
+        for c in RUNNING {
             let o = self.run(&[
                 "systemctl",
                 "show",
@@ -644,15 +648,7 @@ fn nspawn_and_portable_runtimes_on_a_booted_systemd() {
     running("infra-");
     let listed = String::from_utf8_lossy(&host.run(&["portablectl", "list", "--no-legend"]).stdout)
         .into_owned();
-    for c in [
-        "nginx",
-        "vmetrics",
-        "vmalert",
-        "alertmanager",
-        "blackbox",
-        "dnsmasq",
-        "chrony",
-    ] {
+    for c in RUNNING {
         assert!(listed.contains(&format!("infra-{c}_")), "{c}:\n{listed}");
         let nspawn = host.run(&[
             "systemctl",

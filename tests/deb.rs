@@ -1,34 +1,16 @@
 //! `.deb` reading: a real Debian package, every compression, and a corpus of malicious archives
 //! built here at run time (no binary fixtures in the repository).
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::Path;
 use std::process::Command;
 
 use infragen::pkg::deb::{self, Entry, Kind, Limits};
 use tar::{Builder, EntryType, Header};
 
-/// An `ar` archive of `members`, padded as `dpkg-deb` pads them.
-fn ar(members: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut out = b"!<arch>\n".to_vec();
-    for (name, data) in members {
-        let header = format!(
-            "{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
-            format!("{name}/"),
-            0,
-            0,
-            0,
-            100_644,
-            data.len()
-        );
-        out.extend(header.bytes());
-        out.extend_from_slice(data);
-        if data.len() % 2 == 1 {
-            out.push(b'\n');
-        }
-    }
-    out
-}
+mod common;
+
+use common::{ar, gz, xz};
 
 /// A tar written header by header, so names the `tar` crate's path setters refuse still fit.
 struct Tar(Builder<Vec<u8>>);
@@ -125,18 +107,6 @@ impl Tar {
 
 const CONTROL: &str =
     "Package: fixture\nVersion: 1.0-1\nArchitecture: amd64\nDescription: a test\n package\n";
-
-fn gz(bytes: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
-}
-
-fn xz(bytes: &[u8]) -> Vec<u8> {
-    let mut e = xz2::write::XzEncoder::new(Vec::new(), 1);
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
-}
 
 fn zst(bytes: &[u8]) -> Vec<u8> {
     ruzstd::encoding::compress_to_vec(bytes, ruzstd::encoding::CompressionLevel::Fastest)

@@ -9,11 +9,14 @@
 //! A failing input is written next to the test binary for the record.
 
 use std::fs;
-use std::io::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
 use infragen::pkg::deb::{self, Limits};
+
+mod common;
+
+use common::{ar, gz, xz};
 
 /// xorshift64*: small, seedable, good enough to pick mutations.
 struct Rng(u64);
@@ -85,28 +88,6 @@ fn mutate(bytes: &mut Vec<u8>, rng: &mut Rng) {
     }
 }
 
-/// An `ar` archive as dpkg-deb writes it.
-fn ar(members: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut out = b"!<arch>\n".to_vec();
-    for (name, data) in members {
-        let header = format!(
-            "{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
-            format!("{name}/"),
-            0,
-            0,
-            0,
-            100_644,
-            data.len()
-        );
-        out.extend(header.bytes());
-        out.extend_from_slice(data);
-        if data.len() % 2 == 1 {
-            out.push(b'\n');
-        }
-    }
-    out
-}
-
 /// A tar with a directory, files, a symlink and a hardlink.
 fn data_tar() -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
@@ -164,18 +145,6 @@ fn control_tar() -> Vec<u8> {
     h.set_size(text.len() as u64);
     b.append_data(&mut h, "./control", &text[..]).unwrap();
     b.into_inner().unwrap()
-}
-
-fn gz(bytes: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
-}
-
-fn xz(bytes: &[u8]) -> Vec<u8> {
-    let mut e = xz2::write::XzEncoder::new(Vec::new(), 1);
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
 }
 
 fn deb_with(data_name: &str, data: &[u8]) -> Vec<u8> {

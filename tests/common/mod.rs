@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::fs;
+use std::io::Write as _;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -75,4 +76,40 @@ pub fn ntp(server: &str) -> bool {
     let mut buf = [0u8; 128];
     sock.recv(&mut buf)
         .is_ok_and(|n| n >= 48 && buf[0] & 7 == 4)
+}
+
+/// An `ar` archive of `members`, padded as `dpkg-deb` pads them.
+pub fn ar(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = b"!<arch>\n".to_vec();
+    for (name, data) in members {
+        let header = format!(
+            "{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
+            format!("{name}/"),
+            0,
+            0,
+            0,
+            100_644,
+            data.len()
+        );
+        out.extend(header.bytes());
+        out.extend_from_slice(data);
+        if data.len() % 2 == 1 {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+/// gzip, fast.
+pub fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// xz, level 1.
+pub fn xz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = xz2::write::XzEncoder::new(Vec::new(), 1);
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
 }
