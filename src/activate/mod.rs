@@ -60,6 +60,8 @@ pub struct Outcome {
     pub generation: String,
     /// The runtime it runs with.
     pub runtime: Runtime,
+    /// The runtime before (what `Stop` steps stopped).
+    pub from_runtime: Runtime,
     /// The steps, in the order they were taken.
     pub steps: Vec<Step>,
 }
@@ -238,12 +240,14 @@ fn activate_dir(bundle: &Path, opts: &Options) -> Result<Outcome> {
             &new,
             opts.runtime,
         );
-        print_plan(current.as_deref(), &id, opts.runtime, &steps);
-        return Ok(Outcome {
+        let outcome = Outcome {
             generation: id,
             runtime: opts.runtime,
+            from_runtime,
             steps,
-        });
+        };
+        print_plan(current.as_deref(), &outcome);
+        return Ok(outcome);
     }
     let (state, _lock) = locked.expect("locked unless a dry run");
     stage_generation(&state, bundle, &new, &id)?;
@@ -261,20 +265,26 @@ pub fn rollback(opts: &Options) -> Result<Outcome> {
     switch(&state, &target, runtime, opts, true)
 }
 
-fn print_plan(old: Option<&str>, new: &str, runtime: Runtime, steps: &[Step]) {
+fn print_plan(old: Option<&str>, plan: &Outcome) {
     let short = |s: &str| s.chars().take(12).collect::<String>();
     println!(
         "generation {} → {}",
         old.map_or_else(|| "(none)".to_owned(), short),
-        short(new)
+        short(&plan.generation)
     );
-    for s in steps {
-        println!(
-            "  {:<7} {} ({})",
-            s.action.to_string(),
-            runtime.unit(&s.component),
-            s.why
-        );
+    for s in &plan.steps {
+        println!("  {:<7} {} ({})", s.action.to_string(), plan.unit(s), s.why);
+    }
+}
+
+impl Outcome {
+    /// The unit a step acts on: a stopped component's under the runtime it ran with.
+    pub fn unit(&self, step: &Step) -> String {
+        if step.action == Action::Stop {
+            self.from_runtime.unit(&step.component)
+        } else {
+            self.runtime.unit(&step.component)
+        }
     }
 }
 

@@ -444,6 +444,7 @@ pub fn switch(
     Ok(Outcome {
         generation: id.to_owned(),
         runtime,
+        from_runtime: before_runtime,
         steps,
     })
 }

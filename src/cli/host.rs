@@ -14,12 +14,7 @@ fn report(result: anyhow::Result<Outcome>, verb: &str) -> i32 {
     match result {
         Ok(o) => {
             for s in o.steps.iter().filter(|s| s.action != Action::Keep) {
-                println!(
-                    "  {:<7} {} ({})",
-                    s.action.to_string(),
-                    o.runtime.unit(&s.component),
-                    s.why
-                );
+                println!("  {:<7} {} ({})", s.action.to_string(), o.unit(s), s.why);
             }
             println!(
                 "{verb}: generation {} is current ({} runtime)",
