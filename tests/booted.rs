@@ -171,6 +171,11 @@ impl Booted {
 
     /// Copies a bundle into the container and activates it with `runtime`.
     fn activate_with(&self, bundle: &Path, name: &str, runtime: &str) -> Output {
+        self.activate_env(bundle, name, runtime, &[])
+    }
+
+    /// `activate_with`, with `VAR=value` settings in the environment of `infragen`.
+    fn activate_env(&self, bundle: &Path, name: &str, runtime: &str, env: &[&str]) -> Output {
         let inside = self.dir.join("root/root").join(name);
         let _ = fs::remove_dir_all(&inside);
         let o = Command::new("cp")
@@ -180,15 +185,19 @@ impl Booted {
             .output()
             .unwrap();
         ok(&o, "copy bundle");
-        self.run(&[
+        let path = format!("/root/{name}");
+        let mut args = vec!["env"];
+        args.extend_from_slice(env);
+        args.extend([
             "infragen",
             "activate",
-            &format!("/root/{name}"),
+            &path,
             "--runtime",
             runtime,
             "--health-timeout",
             "20",
-        ])
+        ]);
+        self.run(&args)
     }
 
     /// Main PIDs of every infra unit.
@@ -685,6 +694,34 @@ fn nspawn_and_portable_runtimes_on_a_booted_systemd() {
         "vmetrics",
         "http://127.0.53.10:8428/health",
     );
+    running("infra-");
+
+    // A component removed, the activation killed right after stopping it: the re-run finds it
+    // stopped and detached already, and converges.
+    let without = build(
+        dir.path(),
+        "e",
+        &text.replace("\n  vars:\n", "\n  vars:\n    blackbox_enabled: false\n"),
+    );
+    let o = host.activate_env(
+        &without,
+        "e",
+        "portable",
+        &["INFRAGEN_FAILPOINT=after-stop"],
+    );
+    assert!(!o.status.success(), "the fail point did not stop it");
+    ok(&host.activate_with(&without, "e", "portable"), "re-run E");
+    let blackbox = host.run(&["systemctl", "is-active", "infra-blackbox.service"]);
+    assert_ne!(String::from_utf8_lossy(&blackbox.stdout).trim(), "active");
+    let listed = String::from_utf8_lossy(&host.run(&["portablectl", "list", "--no-legend"]).stdout)
+        .into_owned();
+    assert!(!listed.contains("infra-blackbox_"), "{listed}");
+    for (c, pid) in host.pids() {
+        if c != "blackbox" {
+            assert!(pid != "0" && !pid.is_empty(), "infra-{c} is not running");
+        }
+    }
+    ok(&host.activate_with(&a, "a", "portable"), "back to A");
     running("infra-");
 
     // podman: Debian 12's podman has no Quadlet (4.4+); refused before anything is touched

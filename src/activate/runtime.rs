@@ -122,6 +122,18 @@ impl Host {
                 })
     }
 
+    /// Whether the file systemd loaded `unit` from still exists.
+    pub fn has_unit_file(&self, unit: &str) -> bool {
+        self.systemd
+            && Command::new("systemctl")
+                .args(["show", "-p", "FragmentPath", "--value", unit])
+                .output()
+                .is_ok_and(|o| {
+                    let path = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+                    !path.is_empty() && Path::new(&path).exists()
+                })
+    }
+
     /// The first lines of `systemctl status`.
     pub fn status(&self, unit: &str) -> String {
         if !self.systemd {
@@ -322,12 +334,15 @@ impl Runtime {
     /// Stops, disables and uninstalls component `c`.
     pub fn remove(self, state: &State, host: &Host, c: &str) -> Result<()> {
         let unit = self.unit(c);
-        // Idempotent: a re-run after an interruption may find it removed already.
-        if host.is_loaded(&unit) {
-            if self.enables() {
-                host.systemctl(&["disable", "--now", &unit])?;
-            } else {
-                host.systemctl(&["stop", &unit])?;
+        // Idempotent: a re-run after an interruption may find it stopped, disabled or its file
+        // gone already; only what systemd still has is stopped and disabled.
+        if host.is_active(&unit) {
+            host.systemctl(&["stop", &unit])?;
+        }
+        if self.enables() && host.is_loaded(&unit) {
+            let disabled = host.systemctl(&["disable", &unit]);
+            if disabled.is_err() && host.has_unit_file(&unit) {
+                return disabled;
             }
         }
         let links: Vec<PathBuf> = match self {
