@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{copy_tree, ok, root};
+use common::{copy_tree, ok, root, Rng};
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -370,18 +370,6 @@ fn a_concurrent_activation_fails_at_once() {
     assert_eq!(current(host.path()).unwrap(), generation_of(&b.a));
 }
 
-/// A small deterministic generator (the seed is printed, so a failure can be replayed).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 const FAIL_POINTS: &[&str] = &[
     "stage-blobs",
     "stage-root",
@@ -495,20 +483,20 @@ fn interruptions_at_any_point_leave_one_complete_generation_and_rerunning_conver
         };
         // Every runtime, switching between them too: a switch interrupted half-way must still
         // converge to exactly one runtime's files.
-        let runtime = RUNTIMES[usize::try_from(rng.next() % 4).unwrap()];
+        let runtime = RUNTIMES[rng.below(RUNTIMES.len())];
         let what = format!("iteration {i}, runtime {runtime} (seed {seed})");
+        let args = [
+            "activate",
+            bundle.to_str().unwrap(),
+            "--root",
+            host.path().to_str().unwrap(),
+            "--runtime",
+            runtime,
+        ];
         if rng.next().is_multiple_of(2) {
-            let point =
-                FAIL_POINTS[usize::try_from(rng.next() % FAIL_POINTS.len() as u64).unwrap()];
+            let point = FAIL_POINTS[rng.below(FAIL_POINTS.len())];
             let o = Command::new(env!("CARGO_BIN_EXE_infragen"))
-                .args([
-                    "activate",
-                    bundle.to_str().unwrap(),
-                    "--root",
-                    host.path().to_str().unwrap(),
-                    "--runtime",
-                    runtime,
-                ])
+                .args(args)
                 .env("INFRAGEN_FAILPOINT", point)
                 .output()
                 .unwrap();
@@ -518,14 +506,7 @@ fn interruptions_at_any_point_leave_one_complete_generation_and_rerunning_conver
         } else {
             let delay = rng.next() % 60;
             let mut child = Command::new(env!("CARGO_BIN_EXE_infragen"))
-                .args([
-                    "activate",
-                    bundle.to_str().unwrap(),
-                    "--root",
-                    host.path().to_str().unwrap(),
-                    "--runtime",
-                    runtime,
-                ])
+                .args(args)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -545,7 +526,7 @@ fn interruptions_at_any_point_leave_one_complete_generation_and_rerunning_conver
         let rerun = if rng.next().is_multiple_of(2) {
             runtime
         } else {
-            RUNTIMES[usize::try_from(rng.next() % 4).unwrap()]
+            RUNTIMES[rng.below(RUNTIMES.len())]
         };
         ok(
             &activate(bundle, host.path(), &["--runtime", rerun]),

@@ -16,27 +16,7 @@ use infragen::pkg::deb::{self, Limits};
 
 mod common;
 
-use common::{ar, gz, xz};
-
-/// xorshift64*: small, seedable, good enough to pick mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            usize::try_from(self.next() % n as u64).unwrap_or(0)
-        }
-    }
-}
+use common::{ar, gz, xz, Rng};
 
 fn seed() -> u64 {
     let seed = std::env::var("INFRAGEN_SEED")

@@ -9,21 +9,9 @@ use std::collections::BTreeMap;
 
 use serde_yaml::Value;
 
-/// xorshift64*.
-struct Rng(u64);
+mod common;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % n as u64).unwrap_or(0)
-    }
-}
+use common::Rng;
 
 const PIECES: &[&str] = &[
     "a",
