@@ -106,32 +106,32 @@ impl Host {
                 .is_ok_and(|s| s.success())
     }
 
-    /// Whether systemd has `unit` loaded (or running): once its file is gone and it has stopped,
-    /// systemd forgets it, and `stop`/`disable` would fail on what is already done.
-    pub fn is_loaded(&self, unit: &str) -> bool {
-        self.systemd
-            && Command::new("systemctl")
-                .args(["show", "-p", "LoadState,ActiveState", unit])
-                .output()
-                .is_ok_and(|o| {
-                    let text = String::from_utf8_lossy(&o.stdout);
-                    text.contains("LoadState=loaded")
-                        || ["active", "activating", "deactivating", "reloading"]
-                            .iter()
-                            .any(|s| text.contains(&format!("ActiveState={s}\n")))
-                })
-    }
-
-    /// Whether the file systemd loaded `unit` from still exists.
-    pub fn has_unit_file(&self, unit: &str) -> bool {
-        self.systemd
-            && Command::new("systemctl")
-                .args(["show", "-p", "FragmentPath", "--value", unit])
-                .output()
-                .is_ok_and(|o| {
-                    let path = String::from_utf8_lossy(&o.stdout).trim().to_owned();
-                    !path.is_empty() && Path::new(&path).exists()
-                })
+    /// What systemd knows of `unit`, in one query: `(active, loaded, has a unit file)`. Once its
+    /// file is gone and it has stopped, systemd forgets it, and `stop`/`disable` would fail on
+    /// what is already done.
+    pub fn unit_state(&self, unit: &str) -> (bool, bool, bool) {
+        if !self.systemd {
+            return (false, false, false);
+        }
+        let Ok(out) = Command::new("systemctl")
+            .args(["show", "-p", "ActiveState,LoadState,FragmentPath", unit])
+            .output()
+        else {
+            return (false, false, false);
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        let value = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .unwrap_or("")
+                .trim()
+                .to_owned()
+        };
+        let active = ["active", "activating", "deactivating", "reloading"]
+            .contains(&value("ActiveState").as_str());
+        let fragment = value("FragmentPath");
+        let has_file = !fragment.is_empty() && Path::new(&fragment).exists();
+        (active, value("LoadState") == "loaded", has_file)
     }
 
     /// The first lines of `systemctl status`.
@@ -336,12 +336,13 @@ impl Runtime {
         let unit = self.unit(c);
         // Idempotent: a re-run after an interruption may find it stopped, disabled or its file
         // gone already; only what systemd still has is stopped and disabled.
-        if host.is_active(&unit) {
+        let (active, loaded, has_file) = host.unit_state(&unit);
+        if active {
             host.systemctl(&["stop", &unit])?;
         }
-        if self.enables() && host.is_loaded(&unit) {
+        if self.enables() && loaded {
             let disabled = host.systemctl(&["disable", &unit]);
-            if disabled.is_err() && host.has_unit_file(&unit) {
+            if disabled.is_err() && has_file {
                 return disabled;
             }
         }

@@ -132,7 +132,7 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
 
     // Package layers per image: the same for every host. Missing ones are built in parallel.
     let mut jobs: Vec<Job> = Vec::new();
-    let mut wanted: Vec<(Component, Vec<String>)> = Vec::new();
+    let mut wanted: Vec<(Component, &crate::lock::ImageLock, Vec<String>)> = Vec::new();
     let mut package_layers: BTreeMap<Component, Result<Vec<LayerInfo>, String>> = BTreeMap::new();
     let mut contents: BTreeMap<Component, sbom::Contents> = BTreeMap::new();
     for c in Component::ALL {
@@ -163,12 +163,12 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
             }
             keys.push(key);
         }
-        wanted.push((c, keys));
+        wanted.push((c, entry, keys));
     }
     // Largest first, so that the long ones do not end up last on one core.
     jobs.sort_by_key(|j| (j.package.size, j.key.clone()));
     build_jobs(jobs, &mut layers, &cache, opts)?;
-    for (c, keys) in wanted {
+    for (c, entry, keys) in wanted {
         let mut infos = Vec::new();
         for key in keys {
             infos.push(
@@ -177,7 +177,7 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
                     .with_context(|| format!("layer `{key}` missing after build"))?,
             );
         }
-        contents.insert(c, sbom::Contents::of(lock.image(c, &recipes[&c])?, &infos));
+        contents.insert(c, sbom::Contents::of(entry, &infos));
         package_layers.insert(c, Ok(infos));
     }
 
