@@ -31,6 +31,7 @@ fn build_bundle(text: &str, out: &Path) -> PathBuf {
         lock: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("infragen.lock"),
         repos: Vec::new(),
         bases: None,
+        sign_key: None,
     };
     build::build(&plan, &tree, &opts).unwrap();
     out.join("10.10.10.10")
@@ -44,6 +45,8 @@ fn options(root: &Path) -> Options {
         allow_downgrade: false,
         health_timeout: Duration::from_secs(1),
         runtime: Runtime::Unit,
+        allow_unsigned: true,
+        host: Some("10.10.10.10".to_owned()),
     }
 }
 

@@ -27,6 +27,7 @@ fn build_profile(text: &str, out: &Path, cache: &Path) -> (Duration, Report) {
         lock: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("infragen.lock"),
         repos: Vec::new(),
         bases: None,
+        sign_key: None,
     };
     let report = build::build(&plan, &tree, &opts).unwrap();
     (start.elapsed(), report)

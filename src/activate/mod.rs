@@ -15,6 +15,7 @@
 //! each runtime installs and drives a component), `plan`, `probe`, `state`, `gc` (status,
 //! generations, gc).
 
+mod extract;
 mod gc;
 mod plan;
 mod probe;
@@ -27,8 +28,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
+
+use crate::bundle::Opened;
+use crate::fsx::{Links, Root};
+use crate::manifest::Digest;
 
 pub use gc::{gc, generations, status};
 pub use plan::{Action, Step};
@@ -51,6 +58,10 @@ pub struct Options {
     pub health_timeout: Duration,
     /// How components run (`activate`; `rollback` returns to the runtime it ran with).
     pub runtime: Runtime,
+    /// Accept a bundle without a trusted signature.
+    pub allow_unsigned: bool,
+    /// This host's name in the inventory (else `<root>/etc/infragen/host`).
+    pub host: Option<String>,
 }
 
 /// What an activation did.
@@ -95,111 +106,165 @@ fn is_downgrade(old: &Value, new: &Value) -> bool {
     }
 }
 
-/// The manifest's values that become host paths must be what a build writes: ids of 64 hex
-/// digits, component names of lowercase letters and digits, absolute data and configuration
-/// paths without `..`. A bundle only proves its own consistency, so this is checked, not assumed.
-fn check_paths(m: &Value) -> Result<()> {
-    let hex64 = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
-    let absolute = |s: &str| {
-        let p = Path::new(s);
-        p.is_absolute()
-            && p.components().all(|c| {
-                matches!(
-                    c,
-                    std::path::Component::RootDir | std::path::Component::Normal(_)
-                )
-            })
-    };
-    if !m["generation"].as_str().is_some_and(hex64) {
-        bail!("the generation id is not 64 hex digits");
-    }
-    for (name, c) in m["components"].as_object().into_iter().flatten() {
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        {
-            bail!("component name `{name}` is not lowercase letters and digits");
-        }
-        if !c["root"].as_str().is_some_and(hex64) {
-            bail!("component `{name}`: root id is not 64 hex digits");
-        }
-        for v in c["data"].as_array().into_iter().flatten() {
-            for key in ["host", "path"] {
-                if !v[key].as_str().is_some_and(absolute) {
-                    bail!(
-                        "component `{name}`: data {key} {} is not a plain absolute path",
-                        v[key]
-                    );
-                }
-            }
-        }
-        for d in c["config_dirs"].as_array().into_iter().flatten() {
-            if !d.as_str().is_some_and(absolute) {
-                bail!("component `{name}`: configuration path {d} is not a plain absolute path");
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Activates the bundle at `bundle`: a directory, or a tar archive of one (`.tar`, `.tar.gz`,
-/// `.tgz`), unpacked into a private temporary directory first.
+/// `.tgz`), unpacked first into a private directory under the safe-extraction rules.
 pub fn activate(bundle: &Path, opts: &Options) -> Result<Outcome> {
     if bundle.is_file() {
-        let bytes = fs::read(bundle).with_context(|| format!("reading {}", bundle.display()))?;
-        let tar = if bytes.starts_with(&[0x1f, 0x8b]) {
-            let mut out = Vec::new();
-            std::io::Read::read_to_end(
-                &mut std::io::Read::take(flate2::read::GzDecoder::new(&bytes[..]), 16 << 30),
-                &mut out,
-            )
-            .with_context(|| format!("decompressing {}", bundle.display()))?;
-            out
-        } else {
-            bytes
-        };
         let dir = tempfile::Builder::new()
             .prefix("infragen-bundle-")
             .tempdir()?;
-        stage::extract_tar(&tar, dir.path(), false)
-            .with_context(|| format!("unpacking {}", bundle.display()))?;
-        return activate_dir(dir.path(), opts);
+        let file = fs::File::open(bundle)
+            .with_context(|| format!("reading {}", bundle.display()))?;
+        let root = Root::open(dir.path(), Links::Refuse)?;
+        extract::extract(
+            std::io::BufReader::new(file),
+            &root,
+            extract::Kinds::Bundle,
+            false,
+            extract::LIMITS,
+        )
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "bundle {} does not verify; nothing was changed: unpacking it: {e:#}",
+                bundle.display()
+            )
+        })?;
+        return activate_dir(dir.path(), bundle, opts);
     }
-    activate_dir(bundle, opts)
+    activate_dir(bundle, bundle, opts)
 }
 
-fn activate_dir(bundle: &Path, opts: &Options) -> Result<Outcome> {
-    // 1. Verify everything before touching anything.
-    let problems = crate::bundle::verify(bundle).map_err(|e| {
-        anyhow::anyhow!(
-            "bundle {} does not verify; nothing was changed: {e:#}",
-            bundle.display()
-        )
-    })?;
-    if !problems.is_empty() {
-        bail!(
-            "bundle {} does not verify; nothing was changed:\n  {}",
-            bundle.display(),
-            problems.join("\n  ")
-        );
+/// Who this host is: `--host`, else `<root>/etc/infragen/host`.
+fn identity(opts: &Options) -> Result<Option<(String, String)>> {
+    if let Some(h) = &opts.host {
+        return Ok(Some((h.clone(), "--host".to_owned())));
     }
-    let new = read_manifest(&bundle.join("manifest.json"))?;
-    check_paths(&new)
-        .map_err(|e| anyhow::anyhow!("bundle {}: {e}; nothing was changed", bundle.display()))?;
-    let id = new["generation"]
-        .as_str()
-        .context("manifest without generation")?
-        .to_owned();
-    if !new["incomplete"].as_array().is_none_or(Vec::is_empty) {
+    if !opts.root.is_dir() {
+        return Ok(None);
+    }
+    let r = Root::open(&opts.root, Links::InRoot)?;
+    let rel = Path::new(IDENTITY);
+    if r.meta(rel)?.is_none() {
+        return Ok(None);
+    }
+    let text = String::from_utf8(r.read(rel)?).unwrap_or_default();
+    Ok(Some((
+        text.trim().to_owned(),
+        opts.root.join(IDENTITY).display().to_string(),
+    )))
+}
+
+/// Where a host names itself (below its root).
+pub const IDENTITY: &str = "etc/infragen/host";
+
+/// The trust checks, before any other byte of the bundle is read: built for this host, signed
+/// by a key this host trusts (unless told otherwise).
+fn trust(opened: &Opened, shown: &Path, opts: &Options) -> Result<()> {
+    let m = &opened.manifest;
+    let refuse = |why: String, hint: &str| {
+        anyhow::anyhow!(
+            "bundle {} is refused; nothing was changed: {why}\nhint: {hint}",
+            shown.display()
+        )
+    };
+    match identity(opts)? {
+        Some((me, _)) if me == m.host => {}
+        Some((me, from)) => {
+            return Err(refuse(
+                format!("it was built for host `{}`, and this host is `{me}` (from {from})", m.host),
+                "activate the bundle built for this host, or pass --host NAME if this host's name is wrong",
+            ))
+        }
+        None => {
+            return Err(refuse(
+                format!("this host has no name to check the bundle's host `{}` against", m.host),
+                &format!("write the host's inventory name to /{IDENTITY}, or pass --host NAME"),
+            ))
+        }
+    }
+    if opts.allow_unsigned {
+        if opened.signature.is_none() {
+            eprintln!("warning: the bundle is not signed (--allow-unsigned)");
+        }
+        return Ok(());
+    }
+    let Some(sig) = &opened.signature else {
+        return Err(refuse(
+            "it is not signed".to_owned(),
+            "build it with --sign-key FILE, or pass --allow-unsigned",
+        ));
+    };
+    let trusted = crate::sign::trusted_keys(&opts.root)?;
+    if trusted.is_empty() {
+        return Err(refuse(
+            format!(
+                "no trusted keys in {}",
+                opts.root.join(crate::sign::TRUSTED).display()
+            ),
+            "copy the build's infragen.pub there, or pass --allow-unsigned",
+        ));
+    }
+    crate::sign::verify(&opened.bytes, sig, &m.host, &trusted)
+        .map_err(|e| refuse(format!("{e:#}"), "activate a bundle signed by a trusted key"))?;
+    Ok(())
+}
+
+fn activate_dir(bundle: &Path, shown: &Path, opts: &Options) -> Result<Outcome> {
+    let unverified = |e: String| {
+        anyhow::anyhow!(
+            "bundle {} does not verify; nothing was changed:\n  {e}",
+            shown.display()
+        )
+    };
+    // 1. The manifest, the host and the signature: before anything else is read.
+    let opened = Opened::open(bundle).map_err(|e| unverified(format!("{e:#}")))?;
+    if !opened.problems.is_empty() {
+        return Err(unverified(opened.problems.join("\n  ")));
+    }
+    trust(&opened, shown, opts)?;
+    let new_m = &opened.manifest;
+    let id = new_m.id().to_owned();
+    if !new_m.incomplete.is_empty() {
         eprintln!(
             "warning: the bundle is incomplete; missing images are not activated: {}",
-            new["incomplete"]
+            new_m.incomplete.join(", ")
         );
     }
     opts.runtime.check_host(&runtime::Host {
         systemd: opts.systemd,
     })?;
+    let existing = State {
+        dir: opts.root.join("var/lib/infragen"),
+        root: opts.root.clone(),
+    };
+    // The plan reads the manifest as it is stored in every generation: its canonical bytes.
+    let new: Value = serde_json::from_slice(&opened.bytes)?;
+    // 2. Every file, read once through its digest check: blobs into a private directory
+    // (inside the state directory when there is one, so that importing them is a rename),
+    // everything else into memory. Nothing is read from the bundle after this.
+    let incoming = if opts.dry_run {
+        None
+    } else {
+        let parent = if existing.dir.is_dir() {
+            existing.dir.clone()
+        } else {
+            std::env::temp_dir()
+        };
+        Some(
+            tempfile::Builder::new()
+                .prefix(".incoming-")
+                .tempdir_in(&parent)
+                .with_context(|| format!("creating a private directory in {}", parent.display()))?,
+        )
+    };
+    let incoming_root = incoming
+        .as_ref()
+        .map(|d| Root::open(d.path(), Links::Refuse))
+        .transpose()?;
+    let checked = opened.check_files(incoming_root.as_ref())?;
+    if !checked.problems.is_empty() {
+        return Err(unverified(checked.problems.join("\n  ")));
+    }
     // The lock comes before reading `current`, so that the downgrade check and the plan are made
     // against what stays current (a dry run writes nothing, not even the lock).
     let locked = if opts.dry_run {
@@ -208,10 +273,6 @@ fn activate_dir(bundle: &Path, opts: &Options) -> Result<Outcome> {
         let state = State::open(&opts.root)?;
         let lock = state.lock()?;
         Some((state, lock))
-    };
-    let existing = State {
-        dir: opts.root.join("var/lib/infragen"),
-        root: opts.root.clone(),
     };
     let current = if existing.dir.is_dir() {
         existing.pointer("current")
@@ -225,7 +286,7 @@ fn activate_dir(bundle: &Path, opts: &Options) -> Result<Outcome> {
     if let Some(o) = &old {
         if !opts.allow_downgrade && current.as_deref() != Some(id.as_str()) && is_downgrade(o, &new)
         {
-            bail!("bundle {} is older than the current generation ({} {} → {} {}); nothing was changed\nhint: pass --allow-downgrade, or use `infragen rollback`", bundle.display(), o["version_string"], o["infragen"], new["version_string"], new["infragen"]);
+            bail!("bundle {} is older than the current generation ({} {} → {} {}); nothing was changed\nhint: pass --allow-downgrade, or use `infragen rollback`", shown.display(), o["version_string"], o["infragen"], new["version_string"], new["infragen"]);
         }
     }
     if opts.dry_run {
@@ -236,7 +297,10 @@ fn activate_dir(bundle: &Path, opts: &Options) -> Result<Outcome> {
         let steps = switch::plan_steps(
             dir.as_deref().zip(old.as_ref()),
             from_runtime,
-            bundle,
+            &|c| {
+                let rel = new["components"][c]["runtimes"][opts.runtime.name()].as_str()?;
+                String::from_utf8(checked.files.get(rel)?.clone()).ok()
+            },
             &new,
             opts.runtime,
         );
@@ -250,7 +314,11 @@ fn activate_dir(bundle: &Path, opts: &Options) -> Result<Outcome> {
         return Ok(outcome);
     }
     let (state, _lock) = locked.expect("locked unless a dry run");
-    stage_generation(&state, bundle, &new, &id)?;
+    let incoming = incoming.expect("made unless a dry run");
+    stage::import_blobs(&state, incoming.path(), &checked.blobs)?;
+    drop(incoming);
+    fail_point("stage-blobs");
+    stage_generation(&state, &opened, &checked.files)?;
     switch(&state, &id, opts.runtime, opts, true)
 }
 
@@ -288,9 +356,13 @@ impl Outcome {
     }
 }
 
-/// Builds `generations/<id>` from the bundle unless it exists: blobs, root trees, config,
-/// secrets, units — complete before the rename that makes it visible.
-fn stage_generation(state: &State, bundle: &Path, manifest: &Value, id: &str) -> Result<()> {
+/// Builds `generations/<id>` from what verification read unless it exists: root trees and
+/// configuration from the blob store, every other file from memory with the manifest's mode
+/// and owner — complete and synced before the rename that makes it visible. Every write goes
+/// through [`Root`], refusing symlinks on the way.
+fn stage_generation(state: &State, opened: &Opened, files: &BTreeMap<String, Vec<u8>>) -> Result<()> {
+    let m = &opened.manifest;
+    let id = m.id();
     let dst = state.generation(id);
     if dst.join("manifest.json").is_file() {
         return Ok(());
@@ -299,112 +371,68 @@ fn stage_generation(state: &State, bundle: &Path, manifest: &Value, id: &str) ->
     let tmp = tempfile::Builder::new()
         .prefix(".gen-")
         .tempdir_in(state.dir.join("generations"))?;
-    let components = manifest["components"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-    for (name, c) in &components {
-        let image = c["image"].as_str().context("component without image")?;
-        for blob in stage::image_blobs(bundle, image)? {
-            stage::import_blob(state, bundle, &blob)?;
-        }
-        fail_point("stage-blobs");
-        let ids = stage::diff_ids(state, image)?;
-        let root_layers: Vec<(String, Option<String>)> = c["root_layers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(|d| {
-                (
-                    d.to_owned(),
-                    ids.iter().find(|(l, _)| l == d).map(|(_, i)| i.clone()),
-                )
-            })
+    let gen = Root::open(tmp.path(), Links::Refuse)?;
+    for (name, c) in &m.components {
+        let ids = stage::diff_ids(state, &c.image)?;
+        let diff_of = |d: &Digest| ids.iter().find(|(l, _)| l == d).map(|(_, i)| i.clone());
+        let root_layers: Vec<(Digest, Option<Digest>)> = c
+            .root_layers
+            .iter()
+            .map(|d| (d.clone(), diff_of(d)))
             .collect();
-        let root = c["root"].as_str().context("component without root")?;
-        stage::root_tree(state, root, &root_layers, owners)
+        stage::root_tree(state, &c.root, &root_layers, owners)
             .with_context(|| format!("root tree of {name}"))?;
         fail_point("stage-root");
         // The configuration layer, extracted on its own: it becomes the live configuration.
-        let config_layer = c["config_layer"]
-            .as_str()
-            .context("component without config layer")?;
-        let config_dir = tmp.path().join("config").join(name);
-        fs::create_dir_all(&config_dir)?;
-        let bytes = fs::read(
-            state
-                .dir
-                .join("blobs/sha256")
-                .join(config_layer.trim_start_matches("sha256:")),
-        )?;
-        let diff = ids
-            .iter()
-            .find(|(l, _)| l == config_layer)
-            .map(|(_, i)| i.as_str());
-        stage::extract_layer(&bytes, diff, &config_dir, owners)
+        let config_dir = Path::new("config").join(name);
+        gen.mkdir_all(&config_dir, 0o755)?;
+        let diff = diff_of(&c.config_layer);
+        if diff.as_ref() != Some(&c.config) {
+            bail!("component `{name}`: the manifest's config diff_id is not the image's");
+        }
+        stage::extract_blob(state, &c.config_layer, diff.as_ref(), &gen.sub(&config_dir)?, owners)
             .with_context(|| format!("configuration of {name}"))?;
     }
-    for sub in ["units", "nspawn", "portable", "quadlet"] {
-        if bundle.join(sub).is_dir() {
-            stage::copy_tree(&bundle.join(sub), &tmp.path().join(sub))?;
+    // Every other file, as verified, with the manifest's mode and owner. Secrets live in 0700
+    // directories owned by their component's user.
+    for (rel, bytes) in files {
+        let path = Path::new(rel);
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            let private = rel.starts_with("secrets/");
+            gen.mkdir_all(parent, if private { 0o700 } else { 0o755 })?;
+        }
+        let f = &m.files[rel];
+        let mut out = gen.create(path, f.mode)?;
+        std::io::Write::write_all(&mut out, bytes)?;
+        if owners {
+            gen.chown(path, f.uid, f.gid)?;
+        }
+    }
+    if owners {
+        for (name, c) in &m.components {
+            let dir = Path::new("secrets").join(name);
+            if gen.meta(&dir)?.is_some() {
+                gen.chmod(&dir, 0o700)?;
+                gen.chown(&dir, c.user.uid, c.user.gid)?;
+            }
         }
     }
     // What the nspawn and podman runtimes find through `current`: each component's machine
     // directory (a link to its root tree) and an OCI layout of the images over the blob store.
-    let machines = tmp.path().join("machines");
-    fs::create_dir_all(&machines)?;
-    for (name, c) in &components {
-        let root = c["root"].as_str().context("component without root")?;
-        std::os::unix::fs::symlink(
-            Path::new("../../../roots").join(root),
-            machines.join(format!("infra-{name}")),
+    gen.mkdir(Path::new("machines"), 0o755)?;
+    for (name, c) in &m.components {
+        gen.symlink(
+            &Path::new("../../../roots").join(&c.root),
+            &Path::new("machines").join(format!("infra-{name}")),
         )?;
     }
-    let oci = tmp.path().join("oci");
-    fs::create_dir_all(&oci)?;
-    for f in ["oci-layout", "index.json"] {
-        fs::copy(bundle.join("oci").join(f), oci.join(f))?;
+    gen.mkdir_all(Path::new("oci"), 0o755)?;
+    gen.symlink(Path::new("../../../blobs"), Path::new("oci/blobs"))?;
+    gen.write_atomic(Path::new("manifest.json"), &opened.bytes, 0o644)?;
+    if let Some(sig) = &opened.signature {
+        gen.write_atomic(Path::new(crate::manifest::SIGNATURE), sig, 0o644)?;
     }
-    std::os::unix::fs::symlink("../../../blobs", oci.join("blobs"))?;
-    if bundle.join("secrets").is_dir() {
-        stage::copy_tree(&bundle.join("secrets"), &tmp.path().join("secrets"))?;
-        if owners {
-            for (name, c) in &components {
-                let dir = tmp.path().join("secrets").join(name);
-                let (uid, gid) = (
-                    c["user"]["uid"].as_u64().unwrap_or(0),
-                    c["user"]["gid"].as_u64().unwrap_or(0),
-                );
-                if dir.is_dir() {
-                    // The directory too: the nspawn and podman runtimes bind it as it is.
-                    std::os::unix::fs::chown(
-                        &dir,
-                        u32::try_from(uid).ok(),
-                        u32::try_from(gid).ok(),
-                    )?;
-                    for e in fs::read_dir(&dir)? {
-                        let p = e?.path();
-                        std::os::unix::fs::chown(
-                            &p,
-                            u32::try_from(uid).ok(),
-                            u32::try_from(gid).ok(),
-                        )?;
-                    }
-                }
-            }
-        }
-    }
-    fs::copy(
-        bundle.join("manifest.json"),
-        tmp.path().join("manifest.json"),
-    )?;
-    for e in walkdir::WalkDir::new(tmp.path()).contents_first(true) {
-        let e = e?;
-        if e.file_type().is_file() || e.file_type().is_dir() {
-            state::sync_path(e.path())?;
-        }
-    }
+    gen.sync_fs()?;
     fail_point("stage-before-rename");
     fs::rename(tmp.path(), &dst).with_context(|| format!("renaming into {}", dst.display()))?;
     let _ = tmp.keep();
@@ -413,32 +441,3 @@ fn stage_generation(state: &State, bundle: &Path, manifest: &Value, id: &str) ->
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::check_paths;
-    use serde_json::json;
-
-    #[test]
-    fn manifest_paths_must_be_what_a_build_writes() {
-        let hex = "a".repeat(64);
-        let good = json!({"generation": hex, "components": {"nginx": {
-            "root": hex, "data": [{"host": "/data/infra/nginx", "path": "/var/log/nginx"}],
-            "config_dirs": ["/etc/nginx"]}}});
-        check_paths(&good).unwrap();
-        for (path, value) in [
-            ("/components/nginx/data/0/host", json!("/data/../etc")),
-            ("/components/nginx/data/0/path", json!("var/log")),
-            ("/components/nginx/config_dirs/0", json!("/etc/./nginx/..")),
-            ("/components/nginx/root", json!("../../etc")),
-            ("/generation", json!("x")),
-        ] {
-            let mut bad = good.clone();
-            *bad.pointer_mut(path).unwrap() = value;
-            assert!(check_paths(&bad).is_err(), "{path} accepted");
-        }
-        let mut bad = good.clone();
-        let c = bad["components"]["nginx"].clone();
-        bad["components"]["../x"] = c;
-        assert!(check_paths(&bad).is_err(), "a component name with a slash");
-    }
-}

@@ -75,14 +75,14 @@ pub fn parse_unit(text: &str) -> BTreeMap<String, Vec<(String, String)>> {
 }
 
 /// The digests of a component's secret files in a manifest (`files` under `secrets/<c>/`).
-fn secrets(manifest: Option<&Value>, component: &str) -> Vec<(String, String)> {
+fn secrets(manifest: Option<&Value>, component: &str) -> Vec<(String, Value)> {
     let prefix = format!("secrets/{component}/");
     manifest
         .and_then(|m| m["files"].as_object())
         .into_iter()
         .flatten()
         .filter(|(path, _)| path.starts_with(&prefix))
-        .map(|(path, digest)| (path.clone(), digest.to_string()))
+        .map(|(path, entry)| (path.clone(), entry.clone()))
         .collect()
 }
 

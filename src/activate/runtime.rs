@@ -22,7 +22,8 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::state::{symlink_atomic, sync_path, write_atomic, State};
+use super::state::{sync_path, write_atomic, State};
+use crate::fsx::{Kind, Links, Root};
 
 /// Where the host's state lives, as units see it.
 const STATE: &str = "/var/lib/infragen";
@@ -236,12 +237,7 @@ impl Runtime {
     pub fn install(self, state: &State, host: &Host, c: &str, root_id: &str) -> Result<()> {
         let current = Path::new(STATE).join("current");
         match self {
-            Runtime::Unit => link(
-                &current.join(format!("units/infra-{c}.service")),
-                &state
-                    .root
-                    .join(format!("etc/systemd/system/infra-{c}.service")),
-            ),
+            Runtime::Unit => link(state, &current.join(format!("units/infra-{c}.service")), Path::new(&format!("etc/systemd/system/infra-{c}.service"))),
             Runtime::Nspawn => {
                 // The container's root is read-only: its mount points must exist in the tree.
                 let text =
@@ -260,23 +256,10 @@ impl Runtime {
                 );
                 super::stage::ensure_mount_points(&tree, &points)
                     .with_context(|| format!("mount points in the root tree of {c}"))?;
-                link(
-                    &current.join(format!("nspawn/infra-{c}.nspawn")),
-                    &state
-                        .root
-                        .join(format!("etc/systemd/nspawn/infra-{c}.nspawn")),
-                )?;
-                link(
-                    &current.join(format!("machines/infra-{c}")),
-                    &state.root.join(format!("var/lib/machines/infra-{c}")),
-                )
+                link(state, &current.join(format!("nspawn/infra-{c}.nspawn")), Path::new(&format!("etc/systemd/nspawn/infra-{c}.nspawn")))?;
+                link(state, &current.join(format!("machines/infra-{c}")), Path::new(&format!("var/lib/machines/infra-{c}")))
             }
-            Runtime::Podman => link(
-                &current.join(format!("quadlet/infra-{c}.container")),
-                &state
-                    .root
-                    .join(format!("etc/containers/systemd/infra-{c}.container")),
-            ),
+            Runtime::Podman => link(state, &current.join(format!("quadlet/infra-{c}.container")), Path::new(&format!("etc/containers/systemd/infra-{c}.container"))),
             Runtime::Portable => {
                 let profile = state
                     .root
@@ -301,10 +284,7 @@ impl Runtime {
                 if !host.systemd {
                     // `--root`: nothing to attach to; leave the image where `portablectl attach
                     // infra-<c>` finds it on the booted host.
-                    return link(
-                        &path,
-                        &state.root.join(format!("var/lib/portables/infra-{c}")),
-                    );
+                    return link(state, &path, Path::new(&format!("var/lib/portables/infra-{c}")));
                 }
                 let attached = attached(state, c);
                 if attached
@@ -347,16 +327,14 @@ impl Runtime {
             }
         }
         let links: Vec<PathBuf> = match self {
-            Runtime::Unit => vec![state.root.join(format!("etc/systemd/system/{unit}"))],
+            Runtime::Unit => vec![PathBuf::from(format!("etc/systemd/system/{unit}"))],
             Runtime::Nspawn => vec![
-                state
-                    .root
-                    .join(format!("etc/systemd/nspawn/infra-{c}.nspawn")),
-                state.root.join(format!("var/lib/machines/infra-{c}")),
+                PathBuf::from(format!("etc/systemd/nspawn/infra-{c}.nspawn")),
+                PathBuf::from(format!("var/lib/machines/infra-{c}")),
             ],
-            Runtime::Podman => vec![state
-                .root
-                .join(format!("etc/containers/systemd/infra-{c}.container"))],
+            Runtime::Podman => vec![PathBuf::from(format!(
+                "etc/containers/systemd/infra-{c}.container"
+            ))],
             Runtime::Portable => {
                 for image in attached(state, c) {
                     // By path, else by the name it may have been attached under.
@@ -372,27 +350,32 @@ impl Runtime {
                         .or(by_path)?;
                     }
                 }
-                vec![state.root.join(format!("var/lib/portables/infra-{c}"))]
+                vec![PathBuf::from(format!("var/lib/portables/infra-{c}"))]
             }
         };
+        let root = Root::open(&state.root, Links::InRoot)?;
         for l in links {
-            match fs::remove_file(&l) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).with_context(|| format!("removing {}", l.display())),
+            // Only what activation made there: a link (a file or directory an operator put in
+            // its place is not ours to delete).
+            if root.meta(&l)?.is_some_and(|m| m.kind == Kind::Symlink) {
+                root.remove(&l)?;
             }
         }
         Ok(())
     }
 }
 
-/// Points `link` at `target` unless it already does.
-fn link(target: &Path, link: &Path) -> Result<()> {
-    if fs::read_link(link).ok().as_deref() == Some(target) {
+/// Points `link` (below the host root) at `target` unless it already does; written through
+/// [`Root`], so that no link on the way leads out of the host root.
+fn link(state: &State, target: &Path, link: &Path) -> Result<()> {
+    let host = Root::open(&state.root, Links::InRoot)?;
+    if host.meta(link)?.is_some_and(|m| m.kind == Kind::Symlink)
+        && host.read_link(link)? == target
+    {
         return Ok(());
     }
-    fs::create_dir_all(link.parent().expect("has parent"))?;
-    symlink_atomic(target, link)
+    host.mkdir_all(link.parent().expect("has parent"), 0o755)?;
+    host.symlink_atomic(target, link)
 }
 
 /// The images portabled has attached for component `c`, as paths: from the `RootDirectory=`

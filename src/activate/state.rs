@@ -97,10 +97,15 @@ impl State {
     /// The state under `root` (created).
     pub fn open(root: &Path) -> Result<Self> {
         let dir = root.join("var/lib/infragen");
-        for sub in ["blobs/sha256", "roots", "generations", "live"] {
+        for sub in ["blobs/sha256", "roots", "generations", "live", "secrets"] {
             fs::create_dir_all(dir.join(sub))
                 .with_context(|| format!("creating {}", dir.join(sub).display()))?;
         }
+        // Credentials: root's alone (each component's directory is its user's, 0700).
+        fs::set_permissions(
+            dir.join("secrets"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )?;
         Ok(Self {
             dir,
             root: root.to_path_buf(),

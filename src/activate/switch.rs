@@ -14,56 +14,58 @@ use super::plan::{self, Action, Step};
 use super::probe;
 use super::runtime::{Host, Runtime};
 use super::state::{self, fail_point, write_atomic, State};
+use crate::fsx::{Kind, Links, Root};
 use super::{euid_is_root, read_manifest, Options, Outcome};
 
-/// Makes `to` equal to `from`, file by file, each replaced by rename so that a reloading service
-/// never reads half a file; modes follow the source, and so do owners when running as root.
-/// Used for `live/<c>` (the configuration) and `secrets/<c>` (the credentials).
-fn sync_dir(from: &Path, to: &Path) -> Result<()> {
-    use std::os::unix::fs::MetadataExt as _;
-    if to.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
-        fs::remove_file(to)?; // ours to repair: these hold nothing but synced copies
+/// Makes `to` equal to `from` (both below the state directory `st`), file by file, each
+/// replaced by rename so that a reloading service never reads half a file; modes and owners
+/// follow the staged generation, which took them from the signed manifest. Used for `live/<c>`
+/// (the configuration) and `secrets/<c>` (the credentials). Every write goes through [`Root`].
+fn sync_dir(st: &Root, from: &Path, to: &Path) -> Result<()> {
+    if st.meta(to)?.is_some_and(|m| m.kind != Kind::Dir) {
+        st.remove(to)?; // ours to repair: these hold nothing but synced copies
     }
-    fs::create_dir_all(to)?;
+    let top = st
+        .meta(from)?
+        .with_context(|| format!("{} is missing", from.display()))?;
+    st.mkdir_all(to, top.mode)?;
     let owners = euid_is_root();
+    let (src, dst) = (st.sub(from)?, st.sub(to)?);
     let mut wanted = std::collections::BTreeSet::new();
-    for e in walkdir::WalkDir::new(from).sort_by_file_name() {
-        let e = e?;
-        let rel = e.path().strip_prefix(from)?.to_path_buf();
+    for (rel, meta) in src.walk()? {
         wanted.insert(rel.clone());
-        let dst = to.join(&rel);
-        let meta = e.path().symlink_metadata()?;
-        if meta.is_dir() {
-            if !dst.is_dir() {
-                let _ = fs::remove_file(&dst);
-                fs::create_dir_all(&dst)?;
+        let there = dst.meta(&rel)?;
+        match meta.kind {
+            Kind::Dir => {
+                if there.is_some_and(|m| m.kind != Kind::Dir) {
+                    dst.remove(&rel)?;
+                }
+                dst.mkdir(&rel, meta.mode)?;
             }
-        } else if meta.is_file() {
-            let bytes = fs::read(e.path())?;
-            if fs::read(&dst).ok().as_deref() != Some(bytes.as_slice()) {
-                write_atomic(&dst, &bytes)?;
+            Kind::File => {
+                let bytes = src.read(&rel)?;
+                let same = there.is_some_and(|m| m.kind == Kind::File) && dst.read(&rel)? == bytes;
+                if !same {
+                    if there.is_some_and(|m| m.kind == Kind::Dir) {
+                        dst.remove(&rel)?;
+                    }
+                    dst.write_atomic(&rel, &bytes, meta.mode)?;
+                }
             }
-        } else {
-            bail!("{}: not a file or directory", e.path().display());
+            _ => bail!("{}: not a file or directory", src.path().join(&rel).display()),
         }
-        fs::set_permissions(&dst, meta.permissions())?;
+        dst.chmod(&rel, meta.mode)?;
         if owners {
-            std::os::unix::fs::chown(&dst, Some(meta.uid()), Some(meta.gid()))?;
+            dst.chown(&rel, meta.uid, meta.gid)?;
         }
     }
-    let mut leftovers = Vec::new();
-    for e in walkdir::WalkDir::new(to).contents_first(true) {
-        let e = e?;
-        let rel = e.path().strip_prefix(to)?.to_path_buf();
-        if !rel.as_os_str().is_empty() && !wanted.contains(&rel) {
-            leftovers.push(e.path().to_path_buf());
-        }
+    st.chmod(to, top.mode)?;
+    if owners {
+        st.chown(to, top.uid, top.gid)?;
     }
-    for p in leftovers {
-        if p.is_dir() {
-            fs::remove_dir_all(&p)?;
-        } else {
-            fs::remove_file(&p)?;
+    for (rel, _) in dst.walk()?.into_iter().rev() {
+        if !wanted.contains(&rel) {
+            dst.remove(&rel)?;
         }
     }
     Ok(())
@@ -94,9 +96,13 @@ fn sysusers(state: &State, components: &serde_json::Map<String, Value>, host: &H
         );
     }
     let path = state.root.join("etc/sysusers.d/infragen.conf");
-    fs::create_dir_all(path.parent().expect("has parent"))?;
-    if fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-        write_atomic(&path, text.as_bytes())?;
+    let rel = Path::new("etc/sysusers.d/infragen.conf");
+    let host_root = Root::open(&state.root, Links::InRoot)?;
+    host_root.mkdir_all(rel.parent().expect("has parent"), 0o755)?;
+    let same = host_root.meta(rel)?.is_some_and(|m| m.kind == Kind::File)
+        && host_root.read(rel)? == text.as_bytes();
+    if !same {
+        host_root.write_atomic(rel, text.as_bytes(), 0o644)?;
     }
     if host.systemd {
         let out = Command::new("systemd-sysusers")
@@ -126,47 +132,56 @@ fn install(
 ) -> std::result::Result<(), (String, anyhow::Error)> {
     let all = |e: anyhow::Error| ("*".to_owned(), e);
     sysusers(state, components, host).map_err(all)?;
+    let st = Root::open(&state.dir, Links::Refuse).map_err(all)?;
+    let host_root = Root::open(&state.root, Links::InRoot).map_err(all)?;
+    let gen = Path::new("generations").join(id);
     for (name, c) in components {
         let one = |e: anyhow::Error| (name.clone(), e);
         for (from, to) in [("config", "live"), ("secrets", "secrets")] {
-            let src = state.generation(id).join(from).join(name);
-            let dst = state.dir.join(to).join(name);
-            if src.is_dir() || to == "live" {
-                sync_dir(&src, &dst)
-                    .with_context(|| format!("syncing {}", dst.display()))
+            let src = gen.join(from).join(name);
+            let dst = Path::new(to).join(name);
+            let staged = st.meta(&src).map_err(one)?.is_some();
+            if staged {
+                sync_dir(&st, &src, &dst)
+                    .with_context(|| format!("syncing {}", state.dir.join(&dst).display()))
                     .map_err(one)?;
-            } else if dst.exists() {
-                fs::remove_dir_all(&dst)
-                    .with_context(|| format!("removing {}", dst.display()))
+            } else {
+                st.remove(&dst)
+                    .with_context(|| format!("removing {}", state.dir.join(&dst).display()))
                     .map_err(one)?;
             }
         }
         for v in c["data"].as_array().into_iter().flatten() {
-            let p = state.root.join(
-                v["host"]
-                    .as_str()
-                    .unwrap_or("/nonexistent")
-                    .trim_start_matches('/'),
-            );
-            if !p.exists() {
-                let made = fs::create_dir_all(&p).and_then(|()| {
-                    if euid_is_root() {
-                        let (uid, gid) = (
-                            v["uid"].as_u64().and_then(|u| u32::try_from(u).ok()),
-                            v["gid"].as_u64().and_then(|g| u32::try_from(g).ok()),
-                        );
-                        std::os::unix::fs::chown(&p, uid, gid)?;
-                    }
-                    Ok(())
-                });
-                made.with_context(|| format!("data directory {}", p.display()))
-                    .map_err(one)?;
-            }
+            let rel = Path::new(v["host"].as_str().unwrap_or("/nonexistent").trim_start_matches('/'));
+            // Created when missing (links resolved inside the host root: `/data` may be a
+            // mounted disk's link), and otherwise never touched.
+            let made = (|| -> Result<()> {
+                if host_root.meta(rel)?.is_some() {
+                    return Ok(());
+                }
+                host_root.mkdir_all(rel, 0o755)?;
+                if euid_is_root() {
+                    let id = |k: &str| v[k].as_u64().and_then(|u| u32::try_from(u).ok()).unwrap_or(0);
+                    host_root.chown(rel, id("uid"), id("gid"))?;
+                }
+                Ok(())
+            })();
+            made.with_context(|| format!("data directory {}", state.root.join(rel).display()))
+                .map_err(one)?;
         }
         runtime
             .install(state, host, name, c["root"].as_str().unwrap_or(""))
             .with_context(|| format!("installing {name} for the {runtime} runtime"))
             .map_err(one)?;
+    }
+    // A removed component's configuration and credentials go with it.
+    for dir in ["live", "secrets"] {
+        let names = st.sub(Path::new(dir)).and_then(|d| d.list()).map_err(all)?;
+        for n in names {
+            if !components.contains_key(&*n.to_string_lossy()) {
+                st.remove(&Path::new(dir).join(&n)).map_err(all)?;
+            }
+        }
     }
     host.systemctl(&["daemon-reload"]).map_err(all)
 }
@@ -191,13 +206,13 @@ pub fn unit_text(
 }
 
 /// The steps from the generation in `old` (a directory and its manifest, run with
-/// `from_runtime`) to the one in `new_dir` (run with `runtime`): the plan of [`plan::plan`],
+/// `from_runtime`) to the new one (its units from `new_unit`, run with `runtime`): the plan of [`plan::plan`],
 /// every component started afresh when the runtime changes, and reloads made restarts where the
 /// runtime cannot reload.
 pub fn plan_steps(
     old: Option<(&Path, &Value)>,
     from_runtime: Runtime,
-    new_dir: &Path,
+    new_unit: &dyn Fn(&str) -> Option<String>,
     new: &Value,
     runtime: Runtime,
 ) -> Vec<Step> {
@@ -205,7 +220,7 @@ pub fn plan_steps(
         old.map(|(_, m)| m),
         new,
         &|c| old.and_then(|(dir, m)| unit_text(dir, m, c, from_runtime)),
-        &|c| unit_text(new_dir, new, c, runtime),
+        new_unit,
     );
     for s in &mut steps {
         if from_runtime != runtime && s.action != Action::Stop {
@@ -237,7 +252,7 @@ fn steps(
     Ok(plan_steps(
         old.as_ref().map(|(d, m)| (d.as_path(), m)),
         from_runtime,
-        &state.generation(id),
+        &|c| unit_text(&state.generation(id), &new, c, runtime),
         &new,
         runtime,
     ))

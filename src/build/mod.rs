@@ -50,6 +50,8 @@ pub struct Options {
     pub repos: Vec<PathBuf>,
     /// An OCI layout holding imported base images (`name:tag` references).
     pub bases: Option<PathBuf>,
+    /// The private key that signs every bundle's manifest.
+    pub sign_key: Option<PathBuf>,
 }
 
 /// A layer as the build knows it (the blob is in the store).
@@ -113,6 +115,12 @@ impl Report {
 
 /// Builds the images of every infra host of `plan` into `opts.out`.
 pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
+    // A bad key fails before any work.
+    let signer = opts
+        .sign_key
+        .as_deref()
+        .map(crate::sign::SigningKey::load)
+        .transpose()?;
     let recipes = crate::image::recipes()?;
     let lock = Lock::load(&opts.lock)?;
     let cache = Cache::new(&opts.cache);
@@ -272,6 +280,7 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
             tree,
             &plan.digest,
             &incomplete,
+            signer.as_ref(),
         )?;
         report.generations.insert(host.clone(), generation);
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::build::port_of;
 use crate::image::Recipe;
@@ -25,7 +25,8 @@ pub fn systemd_arg(a: &str) -> String {
 }
 
 /// A state directory: host path, path in the root, owner.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Volume {
     /// On the host.
     pub host: String,
@@ -69,8 +70,8 @@ pub fn volumes(h: &HostPlan, c: Component, r: &Recipe) -> Vec<Volume> {
 }
 
 /// How a component is probed for health.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Probe {
     /// `GET http://address/path` answers 2xx.
     Http {

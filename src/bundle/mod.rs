@@ -22,6 +22,10 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use crate::build::Built;
+use crate::manifest::{
+    ComponentEntry, Digest, FileEntry, Manifest, ProfileRef, Reload, Runtimes, User, SIGNATURE,
+};
+use crate::sign::SigningKey;
 use crate::image::Recipe;
 use crate::plan::{Component, HostPlan, Plan};
 use crate::tree::Tree;
@@ -29,10 +33,10 @@ use crate::tree::Tree;
 /// Where activation keeps state on a host.
 pub const STATE: &str = "/var/lib/infragen";
 
-/// Manifest format version.
-pub const VERSION: u32 = 1;
-
 mod component;
+mod open;
+
+pub use open::{Checked, Opened};
 
 use component::{allow_list, sandbox};
 pub use component::{image_args, probe, systemd_arg, volumes, Probe, Volume};
@@ -48,6 +52,7 @@ pub fn write(
     tree: &Tree,
     profile_digest: &str,
     incomplete: &[String],
+    sign: Option<&SigningKey>,
 ) -> Result<String> {
     let host = h.ip.to_string();
     let mut files = Tree::default();
@@ -222,23 +227,37 @@ pub fn write(
         );
         components.insert(
             c.name().to_owned(),
-            json!({
-                "image": built.digest,
-                "ref": format!("infra-{}", c.name()),
-                "root": root_id,
-                "root_layers": root_layers.iter().map(|l| l.digest.clone()).collect::<Vec<_>>(),
-                "config_layer": config_layer[0].digest,
-                "config": config_layer[0].diff_id,
-                "config_dirs": config_dirs,
-                "unit": unit,
-                "runtimes": {"unit": format!("units/{unit}"), "nspawn": format!("nspawn/infra-{}.nspawn", c.name()),
-                             "portable": format!("portable/{unit}"), "podman": format!("quadlet/infra-{}.container", c.name())},
-                "user": {"name": r.user.name, "uid": r.user.uid, "gid": r.user.gid},
-                "data": vols,
-                "secrets": secrets,
-                "reload": {"signal": r.reload, "on": if r.reload.is_some() { "config" } else { "never" }},
-                "health": probe(h, r),
-            }),
+            ComponentEntry {
+                image: Digest::parse(&built.digest)?,
+                reference: format!("infra-{}", c.name()),
+                root: root_id,
+                root_layers: root_layers
+                    .iter()
+                    .map(|l| Digest::parse(&l.digest))
+                    .collect::<Result<_>>()?,
+                config_layer: Digest::parse(&config_layer[0].digest)?,
+                config: Digest::parse(&config_layer[0].diff_id)?,
+                config_dirs: config_dirs.into_iter().collect(),
+                unit: unit.clone(),
+                runtimes: Runtimes {
+                    unit: format!("units/{unit}"),
+                    nspawn: format!("nspawn/infra-{}.nspawn", c.name()),
+                    portable: format!("portable/{unit}"),
+                    podman: format!("quadlet/infra-{}.container", c.name()),
+                },
+                user: User {
+                    name: r.user.name.clone(),
+                    uid: r.user.uid,
+                    gid: r.user.gid,
+                },
+                data: vols,
+                secrets,
+                reload: Reload {
+                    signal: r.reload.clone(),
+                    on: if r.reload.is_some() { "config" } else { "never" }.to_owned(),
+                },
+                health: probe(h, r),
+            },
         );
     }
     files.write_into(dir)?;
@@ -253,91 +272,71 @@ pub fn write(
                 .into_owned();
             // Blobs are named by their digest, checked when they entered the store (and by
             // every host on activation): hashing them again here would only cost time.
-            if let Some(name) = rel
+            let digest = if let Some(name) = rel
                 .strip_prefix("oci/blobs/sha256/")
-                .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+                .filter(|n| crate::manifest::is_hex64(n))
             {
-                listed.insert(rel.clone(), format!("sha256:{name}"));
-                continue;
-            }
-            let bytes = fs::read(entry.path())
-                .with_context(|| format!("reading {}", entry.path().display()))?;
-            listed.insert(rel, format!("sha256:{}", crate::pkg::fetch::sha256(&bytes)));
+                Digest::parse(&format!("sha256:{name}"))?
+            } else {
+                Digest::of(
+                    &fs::read(entry.path())
+                        .with_context(|| format!("reading {}", entry.path().display()))?,
+                )
+            };
+            // Modes and owners on the host come from here, never from the files: secrets are
+            // the component user's alone, everything else is root's and world-readable.
+            let (mode, uid, gid) = if let Some(rest) = rel.strip_prefix("secrets/") {
+                // A component not built (incomplete) still keeps its secrets root's alone.
+                let user = rest
+                    .split_once('/')
+                    .and_then(|(c, _)| components.get(c))
+                    .map_or((0, 0), |c: &ComponentEntry| (c.user.uid, c.user.gid));
+                (0o600, user.0, user.1)
+            } else {
+                (0o644, 0, 0)
+            };
+            listed.insert(
+                rel,
+                FileEntry {
+                    digest,
+                    mode,
+                    uid,
+                    gid,
+                },
+            );
         }
     }
-    let mut manifest = json!({
-        "version": VERSION,
-        "infragen": env!("CARGO_PKG_VERSION"),
-        "host": host,
-        "profile": {"name": plan.name, "digest": profile_digest},
-        "version_string": h.version,
-        "components": components,
-        "incomplete": incomplete,
-        "files": listed,
-    });
-    let generation = crate::pkg::fetch::sha256(&crate::oci::json::canonical(&manifest));
-    manifest["generation"] = generation.clone().into();
-    fs::write(
-        dir.join("manifest.json"),
-        crate::oci::json::canonical(&manifest),
-    )?;
+    let mut manifest = Manifest {
+        version: crate::manifest::VERSION,
+        infragen: env!("CARGO_PKG_VERSION").to_owned(),
+        host: host.clone(),
+        profile: ProfileRef {
+            name: plan.name.clone(),
+            digest: profile_digest.to_owned(),
+        },
+        version_string: h.version.clone(),
+        components,
+        incomplete: incomplete.to_vec(),
+        files: listed,
+        generation: None,
+    };
+    let generation = manifest.compute_generation();
+    manifest.generation = Some(generation.clone());
+    manifest
+        .check()
+        .context("the manifest this build made does not check (a bug)")?;
+    let bytes = manifest.to_canonical();
+    fs::write(dir.join("manifest.json"), &bytes)?;
+    if let Some(key) = sign {
+        fs::write(dir.join(SIGNATURE), key.sign(&bytes, &host)?)?;
+    }
     Ok(generation)
 }
 
 /// Recomputes every digest of a bundle against its manifest; returns the differences.
 pub fn verify(dir: &Path) -> Result<Vec<String>> {
-    let text = fs::read(dir.join("manifest.json"))
-        .with_context(|| format!("reading {}/manifest.json", dir.display()))?;
-    let manifest: serde_json::Value = serde_json::from_slice(&text)
-        .with_context(|| format!("{}/manifest.json: not JSON", dir.display()))?;
-    let mut problems = Vec::new();
-    if crate::oci::json::canonical(&manifest) != text {
-        problems.push("manifest.json: not in canonical form".to_owned());
-    }
-    let mut without = manifest.clone();
-    let claimed = without
-        .as_object_mut()
-        .and_then(|o| o.remove("generation"))
-        .and_then(|g| g.as_str().map(str::to_owned));
-    let generation = crate::pkg::fetch::sha256(&crate::oci::json::canonical(&without));
-    if claimed.as_deref() != Some(generation.as_str()) {
-        problems.push(format!(
-            "manifest.json: generation {claimed:?} is not the digest of its content ({generation})"
-        ));
-    }
-    let files = manifest["files"].as_object().cloned().unwrap_or_default();
-    let mut seen = BTreeSet::new();
-    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
-        let entry = entry?;
-        let rel = entry
-            .path()
-            .strip_prefix(dir)?
-            .to_string_lossy()
-            .into_owned();
-        if rel.is_empty() || rel == "manifest.json" || entry.file_type().is_dir() {
-            continue;
-        }
-        if !entry.file_type().is_file() {
-            problems.push(format!("{rel}: not a regular file"));
-            continue;
-        }
-        seen.insert(rel.clone());
-        let Some(want) = files.get(&rel).and_then(|v| v.as_str()) else {
-            problems.push(format!("{rel}: not in the manifest"));
-            continue;
-        };
-        let got = format!(
-            "sha256:{}",
-            crate::pkg::fetch::sha256(&fs::read(entry.path())?)
-        );
-        if got != want {
-            problems.push(format!("{rel}: sha256 is {got}, the manifest says {want}"));
-        }
-    }
-    for rel in files.keys() {
-        if !seen.contains(rel) {
-            problems.push(format!("{rel}: missing"));
-        }
-    }
+    let opened = Opened::open(dir)?;
+    let mut problems = opened.problems.clone();
+    problems.extend(opened.check_files(None)?.problems);
     Ok(problems)
 }

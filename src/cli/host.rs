@@ -89,3 +89,40 @@ pub(super) fn verify(bundle: &Path) -> i32 {
         Err(e) => fail(&e),
     }
 }
+
+/// `infragen key generate --out DIR`.
+pub(super) fn key_generate(out: &Path) -> i32 {
+    let run = || -> anyhow::Result<(std::path::PathBuf, String)> {
+        use anyhow::Context as _;
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        let (private, key) = crate::sign::SigningKey::generate()?;
+        let key_path = out.join("infragen.key");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&key_path)
+            .with_context(|| {
+                format!("creating {} (an existing key is never overwritten)", key_path.display())
+            })?;
+        f.write_all(private.as_bytes())?;
+        f.sync_all()?;
+        let pub_path = out.join("infragen.pub");
+        std::fs::write(&pub_path, key.public.to_pem())
+            .with_context(|| format!("writing {}", pub_path.display()))?;
+        Ok((pub_path, key.public.id.to_string()))
+    };
+    match run() {
+        Ok((p, id)) => {
+            println!("wrote {} and {} (key {id})", out.join("infragen.key").display(), p.display());
+            println!("hosts trust it when it is in /etc/infragen/trusted/ (any name ending in .pub)");
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}

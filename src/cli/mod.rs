@@ -72,7 +72,13 @@ enum Command {
         /// An image that cannot be built (a base image not imported) is an error, not a warning
         #[arg(long)]
         strict: bool,
+        /// Sign each bundle's manifest with this private key (`infragen key generate`)
+        #[arg(long, value_name = "FILE")]
+        sign_key: Option<PathBuf>,
     },
+    /// Signing keys
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Resolve every image's packages against this machine's APT sources into the lock file
     #[command(after_help = "Example:\n  infragen lock")]
     Lock {
@@ -110,6 +116,12 @@ enum Command {
         /// Seconds each started, restarted or reloaded component has to pass its health probe
         #[arg(long, default_value_t = 30)]
         health_timeout: u64,
+        /// Accept a bundle that no key in /etc/infragen/trusted/ signed
+        #[arg(long)]
+        allow_unsigned: bool,
+        /// This host's name in the inventory [default: the content of /etc/infragen/host]
+        #[arg(long = "host", value_name = "NAME")]
+        host_name: Option<String>,
     },
     /// Switch back to the previous generation
     Rollback {
@@ -145,6 +157,19 @@ enum Command {
     },
     /// Print the parameter reference: every INFRA parameter and its default
     Params,
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Write a new signing key pair: DIR/infragen.key (private, 0600) and DIR/infragen.pub
+    #[command(
+        after_help = "Example:\n  infragen key generate --out keys\n  # on each host: /etc/infragen/trusted/<name>.pub"
+    )]
+    Generate {
+        /// Directory to write the pair into (created; an existing key is never overwritten)
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -185,6 +210,8 @@ impl HostArgs {
             allow_downgrade,
             health_timeout: std::time::Duration::from_secs(health_timeout),
             runtime: crate::activate::Runtime::default(),
+            allow_unsigned: false,
+            host: None,
         }
     }
 }
@@ -285,7 +312,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             out,
             validate,
             strict,
-        } => build(&profile, &store, &out, validate, strict),
+            sign_key,
+        } => build(&profile, &store, &out, validate, strict, sign_key.as_deref()),
+        Command::Key(KeyCommand::Generate { out }) => host::key_generate(&out),
         Command::Lock {
             store,
             allow_unsigned,
@@ -303,9 +332,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             runtime,
             allow_downgrade,
             health_timeout,
+            allow_unsigned,
+            host_name,
         } => {
             let mut opts = host.options(dry_run, allow_downgrade, health_timeout);
             opts.runtime = runtime.parse().expect("clap checked the runtime");
+            opts.allow_unsigned = allow_unsigned;
+            opts.host = host_name;
             host::activate(&bundle, &opts)
         }
         Command::Rollback {

@@ -108,6 +108,7 @@ pub(super) fn build(
     out: &std::path::Path,
     run_validators: bool,
     strict: bool,
+    sign_key: Option<&std::path::Path>,
 ) -> i32 {
     let plan = match load_plan(p) {
         Ok(plan) => plan,
@@ -135,6 +136,7 @@ pub(super) fn build(
             lock: s.lock.clone(),
             repos: s.repos.clone(),
             bases: s.bases.clone(),
+            sign_key: sign_key.map(std::path::Path::to_path_buf),
         };
         crate::build::build(&plan, &tree, &opts)
     })();

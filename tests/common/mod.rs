@@ -136,3 +136,34 @@ impl Rng {
         }
     }
 }
+
+/// A signing key pair made once per test process with `infragen key generate`:
+/// (private key, public key).
+#[allow(dead_code)]
+pub fn signing_key() -> &'static (PathBuf, PathBuf) {
+    static KEY: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("infragen-key-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_infragen"))
+            .args(["key", "generate", "--out"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        ok(&o, "key generate");
+        (dir.join("infragen.key"), dir.join("infragen.pub"))
+    })
+}
+
+/// Enrols a host tree: the test key trusted (`etc/infragen/trusted/test.pub`) and the host's
+/// name (`etc/infragen/host`), as an operator does once per host.
+#[allow(dead_code)]
+pub fn enrol(root: &Path, host: &str) {
+    let dir = root.join("etc/infragen/trusted");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(&signing_key().1, dir.join("test.pub")).unwrap();
+    std::fs::write(root.join("etc/infragen/host"), format!("{host}\n")).unwrap();
+}

@@ -1,0 +1,396 @@
+//! The bundle manifest: the contract between the build and a host, as one type.
+//!
+//! `build` writes it, `verify` and `activate` read it, and the signature covers its bytes.
+//! Reading is strict: an unknown field, a missing one, a malformed digest, mode or id is an
+//! error naming the field, never a default. Every value that becomes a host path is checked
+//! here ([`Manifest::check`]), so nothing downstream trusts a string it did not type.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Component as PathComponent, Path};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub use crate::bundle::{Probe, Volume};
+
+/// The manifest format this build writes and reads.
+pub const VERSION: u32 = 2;
+
+/// A content digest, `sha256:` and 64 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Digest(String);
+
+impl Digest {
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(format!("sha256:{}", crate::pkg::fetch::sha256(bytes)))
+    }
+
+    /// From a finished sha256 hasher.
+    pub fn from_hasher(h: sha2::Sha256) -> Self {
+        use sha2::Digest as _;
+        Self(format!(
+            "sha256:{}",
+            h.finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        ))
+    }
+
+    /// Parses `sha256:<hex>`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.strip_prefix("sha256:") {
+            Some(h) if is_hex64(h) => Ok(Self(s.to_owned())),
+            _ => bail!("`{s}` is not a sha256 digest (`sha256:` and 64 lowercase hex digits)"),
+        }
+    }
+
+    /// The 64 hex digits.
+    pub fn hex(&self) -> &str {
+        &self.0[7..]
+    }
+
+    /// The whole `sha256:<hex>`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for Digest {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Whether `s` is 64 lowercase hex digits (generation and root ids).
+pub fn is_hex64(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// File modes as octal strings (`"0644"`), so that a reader sees what they are.
+mod octal {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{mode:04o}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let s = String::deserialize(d)?;
+        u32::from_str_radix(&s, 8)
+            .ok()
+            .filter(|m| s.len() == 4 && *m <= 0o777)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!("`{s}` is not a file mode (0000 to 0777)"))
+            })
+    }
+}
+
+/// One file of the bundle: its digest, and the mode and owner it gets on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    /// Content digest.
+    pub digest: Digest,
+    /// Permission bits on the host.
+    #[serde(with = "octal")]
+    pub mode: u32,
+    /// Owner on the host.
+    pub uid: u32,
+    /// Group on the host.
+    pub gid: u32,
+}
+
+/// The profile a bundle was built from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileRef {
+    /// Its name.
+    pub name: String,
+    /// The digest of its text.
+    pub digest: String,
+}
+
+/// A component's unit file per runtime (paths in the bundle).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Runtimes {
+    /// `units/infra-<c>.service`.
+    pub unit: String,
+    /// `nspawn/infra-<c>.nspawn`.
+    pub nspawn: String,
+    /// `portable/infra-<c>.service`.
+    pub portable: String,
+    /// `quadlet/infra-<c>.container`.
+    pub podman: String,
+}
+
+/// The user a component runs as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// Name in the image.
+    pub name: String,
+    /// uid.
+    pub uid: u32,
+    /// gid.
+    pub gid: u32,
+}
+
+/// How a configuration change is applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reload {
+    /// The reload signal (`SIGHUP`), when the component has one.
+    pub signal: Option<String>,
+    /// `config` (reload on a configuration change) or `never`.
+    pub on: String,
+}
+
+/// One component of a host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentEntry {
+    /// The image manifest's digest.
+    pub image: Digest,
+    /// The image's reference in the bundle's OCI layout (`infra-<c>`).
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// The root tree id (64 hex digits): every layer but the configuration layer.
+    pub root: String,
+    /// The root tree's layers, in order.
+    pub root_layers: Vec<Digest>,
+    /// The configuration layer.
+    pub config_layer: Digest,
+    /// The configuration layer's `diff_id`.
+    pub config: Digest,
+    /// Configuration directories (`/etc/<x>`) bound from the live configuration.
+    pub config_dirs: Vec<String>,
+    /// The systemd unit name.
+    pub unit: String,
+    /// Unit files per runtime.
+    pub runtimes: Runtimes,
+    /// The user it runs as.
+    pub user: User,
+    /// State directories.
+    pub data: Vec<Volume>,
+    /// Secret file names (under `secrets/<c>/`).
+    pub secrets: Vec<String>,
+    /// Reload semantics.
+    pub reload: Reload,
+    /// Health probe.
+    pub health: Option<Probe>,
+}
+
+/// A bundle's manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Format version ([`VERSION`]).
+    pub version: u32,
+    /// The infragen version that built it.
+    pub infragen: String,
+    /// The host it is for (its inventory address).
+    pub host: String,
+    /// The profile it was built from.
+    pub profile: ProfileRef,
+    /// The profile's version string (`version`), for the downgrade check.
+    pub version_string: String,
+    /// Components by name.
+    pub components: BTreeMap<String, ComponentEntry>,
+    /// Images that could not be built.
+    pub incomplete: Vec<String>,
+    /// Every file of the bundle but `manifest.json` and its signature.
+    pub files: BTreeMap<String, FileEntry>,
+    /// The generation id: sha256 of the canonical manifest without this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<String>,
+}
+
+fn plain_absolute(s: &str) -> bool {
+    let p = Path::new(s);
+    p.is_absolute()
+        && p.components()
+            .all(|c| matches!(c, PathComponent::RootDir | PathComponent::Normal(_)))
+        && !s.contains('\0')
+}
+
+fn plain_relative(s: &str) -> bool {
+    !s.is_empty()
+        && !s.contains('\0')
+        && !s.contains("//")
+        && !s.ends_with('/')
+        && Path::new(s)
+            .components()
+            .all(|c| matches!(c, PathComponent::Normal(_)))
+}
+
+impl Manifest {
+    /// Parses manifest bytes strictly and checks every value that becomes a host path.
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let m: Self = serde_json::from_slice(bytes).context("manifest.json")?;
+        m.check().context("manifest.json")?;
+        Ok(m)
+    }
+
+    /// The canonical bytes of this manifest (what is written, hashed and signed).
+    pub fn to_canonical(&self) -> Vec<u8> {
+        crate::oci::json::canonical(&serde_json::to_value(self).expect("serialisable"))
+    }
+
+    /// The generation id this manifest's content hashes to.
+    pub fn compute_generation(&self) -> String {
+        let mut without = self.clone();
+        without.generation = None;
+        crate::pkg::fetch::sha256(&without.to_canonical())
+    }
+
+    /// The generation id (checked by [`Manifest::check`]).
+    pub fn id(&self) -> &str {
+        self.generation.as_deref().unwrap_or("")
+    }
+
+    /// Checks what the types cannot: the version, ids of 64 hex digits, component names of
+    /// lowercase letters and digits, bundle paths relative and plain, host paths absolute and
+    /// plain, every path a component names listed in `files`.
+    pub fn check(&self) -> Result<()> {
+        if self.version != VERSION {
+            bail!(
+                "format version {} (this infragen reads version {VERSION}); rebuild the bundle with this infragen",
+                self.version
+            );
+        }
+        if !self.generation.as_deref().is_some_and(is_hex64) {
+            bail!("`generation`: not 64 lowercase hex digits");
+        }
+        if self.host.is_empty() || !self.host.bytes().all(|b| b.is_ascii_graphic()) {
+            bail!("`host`: `{}` is not a host name or address", self.host);
+        }
+        for (path, f) in &self.files {
+            if !plain_relative(path) || path == "manifest.json" || path == SIGNATURE {
+                bail!("`files`: `{path}` is not a plain relative path of a bundle file");
+            }
+            if f.mode & 0o022 != 0 {
+                bail!(
+                    "`files.{path}`: mode {:04o} is group- or world-writable",
+                    f.mode
+                );
+            }
+        }
+        for (name, c) in &self.components {
+            let at = |field: &str| format!("`components.{name}.{field}`");
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            {
+                bail!("component name `{name}` is not lowercase letters and digits");
+            }
+            if !is_hex64(&c.root) {
+                bail!("{}: not 64 lowercase hex digits", at("root"));
+            }
+            if c.reference != format!("infra-{name}") {
+                bail!("{}: `{}` is not `infra-{name}`", at("ref"), c.reference);
+            }
+            if c.unit != format!("infra-{name}.service") {
+                bail!("{}: `{}` is not `infra-{name}.service`", at("unit"), c.unit);
+            }
+            for v in &c.data {
+                if !plain_absolute(&v.host) {
+                    bail!("{}: `{}` is not a plain absolute path", at("data.host"), v.host);
+                }
+                if !plain_absolute(&v.path) {
+                    bail!("{}: `{}` is not a plain absolute path", at("data.path"), v.path);
+                }
+            }
+            for d in &c.config_dirs {
+                if !plain_absolute(d) {
+                    bail!("{}: `{d}` is not a plain absolute path", at("config_dirs"));
+                }
+            }
+            for s in &c.secrets {
+                if !plain_relative(s) || s.contains('/') {
+                    bail!("{}: `{s}` is not a plain file name", at("secrets"));
+                }
+                let path = format!("secrets/{name}/{s}");
+                if !self.files.contains_key(&path) {
+                    bail!("{}: `{path}` is not among the bundle's files", at("secrets"));
+                }
+            }
+            let r = &c.runtimes;
+            for (field, path) in [
+                ("runtimes.unit", &r.unit),
+                ("runtimes.nspawn", &r.nspawn),
+                ("runtimes.portable", &r.portable),
+                ("runtimes.podman", &r.podman),
+            ] {
+                if !self.files.contains_key(path) {
+                    bail!("{}: `{path}` is not among the bundle's files", at(field));
+                }
+            }
+            for d in std::iter::once(&c.image)
+                .chain(&c.root_layers)
+                .chain(std::iter::once(&c.config_layer))
+            {
+                let path = format!("oci/blobs/sha256/{}", d.hex());
+                if !self.files.contains_key(&path) {
+                    bail!("{}: blob {d} is not among the bundle's files", at("image"));
+                }
+            }
+            if !matches!(c.reload.on.as_str(), "config" | "never") {
+                bail!("{}: `{}` is not `config` or `never`", at("reload.on"), c.reload.on);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The signature file beside `manifest.json`.
+pub const SIGNATURE: &str = "manifest.sig";
+
+#[cfg(test)]
+mod tests {
+    use super::{Digest, FileEntry};
+
+    #[test]
+    fn digests_and_modes_are_strict() {
+        assert!(Digest::parse(&format!("sha256:{}", "a".repeat(64))).is_ok());
+        for bad in [
+            "sha256:".to_owned(),
+            format!("sha256:{}", "A".repeat(64)),
+            format!("sha512:{}", "a".repeat(64)),
+            "a".repeat(64),
+        ] {
+            assert!(Digest::parse(&bad).is_err(), "{bad}");
+        }
+        let d = format!("sha256:{}", "a".repeat(64));
+        let ok: FileEntry = serde_json::from_str(&format!(
+            r#"{{"digest":"{d}","mode":"0640","uid":0,"gid":0}}"#
+        ))
+        .unwrap();
+        assert_eq!(ok.mode, 0o640);
+        for bad in [
+            format!(r#"{{"digest":"{d}","mode":"4755","uid":0,"gid":0}}"#),
+            format!(r#"{{"digest":"{d}","mode":"644","uid":0,"gid":0}}"#),
+            format!(r#"{{"digest":"{d}","mode":"0644","uid":0}}"#),
+            format!(r#"{{"digest":"{d}","mode":"0644","uid":0,"gid":0,"x":1}}"#),
+        ] {
+            assert!(serde_json::from_str::<FileEntry>(&bad).is_err(), "{bad}");
+        }
+    }
+}
