@@ -5,10 +5,11 @@
 //! `endpoint`. Entries without a domain render nothing, as in Pigsty.
 //!
 //! The types, [`nginx`] and the basic-auth users live here; `entries` reads and checks the
-//! `infra_portal` entries, `cards` the home-page service cards.
+//! `infra_portal` entries, [`nginx_lex`] reads nginx syntax, `cards` the home-page service cards.
 
 mod cards;
 mod entries;
+pub mod nginx_lex;
 
 use super::check;
 use super::read::Reader;
