@@ -389,7 +389,7 @@ fn cases() -> Vec<Case> {
             with_app(r#"domain: a.pigsty, endpoint: "10.0.0.1:80", config: "} server { listen 81;""#),
             &[
                 "error: {file}: 1 problem in profile",
-                "  all.vars.infra_portal.app.config (host `10.0.0.1`): unbalanced `}` would close the server block",
+                "  all.vars.infra_portal.app.config (host `10.0.0.1`): line 1: unexpected `}`: it closes a block this text did not open",
             ],
         ),
         case(
@@ -397,7 +397,112 @@ fn cases() -> Vec<Case> {
             with_app(r#"domain: a.pigsty, path: /www/a, config: "include /etc/passwd;""#),
             &[
                 "error: {file}: 1 problem in profile",
-                "  all.vars.infra_portal.app.config (host `10.0.0.1`): directive `include` is not allowed in `config`",
+                "  all.vars.infra_portal.app.config (host `10.0.0.1`): line 1: directive `include` is not allowed in a portal entry's config (docs/portal-config.md lists the allowed ones)",
+            ],
+        ),
+        case(
+            "portal: config: a quoted `{` then `}` closes the server block",
+            with_app(r#"domain: a.pigsty, endpoint: "10.0.0.1:80", config: 'add_header X "{"; } "server" { listen 81; location / { root /; } }'"#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infra_portal.app.config (host `10.0.0.1`): line 1: unexpected `}`: it closes a block this text did not open",
+            ],
+        ),
+        case(
+            "portal: config: a quoted `server` directive",
+            with_app(r#"domain: a.pigsty, endpoint: "10.0.0.1:80", config: '"server" { listen 81; location / { root /; } }'"#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infra_portal.app.config (host `10.0.0.1`): line 1: directive `server` is not allowed in a portal entry's config (docs/portal-config.md lists the allowed ones)",
+            ],
+        ),
+        case(
+            "portal: config: `include` of nginx's own files",
+            with_app(r#"domain: a.pigsty, endpoint: "10.0.0.1:80", config: "location /x { include /etc/nginx/conf.d/*.conf; }""#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infra_portal.app.config (host `10.0.0.1`): line 1: directive `include` is not allowed in a portal entry's config (docs/portal-config.md lists the allowed ones)",
+            ],
+        ),
+        case(
+            "portal: config: a `#` comment hides a `}`",
+            with_app(r#"domain: a.pigsty, endpoint: "10.0.0.1:80", config: "location /x {\n  return 200; # }\n""#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infra_portal.app.config (host `10.0.0.1`): line 1: the `{` of `location` is never closed",
+            ],
+        ),
+        case(
+            "portal: config: a single-quoted `}`",
+            with_app(r#"domain: a.pigsty, endpoint: "10.0.0.1:80", config: "location /x { add_header X '}';""#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infra_portal.app.config (host `10.0.0.1`): line 1: the `{` of `location` is never closed",
+            ],
+        ),
+        case(
+            "portal: config: an escaped quote does not end a string",
+            with_app(r#"domain: a.pigsty, endpoint: "10.0.0.1:80", config: 'add_header X "a\"; }"; }'"#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infra_portal.app.config (host `10.0.0.1`): line 1: unexpected `}`: it closes a block this text did not open",
+            ],
+        ),
+        case(
+            "portal: config: an escaped backslash ends a string",
+            with_app(r#"domain: a.pigsty, endpoint: "10.0.0.1:80", config: 'add_header X "a\\"; } "server" { listen 81;'"#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infra_portal.app.config (host `10.0.0.1`): line 1: unexpected `}`: it closes a block this text did not open",
+            ],
+        ),
+        case(
+            "portal: config: an unterminated quote",
+            with_app(r#"domain: a.pigsty, endpoint: "10.0.0.1:80", config: 'add_header X "a; }'"#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infra_portal.app.config (host `10.0.0.1`): line 1: unterminated `\"` string",
+            ],
+        ),
+        case(
+            "portal: config: `load_module`",
+            with_app(r#"domain: a.pigsty, endpoint: "10.0.0.1:80", config: "load_module /usr/lib/nginx/modules/ngx_stream_module.so;""#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infra_portal.app.config (host `10.0.0.1`): line 1: directive `load_module` is not allowed in a portal entry's config (docs/portal-config.md lists the allowed ones)",
+            ],
+        ),
+        case(
+            "portal: config: a `*_by_lua_block`",
+            with_app(r#"domain: a.pigsty, endpoint: "10.0.0.1:80", config: "location /x { access_by_lua_block { ngx.exit(200); } }""#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infra_portal.app.config (host `10.0.0.1`): line 1: directive `access_by_lua_block` is not allowed in a portal entry's config (docs/portal-config.md lists the allowed ones)",
+            ],
+        ),
+        case(
+            "portal: config: a last directive without `;`",
+            with_app(r#"domain: a.pigsty, endpoint: "10.0.0.1:80", config: "client_max_body_size 10m; gzip on""#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infra_portal.app.config (host `10.0.0.1`): line 1: directive `gzip` does not end with `;`",
+            ],
+        ),
+        case(
+            "portal: config: `root` outside the nginx home",
+            with_app(r#"domain: a.pigsty, endpoint: "10.0.0.1:80", config: "location /x { root /etc; }""#),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infra_portal.app.config (host `10.0.0.1`): line 1: `root /etc` is outside the nginx home and this entry's path (`/www`)",
+            ],
+        ),
+        case(
+            "portal: config: every refused directive, by line",
+            with_app(r#"domain: a.pigsty, path: /www/a, config: "listen 81;\nlocation / {\n  alias /;\n}""#),
+            &[
+                "error: {file}: 2 problems in profile",
+                "  all.vars.infra_portal.app.config (host `10.0.0.1`): line 1: directive `listen` is not allowed in a portal entry's config (docs/portal-config.md lists the allowed ones)",
+                "  all.vars.infra_portal.app.config (host `10.0.0.1`): line 3: directive `alias` is not allowed in a portal entry's config (docs/portal-config.md lists the allowed ones); use `root`, which appends the request path and so cannot be escaped with `..`",
             ],
         ),
         case(

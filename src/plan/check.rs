@@ -101,50 +101,6 @@ pub fn nginx_quoted(s: &str) -> Result<(), String> {
     }
 }
 
-/// Raw nginx text appended to a server block (`config`): balanced braces, no code loading.
-pub fn nginx_snippet(s: &str) -> Result<(), String> {
-    if let Some(c) = s
-        .chars()
-        .find(|c| c.is_control() && *c != '\n' && *c != '\t')
-    {
-        return Err(format!("control character {c:?} is not allowed"));
-    }
-    let mut depth = 0i32;
-    for c in s.chars() {
-        match c {
-            '{' => depth += 1,
-            '}' => {
-                depth -= 1;
-                if depth < 0 {
-                    return Err("unbalanced `}` would close the server block".to_owned());
-                }
-            }
-            _ => {}
-        }
-    }
-    if depth != 0 {
-        return Err("unbalanced `{`".to_owned());
-    }
-    for word in s.split(|c: char| c.is_whitespace() || c == ';' || c == '{' || c == '}') {
-        let w = word.to_ascii_lowercase();
-        if [
-            "load_module",
-            "ssl_engine",
-            "include",
-            "server",
-            "perl",
-            "perl_modules",
-            "js_import",
-        ]
-        .contains(&w.as_str())
-            || w.contains("_by_lua")
-        {
-            return Err(format!("directive `{word}` is not allowed in `config`"));
-        }
-    }
-    Ok(())
-}
-
 /// A hostname label usable in a DNS hosts file and as a file name.
 pub fn hostname(s: &str) -> Result<(), String> {
     domain(s).and_then(|()| {
@@ -183,10 +139,6 @@ mod tests {
             (flag, "-retentionPeriod=15d", true),
             (flag, "retention", false),
             (flag, "-a=$HOME", false),
-            (nginx_snippet, "location /x { return 200; }", true),
-            (nginx_snippet, "} server { listen 81; ", false),
-            (nginx_snippet, "include /etc/passwd;", false),
-            (nginx_snippet, "content_by_lua_block { }", false),
             (nginx_quoted, "Pigsty Home Auth", true),
             (nginx_quoted, "a\"b", false),
             (no_control, "a\nb", false),

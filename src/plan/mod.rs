@@ -21,7 +21,7 @@ use crate::profile::Inventory;
 pub use components::{
     Alertmanager, Blackbox, Chrony, Datasource, Dnsmasq, Grafana, Victoria, Vmalert, Vmetrics,
 };
-pub use portal::{Card, Nginx, Portal, PortalKind, SslMode};
+pub use portal::{nginx_lex, Card, Nginx, Portal, PortalKind, SslMode};
 pub use targets::{TargetGroup, Targets};
 
 use read::Reader;

@@ -1,10 +1,10 @@
 //! `infra_portal`: every entry read into a [`Portal`] and checked key by key (unknown keys,
-//! domains, paths, auth, log, raw config, upstream endpoint), a domain served twice, and the
-//! `home` entry the default server needs.
+//! domains, paths, auth, log, raw config through `config`, upstream endpoint), a domain served
+//! twice, and the `home` entry the default server needs.
 
 use serde_yaml::Value;
 
-use super::{Portal, PortalKind, SslMode};
+use super::{config, Portal, PortalKind, SslMode};
 use crate::keypath;
 use crate::plan::check;
 use crate::plan::read::Reader;
@@ -225,13 +225,6 @@ fn entry_portal(
             ok = false;
         }
     }
-    let config = string_multiline(r, get("config"), &keypath::join(path, "config"));
-    if let Some(c) = &config {
-        if let Err(e) = check::nginx_snippet(c) {
-            r.problem(&keypath::join(path, "config"), e);
-            ok = false;
-        }
-    }
     let enforce_https = name != "home" && flag(r, "enforce_https", false);
     if enforce_https && sslmode == SslMode::Disable {
         r.problem(
@@ -274,6 +267,21 @@ fn entry_portal(
         );
         return None;
     };
+    let config = string_multiline(r, get("config"), &keypath::join(path, "config"));
+    if let Some(c) = &config {
+        let entry_root = match &kind {
+            PortalKind::Home { root, .. } | PortalKind::Path { root, .. } => Some(root.as_str()),
+            PortalKind::Endpoint { .. } => None,
+        };
+        let roots = config::Roots {
+            home: home_root,
+            path: entry_root,
+        };
+        for e in config::check(c, &roots) {
+            r.problem(&keypath::join(path, "config"), e);
+            ok = false;
+        }
+    }
     ok.then(|| Portal {
         name: name.to_owned(),
         domain,

@@ -5,10 +5,13 @@
 //! `endpoint`. Entries without a domain render nothing, as in Pigsty.
 //!
 //! The types, [`nginx`] and the basic-auth users live here; `entries` reads and checks the
-//! `infra_portal` entries, `cards` the home-page service cards.
+//! `infra_portal` entries, `config` holds an entry's raw nginx `config` to an allow-list,
+//! [`nginx_lex`] reads nginx syntax, `cards` the home-page service cards.
 
 mod cards;
+mod config;
 mod entries;
+pub mod nginx_lex;
 
 use super::check;
 use super::read::Reader;
@@ -80,7 +83,7 @@ pub struct Portal {
     pub realm: Option<String>,
     /// Access log file name under `/var/log/nginx/`.
     pub log: Option<String>,
-    /// Raw nginx text appended to the server block.
+    /// Raw nginx text appended to the server block, checked by `config` (docs/portal-config.md).
     pub config: Option<String>,
 }
 

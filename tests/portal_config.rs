@@ -1,0 +1,242 @@
+//! A portal entry's `config` stays inside its server block (docs/portal-config.md).
+//!
+//! For every profile of the corpus — the built-in profiles, the Pigsty fixtures, and
+//! `tests/portal-config.yml`, which carries every kind of accepted snippet — the rendered nginx
+//! configuration, read with nginx's lexical rules, holds exactly the server blocks the portal
+//! defines: one per entry, plus its HTTP redirect server when HTTPS is enforced; server blocks
+//! only at the top of `conf.d` files; each entry's `config` as the last directives of its own
+//! server block. `nginx -t` accepts the snippet profile. The negative canary: the quote trick
+//! this check was written against, planted past the plan, passes `nginx -t` and fails the count.
+
+use std::path::PathBuf;
+
+use infragen::plan::nginx_lex::{parse, Directive};
+use infragen::plan::{self, Component, Plan, PortalKind, SslMode};
+use infragen::profile;
+use infragen::render;
+use infragen::tree::Tree;
+use infragen::validate::{self, Outcome};
+
+fn snippets() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/portal-config.yml")
+        .display()
+        .to_string()
+}
+
+fn corpus() -> Vec<String> {
+    let mut names: Vec<String> = profile::BUILTIN
+        .iter()
+        .map(|(n, _)| (*n).to_owned())
+        .collect();
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/pigsty");
+    for f in [
+        "meta.yml",
+        "ha-trio.yml",
+        "ha-full.yml",
+        "ha-dual.yml",
+        "infra.yml",
+    ] {
+        names.push(fixtures.join(f).display().to_string());
+    }
+    names.push(snippets());
+    names
+}
+
+fn plan_of(name: &str) -> Plan {
+    let inv = profile::load(name, &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
+    plan::resolve(&inv).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn text(tree: &Tree, path: &str) -> String {
+    let entry = tree.get(path).unwrap_or_else(|| panic!("no {path}"));
+    String::from_utf8(entry.data.clone()).expect("utf-8")
+}
+
+/// Every `server` block nested anywhere below `ds` (`depth` blocks deep), as error lines.
+fn nested_servers(ds: &[Directive], depth: usize, file: &str, out: &mut Vec<String>) {
+    for d in ds {
+        if let Some(inner) = &d.block {
+            if d.name == "server" && depth > 0 {
+                out.push(format!("{file}:{}: a `server` block {depth} deep", d.line));
+            }
+            nested_servers(inner, depth + 1, file, out);
+        }
+    }
+}
+
+/// Everything wrong with the server blocks of `tree` against the portal of `plan`.
+fn server_problems(plan: &Plan, tree: &Tree) -> Vec<String> {
+    let mut problems = Vec::new();
+    for h in &plan.hosts {
+        let Some(n) = &h.nginx else { continue };
+        let base = format!("{}/nginx/etc/nginx", h.ip);
+        let main = parse(&text(tree, &format!("{base}/nginx.conf"))).expect("nginx.conf parses");
+        let top: Vec<&str> = main
+            .iter()
+            .filter(|d| d.block.is_some())
+            .map(|d| d.name.as_str())
+            .collect();
+        if top != ["events", "http"] {
+            problems.push(format!("{base}/nginx.conf: top-level blocks {top:?}"));
+        }
+        nested_servers(&main, 0, "nginx.conf", &mut problems);
+        if main.iter().any(|d| d.name == "server") {
+            problems.push(format!("{base}/nginx.conf: a `server` block"));
+        }
+
+        let conf_d = format!("{base}/conf.d/");
+        let mut found = 0;
+        for (path, entry) in tree.iter() {
+            let Some(file) = path.strip_prefix(&conf_d) else {
+                continue;
+            };
+            let body = String::from_utf8(entry.data.clone()).expect("utf-8");
+            let ds = match parse(&body) {
+                Ok(ds) => ds,
+                Err(e) => {
+                    problems.push(format!("{file}: {e}"));
+                    continue;
+                }
+            };
+            nested_servers(&ds, 0, file, &mut problems);
+            for d in &ds {
+                match (d.name.as_str(), &d.block) {
+                    ("server", Some(_)) => found += 1,
+                    ("upstream", Some(_)) => {}
+                    (name, _) => problems.push(format!("{file}:{}: top-level `{name}`", d.line)),
+                }
+            }
+            let name = file
+                .strip_suffix(".conf")
+                .expect("conf.d files end in .conf");
+            let Some(p) = n.portal.iter().find(|p| p.name == name) else {
+                problems.push(format!("{file}: no portal entry `{name}`"));
+                continue;
+            };
+            // the entry's own server block: its names, then its `config` last
+            let Some(server) = ds.iter().find(|d| d.name == "server") else {
+                continue;
+            };
+            let inner = server.block.as_deref().unwrap_or_default();
+            let mut names = vec![p.domain.clone()];
+            names.extend(p.domains.iter().cloned());
+            if !inner
+                .iter()
+                .any(|d| d.name == "server_name" && d.args == names)
+            {
+                problems.push(format!("{file}: no `server_name {}`", names.join(" ")));
+            }
+            if let Some(config) = &p.config {
+                let ends_with_config = parse(config).is_ok_and(|want| {
+                    let tail = &inner[inner.len().saturating_sub(want.len())..];
+                    same(tail, &want)
+                });
+                if !ends_with_config {
+                    problems.push(format!(
+                        "{file}: the server block does not end with the entry's config"
+                    ));
+                }
+            }
+        }
+        let https = n.sslmode != SslMode::Disable;
+        let expected: usize = n
+            .portal
+            .iter()
+            .map(|p| {
+                let home = matches!(p.kind, PortalKind::Home { .. });
+                let redirect = !home && https && (n.sslmode == SslMode::Enforce || p.enforce_https);
+                1 + usize::from(redirect)
+            })
+            .sum();
+        if found != expected {
+            problems.push(format!(
+                "{}: {found} server blocks for {} portal entries ({expected} expected)",
+                h.ip,
+                n.portal.len()
+            ));
+        }
+    }
+    problems
+}
+
+/// The same directives, lines aside (the rendered file numbers them differently).
+fn same(a: &[Directive], b: &[Directive]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.name == y.name
+                && x.args == y.args
+                && match (&x.block, &y.block) {
+                    (Some(p), Some(q)) => same(p, q),
+                    (None, None) => true,
+                    _ => false,
+                }
+        })
+}
+
+#[test]
+fn every_accepted_config_renders_exactly_the_portal_server_blocks() {
+    let mut configs = 0;
+    for name in corpus() {
+        let plan = plan_of(&name);
+        let tree = render::plan(&plan).unwrap();
+        let problems = server_problems(&plan, &tree);
+        assert!(problems.is_empty(), "{name}:\n{}", problems.join("\n"));
+        configs += plan
+            .hosts
+            .iter()
+            .filter_map(|h| h.nginx.as_ref())
+            .flat_map(|n| &n.portal)
+            .filter(|p| p.config.is_some())
+            .count();
+    }
+    // the snippet profile's six entries with `config` were all checked
+    assert!(configs >= 6, "{configs} configs");
+}
+
+/// The nginx checker's verdict on `plan` rendered into `tree`.
+fn nginx_t(plan: &Plan, tree: &Tree) -> Outcome {
+    let report = validate::tree(plan, tree).unwrap();
+    report
+        .checks
+        .iter()
+        .find(|c| c.component == Component::Nginx)
+        .expect("nginx is checked")
+        .outcome
+        .clone()
+}
+
+#[test]
+fn nginx_accepts_every_accepted_config() {
+    let plan = plan_of(&snippets());
+    let tree = render::plan(&plan).unwrap();
+    assert_eq!(nginx_t(&plan, &tree), Outcome::Accepted);
+}
+
+/// What the old brace count let through: a quoted `{` balances the `}` that closes the server
+/// block, and a quoted `server` opens another one serving `/` of the host. Planted past the plan,
+/// `nginx -t` accepts it (it checks syntax, not intent); the count above refuses it.
+#[test]
+fn negative_canary_an_escaped_server_block_passes_nginx_and_fails_the_count() {
+    let mut plan = plan_of("single-node");
+    let h = &mut plan.hosts[0];
+    let p = h
+        .nginx
+        .as_mut()
+        .unwrap()
+        .portal
+        .iter_mut()
+        .find(|p| p.name == "home")
+        .expect("single-node has a home entry");
+    p.config = Some(
+        "add_header X \"{\"; }\n\"server\" { listen 127.0.0.1:8081; location / { root /; autoindex on; }"
+            .to_owned(),
+    );
+    let tree = render::plan(&plan).unwrap();
+    assert_eq!(nginx_t(&plan, &tree), Outcome::Accepted);
+    let problems = server_problems(&plan, &tree);
+    assert!(
+        problems.iter().any(|m| m.contains("server blocks for")),
+        "{problems:?}"
+    );
+}
