@@ -137,14 +137,15 @@ impl Root {
         } else {
             rel
         };
-        rustix::fs::openat2(&self.fd, rel, flags | OFlags::CLOEXEC, mode, self.resolve())
-            .map_err(|e| {
+        rustix::fs::openat2(&self.fd, rel, flags | OFlags::CLOEXEC, mode, self.resolve()).map_err(
+            |e| {
                 if e == Errno::LOOP || e == Errno::XDEV {
                     std::io::Error::other("a symlink on the way, which infragen does not follow")
                 } else {
                     io(e)
                 }
-            })
+            },
+        )
     }
 
     /// The parent directory of `rel` (opened as a path handle) and its last component.
@@ -183,7 +184,8 @@ impl Root {
             Ok(fd) => fd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
-                return Err(e).with_context(|| format!("{}: opening its directory", self.shown(rel)))
+                return Err(e)
+                    .with_context(|| format!("{}: opening its directory", self.shown(rel)))
             }
         };
         match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
@@ -227,10 +229,20 @@ impl Root {
         let mut p = PathBuf::new();
         for c in rel.components() {
             p.push(c);
-            if self.meta(&p)?.is_some_and(|m| m.kind == Kind::Dir) {
-                continue;
+            match self.meta(&p)? {
+                Some(m) if m.kind == Kind::Dir => {}
+                // An operator's link to a directory, resolved inside the root.
+                Some(m) if m.kind == Kind::Symlink && self.links == Links::InRoot => {
+                    self.open_at(&p, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())
+                        .with_context(|| {
+                            format!(
+                                "{}: a link that is not a directory in the root",
+                                self.shown(&p)
+                            )
+                        })?;
+                }
+                _ => self.mkdir(&p, mode)?,
             }
-            self.mkdir(&p, mode)?;
         }
         Ok(())
     }
@@ -495,10 +507,14 @@ mod tests {
             assert!(r.chmod(Path::new(link), 0o777).is_err(), "{link}");
         }
         assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
-        // In-root resolution follows links, but only inside the root.
+        // In-root resolution follows links, but only inside the root: `abs` means
+        // `<root>/<outside>`, which does not exist; `in` means `<root>/real`.
         let r = Root::open(&root, Links::InRoot).unwrap();
-        r.mkdir_all(Path::new("abs/x"), 0o755).unwrap();
-        assert!(root.join(outside.strip_prefix("/").unwrap()).join("x").is_dir());
+        assert!(r.mkdir_all(Path::new("abs/x"), 0o755).is_err());
+        fs::create_dir(root.join("real")).unwrap();
+        std::os::unix::fs::symlink("/real", root.join("in")).unwrap();
+        r.mkdir_all(Path::new("in/x/y"), 0o755).unwrap();
+        assert!(root.join("real/x/y").is_dir());
         assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
         assert!(r.remove(Path::new("abs")).is_ok());
         assert!(outside.is_dir());
@@ -514,7 +530,11 @@ mod tests {
         let m = r.meta(Path::new("a/b/f")).unwrap().unwrap();
         assert_eq!((m.kind, m.mode, m.size), (Kind::File, 0o640, 5));
         assert_eq!(
-            fs::metadata(t.path().join("a/b")).unwrap().permissions().mode() & 0o7777,
+            fs::metadata(t.path().join("a/b"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777,
             0o700
         );
         assert_eq!(r.read(Path::new("a/b/f")).unwrap(), b"again");

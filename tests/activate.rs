@@ -33,6 +33,8 @@ struct Bundles {
     a: PathBuf,
     b: PathBuf,
     old: PathBuf,
+    /// A without nginx.
+    gone: PathBuf,
 }
 
 fn bundles() -> &'static Bundles {
@@ -81,11 +83,18 @@ fn bundles() -> &'static Bundles {
         let old_text = text.replace("version: v4.5.0", "version: v4.4.0");
         assert_ne!(old_text, text);
         let old = build("old", &old_text);
+        let gone_text = text.replace(
+            "\n    vmetrics_scrape_interval: 10s",
+            "\n    nginx_enabled: false\n    vmetrics_scrape_interval: 10s",
+        );
+        assert_ne!(gone_text, text);
+        let gone = build("gone", &gone_text);
         Bundles {
             _dir: dir,
             a,
             b,
             old,
+            gone,
         }
     })
 }
@@ -306,7 +315,7 @@ fn a_flipped_byte_anywhere_in_a_bundle_is_refused_and_the_host_is_unchanged() {
         // The manifest is covered by the signature; every other file by its digest.
         assert!(
             err.contains("does not verify; nothing was changed")
-                || (f.ends_with("manifest.json")
+                || ((f.ends_with("manifest.json") || f.ends_with("manifest.sig"))
                     && err.contains("is refused; nothing was changed")),
             "{err}"
         );
@@ -827,4 +836,171 @@ fn a_bundle_archive_cannot_link_outside_its_directory() {
         );
         assert!(!host.exists(), "{case}: touched the host");
     }
+}
+
+/// Every regular file below `dir` whose path has a `secrets` component, with its mode.
+fn secret_files(dir: &Path) -> Vec<(PathBuf, u32)> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().components().any(|c| c.as_os_str() == "secrets"))
+        .map(|e| {
+            let mode = e.path().symlink_metadata().unwrap().permissions().mode() & 0o7777;
+            (e.path().to_path_buf(), mode)
+        })
+        .collect()
+}
+
+/// A transit that makes every file world-writable and readable (`chmod -R a+rwX`, as zip,
+/// `rsync --chmod` or CI artifact stores do) changes nothing on the host: modes and owners come
+/// from the signed manifest, so secrets are 0600 in 0700 directories and `nobody` reads none.
+#[test]
+fn modes_come_from_the_manifest_and_nobody_reads_a_secret() {
+    use std::os::unix::fs::MetadataExt;
+    let b = bundles();
+    let copy = tempfile::tempdir().unwrap();
+    let bundle = copy.path().join("bundle");
+    copy_tree(&b.a, &bundle);
+    ok(
+        &Command::new("chmod")
+            .args(["-R", "a+rwX"])
+            .arg(&bundle)
+            .output()
+            .unwrap(),
+        "chmod",
+    );
+    assert_eq!(
+        fs::metadata(bundle.join("secrets/nginx/pigsty.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o066,
+        0o066,
+        "the transit made the secret world-readable and writable"
+    );
+    let host = tempfile::tempdir().unwrap();
+    // Traversable by anyone, so that only the secrets' own modes keep `nobody` out.
+    fs::set_permissions(host.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    ok(&activate(&bundle, host.path(), &[]), "activate");
+    let state = host.path().join("var/lib/infragen");
+    let secrets = secret_files(&state);
+    assert!(secrets.len() >= 8, "secrets found on the host: {secrets:?}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(b.a.join("manifest.json")).unwrap()).unwrap();
+    let root = infragen_is_root();
+    for (path, mode) in &secrets {
+        let name = path.file_name().unwrap().to_string_lossy();
+        let meta = path.symlink_metadata().unwrap();
+        if meta.is_dir() {
+            assert_eq!(*mode, 0o700, "{}", path.display());
+        } else {
+            assert_eq!(*mode, 0o600, "{}", path.display());
+        }
+        // Owned by the component's user (root runs the test in CI; owners need root).
+        let component = path
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if root && meta.is_file() {
+            if let Some(uid) = manifest["components"][&component]["user"]["uid"].as_u64() {
+                assert_eq!(u64::from(meta.uid()), uid, "{}", path.display());
+            }
+        }
+        if root && meta.is_file() {
+            let as_nobody = Command::new("setpriv")
+                .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "cat"])
+                .arg(path)
+                .output()
+                .unwrap();
+            assert!(
+                !as_nobody.status.success(),
+                "nobody read {} ({name})",
+                path.display()
+            );
+        }
+    }
+    if root {
+        // The check above can fail: nobody reads a file that is not a secret.
+        let unit = state.join("current/units/infra-nginx.service");
+        let as_nobody = Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "cat"])
+            .arg(&unit)
+            .output()
+            .unwrap();
+        ok(&as_nobody, "nobody reads a unit");
+    }
+    // Every other file of the bundle lands with the manifest's mode, not the transit's.
+    for (rel, entry) in manifest["files"].as_object().unwrap() {
+        if rel.starts_with("oci/blobs/") {
+            continue;
+        }
+        let on_host = state.join("current").join(rel);
+        let want = u32::from_str_radix(entry["mode"].as_str().unwrap(), 8).unwrap();
+        let got = on_host.symlink_metadata().unwrap().permissions().mode() & 0o7777;
+        assert_eq!(got, want, "{rel}");
+    }
+}
+
+fn infragen_is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// A component removed from the profile takes its live configuration and credentials with it.
+#[test]
+fn a_removed_component_leaves_no_configuration_or_credentials() {
+    let b = bundles();
+    let host = tempfile::tempdir().unwrap();
+    let state = host.path().join("var/lib/infragen");
+    ok(&activate(&b.a, host.path(), &[]), "activate A");
+    assert!(state.join("live/nginx").is_dir());
+    assert!(state.join("secrets/nginx/pigsty.key").is_file());
+    let out = ok(
+        &activate(&b.gone, host.path(), &[]),
+        "activate without nginx",
+    );
+    assert!(
+        out.contains("stop    infra-nginx.service (removed)"),
+        "{out}"
+    );
+    assert!(
+        !state.join("live/nginx").exists(),
+        "live config left behind"
+    );
+    assert!(
+        !state.join("secrets/nginx").exists(),
+        "credentials left behind"
+    );
+    assert!(
+        state.join("secrets/vmetrics").is_dir(),
+        "another component's credentials removed"
+    );
+}
+
+/// A failure after `current` moved (here the disk fills when the history is written) goes
+/// through the health gate's rollback, and the error names what failed.
+#[test]
+fn a_full_disk_after_the_switch_rolls_back() {
+    let b = bundles();
+    let host = tempfile::tempdir().unwrap();
+    ok(&activate(&b.a, host.path(), &[]), "activate A");
+    enrol(host.path(), "127.0.40.10");
+    let o = Command::new(env!("CARGO_BIN_EXE_infragen"))
+        .args(["activate", b.b.to_str().unwrap(), "--root"])
+        .arg(host.path())
+        .env("INFRAGEN_FAILPOINT", "history-enospc")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("the generation could not be installed: recording")
+            && err.contains("No space left on device")
+            && err.contains("rolled back to generation"),
+        "{err}"
+    );
+    assert_eq!(current(host.path()).unwrap(), generation_of(&b.a));
 }

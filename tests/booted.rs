@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{dns_a, ntp, ok, root};
+use common::{dns_a, enrol, ntp, ok, root, signing_key};
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -176,6 +176,10 @@ impl Booted {
 
     /// `activate_with`, with `VAR=value` settings in the environment of `infragen`.
     fn activate_env(&self, bundle: &Path, name: &str, runtime: &str, env: &[&str]) -> Output {
+        // Signing on: the host trusts the test key and knows its own name, as an enrolled host.
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
+        enrol(&self.dir.join("root"), manifest["host"].as_str().unwrap());
         let inside = self.dir.join("root/root").join(name);
         let _ = fs::remove_dir_all(&inside);
         let o = Command::new("cp")
@@ -270,6 +274,8 @@ fn build_hosts(dir: &Path, name: &str, text: &str) -> Vec<PathBuf> {
             lock.to_str().unwrap(),
             "--pki",
             pki.to_str().unwrap(),
+            "--sign-key",
+            signing_key().0.to_str().unwrap(),
         ])
         .output()
         .unwrap();

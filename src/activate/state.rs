@@ -37,6 +37,19 @@ pub fn fail_point(name: &str) {
     }
 }
 
+/// Fails like a full disk at a named point when `INFRAGEN_FAILPOINT` names it (tests of the
+/// error paths after the switch; the process goes on and must roll back). Once per process:
+/// the rollback that follows finds room again, as after a transient full disk.
+pub fn fail_io(name: &str) -> std::io::Result<()> {
+    static FIRED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if std::env::var("INFRAGEN_FAILPOINT").is_ok_and(|v| v == name)
+        && !FIRED.swap(true, std::sync::atomic::Ordering::SeqCst)
+    {
+        return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+    }
+    Ok(())
+}
+
 /// fsyncs a file or directory.
 pub fn sync_path(path: &Path) -> Result<()> {
     let f =
