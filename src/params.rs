@@ -82,7 +82,7 @@ pub const PARAMS: &[Param] = &[
     p("nginx_cert_validity", "397d", "validity of the nginx server certificate"),
     p("nginx_home", "/www", "web root (the local repository lives below it)"),
     p("nginx_data", "/data/nginx", "directory behind the web root on the host"),
-    p("nginx_users", "{}", "basic-auth users `{name: password}` (secret)"),
+    p("nginx_users", "{}", "basic-auth users `{name: password}` (secret; nginx gets SHA-512 crypt hashes)"),
     p("nginx_port", "80", "HTTP port"),
     p("nginx_ssl_port", "443", "HTTPS port"),
     p("certbot_sign", "false", "accepted; ACME signing is not done by infragen"),

@@ -3,14 +3,68 @@
 //! Paths are relative, `/`-separated, sorted (`BTreeMap`), so writing and hashing are
 //! deterministic. Writing is all or nothing: the tree goes to a temporary directory beside the
 //! target, which is then renamed into place.
+//!
+//! Only a directory infragen wrote is ever replaced: every output directory carries the marker
+//! file [`MARKER`], and a target that exists must be empty or hold it ([`check_out`]), the way
+//! cargo and mkosi refuse to overwrite what they did not create.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+
+/// The file, directly in an output directory, that says infragen wrote the directory. It sits
+/// beside the per-host bundles, never inside one (a bundle lists every file it holds).
+pub const MARKER: &str = ".infragen-out";
+
+/// The marker's content; a marker is recognised by its first line.
+const MARKER_TEXT: &str = "infragen output directory: `infragen render` and `infragen build` replace it whole; keep nothing else here\n";
+
+/// Why an output directory may not be replaced.
+#[derive(Debug, thiserror::Error)]
+pub enum OutError {
+    /// The directory holds files and no marker: it is someone else's.
+    #[error("--out {}: the directory holds files infragen did not write; nothing was changed\nhint: choose an empty or new directory, or remove it first", .0.display())]
+    Foreign(PathBuf),
+    /// The path exists and is not a directory.
+    #[error("--out {}: exists and is not a directory; nothing was changed\nhint: choose an empty or new directory", .0.display())]
+    NotDir(PathBuf),
+    /// The path could not be inspected.
+    #[error("--out {}: cannot inspect it: {}", .0.display(), .1)]
+    Io(PathBuf, std::io::Error),
+}
+
+/// Checks that `dir` may be replaced by an output tree: it is absent, an empty directory, or a
+/// directory holding infragen's [`MARKER`]. A symlink is judged by the directory it points to
+/// (replacing it replaces the link, never what it points to).
+pub fn check_out(dir: &Path) -> Result<(), OutError> {
+    let io = |e| OutError::Io(dir.to_path_buf(), e);
+    let meta = match fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(e)),
+    };
+    if !meta.is_dir() {
+        return Err(OutError::NotDir(dir.to_path_buf()));
+    }
+    if fs::read_dir(dir).map_err(io)?.next().is_none() {
+        return Ok(());
+    }
+    let marker = dir.join(MARKER);
+    let ours = fs::symlink_metadata(&marker).is_ok_and(|m| m.is_file())
+        && fs::read(&marker).is_ok_and(|text| {
+            let first = MARKER_TEXT.lines().next().unwrap_or_default();
+            text.split(|&b| b == b'\n').next() == Some(first.as_bytes())
+        });
+    if ours {
+        Ok(())
+    } else {
+        Err(OutError::Foreign(dir.to_path_buf()))
+    }
+}
 
 /// One regular file: mode and bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,9 +181,12 @@ impl Tree {
         Ok(())
     }
 
-    /// Replaces `dir` with exactly this tree: written beside it under a temporary name, then
-    /// renamed into place. On error nothing is left behind and `dir` is untouched.
+    /// Replaces `dir` with exactly this tree (and the [`MARKER`]): written beside it under a
+    /// temporary name, then renamed into place. On error nothing is left behind and `dir` is
+    /// untouched; a `dir` infragen did not write is refused ([`OutError`]) before anything is
+    /// written.
     pub fn write_atomic(&self, dir: &Path) -> Result<()> {
+        check_out(dir)?;
         let parent = parent_of(dir)?;
         let name = dir
             .file_name()
@@ -154,10 +211,16 @@ fn parent_of(dir: &Path) -> Result<std::path::PathBuf> {
     Ok(parent)
 }
 
-/// Puts the finished `staging` directory (on the same file system) in the place of `dir`:
-/// the old tree is moved aside, the new one renamed in, the old one removed. A failure puts the
-/// old tree back; `staging` is removed whatever happens.
+/// Puts the finished `staging` directory (on the same file system) in the place of `dir`,
+/// marked with [`MARKER`]: the old tree is moved aside, the new one renamed in, the old one
+/// removed. A `dir` that [`check_out`] refuses is left alone. A failure puts the old tree back;
+/// `staging` is removed whatever happens.
 pub fn replace_dir(dir: &Path, staging: tempfile::TempDir) -> Result<()> {
+    check_out(dir)?;
+    let marker = staging.path().join(MARKER);
+    fs::write(&marker, MARKER_TEXT).with_context(|| format!("writing {}", marker.display()))?;
+    fs::set_permissions(&marker, fs::Permissions::from_mode(0o644))
+        .with_context(|| format!("setting mode of {}", marker.display()))?;
     let parent = parent_of(dir)?;
     let name = dir
         .file_name()
@@ -165,9 +228,6 @@ pub fn replace_dir(dir: &Path, staging: tempfile::TempDir) -> Result<()> {
         .to_string_lossy()
         .into_owned();
     if dir.exists() {
-        if !dir.is_dir() {
-            bail!("{} exists and is not a directory", dir.display());
-        }
         let old = tempfile::Builder::new()
             .prefix(&format!(".{name}.old-"))
             .tempdir_in(&parent)?;
@@ -190,6 +250,7 @@ pub fn replace_dir(dir: &Path, staging: tempfile::TempDir) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     #[test]
     fn atomic_write_replaces_whole_tree() {
@@ -219,7 +280,63 @@ mod tests {
             [("h".to_owned(), 0o755), ("h/secrets".to_owned(), 0o700)]
         );
         assert_eq!(fs::read_to_string(out.join("h/x.conf")).unwrap(), "y");
+        assert_eq!(fs::read_to_string(out.join(MARKER)).unwrap(), MARKER_TEXT);
         let leftovers: Vec<_> = fs::read_dir(tmp.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no staging directories left");
+    }
+
+    #[test]
+    fn only_new_empty_or_marked_directories_may_be_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = |name: &str| {
+            let d = tmp.path().join(name);
+            fs::create_dir(&d).unwrap();
+            d
+        };
+        assert!(check_out(&tmp.path().join("absent")).is_ok());
+        assert!(check_out(&dir("empty")).is_ok());
+        let marked = dir("marked");
+        fs::write(marked.join(MARKER), MARKER_TEXT).unwrap();
+        fs::write(marked.join("x"), "").unwrap();
+        assert!(check_out(&marked).is_ok());
+
+        let user = dir("user");
+        fs::write(user.join("thesis.tex"), "work").unwrap();
+        let hidden = dir("hidden");
+        fs::write(hidden.join(".bashrc"), "").unwrap();
+        let other_marker = dir("other-marker");
+        fs::write(other_marker.join(MARKER), "something else\n").unwrap();
+        let marker_dir = dir("marker-dir");
+        fs::create_dir(marker_dir.join(MARKER)).unwrap();
+        let marker_link = dir("marker-link");
+        std::os::unix::fs::symlink(marked.join(MARKER), marker_link.join(MARKER)).unwrap();
+        for d in [&user, &hidden, &other_marker, &marker_dir, &marker_link] {
+            assert!(
+                matches!(check_out(d), Err(OutError::Foreign(_))),
+                "{}",
+                d.display()
+            );
+        }
+        assert!(matches!(
+            check_out(&user.join("thesis.tex")),
+            Err(OutError::NotDir(_))
+        ));
+
+        // Refused before anything is written: the user's file stays, nothing appears beside it.
+        let mut t = Tree::default();
+        t.add("h/x", 0o644, "x");
+        let err = t.write_atomic(&user).unwrap_err();
+        assert!(err.downcast_ref::<OutError>().is_some(), "{err:#}");
+        assert_eq!(fs::read_to_string(user.join("thesis.tex")).unwrap(), "work");
+        assert_eq!(fs::read_dir(&user).unwrap().count(), 1);
+        let staging = tempfile::tempdir_in(tmp.path()).unwrap();
+        let staged = staging.path().to_path_buf();
+        assert!(replace_dir(&user, staging).is_err());
+        assert!(!staged.exists(), "the staging directory is removed");
+        let names: BTreeSet<String> = fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
     }
 }

@@ -308,6 +308,12 @@ fn no_secret_appears_in_any_artifact() {
     for host in hosts(&out) {
         let stored = fs::read_to_string(host.join("secrets/grafana/admin-password")).unwrap();
         assert_eq!(stored, secrets[0], "the secret is in the secrets area");
+        // Basic-auth passwords are not even there: htpasswd holds SHA-512 crypt hashes.
+        let htpasswd = fs::read_to_string(host.join("secrets/nginx/htpasswd")).unwrap();
+        assert!(
+            htpasswd.starts_with("ops:$6$") && !htpasswd.contains(secrets[2]),
+            "{htpasswd}"
+        );
         for (rel, bytes, mode) in artifact_texts(&host) {
             scanned += 1;
             for needle in &needles {

@@ -293,6 +293,42 @@ fn malicious_archives_are_errors_naming_the_entry() {
                 .file("./ok", 0o644, b"x"),
             "entry `./../../etc/shadow`: path escapes the root",
         ),
+        // `.wh.` names are OCI whiteouts once the content is a layer: they would delete files.
+        (
+            "whiteout file",
+            root().dir("./etc/", 0o755).file("./etc/.wh.passwd", 0o644, b""),
+            "entry `./etc/.wh.passwd`: path component `.wh.passwd` starts with `.wh.`, an OCI whiteout; packages may not ship it",
+        ),
+        (
+            "opaque whiteout",
+            root().dir("./etc/", 0o755).file("./etc/.wh..wh..opq", 0o644, b""),
+            "entry `./etc/.wh..wh..opq`: path component `.wh..wh..opq` starts with `.wh.`, an OCI whiteout; packages may not ship it",
+        ),
+        (
+            "whiteout directory",
+            root().dir("./.wh.usr/", 0o755),
+            "entry `./.wh.usr/`: path component `.wh.usr` starts with `.wh.`, an OCI whiteout; packages may not ship it",
+        ),
+        (
+            "whiteout symlink",
+            root().symlink("./.wh.bin", "usr/bin"),
+            "entry `./.wh.bin`: path component `.wh.bin` starts with `.wh.`, an OCI whiteout; packages may not ship it",
+        ),
+        (
+            "whiteout as a parent never listed",
+            root().file("./.wh.etc/passwd", 0o644, b""),
+            "entry `./.wh.etc/passwd`: path component `.wh.etc` starts with `.wh.`, an OCI whiteout; packages may not ship it",
+        ),
+        (
+            "whiteout by PAX path",
+            root().pax(&[("path", b"./.wh.opt")]).file("./ok", 0o644, b"x"),
+            "entry `./.wh.opt`: path component `.wh.opt` starts with `.wh.`, an OCI whiteout; packages may not ship it",
+        ),
+        (
+            "hardlink to a whiteout name",
+            root().file("./f", 0o644, b"x").hardlink("./h", "./.wh.f"),
+            "entry `./h`: link target `./.wh.f`: path component `.wh.f` starts with `.wh.`, an OCI whiteout; packages may not ship it",
+        ),
     ];
     for (what, tar, want) in cases {
         assert_eq!(error(tar, &Limits::default()), want, "{what}");

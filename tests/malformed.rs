@@ -60,6 +60,16 @@ fn with_app(app: &str) -> String {
     ))
 }
 
+/// Nine anchored lists of ten, each item an alias of the list before: 10^9 values expanded.
+fn laughs() -> String {
+    let mut text = format!("a0: &a0 [{}]\n", ["x"; 10].join(", "));
+    for i in 1..9 {
+        let items = vec![format!("*a{}", i - 1); 10].join(", ");
+        writeln!(text, "a{i}: &a{i} [{items}]").expect("write to a String");
+    }
+    text
+}
+
 /// Runs one case; returns a description of every way it failed.
 fn run(case: &Case) -> Vec<String> {
     let tmp = tempfile::tempdir().expect("temp dir");
@@ -146,6 +156,44 @@ fn cases() -> Vec<Case> {
             "yaml: duplicate key",
             "all:\n  vars:\n    admin_ip: 10.0.0.1\n    version: v4.5.0\n    admin_ip: 10.0.0.2\n",
             &[r#"error: {file}:3:5: invalid YAML: all.vars: duplicate entry with key "admin_ip""#],
+        ),
+        // ---- limits, checked before parsing: hostile text is refused at once -------------------
+        case(
+            "limit: 400 KB of nested flow sequences",
+            "[".repeat(400_000),
+            &["error: {file}:1:65: nesting deeper than 64 levels"],
+        ),
+        case(
+            "limit: 400 KB of nested flow mappings",
+            "{a: ".repeat(100_000),
+            &["error: {file}:1:257: nesting deeper than 64 levels"],
+        ),
+        case(
+            "limit: a deep block mapping",
+            (0..800).map(|i| format!("{}a:\n", " ".repeat(i))).collect::<String>(),
+            &["error: {file}:65:65: nesting deeper than 64 levels"],
+        ),
+        case(
+            "limit: nesting inside a valid profile",
+            with_vars(&format!("x: {}", "[".repeat(70))),
+            &["error: {file}:8:69: nesting deeper than 64 levels"],
+        ),
+        // serde_yaml bounds alias jumps by the number of events, which stops the classic form.
+        case(
+            "limit: aliases to aliases (billion laughs)",
+            with_vars(&laughs()),
+            &["error: {file}:1:1: invalid YAML: repetition limit exceeded"],
+        ),
+        // One list repeated by many aliases is not bounded by serde_yaml: 4 million values.
+        case(
+            "limit: one list repeated by 2000 aliases",
+            with_vars(&format!("a: &a [{}]\nb: [{}]", vec!["x"; 2000].join(","), vec!["*a"; 2000].join(","))),
+            &["error: {file}:8:3772: profile holds more than 200000 values (an alias counts every value it repeats)"],
+        ),
+        case(
+            "limit: over 1 MiB",
+            with_vars(&format!("# {}", "x".repeat(1 << 20))),
+            &["error: {file}: profile is 1048690 bytes; the limit is 1 MiB"],
         ),
         // ---- structure ------------------------------------------------------------------------
         case(

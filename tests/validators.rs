@@ -169,3 +169,172 @@ fn chronyd_rejects_an_invalid_directive() {
     });
     rejected(&o, "Invalid directive");
 }
+
+/// Basic-auth users, as a profile sets them: a plain password, one with spaces, `:`, `$` and
+/// non-ASCII letters, and two users sharing a password.
+const USERS: [(&str, &str); 3] = [
+    ("admin", "pigsty"),
+    ("ops", "Pâss wörd: $6$ 🔑"),
+    ("viewer", "pigsty"),
+];
+
+/// The htpasswd file rendered for single-node with [`USERS`], as (user, `$6$…` hash) pairs.
+fn htpasswd() -> Vec<(String, String)> {
+    let users: String = USERS
+        .iter()
+        .map(|(u, p)| format!("      {u}: {p:?}\n"))
+        .collect();
+    let text = profile::BUILTIN
+        .iter()
+        .find(|(n, _)| *n == "single-node")
+        .unwrap()
+        .1
+        .replacen(
+            "\n  vars:\n",
+            &format!("\n  vars:\n    nginx_users:\n{users}"),
+            1,
+        );
+    let inv = profile::parse("users.yml", &text).unwrap_or_else(|e| panic!("{e}"));
+    let plan = plan::resolve(&inv).unwrap_or_else(|e| panic!("{e}"));
+    let tree = render::plan(&plan).unwrap();
+    let file = &tree.get("10.10.10.10/secrets/nginx/htpasswd").unwrap().data;
+    let file = String::from_utf8(file.clone()).unwrap();
+    for (_, password) in USERS {
+        assert!(!file.contains(password), "a password in clear:\n{file}");
+    }
+    file.lines()
+        .map(|l| {
+            let (user, hash) = l.split_once(':').unwrap();
+            (user.to_owned(), hash.to_owned())
+        })
+        .collect()
+}
+
+/// The hashes are exactly what OpenSSL computes for the same password and salt: SHA-512 crypt.
+#[test]
+fn htpasswd_hashes_are_what_openssl_computes() {
+    let lines = htpasswd();
+    assert_eq!(lines.len(), USERS.len());
+    for ((user, hash), (want_user, password)) in lines.iter().zip(USERS) {
+        assert_eq!(user, want_user);
+        let (salt, _) = hash
+            .strip_prefix("$6$")
+            .and_then(|h| h.split_once('$'))
+            .unwrap_or_else(|| panic!("{user}: not a $6$ hash: {hash}"));
+        assert_eq!(salt.len(), 16, "{hash}");
+        let o = std::process::Command::new("openssl")
+            .args(["passwd", "-6", "-salt", salt, password])
+            .output()
+            .expect("openssl");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim_end(),
+            hash,
+            "{user}"
+        );
+    }
+    assert_ne!(
+        lines[0].1, lines[2].1,
+        "one password, two users, two hashes"
+    );
+}
+
+/// Base64 (RFC 4648) for a basic-auth header.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// nginx itself (through glibc's crypt) accepts each user's password and refuses a wrong one.
+#[test]
+fn nginx_checks_the_hashes() {
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let file: String = htpasswd()
+        .iter()
+        .map(|(u, h)| format!("{u}:{h}\n"))
+        .collect();
+    std::fs::write(dir.path().join("htpasswd"), file).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let temp: String = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]
+        .iter()
+        .map(|t| format!("{t}_temp_path {d}/{t};\n"))
+        .collect();
+    let conf = format!(
+        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 16; }}\n\
+         http {{\n{temp}access_log off;\n\
+         server {{ listen 127.0.0.1:{port}; auth_basic \"infragen\"; \
+         auth_basic_user_file {d}/htpasswd; root {d}/www; }}\n}}\n"
+    );
+    // A file, not `return`: `return` answers in the rewrite phase, before basic auth runs.
+    std::fs::create_dir(dir.path().join("www")).unwrap();
+    std::fs::write(dir.path().join("www/index.html"), "ok\n").unwrap();
+    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+    let mut nginx = std::process::Command::new("nginx")
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-e")
+        .arg(dir.path().join("error.log"))
+        .arg("-c")
+        .arg(dir.path().join("nginx.conf"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nginx (apt-get install nginx)");
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(2))
+        .build();
+    let status = |user: &str, password: &str| {
+        let auth = format!("Basic {}", base64(format!("{user}:{password}").as_bytes()));
+        match agent
+            .get(&format!("http://127.0.0.1:{port}/"))
+            .set("Authorization", &auth)
+            .call()
+        {
+            Ok(r) => Some(r.status()),
+            Err(ureq::Error::Status(code, _)) => Some(code),
+            Err(ureq::Error::Transport(_)) => None,
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status("admin", "pigsty").is_none() {
+        assert!(Instant::now() < deadline, "nginx did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let results: Vec<(&str, &str, Option<u16>)> = USERS
+        .iter()
+        .map(|(u, p)| (*u, *p, status(u, p)))
+        .chain([
+            ("admin", "pigsty!", status("admin", "pigsty!")),
+            ("ops", "pigsty", status("ops", "pigsty")),
+            ("nobody", "pigsty", status("nobody", "pigsty")),
+        ])
+        .collect();
+    let _ = nginx.kill();
+    let _ = nginx.wait();
+    let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+    let want = [200, 200, 200, 401, 401, 401];
+    for ((user, password, got), want) in results.iter().zip(want) {
+        assert_eq!(*got, Some(want), "{user}:{password}\n{log}");
+    }
+}

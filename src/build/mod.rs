@@ -40,7 +40,7 @@ use spec::image_spec;
 
 /// Where a build reads from and writes to.
 pub struct Options {
-    /// Output directory (replaced as a whole).
+    /// Output directory (replaced as a whole; only if new, empty or marked by infragen).
     pub out: PathBuf,
     /// Cache: `.deb` files, layer index, blob store.
     pub cache: PathBuf,
@@ -115,6 +115,8 @@ impl Report {
 
 /// Builds the images of every infra host of `plan` into `opts.out`.
 pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
+    // Refuse a directory infragen may not replace before any work (`replace_dir` checks again).
+    crate::tree::check_out(&opts.out)?;
     // A bad key fails before any work.
     let signer = opts
         .sign_key

@@ -46,7 +46,7 @@ enum Command {
     Render {
         #[command(flatten)]
         profile: ProfileArgs,
-        /// Output directory (replaced as a whole, atomically)
+        /// Output directory: new, empty, or written by infragen before (then replaced whole, atomically)
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
         /// Run each component's own checker (nginx -t, amtool, vmalert -dryRun, …) on the result
@@ -63,7 +63,7 @@ enum Command {
         profile: ProfileArgs,
         #[command(flatten)]
         store: StoreArgs,
-        /// Output directory (replaced as a whole, atomically)
+        /// Output directory: new, empty, or written by infragen before (then replaced whole, atomically)
         #[arg(long, value_name = "DIR", default_value = "out")]
         out: PathBuf,
         /// Run the checkers on the rendered configuration first (as `render --validate`)

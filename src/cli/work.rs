@@ -25,6 +25,29 @@ fn load_plan(p: &ProfileArgs) -> Result<Plan, i32> {
     Ok(plan)
 }
 
+/// Refuses an output directory infragen may not replace, before any work is done.
+fn check_out(out: &std::path::Path) -> Result<(), i32> {
+    crate::tree::check_out(out).map_err(|e| {
+        eprintln!("error: {e}");
+        out_code(&e)
+    })
+}
+
+/// 2 for an output directory that is someone else's (invalid input), 1 if it could not be read.
+fn out_code(e: &crate::tree::OutError) -> i32 {
+    match e {
+        crate::tree::OutError::Io(..) => 1,
+        _ => 2,
+    }
+}
+
+/// The exit code of a failed render or build: 2 when the output directory was refused (it
+/// changed after [`check_out`]), 1 otherwise.
+fn failure_code(e: &anyhow::Error) -> i32 {
+    e.downcast_ref::<crate::tree::OutError>()
+        .map_or(1, out_code)
+}
+
 pub(super) fn check(p: &ProfileArgs) -> i32 {
     let plan = match load_plan(p) {
         Ok(plan) => plan,
@@ -59,6 +82,9 @@ pub(super) fn render(
     run_validators: bool,
     strict: bool,
 ) -> i32 {
+    if let Err(code) = check_out(out) {
+        return code;
+    }
     let plan = match load_plan(p) {
         Ok(plan) => plan,
         Err(code) => return code,
@@ -90,7 +116,7 @@ pub(super) fn render(
     }
     if let Err(e) = tree.write_atomic(out) {
         eprintln!("error: {e:#}");
-        return 1;
+        return failure_code(&e);
     }
     println!(
         "rendered {} files for {} infra host{} into {}",
@@ -110,6 +136,9 @@ pub(super) fn build(
     strict: bool,
     sign_key: Option<&std::path::Path>,
 ) -> i32 {
+    if let Err(code) = check_out(out) {
+        return code;
+    }
     let plan = match load_plan(p) {
         Ok(plan) => plan,
         Err(code) => return code,
@@ -144,7 +173,7 @@ pub(super) fn build(
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e:#}");
-            return 1;
+            return failure_code(&e);
         }
     };
     for (host, images) in &report.hosts {

@@ -60,6 +60,15 @@ pub enum OciError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A layer entry's path has a component starting with `.wh.`, which OCI readers take as a
+    /// whiteout (a deletion of what the layers below hold), not as content.
+    #[error("layer entry `{path}`: `{name}` starts with `.wh.`, an OCI whiteout; a built layer only adds files")]
+    Whiteout {
+        /// The entry's path inside the layer.
+        path: String,
+        /// The component that starts with `.wh.`.
+        name: String,
+    },
     /// An image layout read from elsewhere does not hold what was asked for, or holds
     /// something this module does not take.
     #[error("image layout `{}`: {reason}", dir.display())]

@@ -5,7 +5,8 @@
 //! `digest` of the compressed blob, both hashed while writing). It does not read the disk or
 //! store blobs (that is `blob`). Every header is built here: sorted paths, explicit
 //! mode/uid/gid, one mtime, empty user and group names, no device numbers, GNU long names
-//! past 100 bytes, gzip at a fixed level with mtime 0, no file name and OS byte 255.
+//! past 100 bytes, gzip at a fixed level with mtime 0, no file name and OS byte 255. A built
+//! layer only adds files: a path component named like a whiteout (`.wh.`) is an error.
 //! <https://github.com/opencontainers/image-spec/blob/v1.1.0/layer.md>
 
 use std::collections::BTreeMap;
@@ -19,6 +20,11 @@ use super::blob::{hex, OciError};
 
 /// The media type of the layers built here.
 pub const MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// The prefix of OCI whiteout names (`.wh.<name>`, `.wh..wh..opq`): an entry so named deletes
+/// files of the layers below instead of being content, so no built entry may carry one.
+/// <https://github.com/opencontainers/image-spec/blob/v1.1.0/layer.md#whiteouts>
+pub const WHITEOUT_PREFIX: &str = ".wh.";
 
 /// One file-system object in a layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,7 +187,8 @@ fn invalid(path: &str, reason: impl Into<String>) -> OciError {
     }
 }
 
-/// Checks a path and returns it without a trailing `/`.
+/// Checks a path and returns it without a trailing `/`. A component starting with `.wh.` is
+/// refused: the layer would delete what it names instead of holding it.
 fn clean_path(path: &str) -> Result<String, OciError> {
     let trimmed = path.strip_suffix('/').unwrap_or(path);
     if trimmed.is_empty() {
@@ -201,6 +208,12 @@ fn clean_path(path: &str) -> Result<String, OciError> {
             path,
             "the path has an empty, `.` or `..` component",
         ));
+    }
+    if let Some(name) = trimmed.split('/').find(|c| c.starts_with(WHITEOUT_PREFIX)) {
+        return Err(OciError::Whiteout {
+            path: trimmed.to_owned(),
+            name: name.to_owned(),
+        });
     }
     Ok(trimmed.to_owned())
 }
@@ -223,7 +236,16 @@ fn normalise(entries: Vec<LayerEntry>) -> Result<Vec<LayerEntry>, OciError> {
                     "the symlink target is empty or has a NUL byte",
                 ));
             }
-            EntryKind::Hardlink(t) => *t = clean_path(t)?,
+            EntryKind::Hardlink(t) => {
+                *t = clean_path(t).map_err(|err| match err {
+                    // Named by the link: the target is not an entry of its own.
+                    OciError::Whiteout { name, .. } => OciError::Whiteout {
+                        path: e.path.clone(),
+                        name,
+                    },
+                    other => other,
+                })?;
+            }
             _ => {}
         }
         match by_path.get(&e.path) {
@@ -510,6 +532,10 @@ mod tests {
                 "cycle",
             ),
             (vec![LayerEntry::symlink("s", "")], "symlink target"),
+            (
+                vec![LayerEntry::hardlink("l", "etc/.wh.x")],
+                "layer entry `l`: `.wh.x` starts with `.wh.`",
+            ),
         ];
         for (entries, needle) in cases {
             let err = build(entries.clone(), 0).unwrap_err().to_string();
@@ -518,5 +544,43 @@ mod tests {
         // The same entry twice is fine.
         let e = LayerEntry::file("x", "1", 0o644);
         assert!(build(vec![e.clone(), e], 0).is_ok());
+    }
+
+    /// A `.wh.` name anywhere in a path would be a whiteout at activation: refused with a typed
+    /// error naming the entry, whatever the kind of entry. A target or a name merely containing
+    /// `.wh.` is content.
+    #[test]
+    fn whiteout_names_are_refused() {
+        let cases = [
+            (LayerEntry::file("etc/.wh.passwd", "", 0o644), ".wh.passwd"),
+            (
+                LayerEntry::file("etc/.wh..wh..opq", "", 0o644),
+                ".wh..wh..opq",
+            ),
+            (LayerEntry::dir(".wh.usr/", 0o755), ".wh.usr"),
+            (LayerEntry::file(".wh.usr/bin/x", "", 0o755), ".wh.usr"),
+            (LayerEntry::symlink("bin/.wh.sh", "dash"), ".wh.sh"),
+            (LayerEntry::file(".wh.", "", 0o644), ".wh."),
+        ];
+        for (entry, want) in cases {
+            let path = entry.path.trim_end_matches('/').to_owned();
+            match build(vec![entry], 0) {
+                Err(OciError::Whiteout { path: p, name }) => {
+                    assert_eq!((p.as_str(), name.as_str()), (path.as_str(), want));
+                }
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+        let err = build(vec![LayerEntry::file("etc/.wh.passwd", "", 0o644)], 0).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "layer entry `etc/.wh.passwd`: `.wh.passwd` starts with `.wh.`, an OCI whiteout; a built layer only adds files"
+        );
+        let fine = vec![
+            LayerEntry::file("etc/x.wh.y", "", 0o644),
+            LayerEntry::file("etc/wh.x", "", 0o644),
+            LayerEntry::symlink("etc/l", ".wh.x"),
+        ];
+        assert!(build(fine, 0).is_ok());
     }
 }

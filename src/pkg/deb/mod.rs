@@ -194,6 +194,10 @@ pub enum Problem {
     /// A component is longer than `NAME_MAX`.
     #[error("path component of {0} bytes is over the limit of 255")]
     ComponentTooLong(usize),
+    /// A component starts with `.wh.`: in an OCI layer it would be a whiteout, deleting files
+    /// of the layers below instead of being content.
+    #[error("path component `{0}` starts with `.wh.`, an OCI whiteout; packages may not ship it")]
+    Whiteout(String),
     /// The root entry is not a directory.
     #[error("the root must be a directory")]
     RootNotDir,

@@ -5,13 +5,15 @@ use std::collections::BTreeMap;
 
 use super::data::Seen;
 use super::{show, Limits, Problem};
+use crate::oci::layer::WHITEOUT_PREFIX;
 
 /// Longest path component Linux file systems accept (`NAME_MAX`).
 const NAME_MAX: usize = 255;
 
 /// Normalizes an archive path: strips exactly one leading `./` and a trailing `/`, then rejects
-/// absolute paths, NUL, non-UTF-8, empty, `.` and `..` components and over-long names. `None`
-/// is the root (`./` or `.`).
+/// absolute paths, NUL, non-UTF-8, empty, `.` and `..` components, over-long names and names
+/// starting with `.wh.` (OCI whiteouts once the content is a layer). `None` is the root (`./`
+/// or `.`).
 pub fn normalize(raw: &[u8], max_len: usize) -> Result<Option<String>, Problem> {
     if raw.is_empty() {
         return Err(Problem::Empty);
@@ -41,6 +43,7 @@ pub fn normalize(raw: &[u8], max_len: usize) -> Result<Option<String>, Problem> 
         match component {
             "" | "." => return Err(Problem::BadComponent),
             c if c.len() > NAME_MAX => return Err(Problem::ComponentTooLong(c.len())),
+            c if c.starts_with(WHITEOUT_PREFIX) => return Err(Problem::Whiteout(c.to_owned())),
             _ => {}
         }
     }
@@ -129,13 +132,23 @@ mod tests {
     fn normalizes_paths() {
         let long = "a".repeat(256);
         let deep = format!("./{}", "abcdefghij/".repeat(28));
-        let cases: [(&[u8], Normalized); 18] = [
+        let cases: [(&[u8], Normalized); 22] = [
             (b"./", Ok(None)),
             (b".", Ok(None)),
             (b"./usr/", Ok(Some("usr"))),
             (b"./usr/bin/x", Ok(Some("usr/bin/x"))),
             (b"usr/bin/x", Ok(Some("usr/bin/x"))),
             (b"..data", Ok(Some("..data"))),
+            (b"./usr/x.wh.y", Ok(Some("usr/x.wh.y"))),
+            (
+                b"./etc/.wh.passwd",
+                Err(Problem::Whiteout(".wh.passwd".into())),
+            ),
+            (
+                b"./etc/.wh..wh..opq",
+                Err(Problem::Whiteout(".wh..wh..opq".into())),
+            ),
+            (b".wh.usr/bin/x", Err(Problem::Whiteout(".wh.usr".into()))),
             (b"", Err(Problem::Empty)),
             (b"/etc/x", Err(Problem::Absolute)),
             (b".//etc", Err(Problem::Absolute)),

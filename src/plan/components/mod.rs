@@ -5,12 +5,14 @@
 //! later stages agree.
 //!
 //! This file holds the settings types and [`host`], which assembles a host's plan; `checks`
-//! holds the host-wide parameter checks, `grafana` the Grafana settings and datasources, and
-//! `lists` the settings read entry by entry from profile lists and maps (`pg_exporters`,
-//! `dns_records`, NTP sources, `chrony_allow`).
+//! holds the host-wide parameter checks, `grafana` the Grafana settings and datasources,
+//! `htpasswd` nginx's basic-auth file (hashes, never passwords), and `lists` the settings read
+//! entry by entry from profile lists and maps (`pg_exporters`, `dns_records`, NTP sources,
+//! `chrony_allow`).
 
 mod checks;
 mod grafana;
+mod htpasswd;
 mod lists;
 
 use std::collections::BTreeMap;
@@ -193,10 +195,7 @@ pub fn host(
         let mut users = Vec::new();
         let n = portal::nginx(r, &admin_ip.to_string(), &mut users);
         if !users.is_empty() {
-            let htpasswd: String = users
-                .iter()
-                .map(|(u, pw)| format!("{u}:{{PLAIN}}{pw}\n"))
-                .collect();
+            let htpasswd = htpasswd::file(&ip.to_string(), &users);
             secrets.insert((Component::Nginx, "htpasswd".to_owned()), Secret(htpasswd));
         }
         n

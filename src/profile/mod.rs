@@ -3,9 +3,14 @@
 //! Owns reading profile text (built-in or from a file), YAML syntax errors with line and column,
 //! the group/host structure (`all.children.<group>.hosts/vars/children`, `all.hosts`, `all.vars`)
 //! and variable precedence. It knows nothing about what a parameter means: that is `plan`.
+//! The limits checked before parsing (size, nesting, alias expansion) are in `bounds`.
+
+pub mod bounds;
+mod depth;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::io::Read as _;
 use std::path::Path;
 
 use serde_yaml::Value;
@@ -15,10 +20,13 @@ use crate::problem::{Problem, Problems};
 
 /// The built-in profiles, embedded in the binary: `(name, text)`.
 pub const BUILTIN: &[(&str, &str)] = &[
-    ("single-node", include_str!("../profiles/single-node.yml")),
-    ("three-node", include_str!("../profiles/three-node.yml")),
-    ("small-prod", include_str!("../profiles/small-prod.yml")),
-    ("large-prod", include_str!("../profiles/large-prod.yml")),
+    (
+        "single-node",
+        include_str!("../../profiles/single-node.yml"),
+    ),
+    ("three-node", include_str!("../../profiles/three-node.yml")),
+    ("small-prod", include_str!("../../profiles/small-prod.yml")),
+    ("large-prod", include_str!("../../profiles/large-prod.yml")),
 ];
 
 /// A variable as written in the profile, with the key path it was written at.
@@ -88,6 +96,14 @@ pub enum LoadError {
         /// The parser's message.
         message: String,
     },
+    /// The text is past a limit checked before parsing: too large, too deeply nested, or
+    /// expanding to too many values through aliases.
+    Limit {
+        /// The profile.
+        source: String,
+        /// Which limit, and where.
+        exceeded: bounds::Exceeded,
+    },
     /// The YAML parsed but is not an inventory; every structural problem.
     Structure(Problems),
 }
@@ -104,6 +120,10 @@ impl fmt::Display for LoadError {
             Self::Yaml { source, line, column, message } => {
                 write!(f, "{source}:{line}:{column}: invalid YAML: {message}")
             }
+            Self::Limit { source, exceeded } => match exceeded.at() {
+                Some((line, column)) => write!(f, "{source}:{line}:{column}: {exceeded}"),
+                None => write!(f, "{source}: {exceeded}"),
+            },
             Self::Structure(problems) => problems.fmt(f),
         }
     }
@@ -117,8 +137,7 @@ pub fn load(name: &str, address_map: &[(String, String)]) -> Result<Inventory, L
     let (source, mut text) = if let Some((n, t)) = BUILTIN.iter().find(|(n, _)| *n == name) {
         (format!("builtin:{n}"), (*t).to_owned())
     } else if Path::new(name).exists() {
-        let text = std::fs::read_to_string(name).map_err(|e| LoadError::Io(name.to_owned(), e))?;
-        (name.to_owned(), text)
+        (name.to_owned(), read(name)?)
     } else {
         return Err(LoadError::NotFound(name.to_owned()));
     };
@@ -128,8 +147,41 @@ pub fn load(name: &str, address_map: &[(String, String)]) -> Result<Inventory, L
     parse(&source, &text)
 }
 
-/// Parses profile text. Pure: `source` only names the text in errors.
+/// Reads a profile file, refusing one past the size limit without reading it all.
+fn read(path: &str) -> Result<String, LoadError> {
+    let io = |e| LoadError::Io(path.to_owned(), e);
+    let too_large = |bytes| LoadError::Limit {
+        source: path.to_owned(),
+        exceeded: bounds::Exceeded::Size(bytes),
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    if len > bounds::MAX_BYTES as u64 {
+        return Err(too_large(Some(len)));
+    }
+    // The length of a pipe or device is not known ahead: read one byte past the limit.
+    let mut bytes = Vec::new();
+    file.take(bounds::MAX_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() > bounds::MAX_BYTES {
+        return Err(too_large(None));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        ))
+    })
+}
+
+/// Parses profile text. Pure: `source` only names the text in errors. The limits of `bounds`
+/// are checked first, so that hostile text is refused before the YAML parser spends time on it.
 pub fn parse(source: &str, text: &str) -> Result<Inventory, LoadError> {
+    bounds::check(text).map_err(|exceeded| LoadError::Limit {
+        source: source.to_owned(),
+        exceeded,
+    })?;
     let root: Value = serde_yaml::from_str(text).map_err(|e| {
         let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         let message = e.to_string();
