@@ -84,6 +84,13 @@ pub fn is_hex64(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// An `Option` that must be present (as `null` when empty): serde would default a missing one.
+fn required<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> std::result::Result<Option<T>, D::Error> {
+    Option::<T>::deserialize(d)
+}
+
 /// File modes as octal strings (`"0644"`), so that a reader sees what they are.
 mod octal {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -159,7 +166,8 @@ pub struct User {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Reload {
-    /// The reload signal (`SIGHUP`), when the component has one.
+    /// The reload signal (`SIGHUP`), when the component has one (`null` otherwise: present).
+    #[serde(deserialize_with = "required")]
     pub signal: Option<String>,
     /// `config` (reload on a configuration change) or `never`.
     pub on: String,
@@ -196,7 +204,8 @@ pub struct ComponentEntry {
     pub secrets: Vec<String>,
     /// Reload semantics.
     pub reload: Reload,
-    /// Health probe.
+    /// Health probe (`null` when it has none: present all the same).
+    #[serde(deserialize_with = "required")]
     pub health: Option<Probe>,
 }
 
@@ -383,7 +392,89 @@ pub const SIGNATURE: &str = "manifest.sig";
 
 #[cfg(test)]
 mod tests {
-    use super::{Digest, FileEntry};
+    use super::{Digest, FileEntry, Manifest};
+    use serde_json::json;
+
+    /// A small manifest that checks, as JSON.
+    fn good() -> serde_json::Value {
+        let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let file = |dg: String, mode: &str| json!({"digest": dg, "mode": mode, "uid": 0, "gid": 0});
+        let mut files = serde_json::Map::new();
+        for (p, m) in [
+            ("units/infra-nginx.service", "0644"),
+            ("nspawn/infra-nginx.nspawn", "0644"),
+            ("portable/infra-nginx.service", "0644"),
+            ("quadlet/infra-nginx.container", "0644"),
+            ("secrets/nginx/key", "0600"),
+        ] {
+            files.insert(p.into(), file(d('e'), m));
+        }
+        for c in ['a', 'b', 'c'] {
+            files.insert(
+                format!("oci/blobs/sha256/{}", c.to_string().repeat(64)),
+                file(d(c), "0644"),
+            );
+        }
+        let mut m = json!({
+            "version": 2, "infragen": "0.1.0", "host": "127.0.0.1",
+            "profile": {"name": "p", "digest": "x"}, "version_string": "v1",
+            "incomplete": [], "files": files,
+            "components": {"nginx": {
+                "image": d('a'), "ref": "infra-nginx", "root": "f".repeat(64),
+                "root_layers": [d('b')], "config_layer": d('c'), "config": d('d'),
+                "config_dirs": ["/etc/nginx"], "unit": "infra-nginx.service",
+                "runtimes": {"unit": "units/infra-nginx.service", "nspawn": "nspawn/infra-nginx.nspawn",
+                             "portable": "portable/infra-nginx.service", "podman": "quadlet/infra-nginx.container"},
+                "user": {"name": "nginx", "uid": 990, "gid": 990},
+                "data": [{"host": "/data/nginx", "path": "/var/log/nginx", "uid": 990, "gid": 990, "read_only": false}],
+                "secrets": ["key"], "reload": {"signal": "SIGHUP", "on": "config"},
+                "health": {"kind": "http", "address": "127.0.0.1:80", "path": "/"}}},
+        });
+        let typed: Manifest = serde_json::from_value(m.clone()).unwrap();
+        m["generation"] = typed.compute_generation().into();
+        m
+    }
+
+    fn parse(v: &serde_json::Value) -> anyhow::Result<Manifest> {
+        Manifest::parse(&serde_json::to_vec(v).unwrap())
+    }
+
+    #[test]
+    fn manifest_values_that_become_host_paths_are_checked() {
+        parse(&good()).unwrap();
+        for (path, value) in [
+            ("/components/nginx/data/0/host", json!("/data/../etc")),
+            ("/components/nginx/data/0/path", json!("var/log")),
+            ("/components/nginx/config_dirs/0", json!("/etc/./nginx/..")),
+            ("/components/nginx/root", json!("../../etc")),
+            ("/components/nginx/ref", json!("infra-other")),
+            ("/components/nginx/secrets/0", json!("../../etc/shadow")),
+            ("/components/nginx/image", json!("sha256:zz")),
+            ("/files/secrets~1nginx~1key/mode", json!("0666")),
+            ("/generation", json!("x")),
+            ("/version", json!(1)),
+            ("/host", json!("a b")),
+        ] {
+            let mut bad = good();
+            *bad.pointer_mut(path).unwrap() = value;
+            assert!(parse(&bad).is_err(), "{path} accepted");
+        }
+        let mut bad = good();
+        bad["components"]["../x"] = bad["components"]["nginx"].clone();
+        assert!(parse(&bad).is_err(), "a component name with a slash");
+        let mut bad = good();
+        bad["files"]["../escape"] = bad["files"]["secrets/nginx/key"].clone();
+        assert!(parse(&bad).is_err(), "a bundle path with `..`");
+        let mut bad = good();
+        bad["components"]["nginx"]["extra"] = json!(1);
+        assert!(parse(&bad).is_err(), "an unknown field");
+        let mut bad = good();
+        bad["components"]["nginx"]
+            .as_object_mut()
+            .unwrap()
+            .remove("health");
+        assert!(parse(&bad).is_err(), "a missing field");
+    }
 
     #[test]
     fn digests_and_modes_are_strict() {
