@@ -150,6 +150,19 @@ pub struct Runtimes {
     pub podman: String,
 }
 
+impl Runtimes {
+    /// The unit file for runtime `name` (`unit`, `nspawn`, `portable`, `podman`).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        match name {
+            "unit" => Some(&self.unit),
+            "nspawn" => Some(&self.nspawn),
+            "portable" => Some(&self.portable),
+            "podman" => Some(&self.podman),
+            _ => None,
+        }
+    }
+}
+
 /// The user a component runs as.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -266,6 +266,10 @@ fn entries(
 ) -> Result<()> {
     let mut archive = tar::Archive::new(source);
     let mut seen: BTreeSet<PathBuf> = BTreeSet::new();
+    // Directories known to exist (made or seen in this stream), so that each is checked once;
+    // forgotten whenever something is removed. It only saves work: every write still goes
+    // through fsx, which refuses a symlink on the way.
+    let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
     let mut count = 0u64;
     for entry in archive.entries().context("reading the archive")? {
         let mut entry = entry.context("reading the archive")?;
@@ -292,6 +296,7 @@ fn entries(
                 bail!("entry `{shown}`: a whiteout in a bundle archive");
             }
             whiteout(root, &rel, hidden).with_context(|| format!("entry `{shown}`"))?;
+            dirs.clear();
             continue;
         }
         if !seen.insert(rel.clone()) && kinds == Kinds::Bundle {
@@ -326,13 +331,20 @@ fn entries(
         }
         // Parents: created as plain directories when missing; a symlink on the way is an error
         // of the write itself (fsx refuses it).
-        if let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Some(parent) = rel
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty() && !dirs.contains(*p))
+        {
             root.mkdir_all(parent, 0o755)
                 .with_context(|| format!("entry `{shown}`"))?;
+            dirs.extend(parent.ancestors().map(Path::to_path_buf));
         }
         let existing = root
             .meta(&rel)
             .with_context(|| format!("entry `{shown}`"))?;
+        if existing.is_some_and(|m| m.kind == Kind::Dir) && kind != tar::EntryType::Directory {
+            dirs.clear(); // about to be replaced, with everything in it
+        }
         match kind {
             tar::EntryType::Directory => {
                 if existing.is_some_and(|m| m.kind != Kind::Dir) {
@@ -341,6 +353,7 @@ fn entries(
                 root.mkdir(&rel, mode)
                     .with_context(|| format!("entry `{shown}`"))?;
                 root.chmod(&rel, mode)?;
+                dirs.insert(rel.clone());
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 if existing.is_some() {

@@ -54,16 +54,12 @@ pub fn status(root: &Path, systemd: bool) -> Result<String> {
     let runtime = runtime_of(&state, &current);
     let mut s = format!(
         "generation {current} (host {}, {runtime} runtime)\n",
-        m["host"].as_str().unwrap_or("?")
+        m.host
     );
     if state.dir.join("plan.json").exists() {
         s.push_str("an activation or rollback was interrupted: run it again to finish it\n");
     }
-    for name in m["components"]
-        .as_object()
-        .into_iter()
-        .flat_map(|o| o.keys())
-    {
+    for name in m.components.keys() {
         let unit = runtime.unit(name);
         let active = if systemd {
             Command::new("systemctl")
@@ -109,50 +105,23 @@ pub fn gc(root: &Path, keep: usize) -> Result<Vec<String>> {
     let mut blobs = std::collections::BTreeSet::new();
     for id in &kept {
         let m = read_manifest(&state.generation(id).join("manifest.json"))?;
-        for c in m["components"]
-            .as_object()
-            .into_iter()
-            .flat_map(|o| o.values())
-        {
-            roots.extend(c["root"].as_str().map(str::to_owned));
-            if let (Some(name), Some(root), Ok(unit)) = (
-                c["ref"].as_str(),
-                c["root"].as_str(),
-                fs::read(
-                    state
-                        .generation(id)
-                        .join(c["runtimes"]["portable"].as_str().unwrap_or("-")),
-                ),
-            ) {
+        for c in m.components.values() {
+            roots.insert(c.root.clone());
+            if let Ok(unit) = fs::read(state.generation(id).join(&c.runtimes.portable)) {
                 portables.insert(portable_name(
-                    name.trim_start_matches("infra-"),
-                    root,
+                    c.reference.trim_start_matches("infra-"),
+                    &c.root,
                     &unit,
                 ));
             }
-            for key in ["image", "config_layer"] {
-                blobs.extend(
-                    c[key]
-                        .as_str()
-                        .map(|d| d.trim_start_matches("sha256:").to_owned()),
-                );
-            }
-            for l in c["root_layers"].as_array().into_iter().flatten() {
-                blobs.extend(
-                    l.as_str()
-                        .map(|d| d.trim_start_matches("sha256:").to_owned()),
-                );
+            for d in std::iter::once(&c.image)
+                .chain(std::iter::once(&c.config_layer))
+                .chain(&c.root_layers)
+            {
+                blobs.insert(d.hex().to_owned());
             }
             // The image config is named by the image manifest only.
-            let manifest = c["image"].as_str().and_then(|image| {
-                fs::read(
-                    state
-                        .dir
-                        .join("blobs/sha256")
-                        .join(image.trim_start_matches("sha256:")),
-                )
-                .ok()
-            });
+            let manifest = fs::read(state.dir.join("blobs/sha256").join(c.image.hex())).ok();
             if let Some(doc) = manifest.and_then(|b| serde_json::from_slice::<Value>(&b).ok()) {
                 blobs.extend(
                     doc["config"]["digest"]

@@ -30,12 +30,10 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
-use anyhow::{bail, Context, Result};
-use serde_json::Value;
-
 use crate::bundle::Opened;
 use crate::fsx::{Links, Root};
-use crate::manifest::Digest;
+use crate::manifest::{Digest, Manifest};
+use anyhow::{bail, Context, Result};
 
 pub use gc::{gc, generations, status};
 pub use plan::{Action, Step};
@@ -78,9 +76,10 @@ pub struct Outcome {
     pub steps: Vec<Step>,
 }
 
-fn read_manifest(path: &Path) -> Result<Value> {
+/// A staged generation's manifest (verified when it was staged), typed.
+fn read_manifest(path: &Path) -> Result<Manifest> {
     let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("{}: not JSON", path.display()))
+    Manifest::parse(&bytes).with_context(|| format!("{}", path.display()))
 }
 
 fn euid_is_root() -> bool {
@@ -89,21 +88,14 @@ fn euid_is_root() -> bool {
 }
 
 /// The version order of two manifests: (profile version string, infragen version).
-fn is_downgrade(old: &Value, new: &Value) -> bool {
+fn is_downgrade(old: &Manifest, new: &Manifest) -> bool {
+    use crate::pkg::version::compare;
     use std::cmp::Ordering;
-    let key = |m: &Value, k: &str| {
-        m[k].as_str()
-            .unwrap_or("")
-            .trim_start_matches('v')
-            .to_owned()
-    };
-    match crate::pkg::version::compare(&key(new, "version_string"), &key(old, "version_string")) {
+    let v = |s: &str| s.trim_start_matches('v').to_owned();
+    match compare(&v(&new.version_string), &v(&old.version_string)) {
         Ordering::Less => true,
         Ordering::Greater => false,
-        Ordering::Equal => {
-            crate::pkg::version::compare(&key(new, "infragen"), &key(old, "infragen"))
-                == Ordering::Less
-        }
+        Ordering::Equal => compare(&v(&new.infragen), &v(&old.infragen)) == Ordering::Less,
     }
 }
 
@@ -242,8 +234,6 @@ fn activate_dir(bundle: &Path, shown: &Path, opts: &Options) -> Result<Outcome> 
         dir: opts.root.join("var/lib/infragen"),
         root: opts.root.clone(),
     };
-    // The plan reads the manifest as it is stored in every generation: its canonical bytes.
-    let new: Value = serde_json::from_slice(&opened.bytes)?;
     // 2. Every file, read once through its digest check: blobs into a private directory
     // (inside the state directory when there is one, so that importing them is a rename),
     // everything else into memory. Nothing is read from the bundle after this.
@@ -289,9 +279,11 @@ fn activate_dir(bundle: &Path, shown: &Path, opts: &Options) -> Result<Outcome> 
         .map(|c| read_manifest(&existing.generation(c).join("manifest.json")))
         .transpose()?;
     if let Some(o) = &old {
-        if !opts.allow_downgrade && current.as_deref() != Some(id.as_str()) && is_downgrade(o, &new)
+        if !opts.allow_downgrade
+            && current.as_deref() != Some(id.as_str())
+            && is_downgrade(o, new_m)
         {
-            bail!("bundle {} is older than the current generation ({} {} → {} {}); nothing was changed\nhint: pass --allow-downgrade, or use `infragen rollback`", shown.display(), o["version_string"], o["infragen"], new["version_string"], new["infragen"]);
+            bail!("bundle {} is older than the current generation ({} {} → {} {}); nothing was changed\nhint: pass --allow-downgrade, or use `infragen rollback`", shown.display(), o.version_string, o.infragen, new_m.version_string, new_m.infragen);
         }
     }
     if opts.dry_run {
@@ -303,10 +295,10 @@ fn activate_dir(bundle: &Path, shown: &Path, opts: &Options) -> Result<Outcome> 
             dir.as_deref().zip(old.as_ref()),
             from_runtime,
             &|c| {
-                let rel = new["components"][c]["runtimes"][opts.runtime.name()].as_str()?;
+                let rel = new_m.components.get(c)?.runtimes.get(opts.runtime.name())?;
                 String::from_utf8(checked.files.get(rel)?.clone()).ok()
             },
-            &new,
+            new_m,
             opts.runtime,
         );
         let outcome = Outcome {

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+
+use crate::manifest::{FileEntry, Manifest};
 
 /// What happens to one component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -74,32 +75,28 @@ pub fn parse_unit(text: &str) -> BTreeMap<String, Vec<(String, String)>> {
     out
 }
 
-/// The digests of a component's secret files in a manifest (`files` under `secrets/<c>/`).
-fn secrets(manifest: Option<&Value>, component: &str) -> Vec<(String, Value)> {
+/// A component's secret files in a manifest (`files` under `secrets/<c>/`): digest, mode, owner.
+fn secrets<'a>(manifest: Option<&'a Manifest>, component: &str) -> Vec<(&'a str, &'a FileEntry)> {
     let prefix = format!("secrets/{component}/");
     manifest
-        .and_then(|m| m["files"].as_object())
         .into_iter()
-        .flatten()
+        .flat_map(|m| &m.files)
         .filter(|(path, _)| path.starts_with(&prefix))
-        .map(|(path, entry)| (path.clone(), entry.clone()))
+        .map(|(path, entry)| (path.as_str(), entry))
         .collect()
 }
 
 /// The plan from `old` to `new` (manifests), given each side's unit texts.
 pub fn plan(
-    old: Option<&Value>,
-    new: &Value,
+    old: Option<&Manifest>,
+    new: &Manifest,
     old_unit: &dyn Fn(&str) -> Option<String>,
     new_unit: &dyn Fn(&str) -> Option<String>,
 ) -> Vec<Step> {
-    let empty = serde_json::Map::new();
-    let old_c = old
-        .and_then(|o| o["components"].as_object())
-        .unwrap_or(&empty);
-    let new_c = new["components"].as_object().unwrap_or(&empty);
+    let empty = BTreeMap::new();
+    let old_c = old.map_or(&empty, |o| &o.components);
     let mut steps = Vec::new();
-    for (name, n) in new_c {
+    for (name, n) in &new.components {
         let step = |action, why: &str| Step {
             component: name.clone(),
             action,
@@ -113,13 +110,13 @@ pub fn plan(
             (Some(a), Some(b)) => parse_unit(&a) != parse_unit(&b),
             _ => true,
         };
-        if units_differ || o["root"] != n["root"] {
+        if units_differ || o.root != n.root {
             steps.push(step(Action::Restart, "unit changed"));
         } else if secrets(old, name) != secrets(Some(new), name) {
             // Credentials are loaded when the service starts.
             steps.push(step(Action::Restart, "secrets changed"));
-        } else if o["config"] != n["config"] {
-            if n["reload"]["signal"].is_string() {
+        } else if o.config != n.config {
+            if n.reload.signal.is_some() {
                 steps.push(step(Action::Reload, "configuration changed"));
             } else {
                 steps.push(step(
@@ -132,7 +129,7 @@ pub fn plan(
         }
     }
     for name in old_c.keys() {
-        if !new_c.contains_key(name) {
+        if !new.components.contains_key(name) {
             steps.push(Step {
                 component: name.clone(),
                 action: Action::Stop,
@@ -148,29 +145,65 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    #[allow(clippy::needless_pass_by_value)]
-    fn m(components: Value) -> Value {
-        json!({ "components": components })
+    /// A manifest whose components differ in root, config and reload signal only; `files`
+    /// holds one secret per `(component, digest letter)`.
+    fn m(components: &[(&str, char, char, bool)], secrets: &[(&str, char)]) -> Manifest {
+        let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let mut files = serde_json::Map::new();
+        for (c, dg) in secrets {
+            files.insert(
+                format!("secrets/{c}/key"),
+                json!({"digest": d(*dg), "mode": "0600", "uid": 0, "gid": 0}),
+            );
+        }
+        let mut comps = serde_json::Map::new();
+        for (name, root, config, reloads) in components {
+            comps.insert(
+                (*name).to_owned(),
+                json!({
+                    "image": d('a'), "ref": format!("infra-{name}"), "root": root.to_string().repeat(64),
+                    "root_layers": [], "config_layer": d('a'), "config": d(*config), "config_dirs": [],
+                    "unit": format!("infra-{name}.service"),
+                    "runtimes": {"unit": "u", "nspawn": "n", "portable": "p", "podman": "q"},
+                    "user": {"name": "x", "uid": 1, "gid": 1}, "data": [], "secrets": [],
+                    "reload": {"signal": if *reloads { Some("SIGHUP") } else { None }, "on": "config"},
+                    "health": null,
+                }),
+            );
+        }
+        serde_json::from_value(json!({
+            "version": 2, "infragen": "0", "host": "h", "profile": {"name": "p", "digest": "d"},
+            "version_string": "v1", "components": comps, "incomplete": [], "files": files,
+        }))
+        .unwrap()
     }
 
     #[test]
     fn planner_matrix() {
-        let old = m(json!({
-            "a": {"root": "r1", "config": "c1", "reload": {"signal": "SIGHUP"}},
-            "b": {"root": "r1", "config": "c1", "reload": {"signal": "SIGHUP"}},
-            "c": {"root": "r1", "config": "c1", "reload": {"signal": null}},
-            "d": {"root": "r1", "config": "c1", "reload": {"signal": "SIGHUP"}},
-            "e": {"root": "r1", "config": "c1", "reload": {"signal": "SIGHUP"}},
-            "gone": {"root": "r1", "config": "c1", "reload": {"signal": null}},
-        }));
-        let new = m(json!({
-            "a": {"root": "r1", "config": "c1", "reload": {"signal": "SIGHUP"}},
-            "b": {"root": "r1", "config": "c2", "reload": {"signal": "SIGHUP"}},
-            "c": {"root": "r1", "config": "c2", "reload": {"signal": null}},
-            "d": {"root": "r2", "config": "c1", "reload": {"signal": "SIGHUP"}},
-            "e": {"root": "r1", "config": "c1", "reload": {"signal": "SIGHUP"}},
-            "fresh": {"root": "r1", "config": "c1", "reload": {"signal": null}},
-        }));
+        let old = m(
+            &[
+                ("a", '1', '1', true),
+                ("b", '1', '1', true),
+                ("c", '1', '1', false),
+                ("d", '1', '1', true),
+                ("e", '1', '1', true),
+                ("f", '1', '1', true),
+                ("gone", '1', '1', false),
+            ],
+            &[("f", '1'), ("a", '1')],
+        );
+        let new = m(
+            &[
+                ("a", '1', '1', true),
+                ("b", '1', '2', true),
+                ("c", '1', '2', false),
+                ("d", '2', '1', true),
+                ("e", '1', '1', true),
+                ("f", '1', '1', true),
+                ("fresh", '1', '1', false),
+            ],
+            &[("f", '2'), ("a", '1')],
+        );
         let old_unit = |c: &str| Some(format!("[Service]\nExecStart=/x {c}\n"));
         let new_unit = |c: &str| {
             Some(if c == "e" {
@@ -179,14 +212,6 @@ mod tests {
                 format!("# comment\n[Service]\n ExecStart = /x {c}\n")
             })
         };
-        let mut old = old;
-        let mut new = new;
-        old["files"] = json!({"secrets/f/key": "sha256:1", "secrets/a/key": "sha256:1"});
-        new["files"] = json!({"secrets/f/key": "sha256:2", "secrets/a/key": "sha256:1"});
-        old["components"]["f"] =
-            json!({"root": "r1", "config": "c1", "reload": {"signal": "SIGHUP"}});
-        new["components"]["f"] =
-            json!({"root": "r1", "config": "c1", "reload": {"signal": "SIGHUP"}});
         let steps = plan(Some(&old), &new, &old_unit, &new_unit);
         let got: Vec<(String, Action)> = steps
             .iter()
@@ -198,8 +223,8 @@ mod tests {
             ("c", Action::Restart),
             ("d", Action::Restart),
             ("e", Action::Restart),
-            ("fresh", Action::Start),
             ("f", Action::Restart), // only its secret changed: credentials load at start
+            ("fresh", Action::Start),
             ("gone", Action::Stop),
         ];
         let want: Vec<(String, Action)> = want.iter().map(|(c, a)| ((*c).to_owned(), *a)).collect();

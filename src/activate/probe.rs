@@ -3,17 +3,23 @@
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
+use crate::manifest::Probe;
 use anyhow::{bail, Context, Result};
-use serde_json::Value;
+
+/// The probe in words, for messages.
+pub fn describe(probe: &Probe) -> String {
+    match probe {
+        Probe::Http { address, path } => format!("GET http://{address}{path}"),
+        Probe::Dns { address, name } => format!("DNS `{name}` at {address}"),
+        Probe::Ntp { address } => format!("NTP at {address}"),
+    }
+}
 
 /// Probes once; `Ok(())` when healthy.
-pub fn once(probe: &Value) -> Result<()> {
-    let address = probe["address"]
-        .as_str()
-        .context("probe without an address")?;
-    match probe["kind"].as_str() {
-        Some("http") => {
-            let url = format!("http://{address}{}", probe["path"].as_str().unwrap_or("/"));
+pub fn once(probe: &Probe) -> Result<()> {
+    match probe {
+        Probe::Http { address, path } => {
+            let url = format!("http://{address}{path}");
             let agent = ureq::AgentBuilder::new()
                 .timeout(Duration::from_secs(2))
                 .build();
@@ -23,17 +29,15 @@ pub fn once(probe: &Value) -> Result<()> {
                 Err(e) => bail!("GET {url}: {e}"),
             }
         }
-        Some("dns") => {
-            let name = probe["name"].as_str().unwrap_or("localhost");
+        Probe::Dns { address, name } => {
             dns(address, name).with_context(|| format!("DNS query for `{name}` at {address}"))
         }
-        Some("ntp") => ntp(address).with_context(|| format!("NTP query at {address}")),
-        other => bail!("unknown probe kind {other:?}"),
+        Probe::Ntp { address } => ntp(address).with_context(|| format!("NTP query at {address}")),
     }
 }
 
 /// Probes until healthy or `timeout` passes; returns the last failure.
-pub fn until(probe: &Value, timeout: Duration) -> Result<()> {
+pub fn until(probe: &Probe, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         match once(probe) {

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::Manifest;
 
 use super::plan::{self, Action, Step};
 use super::probe;
@@ -76,18 +78,14 @@ fn sync_dir(st: &Root, from: &Path, to: &Path) -> Result<()> {
 
 /// The components' users, declared for systemd-sysusers (`/etc/sysusers.d/infragen.conf`):
 /// systemd resolves `User=` on the host, so the image's numeric users must exist there too.
-fn sysusers(state: &State, components: &serde_json::Map<String, Value>, host: &Host) -> Result<()> {
+fn sysusers(state: &State, components: &Components, host: &Host) -> Result<()> {
     let mut users = std::collections::BTreeMap::new();
     for c in components.values() {
-        let u = &c["user"];
-        if let (Some(name), Some(uid), Some(gid)) =
-            (u["name"].as_str(), u["uid"].as_u64(), u["gid"].as_u64())
-        {
-            users.insert(
-                uid,
-                (format!("infra-{}", name.trim_start_matches('_')), gid),
-            );
-        }
+        let u = &c.user;
+        users.insert(
+            u.uid,
+            (format!("infra-{}", u.name.trim_start_matches('_')), u.gid),
+        );
     }
     let mut text =
         String::from("# Users of infragen's components (written by infragen activate).\n");
@@ -129,7 +127,7 @@ fn sysusers(state: &State, components: &serde_json::Map<String, Value>, host: &H
 fn install(
     state: &State,
     id: &str,
-    components: &serde_json::Map<String, Value>,
+    components: &Components,
     runtime: Runtime,
     host: &Host,
 ) -> std::result::Result<(), (String, anyhow::Error)> {
@@ -154,13 +152,8 @@ fn install(
                     .map_err(one)?;
             }
         }
-        for v in c["data"].as_array().into_iter().flatten() {
-            let rel = Path::new(
-                v["host"]
-                    .as_str()
-                    .unwrap_or("/nonexistent")
-                    .trim_start_matches('/'),
-            );
+        for v in &c.data {
+            let rel = Path::new(v.host.trim_start_matches('/'));
             // Created when missing (links resolved inside the host root: `/data` may be a
             // mounted disk's link), and otherwise never touched.
             let made = (|| -> Result<()> {
@@ -169,12 +162,7 @@ fn install(
                 }
                 host_root.mkdir_all(rel, 0o755)?;
                 if euid_is_root() {
-                    let id = |k: &str| {
-                        v[k].as_u64()
-                            .and_then(|u| u32::try_from(u).ok())
-                            .unwrap_or(0)
-                    };
-                    host_root.chown(rel, id("uid"), id("gid"))?;
+                    host_root.chown(rel, v.uid, v.gid)?;
                 }
                 Ok(())
             })();
@@ -182,7 +170,7 @@ fn install(
                 .map_err(one)?;
         }
         runtime
-            .install(state, host, name, c["root"].as_str().unwrap_or(""))
+            .install(state, host, name, &c.root)
             .with_context(|| format!("installing {name} for the {runtime} runtime"))
             .map_err(one)?;
     }
@@ -209,11 +197,15 @@ pub fn runtime_of(state: &State, id: &str) -> Runtime {
 /// The unit text of `component` for `runtime` in a generation (or bundle) directory.
 pub fn unit_text(
     dir: &Path,
-    manifest: &Value,
+    manifest: &Manifest,
     component: &str,
     runtime: Runtime,
 ) -> Option<String> {
-    let rel = manifest["components"][component]["runtimes"][runtime.name()].as_str()?;
+    let rel = manifest
+        .components
+        .get(component)?
+        .runtimes
+        .get(runtime.name())?;
     fs::read_to_string(dir.join(rel)).ok()
 }
 
@@ -222,10 +214,10 @@ pub fn unit_text(
 /// every component started afresh when the runtime changes, and reloads made restarts where the
 /// runtime cannot reload.
 pub fn plan_steps(
-    old: Option<(&Path, &Value)>,
+    old: Option<(&Path, &Manifest)>,
     from_runtime: Runtime,
     new_unit: &dyn Fn(&str) -> Option<String>,
-    new: &Value,
+    new: &Manifest,
     runtime: Runtime,
 ) -> Vec<Step> {
     let mut steps = plan::plan(
@@ -270,6 +262,27 @@ fn steps(
     ))
 }
 
+/// The components of a manifest.
+type Components = std::collections::BTreeMap<String, crate::manifest::ComponentEntry>;
+
+/// `plan.json`: the switch in progress, so that an interrupted run resumes it.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Persisted {
+    /// The generation switched from (the rollback target), when another.
+    from: Option<String>,
+    /// What was current before the switch, the same generation included.
+    before: Option<String>,
+    /// The generation switched to.
+    to: String,
+    /// The steps.
+    steps: Vec<Step>,
+    /// The runtime `before` ran with.
+    from_runtime: String,
+    /// The runtime `to` runs with.
+    runtime: String,
+}
+
 /// Switches the host to generation `id` (staged) run with `runtime`, with the health gate and
 /// automatic rollback.
 pub fn switch(
@@ -290,27 +303,19 @@ pub fn switch(
     let rollback_before = state.pointer("rollback");
     // Resume: a plan left by an interrupted run toward this generation is finished, not redone.
     let plan_file = state.dir.join("plan.json");
-    let resumed: Option<Value> = fs::read(&plan_file)
+    let resumed: Option<Persisted> = fs::read(&plan_file)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .filter(|p: &Value| {
-            p["to"] == json!(id)
-                && previous.as_deref() == Some(id)
-                && p["runtime"] == json!(runtime.name())
+        .filter(|p: &Persisted| {
+            p.to == id && previous.as_deref() == Some(id) && p.runtime == runtime.name()
         });
     // `before`: what ran until now, and how; its components are what a runtime change removes.
     let (from, before, before_runtime) = match &resumed {
-        Some(p) => {
-            let before_runtime = p["from_runtime"]
-                .as_str()
-                .and_then(|r| r.parse().ok())
-                .unwrap_or_default();
-            (
-                p["from"].as_str().map(str::to_owned),
-                p["before"].as_str().map(str::to_owned),
-                before_runtime,
-            )
-        }
+        Some(p) => (
+            p.from.clone(),
+            p.before.clone(),
+            p.from_runtime.parse().unwrap_or_default(),
+        ),
         None => (
             previous.clone().filter(|p| p != id),
             previous.clone(),
@@ -347,10 +352,14 @@ pub fn switch(
         .collect();
     write_atomic(
         &plan_file,
-        &serde_json::to_vec(&json!({
-            "from": from, "before": before, "to": id, "steps": steps,
-            "from_runtime": before_runtime.name(), "runtime": runtime.name(),
-        }))?,
+        &serde_json::to_vec(&Persisted {
+            from: from.clone(),
+            before: before.clone(),
+            to: id.to_owned(),
+            steps: steps.clone(),
+            from_runtime: before_runtime.name().to_owned(),
+            runtime: runtime.name().to_owned(),
+        })?,
     )?;
     fail_point("plan-written");
 
@@ -360,11 +369,7 @@ pub fn switch(
         }
     } else if let Some(b) = &before {
         let old = read_manifest(&state.generation(b).join("manifest.json"))?;
-        for c in old["components"]
-            .as_object()
-            .into_iter()
-            .flat_map(|o| o.keys())
-        {
+        for c in old.components.keys() {
             before_runtime.remove(state, &host, c)?;
         }
     }
@@ -387,10 +392,10 @@ pub fn switch(
         .with_context(|| format!("recording {}", state.dir.join("history").display()));
     fail_point("after-switch");
 
-    let components = new["components"].as_object().cloned().unwrap_or_default();
+    let components = &new.components;
     let installed = recorded
         .map_err(|e| ("*".to_owned(), e))
-        .and_then(|()| install(state, id, &components, runtime, &host));
+        .and_then(|()| install(state, id, components, runtime, &host));
     fail_point("after-live");
     let mut failure: Option<(String, String)> = match installed {
         Ok(()) => None,
@@ -419,14 +424,16 @@ pub fn switch(
             .iter()
             .filter(|s| matches!(s.action, Action::Start | Action::Restart | Action::Reload))
         {
-            let probe = &components[&s.component]["health"];
-            if probe.is_null() {
+            let Some(probe) = components.get(&s.component).and_then(|c| c.health.as_ref()) else {
                 continue;
-            }
+            };
             if let Err(e) = probe::until(probe, opts.health_timeout) {
                 failure = Some((
                     s.component.clone(),
-                    format!("failed its health probe ({probe}): {e:#}"),
+                    format!(
+                        "failed its health probe ({}): {e:#}",
+                        probe::describe(probe)
+                    ),
                 ));
                 break;
             }
