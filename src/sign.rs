@@ -223,7 +223,7 @@ pub fn verify(
         serde_json::from_slice(sig).context("manifest.sig: not a signature file")?;
     let Some(key) = trusted.iter().find(|k| k.id == sig.key) else {
         bail!(
-            "signed by key {}, which this host does not trust ({} trusted)",
+            "signed by key {}, which is not among the {} trusted keys",
             sig.key,
             trusted.len()
         );
@@ -298,9 +298,9 @@ mod tests {
         let err = |r: anyhow::Result<_>| format!("{:#}", r.unwrap_err());
         assert!(err(verify(b"{}", &sig, "127.0.0.1", &trusted)).contains("changed after"));
         assert!(err(verify(doc, &sig, "127.0.0.2", &trusted)).contains("for host"));
-        assert!(err(verify(doc, &sig, "127.0.0.1", &[])).contains("does not trust"));
+        assert!(err(verify(doc, &sig, "127.0.0.1", &[])).contains("not among"));
         let forged = other.sign(doc, "127.0.0.1").unwrap();
-        assert!(err(verify(doc, &forged, "127.0.0.1", &trusted)).contains("does not trust"));
+        assert!(err(verify(doc, &forged, "127.0.0.1", &trusted)).contains("not among"));
         // A signature made by another key but labelled with the trusted key's id.
         let relabelled = String::from_utf8(forged)
             .unwrap()

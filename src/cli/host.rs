@@ -74,12 +74,45 @@ pub(super) fn gc(opts: &Options, keep: usize) -> i32 {
     }
 }
 
-pub(super) fn verify(bundle: &Path) -> i32 {
-    match crate::bundle::verify(bundle) {
-        Ok(problems) if problems.is_empty() => {
-            println!("{}: every file matches the manifest", bundle.display());
-            0
+pub(super) fn verify(bundle: &Path, keys: &[std::path::PathBuf]) -> i32 {
+    let signed = || -> anyhow::Result<String> {
+        use anyhow::Context as _;
+        let opened = crate::bundle::Opened::open(bundle)?;
+        let Some(sig) = &opened.signature else {
+            anyhow::ensure!(keys.is_empty(), "the bundle is not signed");
+            return Ok("not signed".to_owned());
+        };
+        if keys.is_empty() {
+            return Ok("signed (no --key given to check the signature with)".to_owned());
         }
+        let trusted = keys
+            .iter()
+            .map(|k| {
+                let text = std::fs::read_to_string(k)
+                    .with_context(|| format!("reading {}", k.display()))?;
+                crate::sign::PublicKey::from_pem(&text).with_context(|| format!("{}", k.display()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let key = crate::sign::verify(&opened.bytes, sig, &opened.manifest.host, &trusted)?;
+        Ok(format!(
+            "signed by key {key} for host `{}`",
+            opened.manifest.host
+        ))
+    };
+    match crate::bundle::verify(bundle) {
+        Ok(problems) if problems.is_empty() => match signed() {
+            Ok(how) => {
+                println!(
+                    "{}: every file matches the manifest; {how}",
+                    bundle.display()
+                );
+                0
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e:#}", bundle.display());
+                1
+            }
+        },
         Ok(problems) => {
             for p in &problems {
                 eprintln!("error: {}: {p}", bundle.display());

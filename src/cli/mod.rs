@@ -154,6 +154,9 @@ enum Command {
     Verify {
         /// The bundle directory
         bundle: PathBuf,
+        /// A public key (`infragen.pub`) the signature must verify with (repeatable)
+        #[arg(long = "key", value_name = "FILE")]
+        keys: Vec<PathBuf>,
     },
     /// Print the parameter reference: every INFRA parameter and its default
     Params,
@@ -355,7 +358,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Status { host } => host::status(&host.options(false, false, 0)),
         Command::Generations { host } => host::generations(&host.options(false, false, 0)),
         Command::Gc { host, keep } => host::gc(&host.options(false, false, 0), keep),
-        Command::Verify { bundle } => host::verify(&bundle),
+        Command::Verify { bundle, keys } => host::verify(&bundle, &keys),
         Command::Params => {
             print!("{}", params_reference());
             0
