@@ -37,7 +37,7 @@ pub struct Opened {
 pub struct Checked {
     /// Every listed file that is not a blob, by bundle path, as read and verified.
     pub files: BTreeMap<String, Vec<u8>>,
-    /// Blobs copied into the private directory (by digest).
+    /// Blobs copied into the private directory (by digest); those the host had are not.
     pub blobs: Vec<Digest>,
     /// Differences from the manifest.
     pub problems: Vec<String>,
@@ -90,8 +90,13 @@ impl Opened {
     }
 
     /// Reads every file once against the manifest: blobs into `blob_dir` (named by their
-    /// hex digest, only when they verify) or only hashed; the rest into memory.
-    pub fn check_files(&self, blob_dir: Option<&Root>) -> Result<Checked> {
+    /// hex digest, only when they verify) or only hashed (without a `blob_dir`, or when `have`
+    /// says the host has the blob already); the rest into memory.
+    pub fn check_files(
+        &self,
+        blob_dir: Option<&Root>,
+        have: &dyn Fn(&Digest) -> bool,
+    ) -> Result<Checked> {
         let mut problems = Vec::new();
         let mut files = BTreeMap::new();
         let mut blobs = Vec::new();
@@ -115,8 +120,11 @@ impl Opened {
                 continue;
             };
             let blob = rel.strip_prefix("oci/blobs/sha256/").is_some();
+            let mut copied = false;
             let got = if blob {
-                self.copy_blob(&path, &want.digest, blob_dir)?
+                let to = blob_dir.filter(|_| !have(&want.digest));
+                copied = to.is_some();
+                self.copy_blob(&path, &want.digest, to)?
             } else {
                 let bytes = read_small(&self.root, &path)?;
                 let d = Digest::of(&bytes);
@@ -126,7 +134,7 @@ impl Opened {
                 d
             };
             if got == want.digest {
-                if blob && blob_dir.is_some() {
+                if copied {
                     blobs.push(want.digest.clone());
                 }
             } else {
