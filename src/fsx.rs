@@ -137,14 +137,15 @@ impl Root {
         } else {
             rel
         };
-        rustix::fs::openat2(&self.fd, rel, flags | OFlags::CLOEXEC, mode, self.resolve())
-            .map_err(|e| {
+        rustix::fs::openat2(&self.fd, rel, flags | OFlags::CLOEXEC, mode, self.resolve()).map_err(
+            |e| {
                 if e == Errno::LOOP || e == Errno::XDEV {
                     std::io::Error::other("a symlink on the way, which infragen does not follow")
                 } else {
                     io(e)
                 }
-            })
+            },
+        )
     }
 
     /// The parent directory of `rel` (opened as a path handle) and its last component.
@@ -183,7 +184,8 @@ impl Root {
             Ok(fd) => fd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
-                return Err(e).with_context(|| format!("{}: opening its directory", self.shown(rel)))
+                return Err(e)
+                    .with_context(|| format!("{}: opening its directory", self.shown(rel)))
             }
         };
         match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
@@ -498,7 +500,10 @@ mod tests {
         // In-root resolution follows links, but only inside the root.
         let r = Root::open(&root, Links::InRoot).unwrap();
         r.mkdir_all(Path::new("abs/x"), 0o755).unwrap();
-        assert!(root.join(outside.strip_prefix("/").unwrap()).join("x").is_dir());
+        assert!(root
+            .join(outside.strip_prefix("/").unwrap())
+            .join("x")
+            .is_dir());
         assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
         assert!(r.remove(Path::new("abs")).is_ok());
         assert!(outside.is_dir());
@@ -514,7 +519,11 @@ mod tests {
         let m = r.meta(Path::new("a/b/f")).unwrap().unwrap();
         assert_eq!((m.kind, m.mode, m.size), (Kind::File, 0o640, 5));
         assert_eq!(
-            fs::metadata(t.path().join("a/b")).unwrap().permissions().mode() & 0o7777,
+            fs::metadata(t.path().join("a/b"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777,
             0o700
         );
         assert_eq!(r.read(Path::new("a/b/f")).unwrap(), b"again");

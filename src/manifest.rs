@@ -79,13 +79,17 @@ impl<'de> Deserialize<'de> for Digest {
 
 /// Whether `s` is 64 lowercase hex digits (generation and root ids).
 pub fn is_hex64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// File modes as octal strings (`"0644"`), so that a reader sees what they are.
 mod octal {
     use serde::{Deserialize, Deserializer, Serializer};
 
+    // serde's `serialize_with` passes the field by reference.
+    #[allow(clippy::trivially_copy_pass_by_ref)]
     pub fn serialize<S: Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format!("{mode:04o}"))
     }
@@ -312,10 +316,18 @@ impl Manifest {
             }
             for v in &c.data {
                 if !plain_absolute(&v.host) {
-                    bail!("{}: `{}` is not a plain absolute path", at("data.host"), v.host);
+                    bail!(
+                        "{}: `{}` is not a plain absolute path",
+                        at("data.host"),
+                        v.host
+                    );
                 }
                 if !plain_absolute(&v.path) {
-                    bail!("{}: `{}` is not a plain absolute path", at("data.path"), v.path);
+                    bail!(
+                        "{}: `{}` is not a plain absolute path",
+                        at("data.path"),
+                        v.path
+                    );
                 }
             }
             for d in &c.config_dirs {
@@ -329,7 +341,10 @@ impl Manifest {
                 }
                 let path = format!("secrets/{name}/{s}");
                 if !self.files.contains_key(&path) {
-                    bail!("{}: `{path}` is not among the bundle's files", at("secrets"));
+                    bail!(
+                        "{}: `{path}` is not among the bundle's files",
+                        at("secrets")
+                    );
                 }
             }
             let r = &c.runtimes;
@@ -353,7 +368,11 @@ impl Manifest {
                 }
             }
             if !matches!(c.reload.on.as_str(), "config" | "never") {
-                bail!("{}: `{}` is not `config` or `never`", at("reload.on"), c.reload.on);
+                bail!(
+                    "{}: `{}` is not `config` or `never`",
+                    at("reload.on"),
+                    c.reload.on
+                );
             }
         }
         Ok(())

@@ -1,7 +1,7 @@
 //! Signing keys and bundle signatures, in the sigstore "simple signing" shape.
 //!
 //! Keys are ECDSA P-256, as cosign and `skopeo --sign-by-sigstore-private-key` use: the public
-//! key is a PEM `PUBLIC KEY` (SubjectPublicKeyInfo), the one a `sigstoreSigned` policy's
+//! key is a PEM `PUBLIC KEY` (`SubjectPublicKeyInfo`), the one a `sigstoreSigned` policy's
 //! `keyPath` names, so the registry work signs images with the same keys; the private key is a
 //! PEM `PRIVATE KEY` (PKCS#8), kept 0600 on the build side.
 //!
@@ -9,9 +9,10 @@
 //! layer holds: a simple-signing payload naming the digest of the signed document (here the
 //! exact bytes of `manifest.json`, which carry the generation id, the host and every file's
 //! digest, mode and owner) and the host as identity, and an ASN.1 ECDSA-SHA256 signature of the
-//! payload, base64 — plus the id of the key (sha256 of its SubjectPublicKeyInfo), so that a
+//! payload, base64 — plus the id of the key (sha256 of its `SubjectPublicKeyInfo`), so that a
 //! refusal can say which key signed.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -22,10 +23,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::manifest::Digest;
 
-/// The DER prefix of a P-256 SubjectPublicKeyInfo before its 65-byte uncompressed point.
+/// The DER prefix of a P-256 `SubjectPublicKeyInfo` before its 65-byte uncompressed point.
 const SPKI_P256: [u8; 26] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
-    0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
 ];
 
 /// The simple-signing payload type cosign writes.
@@ -45,7 +46,7 @@ fn pem(label: &str, der: &[u8]) -> String {
         out.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
         out.push('\n');
     }
-    out.push_str(&format!("-----END {label}-----\n"));
+    let _ = writeln!(out, "-----END {label}-----");
     out
 }
 
@@ -56,7 +57,9 @@ fn unpem(label: &str, text: &str) -> Result<Vec<u8>> {
         .find(&begin)
         .with_context(|| format!("no `{begin}` block"))?;
     let rest = &text[start + begin.len()..];
-    let stop = rest.find(&end).with_context(|| format!("no `{end}` line"))?;
+    let stop = rest
+        .find(&end)
+        .with_context(|| format!("no `{end}` line"))?;
     let body: String = rest[..stop].split_whitespace().collect();
     b64()
         .decode(body)
@@ -68,7 +71,7 @@ fn unpem(label: &str, text: &str) -> Result<Vec<u8>> {
 pub struct PublicKey {
     /// The uncompressed P-256 point.
     point: Vec<u8>,
-    /// sha256 of the SubjectPublicKeyInfo.
+    /// sha256 of the `SubjectPublicKeyInfo`.
     pub id: Digest,
 }
 
@@ -165,6 +168,8 @@ impl SigningKey {
 /// `manifest.sig`.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+// The field names are the file's.
+#[allow(clippy::struct_field_names)]
 struct Signature {
     /// The signing key's id.
     key: Digest,
@@ -231,9 +236,7 @@ pub fn verify(
         .context("manifest.sig: the signature is not base64")?;
     signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &key.point)
         .verify(&payload, &raw)
-        .map_err(|_| {
-            anyhow::anyhow!("the signature does not verify with key {}", key.id)
-        })?;
+        .map_err(|_| anyhow::anyhow!("the signature does not verify with key {}", key.id))?;
     let p: Payload =
         serde_json::from_slice(&payload).context("manifest.sig: a malformed payload")?;
     if p.critical.kind != PAYLOAD_TYPE {
@@ -302,7 +305,9 @@ mod tests {
         let relabelled = String::from_utf8(forged)
             .unwrap()
             .replace(other.public.id.as_str(), key.public.id.as_str());
-        assert!(err(verify(doc, relabelled.as_bytes(), "127.0.0.1", &trusted))
-            .contains("does not verify"));
+        assert!(
+            err(verify(doc, relabelled.as_bytes(), "127.0.0.1", &trusted))
+                .contains("does not verify")
+        );
     }
 }

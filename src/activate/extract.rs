@@ -330,7 +330,9 @@ fn entries(
             root.mkdir_all(parent, 0o755)
                 .with_context(|| format!("entry `{shown}`"))?;
         }
-        let existing = root.meta(&rel).with_context(|| format!("entry `{shown}`"))?;
+        let existing = root
+            .meta(&rel)
+            .with_context(|| format!("entry `{shown}`"))?;
         match kind {
             tar::EntryType::Directory => {
                 if existing.is_some_and(|m| m.kind != Kind::Dir) {
@@ -414,7 +416,10 @@ fn whiteout(root: &Root, rel: &Path, hidden: &str) -> Result<()> {
         }
         return match root.meta(dir)? {
             Some(m) if m.kind == Kind::Dir => root.sub(dir)?.clear(),
-            Some(_) => bail!("an opaque whiteout in `{}`, which is not a directory", dir.display()),
+            Some(_) => bail!(
+                "an opaque whiteout in `{}`, which is not a directory",
+                dir.display()
+            ),
             None => Ok(()),
         };
     }

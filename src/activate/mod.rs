@@ -45,6 +45,8 @@ pub use state::State;
 use switch::{runtime_of, switch};
 
 /// Where and how to activate.
+// Each flag is an independent command-line switch, not a state machine.
+#[allow(clippy::struct_excessive_bools)]
 pub struct Options {
     /// Host root (`/`, or `--root DIR` for an image build or a test).
     pub root: PathBuf,
@@ -113,8 +115,8 @@ pub fn activate(bundle: &Path, opts: &Options) -> Result<Outcome> {
         let dir = tempfile::Builder::new()
             .prefix("infragen-bundle-")
             .tempdir()?;
-        let file = fs::File::open(bundle)
-            .with_context(|| format!("reading {}", bundle.display()))?;
+        let file =
+            fs::File::open(bundle).with_context(|| format!("reading {}", bundle.display()))?;
         let root = Root::open(dir.path(), Links::Refuse)?;
         extract::extract(
             std::io::BufReader::new(file),
@@ -204,8 +206,12 @@ fn trust(opened: &Opened, shown: &Path, opts: &Options) -> Result<()> {
             "copy the build's infragen.pub there, or pass --allow-unsigned",
         ));
     }
-    crate::sign::verify(&opened.bytes, sig, &m.host, &trusted)
-        .map_err(|e| refuse(format!("{e:#}"), "activate a bundle signed by a trusted key"))?;
+    crate::sign::verify(&opened.bytes, sig, &m.host, &trusted).map_err(|e| {
+        refuse(
+            format!("{e:#}"),
+            "activate a bundle signed by a trusted key",
+        )
+    })?;
     Ok(())
 }
 
@@ -360,7 +366,11 @@ impl Outcome {
 /// configuration from the blob store, every other file from memory with the manifest's mode
 /// and owner — complete and synced before the rename that makes it visible. Every write goes
 /// through [`Root`], refusing symlinks on the way.
-fn stage_generation(state: &State, opened: &Opened, files: &BTreeMap<String, Vec<u8>>) -> Result<()> {
+fn stage_generation(
+    state: &State,
+    opened: &Opened,
+    files: &BTreeMap<String, Vec<u8>>,
+) -> Result<()> {
     let m = &opened.manifest;
     let id = m.id();
     let dst = state.generation(id);
@@ -390,8 +400,14 @@ fn stage_generation(state: &State, opened: &Opened, files: &BTreeMap<String, Vec
         if diff.as_ref() != Some(&c.config) {
             bail!("component `{name}`: the manifest's config diff_id is not the image's");
         }
-        stage::extract_blob(state, &c.config_layer, diff.as_ref(), &gen.sub(&config_dir)?, owners)
-            .with_context(|| format!("configuration of {name}"))?;
+        stage::extract_blob(
+            state,
+            &c.config_layer,
+            diff.as_ref(),
+            &gen.sub(&config_dir)?,
+            owners,
+        )
+        .with_context(|| format!("configuration of {name}"))?;
     }
     // Every other file, as verified, with the manifest's mode and owner. Secrets live in 0700
     // directories owned by their component's user.
@@ -440,4 +456,3 @@ fn stage_generation(state: &State, opened: &Opened, files: &BTreeMap<String, Vec
     fail_point("stage-after-rename");
     Ok(())
 }
-

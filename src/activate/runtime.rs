@@ -237,7 +237,11 @@ impl Runtime {
     pub fn install(self, state: &State, host: &Host, c: &str, root_id: &str) -> Result<()> {
         let current = Path::new(STATE).join("current");
         match self {
-            Runtime::Unit => link(state, &current.join(format!("units/infra-{c}.service")), Path::new(&format!("etc/systemd/system/infra-{c}.service"))),
+            Runtime::Unit => link(
+                state,
+                &current.join(format!("units/infra-{c}.service")),
+                Path::new(&format!("etc/systemd/system/infra-{c}.service")),
+            ),
             Runtime::Nspawn => {
                 // The container's root is read-only: its mount points must exist in the tree.
                 let text =
@@ -256,10 +260,22 @@ impl Runtime {
                 );
                 super::stage::ensure_mount_points(&tree, &points)
                     .with_context(|| format!("mount points in the root tree of {c}"))?;
-                link(state, &current.join(format!("nspawn/infra-{c}.nspawn")), Path::new(&format!("etc/systemd/nspawn/infra-{c}.nspawn")))?;
-                link(state, &current.join(format!("machines/infra-{c}")), Path::new(&format!("var/lib/machines/infra-{c}")))
+                link(
+                    state,
+                    &current.join(format!("nspawn/infra-{c}.nspawn")),
+                    Path::new(&format!("etc/systemd/nspawn/infra-{c}.nspawn")),
+                )?;
+                link(
+                    state,
+                    &current.join(format!("machines/infra-{c}")),
+                    Path::new(&format!("var/lib/machines/infra-{c}")),
+                )
             }
-            Runtime::Podman => link(state, &current.join(format!("quadlet/infra-{c}.container")), Path::new(&format!("etc/containers/systemd/infra-{c}.container"))),
+            Runtime::Podman => link(
+                state,
+                &current.join(format!("quadlet/infra-{c}.container")),
+                Path::new(&format!("etc/containers/systemd/infra-{c}.container")),
+            ),
             Runtime::Portable => {
                 let profile = state
                     .root
@@ -284,7 +300,11 @@ impl Runtime {
                 if !host.systemd {
                     // `--root`: nothing to attach to; leave the image where `portablectl attach
                     // infra-<c>` finds it on the booted host.
-                    return link(state, &path, Path::new(&format!("var/lib/portables/infra-{c}")));
+                    return link(
+                        state,
+                        &path,
+                        Path::new(&format!("var/lib/portables/infra-{c}")),
+                    );
                 }
                 let attached = attached(state, c);
                 if attached
@@ -369,8 +389,7 @@ impl Runtime {
 /// [`Root`], so that no link on the way leads out of the host root.
 fn link(state: &State, target: &Path, link: &Path) -> Result<()> {
     let host = Root::open(&state.root, Links::InRoot)?;
-    if host.meta(link)?.is_some_and(|m| m.kind == Kind::Symlink)
-        && host.read_link(link)? == target
+    if host.meta(link)?.is_some_and(|m| m.kind == Kind::Symlink) && host.read_link(link)? == target
     {
         return Ok(());
     }

@@ -76,7 +76,10 @@ pub fn extract_blob(
     }
     match diff_id {
         Some(want) if &got.tar != want => {
-            bail!("layer {digest}: diff_id is {}, the image says {want}", got.tar)
+            bail!(
+                "layer {digest}: diff_id is {}, the image says {want}",
+                got.tar
+            )
         }
         Some(_) => Ok(()),
         None => bail!("layer {digest}: not a layer of its image"),
@@ -136,8 +139,9 @@ struct RootFs {
 pub fn diff_ids(state: &State, manifest_digest: &Digest) -> Result<Vec<(Digest, Digest)>> {
     let manifest: ImageManifest = serde_json::from_slice(&read_blob(state, manifest_digest)?)
         .with_context(|| format!("image manifest {manifest_digest}"))?;
-    let config: ImageConfig = serde_json::from_slice(&read_blob(state, &manifest.config.digest)?)
-        .with_context(|| format!("image config {}", manifest.config.digest))?;
+    let config: ImageConfig =
+        serde_json::from_slice(&read_blob(state, &manifest.config.digest)?)
+            .with_context(|| format!("image config {}", manifest.config.digest))?;
     if manifest.layers.len() != config.rootfs.diff_ids.len() {
         bail!(
             "image {manifest_digest}: {} layers but {} diff_ids",

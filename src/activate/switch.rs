@@ -14,8 +14,8 @@ use super::plan::{self, Action, Step};
 use super::probe;
 use super::runtime::{Host, Runtime};
 use super::state::{self, fail_point, write_atomic, State};
-use crate::fsx::{Kind, Links, Root};
 use super::{euid_is_root, read_manifest, Options, Outcome};
+use crate::fsx::{Kind, Links, Root};
 
 /// Makes `to` equal to `from` (both below the state directory `st`), file by file, each
 /// replaced by rename so that a reloading service never reads half a file; modes and owners
@@ -52,7 +52,10 @@ fn sync_dir(st: &Root, from: &Path, to: &Path) -> Result<()> {
                     dst.write_atomic(&rel, &bytes, meta.mode)?;
                 }
             }
-            _ => bail!("{}: not a file or directory", src.path().join(&rel).display()),
+            _ => bail!(
+                "{}: not a file or directory",
+                src.path().join(&rel).display()
+            ),
         }
         dst.chmod(&rel, meta.mode)?;
         if owners {
@@ -152,7 +155,12 @@ fn install(
             }
         }
         for v in c["data"].as_array().into_iter().flatten() {
-            let rel = Path::new(v["host"].as_str().unwrap_or("/nonexistent").trim_start_matches('/'));
+            let rel = Path::new(
+                v["host"]
+                    .as_str()
+                    .unwrap_or("/nonexistent")
+                    .trim_start_matches('/'),
+            );
             // Created when missing (links resolved inside the host root: `/data` may be a
             // mounted disk's link), and otherwise never touched.
             let made = (|| -> Result<()> {
@@ -161,7 +169,11 @@ fn install(
                 }
                 host_root.mkdir_all(rel, 0o755)?;
                 if euid_is_root() {
-                    let id = |k: &str| v[k].as_u64().and_then(|u| u32::try_from(u).ok()).unwrap_or(0);
+                    let id = |k: &str| {
+                        v[k].as_u64()
+                            .and_then(|u| u32::try_from(u).ok())
+                            .unwrap_or(0)
+                    };
                     host_root.chown(rel, id("uid"), id("gid"))?;
                 }
                 Ok(())

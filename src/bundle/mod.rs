@@ -22,12 +22,12 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use crate::build::Built;
+use crate::image::Recipe;
 use crate::manifest::{
     ComponentEntry, Digest, FileEntry, Manifest, ProfileRef, Reload, Runtimes, User, SIGNATURE,
 };
-use crate::sign::SigningKey;
-use crate::image::Recipe;
 use crate::plan::{Component, HostPlan, Plan};
+use crate::sign::SigningKey;
 use crate::tree::Tree;
 
 /// Where activation keeps state on a host.
@@ -254,7 +254,12 @@ pub fn write(
                 secrets,
                 reload: Reload {
                     signal: r.reload.clone(),
-                    on: if r.reload.is_some() { "config" } else { "never" }.to_owned(),
+                    on: if r.reload.is_some() {
+                        "config"
+                    } else {
+                        "never"
+                    }
+                    .to_owned(),
                 },
                 health: probe(h, r),
             },

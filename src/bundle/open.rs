@@ -59,8 +59,8 @@ impl Opened {
         let root = Root::open(dir, Links::Refuse)?;
         let bytes = read_small(&root, Path::new("manifest.json"))
             .with_context(|| format!("reading {}/manifest.json", dir.display()))?;
-        let manifest = Manifest::parse(&bytes)
-            .with_context(|| format!("bundle {}", dir.display()))?;
+        let manifest =
+            Manifest::parse(&bytes).with_context(|| format!("bundle {}", dir.display()))?;
         let mut problems = Vec::new();
         if manifest.to_canonical() != bytes {
             problems.push("manifest.json: not in canonical form".to_owned());
@@ -148,7 +148,7 @@ impl Opened {
 
     /// Hashes a blob while copying it into `to` (under a temporary name, renamed to its digest
     /// only when it verifies); returns what it hashed to.
-    fn copy_blob(&self, rel: &PathBuf, want: &Digest, to: Option<&Root>) -> Result<Digest> {
+    fn copy_blob(&self, rel: &Path, want: &Digest, to: Option<&Root>) -> Result<Digest> {
         let mut src = self.root.open_file(rel)?;
         let mut hash = Sha256::new();
         let tmp = PathBuf::from(format!(".{}.part", want.hex()));

@@ -105,7 +105,10 @@ pub(super) fn key_generate(out: &Path) -> i32 {
             .mode(0o600)
             .open(&key_path)
             .with_context(|| {
-                format!("creating {} (an existing key is never overwritten)", key_path.display())
+                format!(
+                    "creating {} (an existing key is never overwritten)",
+                    key_path.display()
+                )
             })?;
         f.write_all(private.as_bytes())?;
         f.sync_all()?;
@@ -116,8 +119,14 @@ pub(super) fn key_generate(out: &Path) -> i32 {
     };
     match run() {
         Ok((p, id)) => {
-            println!("wrote {} and {} (key {id})", out.join("infragen.key").display(), p.display());
-            println!("hosts trust it when it is in /etc/infragen/trusted/ (any name ending in .pub)");
+            println!(
+                "wrote {} and {} (key {id})",
+                out.join("infragen.key").display(),
+                p.display()
+            );
+            println!(
+                "hosts trust it when it is in /etc/infragen/trusted/ (any name ending in .pub)"
+            );
             0
         }
         Err(e) => {

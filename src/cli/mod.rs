@@ -313,7 +313,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             validate,
             strict,
             sign_key,
-        } => build(&profile, &store, &out, validate, strict, sign_key.as_deref()),
+        } => build(
+            &profile,
+            &store,
+            &out,
+            validate,
+            strict,
+            sign_key.as_deref(),
+        ),
         Command::Key(KeyCommand::Generate { out }) => host::key_generate(&out),
         Command::Lock {
             store,
