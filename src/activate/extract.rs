@@ -349,7 +349,13 @@ fn entries(
                 let mut file = root
                     .create(&rel, mode)
                     .with_context(|| format!("entry `{shown}`"))?;
-                io::copy(&mut entry, &mut file).with_context(|| format!("entry `{shown}`"))?;
+                let size = entry.size();
+                let got =
+                    io::copy(&mut entry, &mut file).with_context(|| format!("entry `{shown}`"))?;
+                // A short read is the end of the stream, not an error of `io::copy`.
+                if got != size {
+                    bail!("entry `{shown}`: the stream ends after {got} of its {size} bytes");
+                }
             }
             tar::EntryType::Symlink => {
                 let target = entry
