@@ -210,19 +210,28 @@ impl<R> Expanded<R> {
     }
 }
 
-/// A path inside a stream, checked: relative, no `..`, no NUL, within the length limit.
-fn entry_path(raw: &[u8], limits: Limits) -> Result<PathBuf> {
-    let shown = String::from_utf8_lossy(raw);
+/// A path of the stream as messages show it: at most 64 characters.
+fn show(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    if text.chars().count() > 64 {
+        format!("{}…", text.chars().take(64).collect::<String>())
+    } else {
+        text.into_owned()
+    }
+}
+
+/// A path inside a stream, checked: relative, no `..`, no NUL, within the length limit. The
+/// error is the reason alone: the caller names the entry.
+fn entry_path(raw: &[u8], limits: Limits) -> Result<PathBuf, String> {
     if raw.len() > limits.path {
-        bail!(
-            "entry `{}…`: a path of {} bytes (the limit is {})",
-            &shown.chars().take(64).collect::<String>(),
+        return Err(format!(
+            "a path of {} bytes (the limit is {})",
             raw.len(),
             limits.path
-        );
+        ));
     }
     if raw.contains(&0) {
-        bail!("entry `{shown}`: a NUL byte in the path");
+        return Err("a NUL byte in the path".to_owned());
     }
     let raw = Path::new(std::ffi::OsStr::from_bytes(raw));
     let mut out = PathBuf::new();
@@ -230,7 +239,7 @@ fn entry_path(raw: &[u8], limits: Limits) -> Result<PathBuf> {
         match c {
             PathComponent::Normal(p) => out.push(p),
             PathComponent::CurDir => {}
-            _ => bail!("entry `{shown}`: the path leaves the root"),
+            _ => return Err("the path leaves the root".to_owned()),
         }
     }
     Ok(out)
@@ -274,7 +283,8 @@ fn entries(
             bail!("more than {} entries", limits.entries);
         }
         let raw = entry.path_bytes().into_owned();
-        let rel = entry_path(&raw, limits)?;
+        let rel = entry_path(&raw, limits)
+            .map_err(|why| anyhow::anyhow!("entry `{}`: {why}", show(&raw)))?;
         let shown = rel.display().to_string();
         let kind = entry.header().entry_type();
         if rel.as_os_str().is_empty() {
@@ -383,7 +393,12 @@ fn entries(
                     .link_name_bytes()
                     .with_context(|| format!("entry `{shown}`: a hard link without a target"))?
                     .into_owned();
-                let to = entry_path(&target, limits)?;
+                let to = entry_path(&target, limits).map_err(|why| {
+                    anyhow::anyhow!(
+                        "entry `{shown}`: hard link target `{}`: {why}",
+                        show(&target)
+                    )
+                })?;
                 if !root
                     .meta(&to)
                     .ok()
