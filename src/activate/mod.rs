@@ -9,7 +9,9 @@
 //! daemon-reload → start, restart or reload what the plan says → probe every touched component
 //! → on failure switch back and restore the previous generation's services. An interrupted run
 //! leaves `current` on a complete generation; running `activate` again finishes the plan.
-//! Data directories are created when missing and otherwise never touched.
+//! Data directories are created when missing and otherwise never touched. A generation that
+//! cannot be staged (a layer refused) leaves the host as it was: what the run added to the state
+//! directory is removed.
 //!
 //! Modules: `stage` (blobs and root trees), `switch` (the switch and its gate), `runtime` (how
 //! each runtime installs and drives a component), `plan`, `probe`, `state`, `gc` (status,
@@ -276,9 +278,11 @@ fn activate_dir(bundle: &Path, shown: &Path, opts: &Options) -> Result<Outcome> 
     let locked = if opts.dry_run {
         None
     } else {
+        let created = stage::missing_from(&opts.root, &existing.dir);
         let state = State::open(&opts.root)?;
         let lock = state.lock()?;
-        Some((state, lock))
+        let before = stage::Before::take(&state, created)?;
+        Some((state, lock, before))
     };
     let current = if existing.dir.is_dir() {
         existing.pointer("current")
@@ -319,12 +323,24 @@ fn activate_dir(bundle: &Path, shown: &Path, opts: &Options) -> Result<Outcome> 
         print_plan(current.as_deref(), &outcome);
         return Ok(outcome);
     }
-    let (state, _lock) = locked.expect("locked unless a dry run");
+    let (state, _lock, before) = locked.expect("locked unless a dry run");
     let incoming = incoming.expect("made unless a dry run");
-    stage::import_blobs(&state, incoming.path(), &checked.blobs)?;
+    let imported = stage::import_blobs(&state, incoming.path(), &checked.blobs);
     drop(incoming);
-    fail_point("stage-blobs");
-    stage_generation(&state, &opened, &checked.files)?;
+    let staged = imported.and_then(|()| {
+        fail_point("stage-blobs");
+        stage_generation(&state, &opened, &checked.files)
+    });
+    // A generation that cannot be staged (a layer refused, a full disk) leaves nothing behind.
+    if let Err(e) = staged {
+        return Err(match before.undo(&state) {
+            Ok(()) => e.context(format!(
+                "bundle {} cannot be staged; nothing was changed",
+                shown.display()
+            )),
+            Err(u) => e.context(format!("removing what was staged failed too: {u:#}")),
+        });
+    }
     switch(&state, &id, opts.runtime, opts, true)
 }
 
