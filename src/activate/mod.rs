@@ -406,6 +406,22 @@ fn stage_generation(
             .iter()
             .map(|d| (d.clone(), diff_of(d)))
             .collect();
+        // Root trees are shared by id: an id that is not what its layers make would reuse
+        // another tree, or store this one under a name that means other content.
+        let mut diff_ids = Vec::new();
+        for (layer, diff) in &root_layers {
+            let diff = diff.as_ref().with_context(|| {
+                format!("component `{name}`: root layer {layer} is not a layer of its image")
+            })?;
+            diff_ids.push(diff.as_str());
+        }
+        let root_id = crate::pkg::fetch::sha256(diff_ids.join("\n").as_bytes());
+        if root_id != c.root {
+            bail!(
+                "component `{name}`: root id {} is not the digest of its layers' diff_ids ({root_id})",
+                c.root
+            );
+        }
         stage::root_tree(state, &c.root, &root_layers, owners)
             .with_context(|| format!("root tree of {name}"))?;
         fail_point("stage-root");
