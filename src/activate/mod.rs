@@ -138,6 +138,27 @@ pub fn activate(bundle: &Path, opts: &Options) -> Result<Outcome> {
     activate_dir(bundle, bundle, opts)
 }
 
+/// Extracts `bytes` (a tar stream, gzip'd or not) into the existing directory `dir` under the
+/// safe-extraction rules and limits activation uses: as a layer (`layer`; owners applied when
+/// root, as for root trees) or as a bundle archive. For the fuzzer (tests/fuzz.rs), not an API.
+#[doc(hidden)]
+pub fn extract_for_fuzz(bytes: &[u8], dir: &Path, layer: bool) -> Result<()> {
+    let root = Root::open(dir, Links::Refuse)?;
+    let kinds = if layer {
+        extract::Kinds::Layer
+    } else {
+        extract::Kinds::Bundle
+    };
+    extract::extract(
+        bytes,
+        &root,
+        kinds,
+        layer && euid_is_root(),
+        extract::LIMITS,
+    )
+    .map(|_| ())
+}
+
 /// Who this host is: `--host`, else `<root>/etc/infragen/host`.
 fn identity(opts: &Options) -> Result<Option<(String, String)>> {
     if let Some(h) = &opts.host {
