@@ -723,6 +723,11 @@ fn archive_cases() -> Vec<(&'static str, Archive, Expect)> {
             Refused(1, &["entry `pipe`", "type Fifo is not allowed"]),
         ),
         (
+            "an unknown entry type",
+            Tar(|_| vec![Raw::new("odd", b'N')]),
+            Refused(1, &["entry `odd`: type `N` (unknown) is not allowed"]),
+        ),
+        (
             "terminal escapes in a name",
             Tar(|_| vec![Raw::new("\x1b]0;owned\x07\x1b[2Jpipe", b'6')]),
             Refused(

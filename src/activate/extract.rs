@@ -210,6 +210,31 @@ impl<R> Expanded<R> {
     }
 }
 
+/// An entry type as messages name it: the `tar` crate's name, or the type byte of one it does
+/// not know (whose `Debug` is an internal variant).
+fn kind_name(kind: tar::EntryType) -> String {
+    use tar::EntryType as T;
+    match kind {
+        T::Regular
+        | T::Link
+        | T::Symlink
+        | T::Char
+        | T::Block
+        | T::Directory
+        | T::Fifo
+        | T::Continuous
+        | T::GNULongName
+        | T::GNULongLink
+        | T::GNUSparse
+        | T::XGlobalHeader
+        | T::XHeader => format!("{kind:?}"),
+        _ => format!(
+            "`{}` (unknown)",
+            char::from(kind.as_byte()).escape_default()
+        ),
+    }
+}
+
 /// A path of the stream as messages show it: at most 64 characters.
 fn show(raw: &[u8]) -> String {
     let text = String::from_utf8_lossy(raw);
@@ -332,7 +357,7 @@ fn entries(
             ),
         };
         if !allowed {
-            bail!("entry `{shown}`: type {kind:?} is not allowed");
+            bail!("entry `{shown}`: type {} is not allowed", kind_name(kind));
         }
         // Parents: created as plain directories when missing; a symlink on the way is an error
         // of the write itself (fsx refuses it).
