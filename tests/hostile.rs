@@ -1,14 +1,16 @@
 //! Hostile bundles and archives (issue #9; docs/reliability.md, "Safe extraction", "Trust
-//! model", "Test catalog"): every case is refused with exit 1 (2 for usage), an error naming the
-//! offending entry or file and the reason, the host tree unchanged (paths, kinds, modes, owners,
-//! contents, link targets), a sentinel directory outside `--root` unchanged, and no temporary
-//! directory left in a private `$TMPDIR`.
+//! model", "Test catalog"). Every hostile case is refused with exit 1 (2 for usage), an error
+//! naming the offending entry or file and the reason, and the host tree unchanged (paths, kinds,
+//! modes, owners, contents, link targets; the lock file's content, the pid of the last run, is
+//! not compared). In every case, refused or not, a sentinel directory outside `--root` is
+//! unchanged, nothing is left in a private `$TMPDIR`, and stderr holds no raw control character.
 //!
 //! Layer and manifest cases are *resealed* as an attacker holding the trusted key would reseal
-//! them (file digests, generation and signature recomputed), so they prove that extraction and
-//! the manifest checks hold by themselves even when a bundle verifies and is signed. A resealed
-//! but harmless bundle activating is the canary that the resealing itself is sound; setuid and
-//! world-writable files are accepted with those bits stripped.
+//! them (file digests, image documents, root id, generation and signature recomputed), so they
+//! prove that extraction and the manifest checks hold by themselves even when a bundle verifies
+//! and is signed. A resealed but harmless bundle activating is the canary that the resealing is
+//! sound; setuid, setgid, sticky and world-writable entries are accepted with those bits
+//! stripped; a zero-bomb layer is refused within a bounded peak resident set.
 
 mod common;
 
