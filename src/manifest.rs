@@ -195,7 +195,8 @@ pub struct ComponentEntry {
     /// The image's reference in the bundle's OCI layout (`infra-<c>`).
     #[serde(rename = "ref")]
     pub reference: String,
-    /// The root tree id (64 hex digits): every layer but the configuration layer.
+    /// The root tree id (64 hex digits): every layer but the configuration layer, named by the
+    /// sha256 of their `diff_id`s one per line (activation checks it before sharing the tree).
     pub root: String,
     /// The root tree's layers, in order.
     pub root_layers: Vec<Digest>,

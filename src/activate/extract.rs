@@ -210,19 +210,53 @@ impl<R> Expanded<R> {
     }
 }
 
-/// A path inside a stream, checked: relative, no `..`, no NUL, within the length limit.
-fn entry_path(raw: &[u8], limits: Limits) -> Result<PathBuf> {
-    let shown = String::from_utf8_lossy(raw);
+/// An entry type as messages name it: the `tar` crate's name, or the type byte of one it does
+/// not know (whose `Debug` is an internal variant).
+fn kind_name(kind: tar::EntryType) -> String {
+    use tar::EntryType as T;
+    match kind {
+        T::Regular
+        | T::Link
+        | T::Symlink
+        | T::Char
+        | T::Block
+        | T::Directory
+        | T::Fifo
+        | T::Continuous
+        | T::GNULongName
+        | T::GNULongLink
+        | T::GNUSparse
+        | T::XGlobalHeader
+        | T::XHeader => format!("{kind:?}"),
+        _ => format!(
+            "`{}` (unknown)",
+            char::from(kind.as_byte()).escape_default()
+        ),
+    }
+}
+
+/// A path of the stream as messages show it: at most 64 characters.
+fn show(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    if text.chars().count() > 64 {
+        format!("{}…", text.chars().take(64).collect::<String>())
+    } else {
+        text.into_owned()
+    }
+}
+
+/// A path inside a stream, checked: relative, no `..`, no NUL, within the length limit. The
+/// error is the reason alone: the caller names the entry.
+fn entry_path(raw: &[u8], limits: Limits) -> Result<PathBuf, String> {
     if raw.len() > limits.path {
-        bail!(
-            "entry `{}…`: a path of {} bytes (the limit is {})",
-            &shown.chars().take(64).collect::<String>(),
+        return Err(format!(
+            "a path of {} bytes (the limit is {})",
             raw.len(),
             limits.path
-        );
+        ));
     }
     if raw.contains(&0) {
-        bail!("entry `{shown}`: a NUL byte in the path");
+        return Err("a NUL byte in the path".to_owned());
     }
     let raw = Path::new(std::ffi::OsStr::from_bytes(raw));
     let mut out = PathBuf::new();
@@ -230,7 +264,7 @@ fn entry_path(raw: &[u8], limits: Limits) -> Result<PathBuf> {
         match c {
             PathComponent::Normal(p) => out.push(p),
             PathComponent::CurDir => {}
-            _ => bail!("entry `{shown}`: the path leaves the root"),
+            _ => return Err("the path leaves the root".to_owned()),
         }
     }
     Ok(out)
@@ -278,7 +312,8 @@ fn entries(
             bail!("more than {} entries", limits.entries);
         }
         let raw = entry.path_bytes().into_owned();
-        let rel = entry_path(&raw, limits)?;
+        let rel = entry_path(&raw, limits)
+            .map_err(|why| anyhow::anyhow!("entry `{}`: {why}", show(&raw)))?;
         let shown = rel.display().to_string();
         let kind = entry.header().entry_type();
         if rel.as_os_str().is_empty() {
@@ -327,7 +362,7 @@ fn entries(
             ),
         };
         if !allowed {
-            bail!("entry `{shown}`: type {kind:?} is not allowed");
+            bail!("entry `{shown}`: type {} is not allowed", kind_name(kind));
         }
         // Parents: created as plain directories when missing; a symlink on the way is an error
         // of the write itself (fsx refuses it).
@@ -362,7 +397,13 @@ fn entries(
                 let mut file = root
                     .create(&rel, mode)
                     .with_context(|| format!("entry `{shown}`"))?;
-                io::copy(&mut entry, &mut file).with_context(|| format!("entry `{shown}`"))?;
+                let size = entry.size();
+                let got =
+                    io::copy(&mut entry, &mut file).with_context(|| format!("entry `{shown}`"))?;
+                // A short read is the end of the stream, not an error of `io::copy`.
+                if got != size {
+                    bail!("entry `{shown}`: the stream ends after {got} of its {size} bytes");
+                }
             }
             tar::EntryType::Symlink => {
                 let target = entry
@@ -390,7 +431,12 @@ fn entries(
                     .link_name_bytes()
                     .with_context(|| format!("entry `{shown}`: a hard link without a target"))?
                     .into_owned();
-                let to = entry_path(&target, limits)?;
+                let to = entry_path(&target, limits).map_err(|why| {
+                    anyhow::anyhow!(
+                        "entry `{shown}`: hard link target `{}`: {why}",
+                        show(&target)
+                    )
+                })?;
                 if !root
                     .meta(&to)
                     .ok()

@@ -9,7 +9,9 @@
 //! daemon-reload → start, restart or reload what the plan says → probe every touched component
 //! → on failure switch back and restore the previous generation's services. An interrupted run
 //! leaves `current` on a complete generation; running `activate` again finishes the plan.
-//! Data directories are created when missing and otherwise never touched.
+//! Data directories are created when missing and otherwise never touched. A generation that
+//! cannot be staged (a layer refused) leaves the host as it was: what the run added to the state
+//! directory is removed.
 //!
 //! Modules: `stage` (blobs and root trees), `switch` (the switch and its gate), `runtime` (how
 //! each runtime installs and drives a component), `plan`, `probe`, `state`, `gc` (status,
@@ -125,6 +127,27 @@ pub fn activate(bundle: &Path, opts: &Options) -> Result<Outcome> {
         return activate_dir(dir.path(), bundle, opts);
     }
     activate_dir(bundle, bundle, opts)
+}
+
+/// Extracts `bytes` (a tar stream, gzip'd or not) into the existing directory `dir` under the
+/// safe-extraction rules and limits activation uses: as a layer (`layer`; owners applied when
+/// root, as for root trees) or as a bundle archive. For the fuzzer (tests/fuzz.rs), not an API.
+#[doc(hidden)]
+pub fn extract_for_fuzz(bytes: &[u8], dir: &Path, layer: bool) -> Result<()> {
+    let root = Root::open(dir, Links::Refuse)?;
+    let kinds = if layer {
+        extract::Kinds::Layer
+    } else {
+        extract::Kinds::Bundle
+    };
+    extract::extract(
+        bytes,
+        &root,
+        kinds,
+        layer && euid_is_root(),
+        extract::LIMITS,
+    )
+    .map(|_| ())
 }
 
 /// Who this host is: `--host`, else `<root>/etc/infragen/host`.
@@ -267,9 +290,11 @@ fn activate_dir(bundle: &Path, shown: &Path, opts: &Options) -> Result<Outcome> 
     let locked = if opts.dry_run {
         None
     } else {
+        let created = stage::missing_from(&opts.root, &existing.dir);
         let state = State::open(&opts.root)?;
         let lock = state.lock()?;
-        Some((state, lock))
+        let before = stage::Before::take(&state, created)?;
+        Some((state, lock, before))
     };
     let current = if existing.dir.is_dir() {
         existing.pointer("current")
@@ -312,12 +337,24 @@ fn activate_dir(bundle: &Path, shown: &Path, opts: &Options) -> Result<Outcome> 
         print_plan(current.as_deref(), &outcome);
         return Ok(outcome);
     }
-    let (state, _lock) = locked.expect("locked unless a dry run");
+    let (state, _lock, before) = locked.expect("locked unless a dry run");
     let incoming = incoming.expect("made unless a dry run");
-    stage::import_blobs(&state, incoming.path(), &checked.blobs)?;
+    let imported = stage::import_blobs(&state, incoming.path(), &checked.blobs);
     drop(incoming);
-    fail_point("stage-blobs");
-    stage_generation(&state, &opened, &checked.files)?;
+    let staged = imported.and_then(|()| {
+        fail_point("stage-blobs");
+        stage_generation(&state, &opened, &checked.files)
+    });
+    // A generation that cannot be staged (a layer refused, a full disk) leaves nothing behind.
+    if let Err(e) = staged {
+        return Err(match before.undo(&state) {
+            Ok(()) => e.context(format!(
+                "bundle {} cannot be staged; nothing was changed",
+                shown.display()
+            )),
+            Err(u) => e.context(format!("removing what was staged failed too: {u:#}")),
+        });
+    }
     switch(&state, &id, opts.runtime, opts, true)
 }
 
@@ -383,6 +420,22 @@ fn stage_generation(
             .iter()
             .map(|d| (d.clone(), diff_of(d)))
             .collect();
+        // Root trees are shared by id: an id that is not what its layers make would reuse
+        // another tree, or store this one under a name that means other content.
+        let mut diff_ids = Vec::new();
+        for (layer, diff) in &root_layers {
+            let diff = diff.as_ref().with_context(|| {
+                format!("component `{name}`: root layer {layer} is not a layer of its image")
+            })?;
+            diff_ids.push(diff.as_str());
+        }
+        let root_id = crate::pkg::fetch::sha256(diff_ids.join("\n").as_bytes());
+        if root_id != c.root {
+            bail!(
+                "component `{name}`: root id {} is not the digest of its layers' diff_ids ({root_id})",
+                c.root
+            );
+        }
         stage::root_tree(state, &c.root, &root_layers, owners)
             .with_context(|| format!("root tree of {name}"))?;
         fail_point("stage-root");

@@ -5,6 +5,8 @@
 //! (docs/reliability.md) into a fresh 0700 directory beside the target, renamed into place when
 //! complete; on error it is removed whole.
 
+use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,69 @@ use super::extract::{self, Kinds, LIMITS};
 use super::state::{fail_point, sync_path, State};
 use crate::fsx::{Links, Root};
 use crate::manifest::Digest;
+
+/// The directories staging adds to: blobs, root trees, generations.
+const STAGED: [&str; 3] = ["blobs/sha256", "roots", "generations"];
+
+/// The outermost directory of the state directory's path (below and including `root`) that
+/// does not exist yet: what creating the state directory will create. Taken before the state
+/// directory is opened.
+pub fn missing_from(root: &Path, state_dir: &Path) -> Option<PathBuf> {
+    let mut created = None;
+    let mut p = state_dir.to_path_buf();
+    while p.starts_with(root) && fs::symlink_metadata(&p).is_err() {
+        created = Some(p.clone());
+        if !p.pop() {
+            break;
+        }
+    }
+    created
+}
+
+/// What the state directory held before this run staged anything, so that a failure while
+/// staging (a layer refused, a full disk) leaves the host as it was: the blobs, root trees and
+/// generations the run added are removed, and so is the state directory (with the parents it
+/// needed) when this run made it. Taken under the lock, so nothing else adds to it meanwhile.
+pub struct Before {
+    /// What creating the state directory created, when the state held nothing yet.
+    created: Option<PathBuf>,
+    /// The names in each of [`STAGED`].
+    names: Vec<BTreeSet<OsString>>,
+}
+
+impl Before {
+    /// Records the state; `created` is what [`missing_from`] said before the state directory
+    /// was opened (kept only if the state is still empty: another run may have come between).
+    pub fn take(state: &State, created: Option<PathBuf>) -> Result<Self> {
+        let mut names = Vec::new();
+        for sub in STAGED {
+            let dir = Root::open(&state.dir.join(sub), Links::Refuse)?;
+            names.push(dir.list()?.into_iter().collect::<BTreeSet<_>>());
+        }
+        let empty = names.iter().all(BTreeSet::is_empty)
+            && fs::symlink_metadata(state.dir.join("current")).is_err();
+        Ok(Self {
+            created: created.filter(|_| empty),
+            names,
+        })
+    }
+
+    /// Removes what was added since [`Before::take`].
+    pub fn undo(&self, state: &State) -> Result<()> {
+        for (sub, before) in STAGED.iter().zip(&self.names) {
+            let dir = Root::open(&state.dir.join(sub), Links::Refuse)?;
+            for name in dir.list()? {
+                if !before.contains(&name) {
+                    dir.remove(Path::new(&name))?;
+                }
+            }
+        }
+        if let Some(top) = &self.created {
+            fs::remove_dir_all(top).with_context(|| format!("removing {}", top.display()))?;
+        }
+        Ok(())
+    }
+}
 
 /// Moves verified blobs from the private directory `incoming` into the state's store (a rename
 /// on the same file system, else a copy checked again), skipping those already there.

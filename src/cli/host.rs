@@ -4,8 +4,22 @@ use std::path::Path;
 
 use crate::activate::{Action, Options, Outcome};
 
+/// `text` with control characters but newlines and tabs escaped (`\u{1b}`): the names in an
+/// error come from bundles and archives, whose escape sequences are not the terminal's to run.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn fail(e: &anyhow::Error) -> i32 {
-    eprintln!("error: {e:#}");
+    eprintln!("error: {}", printable(&format!("{e:#}")));
     1
 }
 
@@ -115,7 +129,10 @@ pub(super) fn verify(bundle: &Path, keys: &[std::path::PathBuf]) -> i32 {
         },
         Ok(problems) => {
             for p in &problems {
-                eprintln!("error: {}: {p}", bundle.display());
+                eprintln!(
+                    "error: {}",
+                    printable(&format!("{}: {p}", bundle.display()))
+                );
             }
             1
         }

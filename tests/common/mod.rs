@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests (each test binary uses a part of them).
 #![allow(dead_code)]
 
+pub mod rawtar;
+
 use std::fs;
 use std::io::Write as _;
 use std::net::UdpSocket;
