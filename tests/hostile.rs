@@ -1331,7 +1331,7 @@ fn bundle_cases() -> Vec<(&'static str, Prepare, Expect)> {
                 let bytes = fs::read(b.join("manifest.json")).unwrap();
                 replace(&b.join("manifest.sig"), &key.sign(&bytes, HOST).unwrap());
             },
-            Refused(1, &["is refused", "which this host does not trust"]),
+            Refused(1, &["is refused", "which is not among the 1 trusted keys"]),
         ),
         (
             "the signature of another bundle",
