@@ -1004,3 +1004,22 @@ fn a_full_disk_after_the_switch_rolls_back() {
     );
     assert_eq!(current(host.path()).unwrap(), generation_of(&b.a));
 }
+
+/// A `--root` tree whose `var` leads out of it (a link to a directory outside) is refused: the
+/// state directory is never created, read or written through a link out of the host root.
+#[test]
+fn a_state_directory_that_leads_out_of_the_root_is_refused() {
+    let b = bundles();
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("outside");
+    fs::create_dir_all(outside.join("lib/infragen")).unwrap();
+    let host = dir.path().join("host");
+    fs::create_dir_all(&host).unwrap();
+    std::os::unix::fs::symlink(&outside, host.join("var")).unwrap();
+    let before = snapshot(&outside);
+    let o = activate(&b.a, &host, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("/var: a link"), "{err}");
+    assert_eq!(snapshot(&outside), before, "wrote outside the root");
+}

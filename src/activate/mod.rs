@@ -263,7 +263,7 @@ fn activate_dir(bundle: &Path, shown: &Path, opts: &Options) -> Result<Outcome> 
     let incoming = if opts.dry_run {
         None
     } else {
-        let parent = if existing.dir.is_dir() {
+        let parent = if existing.is_usable() {
             existing.dir.clone()
         } else {
             std::env::temp_dir()
@@ -296,7 +296,7 @@ fn activate_dir(bundle: &Path, shown: &Path, opts: &Options) -> Result<Outcome> 
         let before = stage::Before::take(&state, created)?;
         Some((state, lock, before))
     };
-    let current = if existing.dir.is_dir() {
+    let current = if existing.is_usable() {
         existing.pointer("current")
     } else {
         None

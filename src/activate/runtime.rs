@@ -22,7 +22,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::state::{sync_path, write_atomic, State};
+use super::state::{sync_path, State};
 use crate::fsx::{Kind, Links, Root};
 
 /// Where the host's state lives, as units see it.
@@ -277,12 +277,15 @@ impl Runtime {
                 Path::new(&format!("etc/containers/systemd/infra-{c}.container")),
             ),
             Runtime::Portable => {
-                let profile = state
-                    .root
-                    .join("etc/systemd/portable/profile/infragen/service.conf");
-                if fs::read_to_string(&profile).ok().as_deref() != Some(PORTABLE_PROFILE) {
-                    fs::create_dir_all(profile.parent().expect("has parent"))?;
-                    write_atomic(&profile, PORTABLE_PROFILE.as_bytes())?;
+                let profile = Path::new("etc/systemd/portable/profile/infragen/service.conf");
+                let host_root = Root::open(&state.root, Links::InRoot)?;
+                let same = host_root
+                    .meta(profile)?
+                    .is_some_and(|m| m.kind == Kind::File)
+                    && host_root.read(profile)? == PORTABLE_PROFILE.as_bytes();
+                if !same {
+                    host_root.mkdir_all(profile.parent().expect("has parent"), 0o755)?;
+                    host_root.write_atomic(profile, PORTABLE_PROFILE.as_bytes(), 0o644)?;
                 }
                 let unit_text = fs::read(
                     state

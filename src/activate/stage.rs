@@ -8,7 +8,6 @@
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fs;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -264,6 +263,7 @@ pub fn mount_points(nspawn: &str, host_root: &Path) -> Vec<MountPoint> {
 /// mounts, so that a read-only container (`ReadOnly=yes`) finds them. Never through a symlink:
 /// a mount point behind one is left to the container manager, which resolves it inside the tree.
 pub fn ensure_mount_points(root: &Path, points: &[MountPoint]) -> Result<()> {
+    let tree = Root::open(root, Links::Refuse)?;
     'points: for point in points {
         let rel = point.target.strip_prefix("/").unwrap_or(&point.target);
         if rel
@@ -272,21 +272,17 @@ pub fn ensure_mount_points(root: &Path, points: &[MountPoint]) -> Result<()> {
         {
             continue;
         }
-        let mut p = root.to_path_buf();
+        let mut p = PathBuf::new();
         let last = rel.components().count();
         for (n, c) in rel.components().enumerate() {
             p.push(c);
-            match fs::symlink_metadata(&p) {
-                Ok(m) if m.is_dir() || n + 1 == last => {}
-                Ok(_) => continue 'points,
-                Err(_) if point.file && n + 1 == last => {
-                    fs::File::create(&p).with_context(|| format!("creating {}", p.display()))?;
-                    fs::set_permissions(&p, fs::Permissions::from_mode(0o644))?;
+            match tree.meta(&p)? {
+                Some(m) if m.kind == crate::fsx::Kind::Dir || n + 1 == last => {}
+                Some(_) => continue 'points,
+                None if point.file && n + 1 == last => {
+                    tree.create(&p, 0o644)?;
                 }
-                Err(_) => {
-                    fs::create_dir(&p).with_context(|| format!("creating {}", p.display()))?;
-                    fs::set_permissions(&p, fs::Permissions::from_mode(0o755))?;
-                }
+                None => tree.mkdir(&p, 0o755)?,
             }
         }
     }

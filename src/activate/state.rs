@@ -110,6 +110,19 @@ impl State {
     /// The state under `root` (created).
     pub fn open(root: &Path) -> Result<Self> {
         let dir = root.join("var/lib/infragen");
+        // Created through fsx (links resolved inside the root), then held to it: the state
+        // directory may be a link (to a larger disk) but must stay inside the host root, since
+        // paths below it are used as they are.
+        let host = crate::fsx::Root::open(root, crate::fsx::Links::InRoot)?;
+        host.mkdir_all(Path::new("var/lib/infragen"), 0o755)?;
+        let (real_root, real_dir) = (fs::canonicalize(root)?, fs::canonicalize(&dir)?);
+        if !real_dir.starts_with(&real_root) {
+            bail!(
+                "{} leads out of the host root, to {}, through a symlink; nothing was changed",
+                dir.display(),
+                real_dir.display()
+            );
+        }
         for sub in ["blobs/sha256", "roots", "generations", "live", "secrets"] {
             fs::create_dir_all(dir.join(sub))
                 .with_context(|| format!("creating {}", dir.join(sub).display()))?;
@@ -123,6 +136,15 @@ impl State {
             dir,
             root: root.to_path_buf(),
         })
+    }
+
+    /// Whether the state directory exists inside the host root (a link out of it is never
+    /// used, not even for reading).
+    pub fn is_usable(&self) -> bool {
+        match (fs::canonicalize(&self.root), fs::canonicalize(&self.dir)) {
+            (Ok(root), Ok(dir)) => dir.is_dir() && dir.starts_with(root),
+            _ => false,
+        }
     }
 
     /// A generation's directory.
