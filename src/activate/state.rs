@@ -113,6 +113,7 @@ impl State {
         // Created through fsx (links resolved inside the root), then held to it: the state
         // directory may be a link (to a larger disk) but must stay inside the host root, since
         // paths below it are used as they are.
+        fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
         let host = crate::fsx::Root::open(root, crate::fsx::Links::InRoot)?;
         host.mkdir_all(Path::new("var/lib/infragen"), 0o755)?;
         let (real_root, real_dir) = (fs::canonicalize(root)?, fs::canonicalize(&dir)?);
