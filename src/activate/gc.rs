@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::Value;
 
 use super::read_manifest;
@@ -183,18 +183,16 @@ fn discard(path: &Path) -> Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let parent = path.parent().expect("has parent");
+    // Relative to the directory that holds it, never through a symlink.
+    let dir = crate::fsx::Root::open(parent, crate::fsx::Links::Refuse)?;
     let trash = if name.starts_with(".trash-") {
-        path.to_path_buf()
+        name
     } else {
-        let trash = parent.join(format!(".trash-{name}"));
-        fs::rename(path, &trash).with_context(|| format!("moving {} aside", path.display()))?;
-        super::state::sync_path(parent)?;
+        let trash = format!(".trash-{name}");
+        dir.rename(Path::new(&name), Path::new(&trash))?;
+        dir.sync_dir(Path::new(""))?;
         trash
     };
-    if trash.symlink_metadata()?.is_dir() {
-        fs::remove_dir_all(&trash)
-    } else {
-        fs::remove_file(&trash)
-    }
-    .with_context(|| format!("removing {}", trash.display()))
+    dir.remove(Path::new(&trash))?;
+    Ok(())
 }

@@ -15,7 +15,6 @@
 
 use std::fmt;
 use std::fs;
-use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -487,44 +486,50 @@ pub fn portable_name(c: &str, root_id: &str, unit_text: &[u8]) -> String {
 /// file is copied) plus the unit in `usr/lib/systemd/system/`, renamed into place complete.
 fn portable_image(state: &State, c: &str, root_id: &str, unit_text: &[u8]) -> Result<PathBuf> {
     let dir = state.dir.join("portables");
-    let dst = dir.join(portable_name(c, root_id, unit_text));
+    let name = portable_name(c, root_id, unit_text);
+    let dst = dir.join(&name);
     if dst.is_dir() {
         return Ok(dst);
     }
-    fs::create_dir_all(&dir)?;
-    let from = state.dir.join("roots").join(root_id);
+    // Every link and write relative to the state directory, never through a symlink: the root
+    // tree's symlinks are recreated as data.
+    let st = Root::open(&state.dir, Links::Refuse)?;
+    st.mkdir_all(Path::new("portables"), 0o755)?;
     let tmp = tempfile::Builder::new().prefix(".img-").tempdir_in(&dir)?;
+    let tmp_rel = Path::new("portables").join(tmp.path().file_name().expect("named"));
+    let from = Path::new("roots").join(root_id);
     let owners = super::euid_is_root();
-    for e in walkdir::WalkDir::new(&from).sort_by_file_name() {
-        let e = e?;
-        let rel = e.path().strip_prefix(&from)?;
-        let to = tmp.path().join(rel);
-        let meta = e.path().symlink_metadata()?;
-        if meta.is_dir() {
-            fs::create_dir_all(&to)?;
-            fs::set_permissions(&to, meta.permissions())?;
-            if owners {
-                std::os::unix::fs::lchown(&to, Some(meta.uid()), Some(meta.gid()))?;
+    for (rel, meta) in st.sub(&from)?.walk()? {
+        let to = tmp_rel.join(&rel);
+        match meta.kind {
+            Kind::Dir => {
+                st.mkdir(&to, meta.mode)?;
+                if owners {
+                    st.chown(&to, meta.uid, meta.gid)?;
+                }
             }
-        } else if meta.file_type().is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(e.path())?, &to)?;
-            if owners {
-                std::os::unix::fs::lchown(&to, Some(meta.uid()), Some(meta.gid()))?;
+            Kind::Symlink => {
+                st.symlink(&st.read_link(&from.join(&rel))?, &to)?;
+                if owners {
+                    st.chown(&to, meta.uid, meta.gid)?;
+                }
             }
-        } else {
-            fs::hard_link(e.path(), &to)
-                .with_context(|| format!("linking {} into a portable image", e.path().display()))?;
+            Kind::File => st
+                .hard_link(&from.join(&rel), &to)
+                .with_context(|| format!("linking {} into a portable image", rel.display()))?,
+            Kind::Other => bail!(
+                "{}: not a file, directory or symlink",
+                state.dir.join(&from).join(&rel).display()
+            ),
         }
     }
-    let units = tmp.path().join("usr/lib/systemd/system");
-    fs::create_dir_all(&units)?;
-    fs::write(units.join(format!("infra-{c}.service")), unit_text)?;
-    fs::set_permissions(
-        tmp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )?;
-    super::state::sync_tree(tmp.path())?;
-    fs::rename(tmp.path(), &dst)?;
+    let units = tmp_rel.join("usr/lib/systemd/system");
+    st.mkdir_all(&units, 0o755)?;
+    let mut f = st.create(&units.join(format!("infra-{c}.service")), 0o644)?;
+    std::io::Write::write_all(&mut f, unit_text)?;
+    st.chmod(&tmp_rel, 0o755)?;
+    st.sync_fs()?;
+    st.rename(&tmp_rel, &Path::new("portables").join(&name))?;
     let _ = tmp.keep();
     sync_path(&dir)?;
     Ok(dst)

@@ -59,27 +59,6 @@ pub fn sync_path(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Makes everything written below `dir` durable before it is renamed into use: one `syncfs` of
-/// its file system (`sync -f`, coreutils), which costs far less than an fsync per file of a root
-/// tree; every file and directory is fsynced one by one where that is not available.
-pub fn sync_tree(dir: &Path) -> Result<()> {
-    let synced = std::process::Command::new("sync")
-        .arg("-f")
-        .arg(dir)
-        .status()
-        .is_ok_and(|s| s.success());
-    if synced {
-        return Ok(());
-    }
-    for e in walkdir::WalkDir::new(dir).contents_first(true) {
-        let e = e?;
-        if e.file_type().is_file() || e.file_type().is_dir() {
-            sync_path(e.path())?;
-        }
-    }
-    Ok(())
-}
-
 /// Writes a file atomically: temporary name, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().expect("has parent");
