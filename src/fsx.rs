@@ -247,15 +247,19 @@ impl Root {
         Ok(())
     }
 
+    /// Opens `rel` for reading, a symlink at its end refused (and a fifo never waited on).
+    fn open_read(&self, rel: &Path) -> Result<OwnedFd> {
+        self.open_at(
+            rel,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK,
+            Mode::empty(),
+        )
+        .with_context(|| format!("opening {}", self.shown(rel)))
+    }
+
     /// Sets the permission bits of `rel` (a file or directory, never through a symlink).
     pub fn chmod(&self, rel: &Path, mode: u32) -> Result<()> {
-        let fd = self
-            .open_at(
-                rel,
-                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK,
-                Mode::empty(),
-            )
-            .with_context(|| format!("opening {}", self.shown(rel)))?;
+        let fd = self.open_read(rel)?;
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & 0o7777))
             .map_err(io)
             .with_context(|| format!("chmod {}", self.shown(rel)))
@@ -294,14 +298,7 @@ impl Root {
 
     /// Opens the regular file `rel` for reading (never through a symlink at its end).
     pub fn open_file(&self, rel: &Path) -> Result<File> {
-        let fd = self
-            .open_at(
-                rel,
-                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK,
-                Mode::empty(),
-            )
-            .with_context(|| format!("opening {}", self.shown(rel)))?;
-        let file = File::from(fd);
+        let file = File::from(self.open_read(rel)?);
         if !file.metadata()?.is_file() {
             bail!("{}: not a regular file", self.shown(rel));
         }

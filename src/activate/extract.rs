@@ -59,18 +59,16 @@ pub enum Kinds {
     Bundle,
 }
 
-/// A reader that counts and hashes what passes through it.
+/// A reader that hashes what passes through it.
 struct Tap<R> {
     inner: R,
     hash: Sha256,
-    count: u64,
 }
 
 impl<R: Read> Read for Tap<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hash.update(&buf[..n]);
-        self.count += n as u64;
         Ok(n)
     }
 }
@@ -145,7 +143,6 @@ pub fn extract(
             count: compressed.clone(),
         },
         hash: Sha256::new(),
-        count: 0,
     };
     let mut magic = [0u8; 2];
     let mut got = 0;
@@ -171,7 +168,6 @@ pub fn extract(
             expanded: 0,
         },
         hash: Sha256::new(),
-        count: 0,
     };
     entries(&mut tar_tap, root, kinds, owners, limits)?;
     // Whatever follows the archive's end is part of the stream and its digests.
