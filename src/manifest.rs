@@ -311,6 +311,12 @@ impl Manifest {
             if !plain_relative(path) || path == "manifest.json" || path == SIGNATURE {
                 bail!("`files`: `{path}` is not a plain relative path of a bundle file");
             }
+            // A blob is named by its digest: the store files it under that name.
+            if let Some(name) = path.strip_prefix("oci/blobs/sha256/") {
+                if name != f.digest.hex() {
+                    bail!("`files`: `{path}` is not named by its digest {}", f.digest);
+                }
+            }
             if f.mode & 0o022 != 0 {
                 bail!(
                     "`files.{path}`: mode {:04o} is group- or world-writable",
@@ -473,6 +479,10 @@ mod tests {
             *bad.pointer_mut(path).unwrap() = value;
             assert!(parse(&bad).is_err(), "{path} accepted");
         }
+        let mut bad = good();
+        bad["files"][format!("oci/blobs/sha256/{}", "a".repeat(64))]["digest"] =
+            json!(format!("sha256:{}", "b".repeat(64)));
+        assert!(parse(&bad).is_err(), "a blob not named by its digest");
         let mut bad = good();
         bad["components"]["../x"] = bad["components"]["nginx"].clone();
         assert!(parse(&bad).is_err(), "a component name with a slash");

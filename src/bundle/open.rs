@@ -20,6 +20,9 @@ use crate::manifest::{Digest, Manifest, SIGNATURE};
 /// The largest `manifest.json` or non-blob file read into memory.
 const SMALL: u64 = 64 << 20;
 
+/// All non-blob files of a bundle together (units, secrets, SBOMs: a few MiB in practice).
+const SMALL_TOTAL: u64 = 256 << 20;
+
 /// A bundle whose manifest has been read.
 pub struct Opened {
     root: Root,
@@ -101,6 +104,7 @@ impl Opened {
         let mut files = BTreeMap::new();
         let mut blobs = Vec::new();
         let mut present = BTreeMap::new();
+        let mut in_memory = 0u64;
         for (rel, meta) in self.root.walk()? {
             let rel_s = rel.to_string_lossy().into_owned();
             if rel_s == "manifest.json" || rel_s == SIGNATURE {
@@ -127,6 +131,13 @@ impl Opened {
                 self.copy_blob(&path, &want.digest, to)?
             } else {
                 let bytes = read_small(&self.root, &path)?;
+                in_memory += bytes.len() as u64;
+                if in_memory > SMALL_TOTAL {
+                    anyhow::bail!(
+                        "{rel}: the bundle's files other than blobs exceed {} MiB in all",
+                        SMALL_TOTAL >> 20
+                    );
+                }
                 let d = Digest::of(&bytes);
                 if d == want.digest {
                     files.insert(rel.clone(), bytes);
