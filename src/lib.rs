@@ -20,6 +20,7 @@ pub mod pki;
 pub mod plan;
 pub mod problem;
 pub mod profile;
+pub mod registry;
 pub mod render;
 pub mod repo;
 pub mod sign;

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod rawtar;
+pub mod registry;
 
 use std::fs;
 use std::io::Write as _;

@@ -1,0 +1,500 @@
+//! The HTTP side of the client: one [`Client`] per registry host, every request counted in
+//! [`Stats`], a `401` answered once by the challenge it carries (basic credentials, or a
+//! bearer token fetched and cached per scope), and registry errors rendered with their codes.
+//!
+//! Manifest and tag operations live here; blob transfers are in `blob`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use url::Url;
+
+use super::auth::{self, Challenge, Credentials};
+use super::Stats;
+use crate::manifest::Digest;
+
+/// The largest manifest this client reads.
+pub const MAX_MANIFEST: u64 = 4 << 20;
+
+/// Default size of one `PATCH` when a blob is uploaded in chunks.
+pub const DEFAULT_CHUNK: u64 = 16 << 20;
+
+/// How to reach a registry.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Talk plain HTTP instead of HTTPS (only when asked).
+    pub plain_http: bool,
+    /// The auth file to use instead of the default search (`--authfile`).
+    pub authfile: Option<PathBuf>,
+    /// Blobs larger than this are uploaded in `PATCH` chunks of this size.
+    pub chunk_size: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            plain_http: false,
+            authfile: None,
+            chunk_size: DEFAULT_CHUNK,
+        }
+    }
+}
+
+/// A request body: nothing, bytes, or a range of a file (reopened if the request is retried).
+#[derive(Clone, Copy)]
+pub(super) enum Body<'a> {
+    Empty,
+    Bytes(&'a [u8]),
+    File {
+        path: &'a Path,
+        offset: u64,
+        len: u64,
+    },
+}
+
+impl Body<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Body::Empty => 0,
+            Body::Bytes(b) => b.len() as u64,
+            Body::File { len, .. } => *len,
+        }
+    }
+}
+
+/// A client of one registry host (OCI distribution spec v1.1).
+pub struct Client {
+    /// Whether it talks plain HTTP.
+    pub plain_http: bool,
+    /// Blobs larger than this are uploaded in chunks.
+    pub chunk_size: u64,
+    /// What it has sent and received so far.
+    pub stats: Stats,
+    host: String,
+    agent: ureq::Agent,
+    credentials: Option<Credentials>,
+    /// Tokens by `realm service scope`.
+    tokens: BTreeMap<String, String>,
+    /// The `Authorization` value last accepted per repository.
+    authorization: BTreeMap<String, String>,
+    /// Repositories each blob is known to be in (pushed, mounted or seen).
+    pub(super) known: BTreeMap<Digest, BTreeSet<String>>,
+}
+
+impl Client {
+    /// A client of `host` (`host[:port]`); reads credentials for it from the auth files.
+    pub fn new(host: &str, options: &Options) -> Result<Self> {
+        let files = auth::auth_files(options.authfile.as_deref());
+        let credentials = auth::lookup(host, &files, options.authfile.is_some())?;
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(15))
+            .timeout_read(Duration::from_secs(120))
+            .timeout_write(Duration::from_secs(120))
+            .user_agent(concat!("infragen/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Ok(Self {
+            plain_http: options.plain_http,
+            chunk_size: options.chunk_size.max(1),
+            stats: Stats::default(),
+            host: host.to_owned(),
+            agent,
+            credentials,
+            tokens: BTreeMap::new(),
+            authorization: BTreeMap::new(),
+            known: BTreeMap::new(),
+        })
+    }
+
+    /// The registry host this client talks to.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// `<scheme>://<host>/v2/<path>`.
+    pub(super) fn url(&self, path: &str) -> Result<Url> {
+        let scheme = if self.plain_http { "http" } else { "https" };
+        let s = format!("{scheme}://{}/v2/{path}", self.host);
+        Url::parse(&s).with_context(|| format!("`{s}` is not a URL"))
+    }
+
+    /// Sends one request for `repo`, answering a `401` once with what its challenge asks for.
+    /// Returns the response whatever its status.
+    pub(super) fn send(
+        &mut self,
+        method: &str,
+        url: &Url,
+        headers: &[(&str, &str)],
+        body: Body<'_>,
+        repo: &str,
+    ) -> Result<ureq::Response> {
+        let mut retried = false;
+        loop {
+            let mut req = self.agent.request_url(method, url);
+            for (k, v) in headers {
+                req = req.set(k, v);
+            }
+            if let Some(a) = self.authorization.get(repo) {
+                req = req.set("Authorization", a);
+            }
+            let resp = self.call(method, url, req, body)?;
+            if resp.status() != 401 || retried {
+                if resp.status() == 401 {
+                    bail!(
+                        "registry `{}` refused the credentials for `{method} {url}`\nhint: check the entry for `{}` in the auth file (`--authfile`, `$REGISTRY_AUTH_FILE`, `~/.config/containers/auth.json`)",
+                        self.host,
+                        self.host
+                    );
+                }
+                return Ok(resp);
+            }
+            retried = true;
+            let challenges: Vec<Challenge> = resp
+                .all("www-authenticate")
+                .into_iter()
+                .map(auth::parse_challenge)
+                .collect::<Result<_>>()?;
+            drain(resp);
+            let value = self.answer(&challenges, method, url)?;
+            self.authorization.insert(repo.to_owned(), value);
+        }
+    }
+
+    /// One request, counted; transport errors become errors naming the request.
+    fn call(
+        &mut self,
+        method: &str,
+        url: &Url,
+        req: ureq::Request,
+        body: Body<'_>,
+    ) -> Result<ureq::Response> {
+        *self.stats.requests.entry(method.to_owned()).or_default() += 1;
+        self.stats.bytes_up += body.len();
+        let result = match body {
+            Body::Empty if method == "GET" || method == "HEAD" => req.call(),
+            Body::Empty => req.set("Content-Length", "0").send_bytes(&[]),
+            Body::Bytes(b) => req.send_bytes(b),
+            Body::File { path, offset, len } => {
+                let mut f = std::fs::File::open(path)
+                    .with_context(|| format!("opening `{}`", path.display()))?;
+                f.seek(SeekFrom::Start(offset))
+                    .with_context(|| format!("reading `{}`", path.display()))?;
+                req.set("Content-Length", &len.to_string())
+                    .send(f.take(len))
+            }
+        };
+        match result {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => Ok(r),
+            Err(ureq::Error::Transport(t)) => Err(anyhow!(
+                "cannot reach registry `{}` (`{method} {url}`): {t}{}",
+                self.host,
+                if self.plain_http {
+                    ""
+                } else {
+                    "\nhint: a registry without TLS needs `--plain-http`"
+                }
+            )),
+        }
+    }
+
+    /// The `Authorization` value that answers `challenges` (a bearer challenge preferred).
+    fn answer(&mut self, challenges: &[Challenge], method: &str, url: &Url) -> Result<String> {
+        let host = self.host.clone();
+        let no_credentials = || {
+            anyhow!(
+                "registry `{host}` asks for credentials for `{method} {url}`, and no auth file names it\nhint: log in with `podman login {host}` or pass `--authfile FILE`"
+            )
+        };
+        let bearer = challenges.iter().find_map(|c| match c {
+            Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            } => Some((realm, service, scope)),
+            Challenge::Basic => None,
+        });
+        let Some((realm, service, scope)) = bearer else {
+            if challenges.contains(&Challenge::Basic) {
+                return self
+                    .credentials
+                    .as_ref()
+                    .map(Credentials::basic)
+                    .ok_or_else(no_credentials);
+            }
+            bail!(
+                "registry `{}` answered 401 to `{method} {url}` without a challenge (`WWW-Authenticate`)",
+                self.host
+            );
+        };
+        let key = format!(
+            "{realm} {} {}",
+            service.as_deref().unwrap_or(""),
+            scope.as_deref().unwrap_or("")
+        );
+        if let Some(t) = self.tokens.get(&key) {
+            return Ok(format!("Bearer {t}"));
+        }
+        let mut token_url =
+            Url::parse(realm).with_context(|| format!("token realm `{realm}` is not a URL"))?;
+        {
+            let mut q = token_url.query_pairs_mut();
+            if let Some(s) = service {
+                q.append_pair("service", s);
+            }
+            if let Some(s) = scope {
+                q.append_pair("scope", s);
+            }
+        }
+        let mut req = self.agent.request_url("GET", &token_url);
+        if let Some(c) = &self.credentials {
+            req = req.set("Authorization", &c.basic());
+        }
+        let resp = self.call("GET", &token_url, req, Body::Empty)?;
+        if resp.status() != 200 {
+            if resp.status() == 401 && self.credentials.is_none() {
+                return Err(no_credentials());
+            }
+            bail!(
+                "token server `{token_url}` answered {} for registry `{}`",
+                resp.status(),
+                self.host
+            );
+        }
+        let bytes = read_limited(resp, 1 << 20, &mut self.stats.bytes_down)
+            .with_context(|| format!("reading the token from `{token_url}`"))?;
+        let t: Token = serde_json::from_slice(&bytes)
+            .with_context(|| format!("the answer of token server `{token_url}`"))?;
+        let Some(token) = t.token.or(t.access_token) else {
+            bail!("token server `{token_url}` answered without a `token`");
+        };
+        self.tokens.insert(key, token.clone());
+        Ok(format!("Bearer {token}"))
+    }
+}
+
+/// A token server's answer (`token`, or `access_token` as in OAuth 2).
+#[derive(serde::Deserialize)]
+struct Token {
+    token: Option<String>,
+    access_token: Option<String>,
+}
+
+impl Client {
+    /// An error for an unexpected answer, with the registry's error codes when it gave them.
+    pub(super) fn unexpected(&mut self, resp: ureq::Response, what: &str) -> anyhow::Error {
+        let status = resp.status();
+        let body = read_limited(resp, 64 << 10, &mut self.stats.bytes_down).unwrap_or_default();
+        anyhow!(
+            "registry `{}` answered {status} to {what}{}",
+            self.host,
+            error_codes(&body)
+        )
+    }
+
+    /// Uploads `bytes` as the manifest `reference` (a tag or the digest of `bytes`) of `repo`;
+    /// returns its digest, checked against `Docker-Content-Digest` when the registry sends it.
+    pub fn put_manifest(
+        &mut self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<Digest> {
+        let digest = Digest::of(bytes);
+        if reference.starts_with("sha256:") && reference != digest.as_str() {
+            bail!("manifest for `{repo}@{reference}` hashes to {digest}, not to its reference");
+        }
+        let url = self.url(&format!("{repo}/manifests/{reference}"))?;
+        let resp = self.send(
+            "PUT",
+            &url,
+            &[("Content-Type", media_type)],
+            Body::Bytes(bytes),
+            repo,
+        )?;
+        if resp.status() != 201 {
+            return Err(self.unexpected(resp, &format!("the manifest `{repo}:{reference}`")));
+        }
+        check_header_digest(&resp, &digest, &url)?;
+        drain(resp);
+        Ok(digest)
+    }
+
+    /// Fetches manifest `reference` (tag or digest) of `repo`, accepting `accept`; returns its
+    /// media type, bytes and digest. A digest reference must match the bytes; for a tag the
+    /// digest is computed, and checked against `Docker-Content-Digest` when sent.
+    pub fn get_manifest(
+        &mut self,
+        repo: &str,
+        reference: &str,
+        accept: &[&str],
+    ) -> Result<(String, Vec<u8>, Digest)> {
+        let url = self.url(&format!("{repo}/manifests/{reference}"))?;
+        let accept = accept.join(", ");
+        let resp = self.send("GET", &url, &[("Accept", &accept)], Body::Empty, repo)?;
+        if resp.status() != 200 {
+            return Err(self.unexpected(resp, &format!("`GET {url}`")));
+        }
+        let media_type = resp
+            .header("content-type")
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        let header = resp.header("docker-content-digest").map(str::to_owned);
+        let bytes = read_limited(resp, MAX_MANIFEST, &mut self.stats.bytes_down)
+            .with_context(|| format!("manifest `{repo}:{reference}`"))?;
+        let digest = Digest::of(&bytes);
+        if reference.starts_with("sha256:") && reference != digest.as_str() {
+            bail!("manifest `{repo}@{reference}` from registry `{}` hashes to {digest}\nhint: the registry or something between it and us altered the manifest", self.host);
+        }
+        if let Some(h) = header {
+            if h != digest.as_str() {
+                bail!("manifest `{repo}:{reference}` from registry `{}` hashes to {digest}, but the registry says {h}", self.host);
+            }
+        }
+        Ok((media_type, bytes, digest))
+    }
+
+    /// The digest of manifest `reference` of `repo`, by `HEAD` (a `GET` when the registry
+    /// does not say); `None` when the registry does not have it.
+    pub fn manifest_digest(&mut self, repo: &str, reference: &str) -> Result<Option<Digest>> {
+        let url = self.url(&format!("{repo}/manifests/{reference}"))?;
+        let accept = super::MANIFEST_TYPES.join(", ");
+        let resp = self.send("HEAD", &url, &[("Accept", &accept)], Body::Empty, repo)?;
+        match resp.status() {
+            200 => {}
+            404 => return Ok(None),
+            _ => return Err(self.unexpected(resp, &format!("`HEAD {url}`"))),
+        }
+        match resp.header("docker-content-digest").map(Digest::parse) {
+            Some(Ok(d)) => {
+                if reference.starts_with("sha256:") && d.as_str() != reference {
+                    bail!("registry `{}` says `{repo}@{reference}` is {d}", self.host);
+                }
+                Ok(Some(d))
+            }
+            _ => Ok(Some(
+                self.get_manifest(repo, reference, super::MANIFEST_TYPES)?.2,
+            )),
+        }
+    }
+
+    /// The digest tag `tag` of `repo` points to.
+    pub fn resolve(&mut self, repo: &str, tag: &str) -> Result<Digest> {
+        self.manifest_digest(repo, tag)?
+            .ok_or_else(|| anyhow!("registry `{}` has no manifest `{repo}:{tag}`", self.host))
+    }
+
+    /// The tags of `repo`, following `Link` pagination.
+    pub fn tags(&mut self, repo: &str) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct List {
+            tags: Option<Vec<String>>,
+        }
+        let mut url = self.url(&format!("{repo}/tags/list"))?;
+        let mut tags = Vec::new();
+        for _ in 0..1000 {
+            let resp = self.send("GET", &url, &[], Body::Empty, repo)?;
+            if resp.status() != 200 {
+                return Err(self.unexpected(resp, &format!("`GET {url}`")));
+            }
+            let next = resp.header("link").and_then(next_link).map(str::to_owned);
+            let bytes = read_limited(resp, MAX_MANIFEST, &mut self.stats.bytes_down)?;
+            let list: List = serde_json::from_slice(&bytes)
+                .with_context(|| format!("the tag list of `{repo}`"))?;
+            tags.extend(list.tags.unwrap_or_default());
+            match next {
+                Some(n) => url = url.join(&n).context("the `Link` of a tag list")?,
+                None => return Ok(tags),
+            }
+        }
+        bail!("the tag list of `{repo}` has more than 1000 pages")
+    }
+}
+
+/// The target of `<…>; rel="next"` in a `Link` header.
+fn next_link(link: &str) -> Option<&str> {
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        params
+            .contains("rel=\"next\"")
+            .then(|| target.trim().trim_start_matches('<').trim_end_matches('>'))
+    })
+}
+
+/// Checks `Docker-Content-Digest`, when present, against `digest`.
+pub(super) fn check_header_digest(resp: &ureq::Response, digest: &Digest, url: &Url) -> Result<()> {
+    if let Some(h) = resp.header("docker-content-digest") {
+        if h != digest.as_str() {
+            bail!("`{url}`: the registry says {h}, the content is {digest}");
+        }
+    }
+    Ok(())
+}
+
+/// Reads a response body of at most `limit` bytes; more is an error.
+pub(super) fn read_limited(resp: ureq::Response, limit: u64, counter: &mut u64) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    resp.into_reader().take(limit + 1).read_to_end(&mut bytes)?;
+    *counter += bytes.len() as u64;
+    if bytes.len() as u64 > limit {
+        bail!("the answer is larger than {limit} bytes");
+    }
+    Ok(bytes)
+}
+
+/// Reads and drops a small body, so that the connection can be reused.
+pub(super) fn drain(resp: ureq::Response) {
+    let _ = std::io::copy(&mut resp.into_reader().take(64 << 10), &mut std::io::sink());
+}
+
+/// ` (CODE: message; …)` from a distribution error body, or nothing.
+fn error_codes(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    match serde_json::from_slice::<Errors>(body) {
+        Ok(e) if !e.errors.is_empty() => format!(
+            ": {}",
+            e.errors
+                .iter()
+                .map(|x| format!("{} ({})", x.code, x.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_and_error_bodies() {
+        assert_eq!(
+            next_link(r#"</v2/a/tags/list?last=b&n=2>; rel="next""#),
+            Some("/v2/a/tags/list?last=b&n=2")
+        );
+        assert_eq!(next_link(r#"<x>; rel="prev""#), None);
+        assert_eq!(
+            error_codes(
+                br#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#
+            ),
+            ": BLOB_UNKNOWN (blob unknown to registry)"
+        );
+        assert_eq!(error_codes(b"<html>"), "");
+    }
+}
