@@ -467,6 +467,7 @@ fn a_build_is_pushed_once_read_back_by_skopeo_and_not_pushed_again() {
     // Chunks of 4 MiB: the large layers go up in several PATCHes.
     let o = push(&out, &prefix, &["--chunk-size", "4194304"]);
     let summary = common::ok(&o, "push");
+    eprintln!("{summary}");
     assert_eq!(
         count(&summary, "blobs uploaded"),
         blobs.len() as u64,
@@ -546,6 +547,7 @@ fn a_build_is_pushed_once_read_back_by_skopeo_and_not_pushed_again() {
     // Again: nothing uploaded, only one HEAD per image and three per bundle.
     let o = push(&out, &prefix, &[]);
     let again = common::ok(&o, "second push");
+    eprintln!("{again}");
     assert!(
         again.contains("0 blobs uploaded (0 B), 0 mounted, 0 already there; 0 manifests written"),
         "{again}"
