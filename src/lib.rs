@@ -23,6 +23,7 @@ pub mod profile;
 pub mod registry;
 pub mod render;
 pub mod repo;
+pub mod ship;
 pub mod sign;
 pub mod tree;
 pub mod validate;

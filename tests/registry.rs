@@ -334,3 +334,227 @@ fn bearer_challenges_fetch_a_token_with_the_auth_file_credentials() {
     let seen = server.join().unwrap();
     assert!(seen[0].starts_with("HEAD /v2/t/x/blobs/"), "{seen:?}");
 }
+
+/// Builds `profile` into `dir/out` (its own PKI state in `dir/pki`).
+fn build(profile: &str, dir: &Path) -> std::path::PathBuf {
+    let out = dir.join("out");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_infragen"))
+        .args(["build", "--profile", profile, "--out"])
+        .arg(&out)
+        .arg("--lock")
+        .arg(common::root().join("infragen.lock"))
+        .arg("--pki")
+        .arg(dir.join("pki"))
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap();
+    common::ok(&o, &format!("build {profile}"));
+    out
+}
+
+/// Stands in for the encrypted-secrets build: every `secrets/<c>/<name>` becomes
+/// `secrets/<c>/<name>.age` (content kept: only names matter to push) and the manifest is
+/// rewritten to list them, with its generation recomputed, as that build will write it.
+fn rename_secrets_to_age(out: &Path) {
+    use infragen::manifest::Manifest;
+    for host in std::fs::read_dir(out).unwrap() {
+        let dir = host.unwrap().path();
+        let Ok(bytes) = std::fs::read(dir.join("manifest.json")) else {
+            continue;
+        };
+        let mut m = Manifest::parse(&bytes).unwrap();
+        let secrets: Vec<String> = m
+            .files
+            .keys()
+            .filter(|p| p.starts_with("secrets/"))
+            .cloned()
+            .collect();
+        for p in secrets {
+            std::fs::rename(dir.join(&p), dir.join(format!("{p}.age"))).unwrap();
+            let entry = m.files.remove(&p).unwrap();
+            m.files.insert(format!("{p}.age"), entry);
+        }
+        for c in m.components.values_mut() {
+            for s in &mut c.secrets {
+                s.push_str(".age");
+            }
+        }
+        m.generation = None;
+        m.generation = Some(m.compute_generation());
+        std::fs::write(dir.join("manifest.json"), m.to_canonical()).unwrap();
+        Manifest::parse(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    }
+}
+
+fn push(out: &Path, reference: &str, extra: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_infragen"))
+        .arg("push")
+        .arg(out)
+        .arg(reference)
+        .arg("--plain-http")
+        .args(extra)
+        .env("HOME", out)
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap()
+}
+
+/// The number after which `word` follows in `s` (`"12 blobs uploaded"` → 12 for `blobs uploaded`).
+fn count(s: &str, word: &str) -> u64 {
+    let at = s.find(word).unwrap_or_else(|| panic!("no `{word}` in {s}"));
+    s[..at]
+        .trim_end()
+        .rsplit([' ', '('])
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn skopeo(args: &[&str]) -> String {
+    let o = std::process::Command::new("skopeo")
+        .args(args)
+        .output()
+        .unwrap();
+    common::ok(&o, &format!("skopeo {args:?}"))
+}
+
+#[test]
+fn a_build_is_pushed_once_read_back_by_skopeo_and_not_pushed_again() {
+    use std::collections::BTreeSet;
+    if skipped() {
+        return;
+    }
+    let r = Registry::start(10);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = build("three-node", tmp.path());
+    let prefix = format!("{}/infragen", r.addr);
+
+    // As built, the secrets are in clear: refused, nothing sent.
+    let o = push(&out, &prefix, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        stderr,
+        "error: host `10.10.10.10`: `secrets/grafana/admin-password` is a secret in clear (not an `.age` file); refusing to push the bundle\nhint: run `infragen host init` on the host, put its key in the profile as `infragen_host_key`, and rebuild\n"
+    );
+    rename_secrets_to_age(&out);
+
+    // What must be uploaded: every distinct blob of the images and of the bundles, and `{}`.
+    let mut blobs = BTreeSet::from([infragen::ship::artifact::EMPTY_DIGEST.to_owned()]);
+    let mut images = BTreeSet::new();
+    let hosts = infragen::ship::host_dirs(&out).unwrap();
+    for dir in &hosts {
+        let layout = dir.join("oci");
+        for (name, digest) in infragen::oci::layout::refs(&layout).unwrap() {
+            let m: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(layout.join("blobs/sha256").join(&digest[7..])).unwrap(),
+            )
+            .unwrap();
+            blobs.insert(m["config"]["digest"].as_str().unwrap().to_owned());
+            for l in m["layers"].as_array().unwrap() {
+                blobs.insert(l["digest"].as_str().unwrap().to_owned());
+            }
+            images.insert((name, digest));
+        }
+        for f in infragen::ship::scan(dir).unwrap() {
+            blobs.insert(f.digest.to_string());
+        }
+    }
+    assert_eq!(hosts.len(), 3);
+
+    // Chunks of 4 MiB: the large layers go up in several PATCHes.
+    let o = push(&out, &prefix, &["--chunk-size", "4194304"]);
+    let summary = common::ok(&o, "push");
+    eprintln!("{summary}");
+    assert_eq!(
+        count(&summary, "blobs uploaded"),
+        blobs.len() as u64,
+        "{summary}"
+    );
+    assert!(
+        count(&summary, "mounted") > 0,
+        "layers shared by image repositories: {summary}"
+    );
+    let manifests = images.len() as u64 + 2 * 3;
+    assert_eq!(count(&summary, "manifests written"), manifests, "{summary}");
+    assert!(count(&summary, "PATCH") > 0, "{summary}");
+    // Every upload ends with one PUT; every upload or mount starts with one POST.
+    assert_eq!(
+        count(&summary, "PUT"),
+        blobs.len() as u64 + manifests,
+        "{summary}"
+    );
+    assert_eq!(
+        count(&summary, "POST"),
+        blobs.len() as u64 + count(&summary, "mounted"),
+        "{summary}"
+    );
+
+    // skopeo reads every image back, by digest.
+    let copies = tmp.path().join("copies");
+    for (name, digest) in &images {
+        let at = format!("docker://{prefix}/{name}@{digest}");
+        let inspect: serde_json::Value = serde_json::from_str(&skopeo(&[
+            "inspect",
+            "--no-tags",
+            "--tls-verify=false",
+            &at,
+        ]))
+        .unwrap();
+        assert_eq!(inspect["Digest"], digest.as_str());
+        let dest = format!("oci:{}:{name}", copies.display());
+        skopeo(&["copy", "--quiet", "--src-tls-verify=false", &at, &dest]);
+    }
+    let read_back = infragen::oci::layout::refs(&copies).unwrap();
+    assert_eq!(
+        read_back.len(),
+        images.iter().map(|(n, _)| n).collect::<BTreeSet<_>>().len()
+    );
+
+    // Each bundle comes back by host tag and by generation, listing its files.
+    let mut c = client(&r, 1 << 20);
+    for dir in &hosts {
+        let m =
+            infragen::manifest::Manifest::parse(&std::fs::read(dir.join("manifest.json")).unwrap())
+                .unwrap();
+        let (mt, bytes, d) = c
+            .get_manifest(
+                "infragen/bundle",
+                &m.host,
+                &["application/vnd.oci.image.manifest.v1+json"],
+            )
+            .unwrap();
+        assert_eq!(mt, "application/vnd.oci.image.manifest.v1+json");
+        assert_eq!(c.resolve("infragen/bundle", m.id()).unwrap(), d);
+        let files = infragen::ship::bundle_files(&bytes).unwrap();
+        assert_eq!(files, infragen::ship::scan(dir).unwrap());
+        assert!(files.iter().any(|f| f.path == "manifest.json"));
+        assert!(files
+            .iter()
+            .any(|f| f.path.starts_with("secrets/") && f.path.contains(".age")));
+        let f = files.iter().find(|f| f.path == "manifest.json").unwrap();
+        let dest = tmp.path().join("manifest.json");
+        c.get_blob("infragen/bundle", &f.digest, f.size, &dest)
+            .unwrap();
+        assert_eq!(
+            std::fs::read(&dest).unwrap(),
+            std::fs::read(dir.join("manifest.json")).unwrap()
+        );
+    }
+
+    // Again: nothing uploaded, only one HEAD per image and three per bundle.
+    let o = push(&out, &prefix, &[]);
+    let again = common::ok(&o, "second push");
+    eprintln!("{again}");
+    assert!(
+        again.contains("0 blobs uploaded (0 B), 0 mounted, 0 already there; 0 manifests written"),
+        "{again}"
+    );
+    let heads = images.len() as u64 + 3 * 3;
+    assert!(
+        again.contains(&format!("; {heads} requests ({heads} HEAD),")),
+        "{again}"
+    );
+}

@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::plan::Plan;
 
 mod host;
+mod ship;
 mod work;
 
 pub use work::params_reference;
@@ -158,6 +159,28 @@ enum Command {
         #[arg(long = "key", value_name = "FILE")]
         keys: Vec<PathBuf>,
     },
+    /// Push every host's images and bundle (an OCI artifact) of a build's output to a registry
+    #[command(
+        after_help = "Examples:\n  infragen push out 10.10.10.10:5000/infragen\n  infragen push out 127.0.0.1:5000/infragen --plain-http\n\nImages go to REF/<image> by digest, bundles to REF/bundle tagged <host> and <generation>."
+    )]
+    Push {
+        /// The output directory of `infragen build`
+        out: PathBuf,
+        /// The repository prefix, host included: HOST[:PORT]/PATH (never a default registry)
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Talk HTTP instead of HTTPS to the registry
+        #[arg(long)]
+        plain_http: bool,
+        /// Credentials file [default: $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json,
+        /// ~/.config/containers/auth.json, ~/.docker/config.json]
+        #[arg(long, value_name = "FILE")]
+        authfile: Option<PathBuf>,
+        /// Blobs larger than this are uploaded in chunks of this many bytes
+        #[arg(long, value_name = "BYTES", default_value_t = crate::registry::DEFAULT_CHUNK,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        chunk_size: u64,
+    },
     /// Print the parameter reference: every INFRA parameter and its default
     Params,
 }
@@ -189,6 +212,26 @@ enum RepoCommand {
         /// Repository directory (default: <repo_home>/<repo_name> of the profile's first infra host)
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// Then lay out this build output's images and bundles as a static registry tree
+        #[arg(long, value_name = "OUT")]
+        images: Option<PathBuf>,
+        /// With --images: the static tree's directory (default: <repo_home>/registry)
+        #[arg(long, value_name = "DIR", requires = "images")]
+        registry_dir: Option<PathBuf>,
+    },
+    /// Lay out a build output's images and bundles as a static registry tree (no packages)
+    #[command(
+        after_help = "Example:\n  infragen repo images --profile single-node --images out\n  # hosts pull <admin_ip>/infragen/bundle:<host>; nginx serves <repo_home>/registry/v2/"
+    )]
+    Images {
+        #[command(flatten)]
+        profile: ProfileArgs,
+        /// The output directory of `infragen build`
+        #[arg(long, value_name = "OUT")]
+        images: PathBuf,
+        /// The static tree's directory (default: <repo_home>/registry of the profile)
+        #[arg(long, value_name = "DIR")]
+        registry_dir: Option<PathBuf>,
     },
 }
 
@@ -334,7 +377,43 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             profile,
             store,
             dir,
-        }) => repo_sync(&profile, &store, dir.as_deref()),
+            images,
+            registry_dir,
+        }) => {
+            let code = repo_sync(&profile, &store, dir.as_deref());
+            match images {
+                Some(out) if code == 0 => {
+                    match ship::registry_dir(&profile, registry_dir.as_deref()) {
+                        Ok(d) => ship::images(&out, &d),
+                        Err(code) => code,
+                    }
+                }
+                _ => code,
+            }
+        }
+        Command::Repo(RepoCommand::Images {
+            profile,
+            images,
+            registry_dir,
+        }) => match ship::registry_dir(&profile, registry_dir.as_deref()) {
+            Ok(d) => ship::images(&images, &d),
+            Err(code) => code,
+        },
+        Command::Push {
+            out,
+            reference,
+            plain_http,
+            authfile,
+            chunk_size,
+        } => ship::push(
+            &out,
+            &reference,
+            &crate::registry::Options {
+                plain_http,
+                authfile,
+                chunk_size,
+            },
+        ),
         Command::Activate {
             bundle,
             host,

@@ -10,7 +10,7 @@ use crate::profile::{self, LoadError};
 use crate::{params, render, validate};
 
 /// Loads and resolves a profile, printing warnings; on failure prints the error and returns 2.
-fn load_plan(p: &ProfileArgs) -> Result<Plan, i32> {
+pub(super) fn load_plan(p: &ProfileArgs) -> Result<Plan, i32> {
     let inventory = profile::load(&p.profile, &p.address_map).map_err(|e: LoadError| {
         eprintln!("error: {e}");
         2
