@@ -32,6 +32,7 @@ fn build_bundle(text: &str, out: &Path) -> PathBuf {
         repos: Vec::new(),
         bases: None,
         sign_key: None,
+        sign_passphrase: None,
     };
     build::build(&plan, &tree, &opts).unwrap();
     out.join("10.10.10.10")

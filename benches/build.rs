@@ -28,6 +28,7 @@ fn build_profile(text: &str, out: &Path, cache: &Path) -> (Duration, Report) {
         repos: Vec::new(),
         bases: None,
         sign_key: None,
+        sign_passphrase: None,
     };
     let report = build::build(&plan, &tree, &opts).unwrap();
     (start.elapsed(), report)

@@ -52,6 +52,8 @@ pub struct Options {
     pub bases: Option<PathBuf>,
     /// The private key that signs every bundle's manifest.
     pub sign_key: Option<PathBuf>,
+    /// The passphrase of an encrypted `sign_key` (else `$INFRAGEN_KEY_PASSPHRASE`).
+    pub sign_passphrase: Option<Vec<u8>>,
 }
 
 /// A layer as the build knows it (the blob is in the store).
@@ -121,7 +123,7 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
     let signer = opts
         .sign_key
         .as_deref()
-        .map(crate::sign::SigningKey::load)
+        .map(|k| crate::sign::SigningKey::load_with(k, opts.sign_passphrase.as_deref()))
         .transpose()?;
     let recipes = crate::image::recipes()?;
     let lock = Lock::load(&opts.lock)?;

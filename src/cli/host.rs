@@ -140,28 +140,49 @@ pub(super) fn verify(bundle: &Path, keys: &[std::path::PathBuf]) -> i32 {
     }
 }
 
-/// `infragen key generate --out DIR`.
-pub(super) fn key_generate(out: &Path) -> i32 {
+/// `infragen key generate --out DIR [--passphrase-file FILE]`.
+pub(super) fn key_generate(out: &Path, passphrase_file: Option<&Path>) -> i32 {
     let run = || -> anyhow::Result<(std::path::PathBuf, String)> {
         use anyhow::Context as _;
         use std::io::Write as _;
         use std::os::unix::fs::OpenOptionsExt as _;
+        let passphrase = passphrase_file
+            .map(crate::sign::sealed::read_passphrase_file)
+            .transpose()?
+            .unwrap_or_default();
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
         let (private, key) = crate::sign::SigningKey::generate()?;
-        let key_path = out.join("infragen.key");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&key_path)
-            .with_context(|| {
-                format!(
-                    "creating {} (an existing key is never overwritten)",
-                    key_path.display()
-                )
-            })?;
-        f.write_all(private.as_bytes())?;
-        f.sync_all()?;
+        let sealed = key.to_sealed_pem(&passphrase)?;
+        let write_private = |name: &str, text: &str| -> anyhow::Result<()> {
+            let path = out.join(name);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| {
+                    format!(
+                        "creating {} (an existing key is never overwritten)",
+                        path.display()
+                    )
+                })?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            Ok(())
+        };
+        // Both files are checked absent first, so a refusal leaves neither half written.
+        for name in [KEY_FILE, SIGSTORE_KEY_FILE] {
+            let path = out.join(name);
+            if path.symlink_metadata().is_ok() {
+                anyhow::bail!(
+                    "{} exists (an existing key is never overwritten)\nhint: choose another \
+                     `--out` directory",
+                    path.display()
+                );
+            }
+        }
+        write_private(KEY_FILE, &private)?;
+        write_private(SIGSTORE_KEY_FILE, &sealed)?;
         let pub_path = out.join("infragen.pub");
         std::fs::write(&pub_path, key.public.to_pem())
             .with_context(|| format!("writing {}", pub_path.display()))?;
@@ -170,12 +191,21 @@ pub(super) fn key_generate(out: &Path) -> i32 {
     match run() {
         Ok((p, id)) => {
             println!(
-                "wrote {} and {} (key {id})",
-                out.join("infragen.key").display(),
+                "wrote {}, {} and {} (key {id})",
+                out.join(KEY_FILE).display(),
+                out.join(SIGSTORE_KEY_FILE).display(),
                 p.display()
             );
             println!(
                 "hosts trust it when it is in /etc/infragen/trusted/ (any name ending in .pub)"
+            );
+            let pass = passphrase_file.map_or_else(
+                || "an empty file".to_owned(),
+                |p| format!("`{}`", p.display()),
+            );
+            println!(
+                "skopeo signs with it: --sign-by-sigstore-private-key {} --sign-passphrase-file {pass}",
+                out.join(SIGSTORE_KEY_FILE).display()
             );
             0
         }
@@ -185,3 +215,8 @@ pub(super) fn key_generate(out: &Path) -> i32 {
         }
     }
 }
+
+/// The private key, PKCS#8 PEM.
+const KEY_FILE: &str = "infragen.key";
+/// The same key in sigstore's encrypted form.
+const SIGSTORE_KEY_FILE: &str = "infragen.sigstore.key";

@@ -76,6 +76,9 @@ enum Command {
         /// Sign each bundle's manifest with this private key (`infragen key generate`)
         #[arg(long, value_name = "FILE")]
         sign_key: Option<PathBuf>,
+        /// The passphrase of an encrypted --sign-key: this file's first line (else $INFRAGEN_KEY_PASSPHRASE)
+        #[arg(long, value_name = "FILE", requires = "sign_key")]
+        passphrase_file: Option<PathBuf>,
     },
     /// Signing keys
     #[command(subcommand)]
@@ -187,14 +190,18 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeyCommand {
-    /// Write a new signing key pair: DIR/infragen.key (private, 0600) and DIR/infragen.pub
+    /// Write a new signing key pair: DIR/infragen.key (private, 0600), the same key encrypted
+    /// for skopeo as DIR/infragen.sigstore.key (0600), and DIR/infragen.pub
     #[command(
-        after_help = "Example:\n  infragen key generate --out keys\n  # on each host: /etc/infragen/trusted/<name>.pub"
+        after_help = "Example:\n  infragen key generate --out keys --passphrase-file pass\n  # on each host: /etc/infragen/trusted/<name>.pub\n  skopeo copy --sign-by-sigstore-private-key keys/infragen.sigstore.key --sign-passphrase-file pass SRC DST"
     )]
     Generate {
         /// Directory to write the pair into (created; an existing key is never overwritten)
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Encrypt infragen.sigstore.key with this file's first line (default: the empty passphrase)
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
     },
 }
 
@@ -359,15 +366,19 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             validate,
             strict,
             sign_key,
+            passphrase_file,
         } => build(
             &profile,
             &store,
             &out,
             validate,
             strict,
-            sign_key.as_deref(),
+            sign_key.as_deref().map(|k| (k, passphrase_file.as_deref())),
         ),
-        Command::Key(KeyCommand::Generate { out }) => host::key_generate(&out),
+        Command::Key(KeyCommand::Generate {
+            out,
+            passphrase_file,
+        }) => host::key_generate(&out, passphrase_file.as_deref()),
         Command::Lock {
             store,
             allow_unsigned,

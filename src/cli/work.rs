@@ -134,7 +134,7 @@ pub(super) fn build(
     out: &std::path::Path,
     run_validators: bool,
     strict: bool,
-    sign_key: Option<&std::path::Path>,
+    sign_key: Option<(&std::path::Path, Option<&std::path::Path>)>,
 ) -> i32 {
     if let Err(code) = check_out(out) {
         return code;
@@ -165,7 +165,11 @@ pub(super) fn build(
             lock: s.lock.clone(),
             repos: s.repos.clone(),
             bases: s.bases.clone(),
-            sign_key: sign_key.map(std::path::Path::to_path_buf),
+            sign_key: sign_key.map(|(k, _)| k.to_path_buf()),
+            sign_passphrase: match sign_key.and_then(|(_, p)| p) {
+                Some(p) => Some(crate::sign::sealed::read_passphrase_file(p)?),
+                None => None,
+            },
         };
         crate::build::build(&plan, &tree, &opts)
     })();

@@ -11,6 +11,12 @@
 //! digest, mode and owner) and the host as identity, and an ASN.1 ECDSA-SHA256 signature of the
 //! payload, base64 — plus the id of the key (sha256 of its `SubjectPublicKeyInfo`), so that a
 //! refusal can say which key signed.
+//!
+//! [`sealed`] reads and writes the same private key in sigstore's encrypted form, the one
+//! skopeo signs with; [`attach`] signs and verifies OCI images with sigstore attachments.
+
+pub mod attach;
+pub mod sealed;
 
 use std::path::Path;
 
@@ -89,6 +95,13 @@ impl PublicKey {
         })
     }
 
+    /// Whether `sig` (ASN.1 ECDSA-SHA256) is this key's signature of `message`.
+    pub fn verifies(&self, message: &[u8], sig: &[u8]) -> bool {
+        signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &self.point)
+            .verify(message, sig)
+            .is_ok()
+    }
+
     /// The PEM text.
     pub fn to_pem(&self) -> String {
         let mut der = SPKI_P256.to_vec();
@@ -100,23 +113,49 @@ impl PublicKey {
 /// A signing key.
 pub struct SigningKey {
     pair: EcdsaKeyPair,
+    /// The PKCS#8 DER it was read from, to write it in sigstore's encrypted form.
+    pkcs8: Vec<u8>,
     /// Its public half.
     pub public: PublicKey,
 }
 
 impl SigningKey {
-    /// Reads a PEM `PRIVATE KEY` (PKCS#8, P-256) from `path`.
+    /// Reads a P-256 private key from `path`: a PEM `PRIVATE KEY` (PKCS#8), or sigstore's
+    /// encrypted key, opened with the passphrase in `$INFRAGEN_KEY_PASSPHRASE`.
     pub fn load(path: &Path) -> Result<Self> {
+        Self::load_with(path, None)
+    }
+
+    /// As [`SigningKey::load`], with the passphrase for an encrypted key given (e.g. read by
+    /// [`sealed::read_passphrase_file`]); `None` falls back to `$INFRAGEN_KEY_PASSPHRASE`.
+    pub fn load_with(path: &Path, passphrase: Option<&[u8]>) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading signing key {}", path.display()))?;
-        Self::from_pem(&text).with_context(|| format!("signing key {}", path.display()))
+        let key = if sealed::label(&text).is_some() {
+            let from_env = sealed::passphrase_from_env();
+            let Some(pass) = passphrase.or(from_env.as_deref()) else {
+                bail!(
+                    "signing key {} is encrypted and no passphrase was given\nhint: pass \
+                     `--passphrase-file FILE` or set `${}` (empty for a key written without one)",
+                    path.display(),
+                    sealed::PASSPHRASE_ENV
+                );
+            };
+            sealed::open(&text, pass).and_then(|der| Self::from_pkcs8(&der))
+        } else {
+            Self::from_pem(&text)
+        };
+        key.with_context(|| format!("signing key {}", path.display()))
     }
 
     fn from_pem(text: &str) -> Result<Self> {
-        let der = unpem("PRIVATE KEY", text)?;
+        Self::from_pkcs8(&unpem("PRIVATE KEY", text)?)
+    }
+
+    fn from_pkcs8(der: &[u8]) -> Result<Self> {
         let pair = EcdsaKeyPair::from_pkcs8(
             &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-            &der,
+            der,
             &SystemRandom::new(),
         )
         .map_err(|e| anyhow::anyhow!("not an ECDSA P-256 PKCS#8 key: {e}"))?;
@@ -126,7 +165,25 @@ impl SigningKey {
             point: pair.public_key().as_ref().to_vec(),
             id: Digest::of(&spki),
         };
-        Ok(Self { pair, public })
+        Ok(Self {
+            pair,
+            pkcs8: der.to_vec(),
+            public,
+        })
+    }
+
+    /// The key in sigstore's encrypted form (`ENCRYPTED COSIGN PRIVATE KEY`), sealed with
+    /// `passphrase`: the file `skopeo --sign-by-sigstore-private-key` signs with.
+    pub fn to_sealed_pem(&self, passphrase: &[u8]) -> Result<String> {
+        sealed::seal(&self.pkcs8, passphrase)
+    }
+
+    /// The ASN.1 ECDSA-SHA256 signature of `message`.
+    pub fn sign_bytes(&self, message: &[u8]) -> Result<Vec<u8>> {
+        self.pair
+            .sign(&SystemRandom::new(), message)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|_| anyhow::anyhow!("signing failed"))
     }
 
     /// A new key pair: (private key PEM, the key).
@@ -151,14 +208,11 @@ impl SigningKey {
             },
             "optional": null,
         }));
-        let sig = self
-            .pair
-            .sign(&SystemRandom::new(), &payload)
-            .map_err(|_| anyhow::anyhow!("signing failed"))?;
+        let sig = self.sign_bytes(&payload)?;
         let file = Signature {
             key: self.public.id.clone(),
             payload: b64().encode(&payload),
-            signature: b64().encode(sig.as_ref()),
+            signature: b64().encode(sig),
         };
         Ok(crate::oci::json::canonical(
             &serde_json::to_value(file).expect("serialisable"),
@@ -234,9 +288,9 @@ pub fn verify(
     let raw = b64()
         .decode(&sig.signature)
         .context("manifest.sig: the signature is not base64")?;
-    signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &key.point)
-        .verify(&payload, &raw)
-        .map_err(|_| anyhow::anyhow!("the signature does not verify with key {}", key.id))?;
+    if !key.verifies(&payload, &raw) {
+        bail!("the signature does not verify with key {}", key.id);
+    }
     let p: Payload =
         serde_json::from_slice(&payload).context("manifest.sig: a malformed payload")?;
     if p.critical.kind != PAYLOAD_TYPE {
@@ -308,6 +362,30 @@ mod tests {
         assert!(
             err(verify(doc, relabelled.as_bytes(), "127.0.0.1", &trusted))
                 .contains("does not verify")
+        );
+    }
+
+    #[test]
+    fn a_key_loads_from_either_file_form() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pem, key) = SigningKey::generate().unwrap();
+        let plain = dir.path().join("k.key");
+        std::fs::write(&plain, pem).unwrap();
+        assert_eq!(SigningKey::load(&plain).unwrap().public, key.public);
+        let sealed = dir.path().join("k.sigstore.key");
+        std::fs::write(&sealed, key.to_sealed_pem(b"pass").unwrap()).unwrap();
+        let loaded = SigningKey::load_with(&sealed, Some(b"pass")).unwrap();
+        assert_eq!(loaded.public, key.public);
+        let err = format!(
+            "{:#}",
+            SigningKey::load_with(&sealed, Some(b"nope")).err().unwrap()
+        );
+        assert!(
+            err.starts_with(&format!(
+                "signing key {}: the passphrase does not open this key\nhint:",
+                sealed.display()
+            )),
+            "{err}"
         );
     }
 }
