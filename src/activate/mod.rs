@@ -21,6 +21,7 @@ mod extract;
 mod gc;
 mod plan;
 mod probe;
+mod pull;
 mod runtime;
 mod stage;
 mod state;
@@ -39,6 +40,7 @@ use anyhow::{bail, Context, Result};
 
 pub use gc::{gc, generations, status};
 pub use plan::{Action, Step};
+pub use pull::Pulled;
 pub use runtime::Runtime;
 use state::fail_point;
 pub use state::State;
@@ -127,6 +129,165 @@ pub fn activate(bundle: &Path, opts: &Options) -> Result<Outcome> {
         return activate_dir(dir.path(), bundle, opts);
     }
     activate_dir(bundle, bundle, opts)
+}
+
+/// Pulls the bundle `reference` names (`host[:port]/namespace/bundle[:tag]`, the tag defaulting
+/// to this host's name) from a registry, checking its signature first (module `pull`), and
+/// activates it; with `pull_only`, stops once its blobs are in the host's store. Returns what
+/// was pulled, and the outcome unless `pull_only`.
+pub fn activate_from(
+    reference: &str,
+    registry: &crate::registry::Options,
+    opts: &Options,
+    pull_only: bool,
+) -> Result<(Pulled, Option<Outcome>)> {
+    let Some((host, _)) = identity(opts)? else {
+        bail!(
+            "this host has no name to pull its bundle by\nhint: write the host's inventory name to /{IDENTITY}, or pass --host NAME"
+        )
+    };
+    let existing = State {
+        dir: opts.root.join("var/lib/infragen"),
+        root: opts.root.clone(),
+    };
+    // The private directory lives in the state directory (created if need be), so that what
+    // it receives is imported by rename; a dry run writes nothing there.
+    let parent = if opts.dry_run {
+        std::env::temp_dir()
+    } else {
+        State::open(&opts.root)?.dir
+    };
+    let dir = tempfile::Builder::new()
+        .prefix(".pull-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("creating a private directory in {}", parent.display()))?;
+    let store = if existing.is_usable() {
+        Root::open(&existing.dir.join("blobs/sha256"), Links::Refuse).ok()
+    } else {
+        None
+    };
+    let trusted = if opts.allow_unsigned {
+        None
+    } else {
+        Some(crate::sign::trusted_keys(&opts.root)?)
+    };
+    let mut check = |client: &mut crate::registry::Client, repo: &str, digest: &Digest| {
+        pull_signature(client, repo, digest, trusted.as_deref(), reference)
+    };
+    let pulled = pull::pull(
+        &pull::Source {
+            reference,
+            registry,
+        },
+        &host,
+        dir.path(),
+        store.as_ref(),
+        &mut check,
+    )?;
+    eprintln!("{}", pulled.summary(reference));
+    let shown = Path::new(reference);
+    if pull_only {
+        prefetch(dir.path(), shown, opts)?;
+        return Ok((pulled, None));
+    }
+    let outcome = activate_dir(dir.path(), shown, opts)?;
+    Ok((pulled, Some(outcome)))
+}
+
+/// Checks the artifact's sigstore signature (`sha256-<hex>.sig` in its repository) against
+/// the trusted keys; `trusted` is `None` when unsigned bundles are allowed.
+fn pull_signature(
+    client: &mut crate::registry::Client,
+    repo: &str,
+    digest: &Digest,
+    trusted: Option<&[crate::sign::PublicKey]>,
+    reference: &str,
+) -> Result<()> {
+    let Some(trusted) = trusted else {
+        return Ok(());
+    };
+    let refuse = |why: String, hint: &str| {
+        anyhow::anyhow!("bundle {reference} is refused; nothing was changed: {why}\nhint: {hint}")
+    };
+    if trusted.is_empty() {
+        return Err(refuse(
+            "this host trusts no keys".to_owned(),
+            "copy the build's infragen.pub to /etc/infragen/trusted/, or pass --allow-unsigned",
+        ));
+    }
+    let tag = crate::sign::attach::tag(digest);
+    if client.manifest_digest(repo, &tag)?.is_none() {
+        return Err(refuse(
+            format!("it is not signed: the registry has no `{repo}:{tag}`"),
+            "push it with --sign-key FILE, or pass --allow-unsigned",
+        ));
+    }
+    let (_, attachment, _) =
+        client.get_manifest(repo, &tag, &[crate::sign::attach::MANIFEST_MEDIA_TYPE])?;
+    // The sizes the attachment gives its layers (each bounded) say how much to read of each.
+    let sizes: BTreeMap<String, u64> = serde_json::from_slice::<serde_json::Value>(&attachment)
+        .ok()
+        .and_then(|v| v["layers"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|l| Some((l["digest"].as_str()?.to_owned(), l["size"].as_u64()?)))
+        .collect();
+    let client = std::cell::RefCell::new(client);
+    let fetch = |d: &Digest| -> Result<Vec<u8>> {
+        let size = *sizes
+            .get(d.as_str())
+            .filter(|s| **s <= crate::sign::attach::MAX_PAYLOAD)
+            .with_context(|| {
+                format!("signature payload {d}: no size, or more than the payload limit")
+            })?;
+        let mut bytes = Vec::new();
+        client.borrow_mut().get_blob_to(repo, d, size, &mut bytes)?;
+        Ok(bytes)
+    };
+    crate::sign::attach::verify_attachment(
+        &attachment,
+        fetch,
+        digest,
+        &crate::sign::attach::Identity::Any,
+        trusted,
+    )
+    .map(|_| ())
+    .map_err(|e| {
+        refuse(
+            format!("{e:#}"),
+            "push it with --sign-key FILE, a key this host trusts",
+        )
+    })
+}
+
+/// `--pull-only`: verifies a pulled bundle like an activation would and moves its blobs into
+/// the host's store; nothing else changes.
+fn prefetch(bundle: &Path, shown: &Path, opts: &Options) -> Result<()> {
+    let opened = Opened::open(bundle)?;
+    if !opened.problems.is_empty() {
+        bail!(
+            "bundle {} does not verify:\n  {}",
+            shown.display(),
+            opened.problems.join("\n  ")
+        );
+    }
+    trust(&opened, shown, opts)?;
+    let state = State::open(&opts.root)?;
+    let _lock = state.lock()?;
+    let incoming = tempfile::Builder::new()
+        .prefix(".incoming-")
+        .tempdir_in(&state.dir)?;
+    let root = Root::open(incoming.path(), Links::Refuse)?;
+    let store = state.dir.join("blobs/sha256");
+    let checked = opened.check_files(Some(&root), &|d| store.join(d.hex()).is_file())?;
+    if !checked.problems.is_empty() {
+        bail!(
+            "bundle {} does not verify:\n  {}",
+            shown.display(),
+            checked.problems.join("\n  ")
+        );
+    }
+    stage::import_blobs(&state, incoming.path(), &checked.blobs)
 }
 
 /// Extracts `bytes` (a tar stream, gzip'd or not) into the existing directory `dir` under the

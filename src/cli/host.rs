@@ -40,8 +40,35 @@ fn report(result: anyhow::Result<Outcome>, verb: &str) -> i32 {
     }
 }
 
-pub(super) fn activate(bundle: &Path, opts: &Options) -> i32 {
-    let result = crate::activate::activate(bundle, opts);
+pub(super) fn activate(
+    bundle: &str,
+    opts: &Options,
+    registry: &crate::registry::Options,
+    pull_only: bool,
+) -> i32 {
+    // A path that exists is a bundle on disk; anything else must be a registry reference.
+    let result = if Path::new(bundle).exists() {
+        if pull_only {
+            return fail(&anyhow::anyhow!(
+                "--pull-only takes a registry reference, and `{bundle}` is a path"
+            ));
+        }
+        crate::activate::activate(Path::new(bundle), opts)
+    } else {
+        match crate::registry::Reference::parse(bundle) {
+            Err(e) => {
+                eprintln!(
+                    "error: `{bundle}` is neither a bundle on disk nor a registry reference: {e:#}"
+                );
+                return 2;
+            }
+            Ok(_) => match crate::activate::activate_from(bundle, registry, opts, pull_only) {
+                Ok((_, None)) => return 0,
+                Ok((_, Some(outcome))) => Ok(outcome),
+                Err(e) => Err(e),
+            },
+        }
+    };
     if opts.dry_run {
         // The plan was printed; nothing happened to report.
         return result.map_or_else(|e| fail(&e), |_| 0);

@@ -103,8 +103,18 @@ enum Command {
         after_help = "Examples:\n  infragen activate out/10.10.10.10\n  infragen activate out/10.10.10.10 --dry-run\n  infragen activate out/127.0.10.10 --root /tmp/host"
     )]
     Activate {
-        /// The bundle directory (out/<host>)
-        bundle: PathBuf,
+        /// The bundle: a directory (out/<host>), an archive of one, or a registry reference
+        /// (`host[:port]/namespace/bundle[:tag]`, the tag defaulting to this host's name)
+        bundle: String,
+        /// Fetch a registry bundle's blobs into the host's store, verified, and stop there
+        #[arg(long)]
+        pull_only: bool,
+        /// Talk plain HTTP to the registry (a test registry, an infra node's static tree)
+        #[arg(long)]
+        plain_http: bool,
+        /// Registry credentials [default: $REGISTRY_AUTH_FILE, containers' auth.json, ~/.docker/config.json]
+        #[arg(long, value_name = "FILE")]
+        authfile: Option<PathBuf>,
         #[command(flatten)]
         host: HostArgs,
         /// Print the plan and write nothing
@@ -183,6 +193,8 @@ enum Command {
         #[arg(long, value_name = "BYTES", default_value_t = crate::registry::DEFAULT_CHUNK,
               value_parser = clap::value_parser!(u64).range(1..))]
         chunk_size: u64,
+        #[command(flatten)]
+        sign: SignArgs,
     },
     /// Print the parameter reference: every INFRA parameter and its default
     Params,
@@ -225,6 +237,8 @@ enum RepoCommand {
         /// With --images: the static tree's directory (default: <repo_home>/registry)
         #[arg(long, value_name = "DIR", requires = "images")]
         registry_dir: Option<PathBuf>,
+        #[command(flatten)]
+        sign: SignArgs,
     },
     /// Lay out a build output's images and bundles as a static registry tree (no packages)
     #[command(
@@ -239,7 +253,44 @@ enum RepoCommand {
         /// The static tree's directory (default: <repo_home>/registry of the profile)
         #[arg(long, value_name = "DIR")]
         registry_dir: Option<PathBuf>,
+        #[command(flatten)]
+        sign: SignArgs,
     },
+}
+
+/// Signing what is pushed.
+#[derive(Args)]
+struct SignArgs {
+    /// Sign every image and bundle with this key (sigstore attachments, `sha256-<hex>.sig`)
+    #[arg(long, value_name = "FILE")]
+    sign_key: Option<PathBuf>,
+    /// The passphrase of an encrypted --sign-key (its first line) [default: $INFRAGEN_KEY_PASSPHRASE]
+    #[arg(long, value_name = "FILE", requires = "sign_key")]
+    passphrase_file: Option<PathBuf>,
+}
+
+impl SignArgs {
+    fn load(&self) -> Result<Option<crate::sign::SigningKey>, i32> {
+        let Some(k) = &self.sign_key else {
+            return Ok(None);
+        };
+        let pass = match &self.passphrase_file {
+            Some(p) => match crate::sign::sealed::read_passphrase_file(p) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return Err(2);
+                }
+            },
+            None => None,
+        };
+        crate::sign::SigningKey::load_with(k, pass.as_deref())
+            .map(Some)
+            .map_err(|e| {
+                eprintln!("error: {e:#}");
+                2
+            })
+    }
 }
 
 #[derive(Args)]
@@ -390,12 +441,17 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             dir,
             images,
             registry_dir,
+            sign,
         }) => {
+            let key = match sign.load() {
+                Ok(k) => k,
+                Err(code) => return code,
+            };
             let code = repo_sync(&profile, &store, dir.as_deref());
             match images {
                 Some(out) if code == 0 => {
                     match ship::registry_dir(&profile, registry_dir.as_deref()) {
-                        Ok(d) => ship::images(&out, &d),
+                        Ok(d) => ship::images(&out, &d, key.as_ref()),
                         Err(code) => code,
                     }
                 }
@@ -406,9 +462,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             profile,
             images,
             registry_dir,
-        }) => match ship::registry_dir(&profile, registry_dir.as_deref()) {
-            Ok(d) => ship::images(&images, &d),
-            Err(code) => code,
+            sign,
+        }) => match (
+            ship::registry_dir(&profile, registry_dir.as_deref()),
+            sign.load(),
+        ) {
+            (Ok(d), Ok(key)) => ship::images(&images, &d, key.as_ref()),
+            (Err(code), _) | (_, Err(code)) => code,
         },
         Command::Push {
             out,
@@ -416,17 +476,25 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             plain_http,
             authfile,
             chunk_size,
-        } => ship::push(
-            &out,
-            &reference,
-            &crate::registry::Options {
-                plain_http,
-                authfile,
-                chunk_size,
-            },
-        ),
+            sign,
+        } => match sign.load() {
+            Ok(key) => ship::push(
+                &out,
+                &reference,
+                &crate::registry::Options {
+                    plain_http,
+                    authfile,
+                    chunk_size,
+                },
+                key.as_ref(),
+            ),
+            Err(code) => code,
+        },
         Command::Activate {
             bundle,
+            pull_only,
+            plain_http,
+            authfile,
             host,
             dry_run,
             runtime,
@@ -439,7 +507,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             opts.runtime = runtime.parse().expect("clap checked the runtime");
             opts.allow_unsigned = allow_unsigned;
             opts.host = host_name;
-            host::activate(&bundle, &opts)
+            let registry = crate::registry::Options {
+                plain_http,
+                authfile,
+                ..crate::registry::Options::default()
+            };
+            host::activate(&bundle, &opts, &registry, pull_only)
         }
         Command::Rollback {
             host,

@@ -8,7 +8,12 @@ use crate::registry::{Client, Options, Reference};
 use crate::ship::{self, StaticTree};
 
 /// `infragen push OUT REF`.
-pub(super) fn push(out: &Path, reference: &str, options: &Options) -> i32 {
+pub(super) fn push(
+    out: &Path,
+    reference: &str,
+    options: &Options,
+    key: Option<&crate::sign::SigningKey>,
+) -> i32 {
     let r = match Reference::parse(reference) {
         Ok(r) if r.tag.is_none() && r.digest.is_none() => r,
         Ok(_) => {
@@ -27,7 +32,7 @@ pub(super) fn push(out: &Path, reference: &str, options: &Options) -> i32 {
             return 1;
         }
     };
-    match ship::push(out, &mut client, &r.repo) {
+    match ship::push(out, &mut client, &r.repo, key) {
         Ok(s) => {
             println!("pushed {} to {r}: {s}", out.display());
             0
@@ -61,9 +66,9 @@ pub(super) fn registry_dir(p: &ProfileArgs, dir: Option<&Path>) -> Result<PathBu
 }
 
 /// Lays out the static tree of `images` (a build's output) in `dir`, namespace `infragen`.
-pub(super) fn images(images: &Path, dir: &Path) -> i32 {
+pub(super) fn images(images: &Path, dir: &Path, key: Option<&crate::sign::SigningKey>) -> i32 {
     let mut tree = StaticTree::new(dir);
-    match ship::push(images, &mut tree, ship::NAMESPACE) {
+    match ship::push(images, &mut tree, ship::NAMESPACE, key) {
         Ok(s) => {
             println!(
                 "{}: static registry tree of {} (`{}/…`): {s}",

@@ -159,17 +159,35 @@ impl Client {
         expected_size: u64,
         dest: &Path,
     ) -> Result<()> {
-        let url = self.url(&format!("{repo}/blobs/{digest}"))?;
-        let resp = self.send("GET", &url, &[], Body::Empty, repo)?;
-        if resp.status() != 200 {
-            return Err(self.unexpected(resp, &format!("`GET {url}`")));
-        }
         let dir = dest
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         let mut tmp = tempfile::NamedTempFile::new_in(dir)
             .with_context(|| format!("creating a temporary file in `{}`", dir.display()))?;
+        self.get_blob_to(repo, digest, expected_size, tmp.as_file_mut())?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(dest)
+            .map_err(|e| e.error)
+            .with_context(|| format!("renaming into `{}`", dest.display()))?;
+        Ok(())
+    }
+
+    /// Streams blob `digest` of `repo` into `out`, hashing on the way; an error when the size
+    /// or digest differs (the caller discards what was written: it names no content). Never
+    /// more than `expected_size` bytes are written.
+    pub fn get_blob_to(
+        &mut self,
+        repo: &str,
+        digest: &Digest,
+        expected_size: u64,
+        out: &mut dyn Write,
+    ) -> Result<()> {
+        let url = self.url(&format!("{repo}/blobs/{digest}"))?;
+        let resp = self.send("GET", &url, &[], Body::Empty, repo)?;
+        if resp.status() != 200 {
+            return Err(self.unexpected(resp, &format!("`GET {url}`")));
+        }
         let mut reader = resp.into_reader().take(expected_size + 1);
         let mut hasher = sha2::Sha256::new();
         let mut buf = vec![0u8; 64 << 10];
@@ -187,17 +205,13 @@ impl Client {
                 bail!("blob {digest} from registry `{}` is larger than the {expected_size} bytes expected; nothing written\nhint: the registry or something between it and us serves other content under this digest", self.host());
             }
             hasher.update(&buf[..n]);
-            tmp.write_all(&buf[..n])
-                .with_context(|| format!("writing `{}`", tmp.path().display()))?;
+            out.write_all(&buf[..n])
+                .with_context(|| format!("writing blob {digest}"))?;
         }
         let got = Digest::from_hasher(hasher);
         if total != expected_size || &got != digest {
             bail!("blob {digest} from registry `{}` is {total} bytes hashing to {got}, not {expected_size} bytes hashing to {digest}; nothing written\nhint: the registry or something between it and us serves other content under this digest", self.host());
         }
-        tmp.as_file().sync_all()?;
-        tmp.persist(dest)
-            .map_err(|e| e.error)
-            .with_context(|| format!("renaming into `{}`", dest.display()))?;
         Ok(())
     }
 }

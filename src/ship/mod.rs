@@ -26,6 +26,7 @@ pub use tree::StaticTree;
 use crate::manifest::{Digest, Manifest};
 use crate::oci::layout::MANIFEST_MEDIA_TYPE;
 use crate::registry::{check_repo, valid_tag, Pushed, Stats};
+use crate::sign::SigningKey;
 
 /// The namespace of the static tree (`<admin_ip>/infragen/bundle:<host>`).
 pub const NAMESPACE: &str = "infragen";
@@ -50,6 +51,10 @@ pub struct Summary {
     pub manifests: u64,
     /// Manifests and tags that were there already.
     pub manifests_present: u64,
+    /// Signatures added (`--sign-key`): one per image and bundle not yet signed by the key.
+    pub signatures: u64,
+    /// Images and bundles the key had signed already.
+    pub signatures_present: u64,
     /// The sink's request counts, when it makes requests.
     pub stats: Option<Stats>,
 }
@@ -71,6 +76,15 @@ impl fmt::Display for Summary {
             s(self.manifests),
             self.manifests_present
         )?;
+        if self.signatures + self.signatures_present > 0 {
+            write!(
+                f,
+                "; {} signature{} added, {} already there",
+                self.signatures,
+                s(self.signatures),
+                self.signatures_present
+            )?;
+        }
         if let Some(stats) = &self.stats {
             write!(f, "; {stats}")?;
         }
@@ -132,8 +146,15 @@ struct Blob {
 }
 
 /// Pushes every host bundle of `out` into `sink` under `namespace` (`infragen`). Every bundle
-/// is read and checked (manifest, secrets) before anything is sent.
-pub fn push(out: &Path, sink: &mut dyn Sink, namespace: &str) -> Result<Summary> {
+/// is read and checked (manifest, secrets) before anything is sent. With `key`, every image and
+/// bundle gets a sigstore signature attachment (`sha256-<hex>.sig`, see [`crate::sign::attach`])
+/// naming it by digest in its repository.
+pub fn push(
+    out: &Path,
+    sink: &mut dyn Sink,
+    namespace: &str,
+    key: Option<&SigningKey>,
+) -> Result<Summary> {
     check_repo(namespace).map_err(|e| anyhow::anyhow!("namespace `{namespace}`: {e}"))?;
     let mut hosts = Vec::new();
     for dir in host_dirs(out)? {
@@ -156,6 +177,8 @@ pub fn push(out: &Path, sink: &mut dyn Sink, namespace: &str) -> Result<Summary>
         sink,
         summary: Summary::default(),
         done: BTreeSet::new(),
+        key,
+        work: work.path().to_path_buf(),
     };
     for (dir, m) in &hosts {
         let layout = dir.join("oci");
@@ -163,7 +186,10 @@ pub fn push(out: &Path, sink: &mut dyn Sink, namespace: &str) -> Result<Summary>
             crate::oci::layout::refs(&layout).with_context(|| format!("`{}`", layout.display()))?
         {
             let repo = format!("{namespace}/{name}");
-            p.image(&layout, &repo, &Digest::parse(&digest)?)?;
+            let digest = Digest::parse(&digest)?;
+            if p.image(&layout, &repo, &digest)? {
+                p.sign(&repo, &digest)?;
+            }
         }
         let files = scan(dir)?;
         let bytes = bundle_artifact(&m.host, m.id(), &files);
@@ -184,6 +210,7 @@ pub fn push(out: &Path, sink: &mut dyn Sink, namespace: &str) -> Result<Summary>
                 p.summary.manifests += 1;
             }
         }
+        p.sign(&repo, &digest)?;
         p.summary.hosts += 1;
     }
     let mut summary = p.summary;
@@ -196,6 +223,10 @@ struct Pusher<'a> {
     summary: Summary,
     /// Image manifests handled in this push, by repository.
     done: BTreeSet<(String, Digest)>,
+    /// The signing key, with `--sign-key`.
+    key: Option<&'a SigningKey>,
+    /// A private directory for the signature blobs.
+    work: PathBuf,
 }
 
 impl Pusher<'_> {
@@ -215,14 +246,55 @@ impl Pusher<'_> {
         Ok(())
     }
 
-    /// Pushes image `digest` of the layout at `layout` to `repo`, unless it is there.
-    fn image(&mut self, layout: &Path, repo: &str, digest: &Digest) -> Result<()> {
-        if !self.done.insert((repo.to_owned(), digest.clone())) {
+    /// Adds a signature by the key (if any) to the attachment of manifest `digest` in `repo`,
+    /// unless the key signed it already.
+    fn sign(&mut self, repo: &str, digest: &Digest) -> Result<()> {
+        let Some(key) = self.key else {
             return Ok(());
+        };
+        let tag = crate::sign::attach::tag(digest);
+        let existing = match self.sink.get_manifest(repo, &tag)? {
+            Some((media_type, bytes))
+                if media_type == MANIFEST_MEDIA_TYPE || media_type.is_empty() =>
+            {
+                Some(bytes)
+            }
+            Some((media_type, _)) => {
+                bail!("`{repo}:{tag}` is a `{media_type}`, not a signature attachment")
+            }
+            None => None,
+        };
+        let identity = match self.sink.registry_host() {
+            Some(h) => format!("{h}/{repo}@{digest}"),
+            None => format!("{repo}@{digest}"),
+        };
+        let a = crate::sign::attach::sign_attachment(key, &identity, digest, existing.as_deref())
+            .with_context(|| format!("signing `{repo}@{digest}`"))?;
+        if !a.added {
+            self.summary.signatures_present += 1;
+            return Ok(());
+        }
+        for (d, bytes) in &a.blobs {
+            let path = self.work.join(d.hex());
+            fs::write(&path, bytes).with_context(|| format!("writing `{}`", path.display()))?;
+            self.blob(repo, d, bytes.len() as u64, &path)?;
+        }
+        self.sink
+            .put_manifest(repo, &a.tag, a.media_type, &a.manifest)
+            .with_context(|| format!("pushing the signature `{repo}:{}`", a.tag))?;
+        self.summary.signatures += 1;
+        Ok(())
+    }
+
+    /// Pushes image `digest` of the layout at `layout` to `repo`, unless it is there; false
+    /// when this push handled it already.
+    fn image(&mut self, layout: &Path, repo: &str, digest: &Digest) -> Result<bool> {
+        if !self.done.insert((repo.to_owned(), digest.clone())) {
+            return Ok(false);
         }
         if self.sink.manifest_digest(repo, digest.as_str())?.is_some() {
             self.summary.manifests_present += 1;
-            return Ok(());
+            return Ok(true);
         }
         let blob = |d: &Digest| layout.join("blobs/sha256").join(d.hex());
         let path = blob(digest);
@@ -246,7 +318,7 @@ impl Pusher<'_> {
             .put_manifest(repo, digest.as_str(), media_type, &bytes)
             .with_context(|| format!("pushing image {digest} to `{repo}`"))?;
         self.summary.manifests += 1;
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -32,6 +32,10 @@ pub trait Sink {
     fn stats(&self) -> Option<&Stats> {
         None
     }
+    /// The registry host signatures name (`None` for a tree whose host is whoever serves it).
+    fn registry_host(&self) -> Option<String> {
+        None
+    }
 }
 
 impl Sink for Client {
@@ -73,5 +77,9 @@ impl Sink for Client {
 
     fn stats(&self) -> Option<&Stats> {
         Some(&self.stats)
+    }
+
+    fn registry_host(&self) -> Option<String> {
+        Some(self.host().to_owned())
     }
 }

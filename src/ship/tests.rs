@@ -135,7 +135,7 @@ fn the_static_tree_is_laid_out_linked_and_left_alone_when_unchanged() {
     bundle(&out, "10.0.0.2", &[]);
     let root = tmp.path().join("registry");
     let mut sink = StaticTree::new(&root);
-    let s = push(&out, &mut sink, "infragen").unwrap();
+    let s = push(&out, &mut sink, "infragen", None).unwrap();
     // Images: the shared layer, layer a and config a, then an own layer and config per host
     // (the shared layer mounted into each host's repository). The bundle repository: `{}`,
     // the unit and oci-layout (the same for both hosts: once), a secret, two index.json and
@@ -195,7 +195,7 @@ fn the_static_tree_is_laid_out_linked_and_left_alone_when_unchanged() {
     // Again: nothing written, not even touched.
     let before = snapshot(&root);
     let mut again = StaticTree::new(&root);
-    let s = push(&out, &mut again, "infragen").unwrap();
+    let s = push(&out, &mut again, "infragen", None).unwrap();
     assert_eq!(
         (s.uploaded, s.mounted, s.manifests, again.written),
         (0, 0, 0, 0),
@@ -225,7 +225,7 @@ fn a_secret_in_clear_is_refused_before_anything_is_written() {
     let root = tmp.path().join("registry");
     let e = format!(
         "{:#}",
-        push(&out, &mut StaticTree::new(&root), "infragen").unwrap_err()
+        push(&out, &mut StaticTree::new(&root), "infragen", None).unwrap_err()
     );
     assert_eq!(
         e,

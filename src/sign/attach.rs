@@ -266,6 +266,10 @@ pub enum Identity {
     /// `reg/app:1` is accepted for `reg/app:2` and `reg/app@sha256:…`. Names are compared as
     /// written; docker.io short names are not expanded.
     MatchRepository(String),
+    /// Any reference: the signature binds the digest alone. For bundles, whose host binding is
+    /// the signed `manifest.json` itself, pulled from mirrors and static trees under names the
+    /// signer never saw.
+    Any,
 }
 
 impl Identity {

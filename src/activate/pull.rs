@@ -1,0 +1,325 @@
+//! Pulling a host's bundle from a registry, or from an infra node's static registry tree, into
+//! a private directory that activation then verifies like any bundle.
+//!
+//! Order, each step before the next reads anything more: the artifact manifest (by tag, its
+//! digest computed from its bytes) → its sigstore signature by a trusted key, unless unsigned
+//! bundles are allowed → `manifest.json` and `manifest.sig` → every other file of the artifact,
+//! which must be one the signed manifest lists, with the same digest → the images' blobs the
+//! manifest lists and the host's store lacks, from the image repositories the bundle's
+//! `oci/index.json` names. Every byte is hashed as it arrives and checked before it is kept;
+//! writes go through [`crate::fsx`] into a private directory. Blobs the store holds are left
+//! out: activation takes them from the store (verified again when read).
+//!
+//! It does not activate: [`super::activate`] does, on the directory this returns.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::fsx::{Links, Root};
+use crate::manifest::{Digest, Manifest, SIGNATURE};
+use crate::registry::{Client, Reference};
+use crate::ship::artifact::{bundle_files, BundleFile, ARTIFACT_TYPE};
+
+/// The media types a bundle artifact and an image manifest may come as.
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// The largest `manifest.json` or `manifest.sig` read into memory.
+const MAX_SMALL: u64 = 64 << 20;
+
+/// What a pull fetched.
+#[derive(Debug, Default)]
+pub struct Pulled {
+    /// The artifact manifest's digest.
+    pub artifact: Option<Digest>,
+    /// Blobs fetched from the registry.
+    pub fetched: usize,
+    /// Their bytes.
+    pub fetched_bytes: u64,
+    /// Blobs the host's store had already.
+    pub reused: usize,
+    /// Bundle files other than blobs (always fetched: small).
+    pub files: usize,
+    /// Requests sent.
+    pub requests: u64,
+}
+
+impl Pulled {
+    /// One line for the operator.
+    pub fn summary(&self, reference: &str) -> String {
+        format!(
+            "pulled {reference}: {} {} fetched ({}), {} in the host's store; {} bundle files; {} requests",
+            self.fetched,
+            if self.fetched == 1 { "blob" } else { "blobs" },
+            crate::registry::bytes(self.fetched_bytes),
+            self.reused,
+            self.files,
+            self.requests
+        )
+    }
+}
+
+/// Where to pull from and how to check it.
+pub struct Source<'a> {
+    /// `host[:port]/namespace/bundle[:tag]`; without a tag, this host's name.
+    pub reference: &'a str,
+    /// How to reach the registry.
+    pub registry: &'a crate::registry::Options,
+}
+
+/// The repository of image `name` beside the bundle repository `repo` (`ns/bundle` → `ns/name`).
+fn sibling(repo: &str, name: &str) -> String {
+    match repo.rsplit_once('/') {
+        Some((ns, _)) => format!("{ns}/{name}"),
+        None => name.to_owned(),
+    }
+}
+
+/// Pulls the bundle `src.reference` for host `host` into the new private directory `into`
+/// (which must exist and be empty); `store` is the host's blob store (`blobs/sha256`), when it
+/// has one: blobs there are not fetched.
+/// `verify_signature` checks the artifact's sigstore signature (given the client, the
+/// repository and the artifact digest) before anything else is fetched.
+pub fn pull(
+    src: &Source,
+    host: &str,
+    into: &Path,
+    store: Option<&Root>,
+    verify_signature: &mut dyn FnMut(&mut Client, &str, &Digest) -> Result<()>,
+) -> Result<Pulled> {
+    let mut r = Reference::parse(src.reference)?;
+    if r.tag.is_none() && r.digest.is_none() {
+        r.tag = Some(host.to_owned());
+    }
+    let at = r
+        .digest
+        .as_ref()
+        .map_or_else(|| r.tag.clone().unwrap_or_default(), ToString::to_string);
+    let mut client = Client::new(&r.host, src.registry)?;
+    let (media_type, bytes, digest) = client
+        .get_manifest(&r.repo, &at, &[MANIFEST])
+        .with_context(|| format!("the bundle `{}`", display(&r, &at)))?;
+    if media_type != MANIFEST && !media_type.is_empty() {
+        bail!(
+            "`{}` is a `{media_type}`, not a bundle artifact",
+            display(&r, &at)
+        );
+    }
+    let files =
+        bundle_files(&bytes).with_context(|| format!("the bundle `{}`", display(&r, &at)))?;
+    let artifact_type = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v["artifactType"].as_str().map(str::to_owned));
+    if artifact_type.as_deref() != Some(ARTIFACT_TYPE) {
+        bail!("`{}` is not an infragen bundle", display(&r, &at));
+    }
+    verify_signature(&mut client, &r.repo, &digest)?;
+
+    let dir = Root::open(into, Links::Refuse)?;
+    let have =
+        |d: &Digest| store.is_some_and(|s| s.meta(Path::new(d.hex())).is_ok_and(|m| m.is_some()));
+    let mut handled = std::collections::BTreeSet::new();
+    let mut pulled = Pulled {
+        artifact: Some(digest),
+        ..Pulled::default()
+    };
+    let by_path: BTreeMap<&str, &BundleFile> = files.iter().map(|f| (f.path.as_str(), f)).collect();
+    // The signed manifest first: it says what every other file must be.
+    let Some(m) = by_path.get("manifest.json") else {
+        bail!("the bundle `{}` has no manifest.json", display(&r, &at));
+    };
+    let manifest_bytes = fetch_small(&mut client, &r.repo, m)?;
+    let manifest = Manifest::parse(&manifest_bytes)
+        .with_context(|| format!("manifest.json of `{}`", display(&r, &at)))?;
+    if manifest.host != host {
+        bail!(
+            "`{}` is the bundle of host `{}`, and this host is `{host}`",
+            display(&r, &at),
+            manifest.host
+        );
+    }
+    dir.write_atomic(Path::new("manifest.json"), &manifest_bytes, 0o600)?;
+    if let Some(s) = by_path.get(SIGNATURE) {
+        let sig = fetch_small(&mut client, &r.repo, s)?;
+        dir.write_atomic(Path::new(SIGNATURE), &sig, 0o600)?;
+    }
+    pulled.files = 1;
+    for f in &files {
+        if f.path == "manifest.json" || f.path == SIGNATURE {
+            continue;
+        }
+        match manifest.files.get(&f.path) {
+            Some(e) if e.digest == f.digest => {}
+            Some(e) => bail!(
+                "the bundle `{}` carries `{}` as {}, its signed manifest says {}",
+                display(&r, &at),
+                f.path,
+                f.digest,
+                e.digest
+            ),
+            None => bail!(
+                "the bundle `{}` carries `{}`, which its signed manifest does not list",
+                display(&r, &at),
+                f.path
+            ),
+        }
+        if f.path.starts_with("oci/blobs/") {
+            bail!(
+                "the bundle `{}` carries the blob `{}` as a file; blobs come from image repositories",
+                display(&r, &at),
+                f.path
+            );
+        }
+        fetch_into(&mut client, &r.repo, &dir, &f.path, &f.digest, f.size)?;
+        pulled.files += 1;
+    }
+    for path in manifest.files.keys() {
+        if !path.starts_with("oci/blobs/") && !by_path.contains_key(path.as_str()) {
+            bail!(
+                "the bundle `{}` lacks `{path}`, which its signed manifest lists",
+                display(&r, &at)
+            );
+        }
+    }
+
+    // Which repository holds each blob: the index names the images, their manifests the rest.
+    let index: serde_json::Value = serde_json::from_slice(&dir.read(Path::new("oci/index.json"))?)
+        .context("oci/index.json")?;
+    let mut repo_of: BTreeMap<Digest, (String, u64)> = BTreeMap::new();
+    for d in index["manifests"].as_array().into_iter().flatten() {
+        let name = d["annotations"]["org.opencontainers.image.ref.name"]
+            .as_str()
+            .context("oci/index.json: an image without a ref name")?;
+        let digest = Digest::parse(d["digest"].as_str().unwrap_or(""))?;
+        let size = d["size"].as_u64().context("oci/index.json: a size")?;
+        let repo = sibling(&r.repo, name);
+        crate::registry::check_repo(&repo).map_err(|e| anyhow::anyhow!("image `{name}`: {e}"))?;
+        let bytes = if let Some(s) = store.filter(|_| have(&digest)) {
+            let b = s.read(Path::new(digest.hex()))?;
+            if Digest::of(&b) != digest {
+                bail!("stored blob {digest} is corrupt");
+            }
+            if handled.insert(digest.clone()) {
+                pulled.reused += 1;
+            }
+            b
+        } else {
+            if handled.insert(digest.clone()) {
+                fetch_blob(&mut client, &repo, &dir, &digest, size, &mut pulled)?;
+            }
+            dir.read(&blob_path(&digest))?
+        };
+        let m: serde_json::Value =
+            serde_json::from_slice(&bytes).with_context(|| format!("image manifest {digest}"))?;
+        for d in std::iter::once(&m["config"]).chain(m["layers"].as_array().into_iter().flatten()) {
+            let blob = Digest::parse(d["digest"].as_str().unwrap_or(""))?;
+            let size = d["size"].as_u64().context("a descriptor without a size")?;
+            repo_of.entry(blob).or_insert((repo.clone(), size));
+        }
+    }
+    for path in manifest.files.keys() {
+        let Some(hex) = path.strip_prefix("oci/blobs/sha256/") else {
+            continue;
+        };
+        let digest = Digest::parse(&format!("sha256:{hex}"))?;
+        if !handled.insert(digest.clone()) {
+            continue;
+        }
+        if have(&digest) {
+            pulled.reused += 1;
+            continue;
+        }
+        let Some((repo, size)) = repo_of.get(&digest) else {
+            bail!(
+                "the bundle `{}` lists blob {digest}, which none of its images uses",
+                display(&r, &at)
+            );
+        };
+        fetch_blob(&mut client, repo, &dir, &digest, *size, &mut pulled)?;
+    }
+    pulled.requests = client.stats.total();
+    Ok(pulled)
+}
+
+fn display(r: &Reference, at: &str) -> String {
+    if at.starts_with("sha256:") {
+        format!("{}/{}@{at}", r.host, r.repo)
+    } else {
+        format!("{}/{}:{at}", r.host, r.repo)
+    }
+}
+
+fn blob_path(d: &Digest) -> PathBuf {
+    Path::new("oci/blobs/sha256").join(d.hex())
+}
+
+fn fetch_small(client: &mut Client, repo: &str, f: &BundleFile) -> Result<Vec<u8>> {
+    if f.size > MAX_SMALL {
+        bail!(
+            "`{}` is {} bytes, more than a bundle's manifest may be",
+            f.path,
+            f.size
+        );
+    }
+    let mut bytes = Vec::new();
+    client.get_blob_to(repo, &f.digest, f.size, &mut bytes)?;
+    Ok(bytes)
+}
+
+fn fetch_blob(
+    client: &mut Client,
+    repo: &str,
+    dir: &Root,
+    digest: &Digest,
+    size: u64,
+    pulled: &mut Pulled,
+) -> Result<()> {
+    let rel = blob_path(digest);
+    fetch_into(client, repo, dir, &rel.to_string_lossy(), digest, size)?;
+    pulled.fetched += 1;
+    pulled.fetched_bytes += size;
+    Ok(())
+}
+
+/// Streams `digest` into `rel` of `dir` under a temporary name, renamed when it verifies.
+fn fetch_into(
+    client: &mut Client,
+    repo: &str,
+    dir: &Root,
+    rel: &str,
+    digest: &Digest,
+    size: u64,
+) -> Result<()> {
+    let rel = crate::fsx::relative(Path::new(rel))?;
+    let parent = rel.parent().unwrap_or(Path::new(""));
+    if !parent.as_os_str().is_empty() {
+        dir.mkdir_all(parent, 0o700)?;
+    }
+    let tmp = parent.join(format!(".pull-{}", digest.hex()));
+    let mut file = dir.create(&tmp, 0o600)?;
+    let got = client
+        .get_blob_to(repo, digest, size, &mut file)
+        .and_then(|()| file.flush().map_err(Into::into));
+    if let Err(e) = got {
+        let _ = dir.remove(&tmp);
+        return Err(e.context(format!("`{}` from `{repo}`", rel.display())));
+    }
+    dir.rename(&tmp, &rel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sibling;
+
+    #[test]
+    fn images_live_beside_the_bundle_repository() {
+        assert_eq!(
+            sibling("infragen/bundle", "infra-nginx"),
+            "infragen/infra-nginx"
+        );
+        assert_eq!(sibling("a/b/bundle", "x"), "a/b/x");
+        assert_eq!(sibling("bundle", "x"), "x");
+    }
+}
