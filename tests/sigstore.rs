@@ -1,13 +1,15 @@
-//! Sigstore attachment signatures against real tools: skopeo 1.9 signs with the key
+//! Sigstore attachment signatures against real tools: skopeo signs with the key
 //! `infragen key generate` writes and we verify what it wrote; we sign and skopeo's
 //! `sigstoreSigned` policy verifies what we wrote, and refuses an unsigned image, another key's
 //! signature and a signature moved onto another image — as our verification does.
 //!
-//! Debian's skopeo 1.9.3 is built with sigstore disabled ("Debian-local change: sigstore
-//! disabled", in both signing and policy checks). Against it, the parts that need skopeo's
-//! sigstore code print a loud SKIPPED line (they would otherwise fail, or pass vacuously since
-//! such a skopeo refuses everything); our signing and verification through the real registry
-//! still run. An upstream skopeo on `PATH` runs all of it.
+//! The skopeo is `$INFRAGEN_SKOPEO_SIGSTORE`, else `/opt/infragen-ci/skopeo/bin/skopeo` when it
+//! exists (both what `.ci/skopeo-sigstore` installs: Debian 13's skopeo, whose sigstore code is
+//! enabled, with its own libraries), else `skopeo` on `PATH`. Debian 12's skopeo 1.9.3 is built
+//! with sigstore disabled ("Debian-local change: sigstore disabled", in both signing and policy
+//! checks): against it, the parts that need skopeo's sigstore code print a loud SKIPPED line
+//! naming `.ci/skopeo-sigstore` (they would otherwise fail, or pass vacuously since such a
+//! skopeo refuses everything); our signing and verification through the real registry still run.
 
 mod common;
 
@@ -21,11 +23,33 @@ use infragen::sign::{PublicKey, SigningKey};
 
 const REPO: &str = "test/img";
 
+/// Where `.ci/skopeo-sigstore` installs a sigstore-capable skopeo.
+const CI_SKOPEO: &str = "/opt/infragen-ci/skopeo/bin/skopeo";
+
+/// The skopeo these tests run: `$INFRAGEN_SKOPEO_SIGSTORE` (which must exist when set), else
+/// [`CI_SKOPEO`] when it exists, else `skopeo` on `PATH`.
+fn skopeo() -> PathBuf {
+    if let Some(p) = std::env::var_os("INFRAGEN_SKOPEO_SIGSTORE").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "INFRAGEN_SKOPEO_SIGSTORE={} does not exist\nhint: run .ci/skopeo-sigstore",
+            p.display()
+        );
+        return p;
+    }
+    if Path::new(CI_SKOPEO).is_file() {
+        return CI_SKOPEO.into();
+    }
+    "skopeo".into()
+}
+
 fn tools(test: &str) -> bool {
-    tools_present(
-        test,
-        &[("docker-registry", "docker-registry"), ("skopeo", "skopeo")],
-    )
+    let mut needed = vec![("docker-registry", "docker-registry")];
+    if skopeo() == Path::new("skopeo") {
+        needed.push(("skopeo", "skopeo"));
+    }
+    tools_present(test, &needed)
 }
 
 /// What Debian's skopeo says instead of signing or verifying a sigstore signature.
@@ -33,8 +57,10 @@ const DISABLED: &str = "sigstore disabled";
 
 fn skipped(what: &str) {
     eprintln!(
-        "======== SKIPPED {what}: this skopeo has sigstore disabled (Debian's build); \
-         an upstream skopeo >= 1.9 on PATH runs it ========"
+        "======== SKIPPED {what}: {} has sigstore disabled (Debian 12's build); \
+         run .ci/skopeo-sigstore (installs Debian 13's skopeo into /opt/infragen-ci/skopeo) \
+         or set INFRAGEN_SKOPEO_SIGSTORE to an upstream skopeo >= 1.9 ========",
+        skopeo().display()
     );
 }
 
@@ -53,6 +79,12 @@ impl Scratch {
             format!("docker:\n  {host}:\n    use-sigstore-attachments: true\n"),
         )
         .unwrap();
+        // Pushes read a policy too: this one, never the machine's /etc/containers/policy.json.
+        std::fs::write(
+            dir.path().join("accept.json"),
+            "{\"default\":[{\"type\":\"insecureAcceptAnything\"}]}",
+        )
+        .unwrap();
         Self { dir }
     }
 
@@ -61,7 +93,7 @@ impl Scratch {
     }
 
     fn skopeo(&self, args: &[&str]) -> Output {
-        Command::new("skopeo")
+        Command::new(skopeo())
             .arg("--registries.d")
             .arg(self.path("registries.d"))
             .args(args)
@@ -76,7 +108,8 @@ impl Scratch {
         oci_layout(&layout, tag);
         let src = format!("oci:{}:t", layout.display());
         let dst = format!("docker://{host}/{REPO}:{tag}");
-        let mut args = vec!["copy", "--dest-tls-verify=false"];
+        let accept = self.path("accept.json").display().to_string();
+        let mut args = vec!["copy", "--dest-tls-verify=false", "--policy", &accept];
         let (k, p);
         if let Some((key, pass)) = sign {
             (k, p) = (key.display().to_string(), pass.display().to_string());
@@ -114,6 +147,8 @@ impl Scratch {
         self.skopeo(&[
             "copy",
             "--src-tls-verify=false",
+            // The policy is checked on the source either way; an OCI layout takes no signatures.
+            "--remove-signatures",
             "--policy",
             policy.to_str().unwrap(),
             &format!("docker://{host}/{REPO}:{tag}"),
@@ -281,23 +316,28 @@ fn we_sign_and_skopeo_accepts_only_what_we_accept() {
     } else {
         skipped("skopeo's verification of our signatures");
     }
-    let denied = |tag: &str, why: &str| {
+    // skopeo refuses `tag`, for the reason `says` (what skopeo 1.18's policy check says).
+    let denied = |tag: &str, why: &str, says: &str| {
         if !skopeo {
             return;
         }
         let out = s.pull(&reg.host, tag, &key_path);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "skopeo accepted {tag} ({why})");
-        eprintln!("skopeo refuses {tag} ({why}): {stderr}");
+        assert!(
+            stderr.contains("Source image rejected") && stderr.contains(says),
+            "skopeo refused {tag} ({why}) but not by its policy saying `{says}`: {stderr}"
+        );
+        eprintln!("skopeo refuses {tag} ({why}): {}", stderr.trim());
     };
 
     // Unsigned.
     assert!(refused(verify(&reg, "5", trusted)).starts_with("not signed"));
-    denied("5", "unsigned");
+    denied("5", "unsigned", "no signature exists");
 
     // Signed by another key only.
     sign(&reg, "2", &other);
-    denied("2", "another key");
+    denied("2", "another key", "signature verification failed");
     assert_eq!(
         refused(verify(&reg, "2", trusted)),
         format!(
@@ -318,7 +358,7 @@ fn we_sign_and_skopeo_accepts_only_what_we_accept() {
         attach::MANIFEST_MEDIA_TYPE,
         &one,
     );
-    denied("3", "image 1's signature re-tagged");
+    denied("3", "image 1's signature re-tagged", "does not match");
     let err = refused(verify(&reg, "3", trusted));
     assert!(
         err.ends_with(&format!("not this one ({three}): re-tagged or substituted")),
@@ -332,5 +372,153 @@ fn we_sign_and_skopeo_accepts_only_what_we_accept() {
     if skopeo {
         let out = s.pull(&reg.host, "4", &key_path);
         common::ok(&out, "skopeo copy with two signatures");
+    }
+}
+
+/// The attachment manifest of `tag`, parsed.
+fn attachment(reg: &Distribution, tag: &str) -> serde_json::Value {
+    let m = reg
+        .get_manifest(REPO, &attach::tag(&digest_of(reg, tag)))
+        .expect("an attachment");
+    serde_json::from_slice(&m).unwrap()
+}
+
+#[test]
+fn skopeo_and_we_append_to_each_others_attachments() {
+    if !tools("skopeo_and_we_append_to_each_others_attachments") {
+        return;
+    }
+    let reg = Distribution::start(3);
+    let s = Scratch::new(&reg.host);
+    let empty = s.path("empty");
+    std::fs::write(&empty, "").unwrap();
+    let (skopeo_key, skopeo_public) = generate(&s.path("keys"), None);
+    let ours = SigningKey::generate().unwrap().1;
+    let (ours_pub, skopeo_pub) = (s.path("ours.pub"), s.path("keys/infragen.pub"));
+    std::fs::write(&ours_pub, ours.public.to_pem()).unwrap();
+    let both = [ours.public.clone(), skopeo_public.clone()];
+
+    // Ours first, then skopeo signs the image again (a copy onto itself): it keeps our layer,
+    // byte for byte, and appends its own.
+    assert!(s.push(&reg.host, "1", None));
+    sign(&reg, "1", &ours);
+    let before = attachment(&reg, "1");
+    let src = format!("docker://{}/{REPO}:1", reg.host);
+    let accept = s.path("accept.json");
+    let out = s.skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        "--policy",
+        accept.to_str().unwrap(),
+        "--sign-by-sigstore-private-key",
+        skopeo_key.to_str().unwrap(),
+        "--sign-passphrase-file",
+        empty.to_str().unwrap(),
+        &src,
+        &src,
+    ]);
+    if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains(DISABLED) {
+        skipped("skopeo appending to our attachment");
+        return;
+    }
+    common::ok(
+        &out,
+        "skopeo copy --sign-by-sigstore-private-key onto itself",
+    );
+    let after = attachment(&reg, "1");
+    assert_eq!(after["layers"].as_array().unwrap().len(), 2, "{after}");
+    assert_eq!(after["layers"][0], before["layers"][0]);
+    assert_eq!(
+        after["layers"][0]["annotations"][attach::KEY_ANNOTATION],
+        ours.public.id.as_str()
+    );
+    assert_eq!(verify(&reg, "1", &both[..1]).unwrap().layer, 0);
+    assert_eq!(verify(&reg, "1", &both[1..]).unwrap().layer, 1);
+
+    // skopeo first, then ours appended: skopeo's layer stays as skopeo wrote it.
+    assert!(s.push(&reg.host, "2", Some((&skopeo_key, &empty))));
+    let before = attachment(&reg, "2");
+    sign(&reg, "2", &ours);
+    let after = attachment(&reg, "2");
+    assert_eq!(after["layers"].as_array().unwrap().len(), 2, "{after}");
+    assert_eq!(after["layers"][0], before["layers"][0]);
+    assert_eq!(verify(&reg, "2", &both[1..]).unwrap().layer, 0);
+    assert_eq!(verify(&reg, "2", &both[..1]).unwrap().layer, 1);
+    // The config names both layers, as containers/image writes it.
+    for (tag, a) in [("1", attachment(&reg, "1")), ("2", after)] {
+        let config = reg
+            .get_blob(REPO, a["config"]["digest"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(config).unwrap(),
+            format!(
+                "{{\"architecture\":\"\",\"os\":\"\",\"config\":{{}},\"rootfs\":{{\"type\":\"layers\",\
+                 \"diff_ids\":[{},{}]}}}}",
+                a["layers"][0]["digest"], a["layers"][1]["digest"]
+            ),
+            "the config of {tag}'s attachment"
+        );
+    }
+
+    // skopeo's policy accepts either key's signature in either attachment.
+    for tag in ["1", "2"] {
+        for key in [&ours_pub, &skopeo_pub] {
+            let out = s.pull(&reg.host, tag, key);
+            common::ok(
+                &out,
+                &format!("skopeo copy of {tag} trusting {}", key.display()),
+            );
+        }
+    }
+}
+
+#[test]
+fn we_sign_with_a_key_skopeo_generated_and_skopeo_verifies() {
+    if !tools("we_sign_with_a_key_skopeo_generated_and_skopeo_verifies") {
+        return;
+    }
+    let reg = Distribution::start(4);
+    let s = Scratch::new(&reg.host);
+    for (tag, passphrase) in [("1", "correct horse\n"), ("2", "")] {
+        let pass = s.path(&format!("pass-{tag}"));
+        std::fs::write(&pass, passphrase.trim_end()).unwrap();
+        let prefix = s.path(&format!("skopeo-{tag}"));
+        let out = s.skopeo(&[
+            "generate-sigstore-key",
+            "--output-prefix",
+            prefix.to_str().unwrap(),
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // Debian 12's skopeo has no `generate-sigstore-key --output-prefix` either.
+        if !out.status.success() && (stderr.contains(DISABLED) || stderr.contains("unknown flag")) {
+            skipped("skopeo generate-sigstore-key");
+            return;
+        }
+        common::ok(&out, "skopeo generate-sigstore-key");
+        let (private, public) = (
+            prefix.with_extension("private"),
+            prefix.with_extension("pub"),
+        );
+        let key = SigningKey::load_with(
+            &private,
+            Some(&infragen::sign::sealed::read_passphrase_file(&pass).unwrap()),
+        )
+        .unwrap_or_else(|e| panic!("the key skopeo generated: {e:#}"));
+        let pem = PublicKey::from_pem(&std::fs::read_to_string(&public).unwrap()).unwrap();
+        assert_eq!(key.public.id, pem.id);
+
+        assert!(s.push(&reg.host, tag, None));
+        sign(&reg, tag, &key);
+        assert_eq!(
+            verify(&reg, tag, std::slice::from_ref(&pem)).unwrap().key,
+            pem.id
+        );
+        common::ok(
+            &s.pull(&reg.host, tag, &public),
+            "skopeo copy of an image we signed with skopeo's key",
+        );
     }
 }
