@@ -23,6 +23,7 @@ pub mod problem;
 pub mod profile;
 pub mod render;
 pub mod repo;
+pub mod secrets;
 pub mod sign;
 pub mod tree;
 pub mod validate;

@@ -55,6 +55,14 @@ pub fn write(
     sign: Option<&SigningKey>,
 ) -> Result<String> {
     let host = h.ip.to_string();
+    // A host with a key has its secrets as `<name>.age` (crate::secrets); the credential keeps
+    // its name.
+    let sealed = crate::secrets::recipients(h);
+    let suffix = if sealed.is_some() {
+        crate::secrets::SUFFIX
+    } else {
+        ""
+    };
     let mut files = Tree::default();
     let mut components = BTreeMap::new();
     let allow = allow_list(plan);
@@ -87,6 +95,7 @@ pub fn write(
             .iter()
             .filter_map(|(p, _)| {
                 p.strip_prefix(&format!("{host}/secrets/{}/", c.name()))
+                    .and_then(|n| n.strip_suffix(suffix))
                     .map(str::to_owned)
             })
             .collect();
@@ -312,7 +321,11 @@ pub fn write(
         }
     }
     let mut manifest = Manifest {
-        version: crate::manifest::VERSION,
+        version: if sealed.is_some() {
+            crate::manifest::VERSION_SEALED
+        } else {
+            crate::manifest::VERSION
+        },
         infragen: env!("CARGO_PKG_VERSION").to_owned(),
         host: host.clone(),
         profile: ProfileRef {
@@ -323,6 +336,7 @@ pub fn write(
         components,
         incomplete: incomplete.to_vec(),
         files: listed,
+        recipients: sealed.map(|to| to.iter().map(ToString::to_string).collect()),
         generation: None,
     };
     let generation = manifest.compute_generation();

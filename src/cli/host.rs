@@ -141,6 +141,24 @@ pub(super) fn verify(bundle: &Path, keys: &[std::path::PathBuf]) -> i32 {
 }
 
 /// `infragen key generate --out DIR`.
+/// `host init`: the public key on stdout alone (for scripts), what happened on stderr.
+pub(super) fn host_init(root: &Path) -> i32 {
+    match crate::secrets::host_init(root) {
+        Ok((recipient, made)) => {
+            let path = root.join(crate::secrets::IDENTITY);
+            if made {
+                eprintln!("wrote {} (0600)", path.display());
+            } else {
+                eprintln!("kept the existing identity {}", path.display());
+            }
+            println!("{recipient}");
+            eprintln!("hint: put it in the profile as this host's `infragen_host_key`");
+            0
+        }
+        Err(e) => fail(&e),
+    }
+}
+
 pub(super) fn key_generate(out: &Path) -> i32 {
     let run = || -> anyhow::Result<(std::path::PathBuf, String)> {
         use anyhow::Context as _;
