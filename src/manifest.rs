@@ -547,6 +547,53 @@ mod tests {
         assert!(parse(&bad).is_err(), "a missing field");
     }
 
+    /// `good()` as format 3: its secret sealed, encrypted to one recipient.
+    fn sealed() -> serde_json::Value {
+        let mut m = good();
+        let files = m["files"].as_object_mut().unwrap();
+        let entry = files.remove("secrets/nginx/key").unwrap();
+        files.insert("secrets/nginx/key.age".into(), entry);
+        m["version"] = json!(3);
+        m["recipients"] = json!(["age1ylgu2lxt9jzzf8qejm2hqe02t5vjm34u42ufejtdp98s0c9mpscsu5lcn3"]);
+        m.as_object_mut().unwrap().remove("generation");
+        let typed: Manifest = serde_json::from_value(m.clone()).unwrap();
+        m["generation"] = typed.compute_generation().into();
+        m
+    }
+
+    #[test]
+    fn sealed_secrets_go_with_format_3_and_its_recipients() {
+        let m = parse(&sealed()).unwrap();
+        assert_eq!(m.secret_file("nginx", "key"), "secrets/nginx/key.age");
+        assert_eq!(
+            parse(&good()).unwrap().secret_file("nginx", "key"),
+            "secrets/nginx/key"
+        );
+        let refused = |v: &serde_json::Value| format!("{:#}", parse(v).unwrap_err());
+        let mut bad = sealed();
+        bad.as_object_mut().unwrap().remove("recipients");
+        assert!(refused(&bad).ends_with("`recipients`: missing (format version 3)"));
+        let mut bad = sealed();
+        bad["recipients"] = json!([]);
+        assert!(refused(&bad).ends_with("`recipients`: empty"));
+        let mut bad = sealed();
+        bad["recipients"] = json!(["age1notakey"]);
+        assert!(refused(&bad).contains("`age1notakey` is not an age X25519 recipient"));
+        let mut bad = sealed();
+        bad["version"] = json!(2);
+        assert!(refused(&bad).ends_with("`recipients`: only in format version 3"));
+        // A clear secret in a sealed bundle, a sealed one in a clear bundle.
+        let mut bad = sealed();
+        bad["files"]["secrets/nginx/other"] = bad["files"]["secrets/nginx/key.age"].clone();
+        assert!(refused(&bad).contains("`secrets/nginx/other`: secrets are `.age` files"));
+        let mut bad = good();
+        bad["files"]["secrets/nginx/key.age"] = bad["files"]["secrets/nginx/key"].clone();
+        assert!(refused(&bad).contains("`secrets/nginx/key.age`: secrets are in clear"));
+        let mut bad = sealed();
+        bad["version"] = json!(4);
+        assert!(refused(&bad).contains("format version 4 (this infragen reads versions 2 and 3)"));
+    }
+
     #[test]
     fn digests_and_modes_are_strict() {
         assert!(Digest::parse(&format!("sha256:{}", "a".repeat(64))).is_ok());
