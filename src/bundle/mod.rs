@@ -1,6 +1,7 @@
 //! Bundles: everything one host needs, and nothing else, under `out/<host>/`.
 //!
-//! `oci/` (the host's images), `secrets/<component>/` (0600), units for every runtime —
+//! `oci/` (the host's images), `secrets/<component>/` (0600; `<name>.age` files encrypted to the
+//! host's key when it has one, see `crate::secrets`), units for every runtime —
 //! `units/infra-<c>.service` (default: the component's root tree via `RootDirectory=`),
 //! `nspawn/infra-<c>.nspawn`, `portable/infra-<c>.service`, `quadlet/infra-<c>.container` — and
 //! `manifest.json`, canonical JSON listing every file with its sha256 and, per component, its
