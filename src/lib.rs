@@ -5,6 +5,7 @@
 //! [`cli`] is the only module that prints.
 
 pub mod activate;
+pub mod age;
 pub mod build;
 pub mod bundle;
 pub mod cli;
@@ -23,6 +24,7 @@ pub mod profile;
 pub mod registry;
 pub mod render;
 pub mod repo;
+pub mod secrets;
 pub mod ship;
 pub mod sign;
 pub mod tree;

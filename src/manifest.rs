@@ -14,8 +14,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use crate::bundle::{Probe, Volume};
 
-/// The manifest format this build writes and reads.
+/// The manifest format this build writes for a bundle whose secrets are in clear (and reads).
 pub const VERSION: u32 = 2;
+
+/// The format of a bundle whose secrets are age files (`secrets/<c>/<name>.age`) encrypted to
+/// [`Manifest::recipients`]. A host whose infragen reads only version 2 refuses it, rather than
+/// installing ciphertext as credentials.
+pub const VERSION_SEALED: u32 = 3;
 
 /// A content digest, `sha256:` and 64 lowercase hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -243,6 +248,10 @@ pub struct Manifest {
     pub incomplete: Vec<String>,
     /// Every file of the bundle but `manifest.json` and its signature.
     pub files: BTreeMap<String, FileEntry>,
+    /// The age recipients (`age1…`) its secrets are encrypted to, the host's key first:
+    /// present exactly in format [`VERSION_SEALED`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipients: Option<Vec<String>>,
     /// The generation id: sha256 of the canonical manifest without this field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<String>,
@@ -286,6 +295,22 @@ impl Manifest {
         crate::pkg::fetch::sha256(&without.to_canonical())
     }
 
+    /// Whether its secrets are age files (format [`VERSION_SEALED`]).
+    pub fn sealed(&self) -> bool {
+        self.recipients.is_some()
+    }
+
+    /// The bundle file of secret `name` of `component` (`secrets/<c>/<name>`, `.age` when
+    /// sealed).
+    pub fn secret_file(&self, component: &str, name: &str) -> String {
+        let suffix = if self.sealed() {
+            crate::secrets::SUFFIX
+        } else {
+            ""
+        };
+        format!("secrets/{component}/{name}{suffix}")
+    }
+
     /// The generation id (checked by [`Manifest::check`]).
     pub fn id(&self) -> &str {
         self.generation.as_deref().unwrap_or("")
@@ -295,11 +320,25 @@ impl Manifest {
     /// lowercase letters and digits, bundle paths relative and plain, host paths absolute and
     /// plain, every path a component names listed in `files`.
     pub fn check(&self) -> Result<()> {
-        if self.version != VERSION {
+        if self.version != VERSION && self.version != VERSION_SEALED {
             bail!(
-                "format version {} (this infragen reads version {VERSION}); rebuild the bundle with this infragen",
+                "format version {} (this infragen reads versions {VERSION} and {VERSION_SEALED}); rebuild the bundle with this infragen",
                 self.version
             );
+        }
+        let sealed = self.version == VERSION_SEALED;
+        match (&self.recipients, sealed) {
+            (None, false) => {}
+            (Some(_), false) => bail!("`recipients`: only in format version {VERSION_SEALED}"),
+            (None, true) => bail!("`recipients`: missing (format version {VERSION_SEALED})"),
+            (Some(list), true) => {
+                if list.is_empty() {
+                    bail!("`recipients`: empty");
+                }
+                for r in list {
+                    crate::age::Recipient::parse(r).context("`recipients`")?;
+                }
+            }
         }
         if !self.generation.as_deref().is_some_and(is_hex64) {
             bail!("`generation`: not 64 lowercase hex digits");
@@ -316,6 +355,14 @@ impl Manifest {
                 if name != f.digest.hex() {
                     bail!("`files`: `{path}` is not named by its digest {}", f.digest);
                 }
+            }
+            // Secrets are all encrypted (version 3) or all in clear (version 2).
+            if path.starts_with("secrets/") && path.ends_with(crate::secrets::SUFFIX) != sealed {
+                bail!(
+                    "`files`: `{path}`: secrets are {} in format version {}",
+                    if sealed { "`.age` files" } else { "in clear" },
+                    self.version
+                );
             }
             if f.mode & 0o022 != 0 {
                 bail!(
@@ -367,7 +414,7 @@ impl Manifest {
                 if !plain_relative(s) || s.contains('/') {
                     bail!("{}: `{s}` is not a plain file name", at("secrets"));
                 }
-                let path = format!("secrets/{name}/{s}");
+                let path = self.secret_file(name, s);
                 if !self.files.contains_key(&path) {
                     bail!(
                         "{}: `{path}` is not among the bundle's files",
@@ -498,6 +545,53 @@ mod tests {
             .unwrap()
             .remove("health");
         assert!(parse(&bad).is_err(), "a missing field");
+    }
+
+    /// `good()` as format 3: its secret sealed, encrypted to one recipient.
+    fn sealed() -> serde_json::Value {
+        let mut m = good();
+        let files = m["files"].as_object_mut().unwrap();
+        let entry = files.remove("secrets/nginx/key").unwrap();
+        files.insert("secrets/nginx/key.age".into(), entry);
+        m["version"] = json!(3);
+        m["recipients"] = json!(["age1ylgu2lxt9jzzf8qejm2hqe02t5vjm34u42ufejtdp98s0c9mpscsu5lcn3"]);
+        m.as_object_mut().unwrap().remove("generation");
+        let typed: Manifest = serde_json::from_value(m.clone()).unwrap();
+        m["generation"] = typed.compute_generation().into();
+        m
+    }
+
+    #[test]
+    fn sealed_secrets_go_with_format_3_and_its_recipients() {
+        let m = parse(&sealed()).unwrap();
+        assert_eq!(m.secret_file("nginx", "key"), "secrets/nginx/key.age");
+        assert_eq!(
+            parse(&good()).unwrap().secret_file("nginx", "key"),
+            "secrets/nginx/key"
+        );
+        let refused = |v: &serde_json::Value| format!("{:#}", parse(v).unwrap_err());
+        let mut bad = sealed();
+        bad.as_object_mut().unwrap().remove("recipients");
+        assert!(refused(&bad).ends_with("`recipients`: missing (format version 3)"));
+        let mut bad = sealed();
+        bad["recipients"] = json!([]);
+        assert!(refused(&bad).ends_with("`recipients`: empty"));
+        let mut bad = sealed();
+        bad["recipients"] = json!(["age1notakey"]);
+        assert!(refused(&bad).contains("`age1notakey` is not an age X25519 recipient"));
+        let mut bad = sealed();
+        bad["version"] = json!(2);
+        assert!(refused(&bad).ends_with("`recipients`: only in format version 3"));
+        // A clear secret in a sealed bundle, a sealed one in a clear bundle.
+        let mut bad = sealed();
+        bad["files"]["secrets/nginx/other"] = bad["files"]["secrets/nginx/key.age"].clone();
+        assert!(refused(&bad).contains("`secrets/nginx/other`: secrets are `.age` files"));
+        let mut bad = good();
+        bad["files"]["secrets/nginx/key.age"] = bad["files"]["secrets/nginx/key"].clone();
+        assert!(refused(&bad).contains("`secrets/nginx/key.age`: secrets are in clear"));
+        let mut bad = sealed();
+        bad["version"] = json!(4);
+        assert!(refused(&bad).contains("format version 4 (this infragen reads versions 2 and 3)"));
     }
 
     #[test]

@@ -162,6 +162,20 @@ impl Pki {
         &self.ca_cert
     }
 
+    /// The build's sealing key for secrets ([`crate::secrets::seal`]): derived from the CA's
+    /// private key, the one secret every build of this state directory already shares, so that
+    /// encrypted secrets are reproducible for it and unguessable without it.
+    pub fn sealing_key(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        hkdf::Hkdf::<sha2::Sha256>::new(
+            Some(b"infragen sealing key v1"),
+            &self.ca_key.serialize_der(),
+        )
+        .expand(b"age seed", &mut out)
+        .expect("32 bytes is within HKDF's limit");
+        out
+    }
+
     /// The certificate `name` (e.g. `nginx/pigsty`), reused when it exists for exactly these
     /// SANs and this CA, else issued now with `validity` (a duration such as `397d`).
     pub fn issue(

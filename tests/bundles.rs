@@ -7,12 +7,11 @@
 
 mod common;
 
-use common::{dns_a, ok, root};
+use common::{artifact_texts, dns_a, ok, root};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::Read as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -230,47 +229,6 @@ fn certificates_verify_match_the_profile_and_survive_rebuilds() {
         manifest_before,
         "same inputs, same manifest"
     );
-}
-
-/// Every regular file below `dir` except the secrets area, with layer blobs decompressed.
-fn artifact_texts(host: &Path) -> Vec<(String, Vec<u8>, u32)> {
-    let mut out = Vec::new();
-    for e in walkdir::WalkDir::new(host) {
-        let e = e.unwrap();
-        if !e.file_type().is_file() {
-            continue;
-        }
-        let rel = e
-            .path()
-            .strip_prefix(host)
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        let mode = e.metadata().unwrap().permissions().mode();
-        let bytes = fs::read(e.path()).unwrap();
-        if rel.starts_with("secrets/") {
-            assert_eq!(mode & 0o777, 0o600, "{rel}");
-            assert_eq!(
-                fs::metadata(e.path().parent().unwrap())
-                    .unwrap()
-                    .permissions()
-                    .mode()
-                    & 0o777,
-                0o700,
-                "{rel}'s directory"
-            );
-            continue;
-        }
-        if bytes.starts_with(&[0x1f, 0x8b]) {
-            let mut tar = Vec::new();
-            flate2::read::GzDecoder::new(&bytes[..])
-                .read_to_end(&mut tar)
-                .unwrap();
-            out.push((format!("{rel} (layer contents)"), tar, mode));
-        }
-        out.push((rel, bytes, mode));
-    }
-    out
 }
 
 #[test]

@@ -407,6 +407,31 @@ fn cases() -> Vec<Case> {
                 "  all.vars.nginx_sslmode (host `10.0.0.1`): `strict` is not one of `enable`, `disable`, `enforce`",
             ],
         ),
+        // ---- secrets: age recipients ----------------------------------------------------------
+        case(
+            "age: a host key that is not a recipient",
+            profile("10.0.0.1: { infra_seq: 1, infragen_host_key: age1notakey }", "", ""),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.children.infra.hosts.\"10.0.0.1\".infragen_host_key (host `10.0.0.1`): `age1notakey` is not an age X25519 recipient (`age1…`)",
+            ],
+        ),
+        case(
+            "age: a host key given as a list",
+            with_vars("infragen_host_key: [age1x]"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infragen_host_key (host `10.0.0.1`): expected a string, found a list",
+            ],
+        ),
+        case(
+            "age: an identity where a recovery recipient goes",
+            with_vars("infragen_recovery_keys: [AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQSKJ2AT]"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infragen_recovery_keys[0] (host `10.0.0.1`): `AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQSKJ2AT` is not an age X25519 recipient (`age1…`)",
+            ],
+        ),
         // ---- nginx portal ---------------------------------------------------------------------
         case(
             "portal: newline injected into a domain",

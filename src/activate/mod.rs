@@ -26,6 +26,7 @@ mod runtime;
 mod stage;
 mod state;
 mod switch;
+mod unseal;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -442,10 +443,18 @@ fn activate_dir(bundle: &Path, shown: &Path, opts: &Options) -> Result<Outcome> 
         .transpose()?;
     // Blobs the store holds already (verified when they entered it) are hashed, not copied.
     let store = existing.dir.join("blobs/sha256");
-    let checked = opened.check_files(incoming_root.as_ref(), &|d| store.join(d.hex()).is_file())?;
+    let mut checked =
+        opened.check_files(incoming_root.as_ref(), &|d| store.join(d.hex()).is_file())?;
     if !checked.problems.is_empty() {
         return Err(unverified(checked.problems.join("\n  ")));
     }
+    // Sealed secrets are opened now, in memory: a host that cannot is refused untouched.
+    unseal::unseal(new_m, &mut checked.files, &opts.root).map_err(|e| {
+        anyhow::anyhow!(
+            "bundle {} is refused; nothing was changed: {e:#}",
+            shown.display()
+        )
+    })?;
     // The lock comes before reading `current`, so that the downgrade check and the plan are made
     // against what stays current (a dry run writes nothing, not even the lock).
     let locked = if opts.dry_run {
@@ -624,7 +633,12 @@ fn stage_generation(
             let private = rel.starts_with("secrets/");
             gen.mkdir_all(parent, if private { 0o700 } else { 0o755 })?;
         }
-        let f = &m.files[rel];
+        // A sealed secret keeps its `.age` entry's mode and owner under its clear name.
+        let f = m
+            .files
+            .get(rel)
+            .or_else(|| m.files.get(&format!("{rel}{}", crate::secrets::SUFFIX)))
+            .with_context(|| format!("{rel}: not in the manifest"))?;
         let mut out = gen.create(path, f.mode)?;
         std::io::Write::write_all(&mut out, bytes)?;
         if owners {

@@ -1,6 +1,7 @@
 //! Bundles: everything one host needs, and nothing else, under `out/<host>/`.
 //!
-//! `oci/` (the host's images), `secrets/<component>/` (0600), units for every runtime —
+//! `oci/` (the host's images), `secrets/<component>/` (0600; `<name>.age` files encrypted to the
+//! host's key when it has one, see `crate::secrets`), units for every runtime —
 //! `units/infra-<c>.service` (default: the component's root tree via `RootDirectory=`),
 //! `nspawn/infra-<c>.nspawn`, `portable/infra-<c>.service`, `quadlet/infra-<c>.container` — and
 //! `manifest.json`, canonical JSON listing every file with its sha256 and, per component, its
@@ -55,6 +56,14 @@ pub fn write(
     sign: Option<&SigningKey>,
 ) -> Result<String> {
     let host = h.ip.to_string();
+    // A host with a key has its secrets as `<name>.age` (crate::secrets); the credential keeps
+    // its name.
+    let sealed = crate::secrets::recipients(h);
+    let suffix = if sealed.is_some() {
+        crate::secrets::SUFFIX
+    } else {
+        ""
+    };
     let mut files = Tree::default();
     let mut components = BTreeMap::new();
     let allow = allow_list(plan);
@@ -87,6 +96,7 @@ pub fn write(
             .iter()
             .filter_map(|(p, _)| {
                 p.strip_prefix(&format!("{host}/secrets/{}/", c.name()))
+                    .and_then(|n| n.strip_suffix(suffix))
                     .map(str::to_owned)
             })
             .collect();
@@ -312,7 +322,11 @@ pub fn write(
         }
     }
     let mut manifest = Manifest {
-        version: crate::manifest::VERSION,
+        version: if sealed.is_some() {
+            crate::manifest::VERSION_SEALED
+        } else {
+            crate::manifest::VERSION
+        },
         infragen: env!("CARGO_PKG_VERSION").to_owned(),
         host: host.clone(),
         profile: ProfileRef {
@@ -323,6 +337,7 @@ pub fn write(
         components,
         incomplete: incomplete.to_vec(),
         files: listed,
+        recipients: sealed.map(|to| to.iter().map(ToString::to_string).collect()),
         generation: None,
     };
     let generation = manifest.compute_generation();

@@ -167,6 +167,24 @@ pub(super) fn verify(bundle: &Path, keys: &[std::path::PathBuf]) -> i32 {
     }
 }
 
+/// `host init`: the public key on stdout alone (for scripts), what happened on stderr.
+pub(super) fn host_init(root: &Path) -> i32 {
+    match crate::secrets::host_init(root) {
+        Ok((recipient, made)) => {
+            let path = root.join(crate::secrets::IDENTITY);
+            if made {
+                eprintln!("wrote {} (0600)", path.display());
+            } else {
+                eprintln!("kept the existing identity {}", path.display());
+            }
+            println!("{recipient}");
+            eprintln!("hint: put it in the profile as this host's `infragen_host_key`");
+            0
+        }
+        Err(e) => fail(&e),
+    }
+}
+
 /// `infragen key generate --out DIR [--passphrase-file FILE]`.
 pub(super) fn key_generate(out: &Path, passphrase_file: Option<&Path>) -> i32 {
     let run = || -> anyhow::Result<(std::path::PathBuf, String)> {

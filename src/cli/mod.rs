@@ -83,6 +83,9 @@ enum Command {
     /// Signing keys
     #[command(subcommand)]
     Key(KeyCommand),
+    /// This host's own keys (secrets are encrypted to them)
+    #[command(subcommand)]
+    Host(HostCommand),
     /// Resolve every image's packages against this machine's APT sources into the lock file
     #[command(after_help = "Example:\n  infragen lock")]
     Lock {
@@ -198,6 +201,18 @@ enum Command {
     },
     /// Print the parameter reference: every INFRA parameter and its default
     Params,
+}
+
+#[derive(Subcommand)]
+enum HostCommand {
+    /// On a host: make its age key pair for secrets (kept if it exists) and print the public key
+    #[command(
+        after_help = "Example:\n  infragen host init            # prints age1…\n  # in the profile, on this host: infragen_host_key: age1…"
+    )]
+    Init {
+        #[command(flatten)]
+        host: HostArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -430,6 +445,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             out,
             passphrase_file,
         }) => host::key_generate(&out, passphrase_file.as_deref()),
+        Command::Host(HostCommand::Init { host }) => {
+            host::host_init(&host.options(false, false, 0).root)
+        }
         Command::Lock {
             store,
             allow_unsigned,

@@ -145,9 +145,11 @@ pub(super) fn build(
     };
     let result = (|| -> anyhow::Result<crate::build::Report> {
         let mut tree = render::plan(&plan)?;
+        let mut sealing = None;
         if let Some(first) = plan.hosts.first() {
             let pki = crate::pki::Pki::open(&s.pki(&plan), &first.pki.ca_cn, first.pki.ca_create)?;
             crate::pki::add_material(&plan, &pki, &mut tree)?;
+            sealing = Some(pki.sealing_key());
         }
         if run_validators {
             let report = validate::tree(&plan, &tree)?;
@@ -156,6 +158,20 @@ pub(super) fn build(
                 anyhow::bail!(
                     "validation failed; nothing was written to {}",
                     out.display()
+                );
+            }
+        }
+        // Secrets are encrypted after the validators ran on them in clear, before any is
+        // written: the bundle holds only ciphertext for hosts with a key.
+        if let Some(key) = &sealing {
+            let (sealed, clear) = crate::secrets::seal(&plan, &tree, key)?;
+            tree = sealed;
+            if !clear.is_empty() {
+                eprintln!(
+                    "warning: secrets in clear for {} host{} without `infragen_host_key`: {}",
+                    clear.len(),
+                    if clear.len() == 1 { "" } else { "s" },
+                    clear.join(", ")
                 );
             }
         }

@@ -191,6 +191,10 @@ pub struct HostPlan {
     pub secrets: BTreeMap<(Component, String), Secret>,
     /// Certificate settings.
     pub pki: PkiSettings,
+    /// `infragen_host_key`: the host's age recipient; its secrets are encrypted to it.
+    pub host_key: Option<crate::age::Recipient>,
+    /// `infragen_recovery_keys`: operator recipients every sealed secret is encrypted to too.
+    pub recovery_keys: Vec<crate::age::Recipient>,
 }
 
 /// What the PKI reads from the profile.

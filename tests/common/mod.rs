@@ -171,3 +171,47 @@ pub fn enrol(root: &Path, host: &str) {
     std::fs::copy(&signing_key().1, dir.join("test.pub")).unwrap();
     std::fs::write(root.join("etc/infragen/host"), format!("{host}\n")).unwrap();
 }
+
+/// Every regular file below a bundle `host` (secrets too, checked 0600 in a 0700 directory),
+/// with layer blobs decompressed as well: what a secret scan reads.
+pub fn artifact_texts(host: &Path) -> Vec<(String, Vec<u8>, u32)> {
+    use std::io::Read as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(host) {
+        let e = e.unwrap();
+        if !e.file_type().is_file() {
+            continue;
+        }
+        let rel = e
+            .path()
+            .strip_prefix(host)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let mode = e.metadata().unwrap().permissions().mode();
+        let bytes = std::fs::read(e.path()).unwrap();
+        if rel.starts_with("secrets/") {
+            assert_eq!(mode & 0o777, 0o600, "{rel}");
+            assert_eq!(
+                std::fs::metadata(e.path().parent().unwrap())
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o777,
+                0o700,
+                "{rel}'s directory"
+            );
+            continue;
+        }
+        if bytes.starts_with(&[0x1f, 0x8b]) {
+            let mut tar = Vec::new();
+            flate2::read::GzDecoder::new(&bytes[..])
+                .read_to_end(&mut tar)
+                .unwrap();
+            out.push((format!("{rel} (layer contents)"), tar, mode));
+        }
+        out.push((rel, bytes, mode));
+    }
+    out
+}

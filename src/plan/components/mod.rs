@@ -336,6 +336,15 @@ pub fn host(
     });
 
     let dnsmasq = on(Component::Dnsmasq).then(|| dnsmasq(r, ip, admin_ip, p.dns, dns));
+    let host_key = r.var("infragen_host_key").and_then(|v| {
+        let s = r.string_value(&v.value, &v.path)?;
+        recipient(r, &s, &v.path)
+    });
+    let recovery_keys = r
+        .strings("infragen_recovery_keys")
+        .into_iter()
+        .filter_map(|(s, path)| recipient(r, &s, &path))
+        .collect();
     let chrony = on(Component::Chrony).then(|| chrony(r, ip, admin_ip, inventory));
 
     HostPlan {
@@ -359,5 +368,21 @@ pub fn host(
         disabled,
         secrets,
         pki,
+        host_key,
+        recovery_keys,
+    }
+}
+
+/// An age recipient at `path` (empty: none); a problem there when it does not parse.
+fn recipient(r: &mut Reader, s: &str, path: &str) -> Option<crate::age::Recipient> {
+    if s.is_empty() {
+        return None;
+    }
+    match crate::age::Recipient::parse(s) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            r.problem(path, e.to_string());
+            None
+        }
     }
 }
