@@ -12,6 +12,7 @@
 
 mod common;
 
+use common::registry::Registry;
 use common::{dns_a, enrol, ntp, ok, root, signing_key};
 
 use std::fs;
@@ -204,6 +205,29 @@ impl Booted {
         self.run(&args)
     }
 
+    /// `infragen host init` inside: the host's secrets key; returns its public key.
+    fn init(&self) -> String {
+        let o = self.run(&["infragen", "host", "init"]);
+        let out = ok(&o, "host init");
+        out.lines()
+            .find(|l| l.starts_with("age1"))
+            .unwrap_or_else(|| panic!("host init printed no key:\n{out}"))
+            .to_owned()
+    }
+
+    /// Activates the host's bundle from a registry reference (plain HTTP), enrolled as `name`.
+    fn activate_from(&self, reference: &str, name: &str) -> Output {
+        enrol(&self.dir.join("root"), name);
+        self.run(&[
+            "infragen",
+            "activate",
+            reference,
+            "--plain-http",
+            "--health-timeout",
+            "20",
+        ])
+    }
+
     /// Main PIDs of every infra unit.
     fn pids(&self) -> Vec<(String, String)> {
         self.pids_of("infra-")
@@ -287,6 +311,54 @@ fn build_hosts(dir: &Path, name: &str, text: &str) -> Vec<PathBuf> {
         .collect();
     hosts.sort();
     hosts
+}
+
+/// `text` with `infragen_host_key: key` on host `ip`.
+fn with_host_key(text: &str, ip: &str, key: &str) -> String {
+    let from = format!("{ip}: {{ infra_seq: ");
+    let out = text.replacen(
+        &from,
+        &format!("{ip}: {{ infragen_host_key: {key}, infra_seq: "),
+        1,
+    );
+    assert_ne!(out, text, "no `{from}` in the profile");
+    out
+}
+
+/// Pushes a build's output (signed with the test key) to `repo` over plain HTTP.
+fn push(host_bundle: &Path, repo: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_infragen"))
+        .arg("push")
+        .arg(host_bundle.parent().unwrap())
+        .args([repo, "--plain-http", "--sign-key"])
+        .arg(&signing_key().0)
+        .output()
+        .unwrap()
+}
+
+/// The blob names of a bundle.
+fn blob_names(bundle: &Path) -> std::collections::BTreeSet<String> {
+    fs::read_dir(bundle.join("oci/blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The number of blobs a pull fetched, from its summary line.
+fn fetched(o: &Output) -> usize {
+    let err = String::from_utf8_lossy(&o.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("pulled "))
+        .unwrap_or_else(|| panic!("no pull summary:\n{err}"));
+    line.split_once(": ")
+        .unwrap()
+        .1
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 fn get(url: &str) -> Option<String> {
@@ -410,11 +482,18 @@ fn single_node_on_a_booted_systemd() {
         .prefix("infragen-booted-")
         .tempdir_in("/var/tmp")
         .unwrap();
-    let text = single_node_text("127.0.50.");
-    let a = build(dir.path(), "a", &text);
     let host = Booted::boot(dir.path(), "infragen-test-single");
-    let out = host.activate(&a, "a");
-    let stdout = ok(&out, "activate A");
+    // The host makes its secrets key; the profile names it, so that secrets travel encrypted.
+    let text = with_host_key(&single_node_text("127.0.50."), "127.0.50.10", &host.init());
+    let a = build(dir.path(), "a", &text);
+    // Shipped through a registry: pushed signed, activated on the host from its reference.
+    let registry = Registry::start(5);
+    let repo = format!("{}/infra", registry.addr);
+    ok(&push(&a, &repo), "push A");
+    let out = host.activate_from(&format!("{repo}/bundle"), "127.0.50.10");
+    let stdout = ok(&out, "activate A from the registry");
+    let a_blobs = blob_names(&a);
+    assert_eq!(fetched(&out), a_blobs.len(), "every blob fetched once");
     assert!(stdout.contains("start   infra-nginx.service"), "{stdout}");
     for (c, pid) in host.pids() {
         assert!(pid != "0" && !pid.is_empty(), "infra-{c} is not running");
@@ -444,7 +523,20 @@ fn single_node_on_a_booted_systemd() {
             "vmetrics_scrape_interval: 15s",
         ),
     );
-    let stdout = ok(&host.activate(&b, "b"), "activate B");
+    ok(&push(&b, &repo), "push B");
+    let out = host.activate_from(&format!("{repo}/bundle"), "127.0.50.10");
+    let stdout = ok(&out, "activate B from the registry");
+    // Only the blobs that changed travel: the changed config layers and their images' manifests.
+    let changed = blob_names(&b).difference(&a_blobs).count();
+    assert_eq!(fetched(&out), changed, "only the changed blobs");
+    eprintln!(
+        "one parameter through the registry: {}",
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .find(|l| l.starts_with("pulled "))
+            .unwrap_or("")
+    );
+    drop(registry);
     assert!(
         stdout.contains("reload  infra-vmetrics.service")
             && stdout.contains("restart infra-vmalert.service"),
@@ -521,20 +613,45 @@ fn three_node_on_three_booted_systemds() {
         1,
     );
     assert_ne!(text, base);
-    let bundles = build_hosts(dir.path(), "three", &text);
-    assert_eq!(bundles.len(), 3);
+    let addresses = ["127.0.51.10", "127.0.51.11", "127.0.51.12"];
     let mut hosts = Vec::new();
-    for (i, bundle) in bundles.iter().enumerate() {
+    let mut text = text;
+    for (i, ip) in addresses.iter().enumerate() {
         let hdir = dir.path().join(format!("host{i}"));
         fs::create_dir_all(&hdir).unwrap();
         let host = Booted::boot(&hdir, &format!("infragen-test-three-{i}"));
-        ok(
-            &host.activate(bundle, "bundle"),
-            &format!("activate {}", bundle.display()),
-        );
+        text = with_host_key(&text, ip, &host.init());
         hosts.push(host);
     }
-    let addresses = ["127.0.51.10", "127.0.51.11", "127.0.51.12"];
+    let bundles = build_hosts(dir.path(), "three", &text);
+    assert_eq!(bundles.len(), 3);
+    // The infra node 127.0.51.10 from its directory bundle; then it serves every host's images
+    // and bundle from the static registry tree beside its package repository, and the other two
+    // activate from there, with no other registry running.
+    ok(
+        &hosts[0].activate(&bundles[0], "bundle"),
+        &format!("activate {}", bundles[0].display()),
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_infragen"))
+        .args(["repo", "images", "--profile"])
+        .arg(dir.path().join("three/profile.yml"))
+        .arg("--images")
+        .arg(bundles[0].parent().unwrap())
+        .arg("--registry-dir")
+        .arg(dir.path().join("host0/root/www/registry"))
+        .arg("--sign-key")
+        .arg(&signing_key().0)
+        .output()
+        .unwrap();
+    ok(&o, "repo images into the infra node's /www/registry");
+    for (i, host) in hosts.iter().enumerate().skip(1) {
+        let o = host.activate_from("127.0.51.10/infragen/bundle", addresses[i]);
+        ok(
+            &o,
+            &format!("activate {} from the infra node", addresses[i]),
+        );
+        assert_eq!(fetched(&o), blob_names(&bundles[i]).len());
+    }
     for ip in addresses {
         // Each VictoriaMetrics scrapes every infra node's components: 3 hosts × 4 components.
         eventually(

@@ -352,38 +352,32 @@ fn build(profile: &str, dir: &Path) -> std::path::PathBuf {
     out
 }
 
-/// Stands in for the encrypted-secrets build: every `secrets/<c>/<name>` becomes
-/// `secrets/<c>/<name>.age` (content kept: only names matter to push) and the manifest is
-/// rewritten to list them, with its generation recomputed, as that build will write it.
-fn rename_secrets_to_age(out: &Path) {
-    use infragen::manifest::Manifest;
-    for host in std::fs::read_dir(out).unwrap() {
-        let dir = host.unwrap().path();
-        let Ok(bytes) = std::fs::read(dir.join("manifest.json")) else {
-            continue;
-        };
-        let mut m = Manifest::parse(&bytes).unwrap();
-        let secrets: Vec<String> = m
-            .files
-            .keys()
-            .filter(|p| p.starts_with("secrets/"))
-            .cloned()
-            .collect();
-        for p in secrets {
-            std::fs::rename(dir.join(&p), dir.join(format!("{p}.age"))).unwrap();
-            let entry = m.files.remove(&p).unwrap();
-            m.files.insert(format!("{p}.age"), entry);
-        }
-        for c in m.components.values_mut() {
-            for s in &mut c.secrets {
-                s.push_str(".age");
-            }
-        }
-        m.generation = None;
-        m.generation = Some(m.compute_generation());
-        std::fs::write(dir.join("manifest.json"), m.to_canonical()).unwrap();
-        Manifest::parse(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+/// Builds three-node again with every host's secrets sealed to a key of its own (`host init`
+/// into a scratch root per host), into a fresh `out`.
+fn build_sealed(dir: &Path) -> std::path::PathBuf {
+    let mut text = std::fs::read_to_string(common::root().join("profiles/three-node.yml")).unwrap();
+    for ip in ["10.10.10.10", "10.10.10.11", "10.10.10.12"] {
+        let root = dir.join("hosts").join(ip);
+        std::fs::create_dir_all(&root).unwrap();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_infragen"))
+            .args(["host", "init", "--root"])
+            .arg(&root)
+            .output()
+            .unwrap();
+        let key = common::ok(&o, "host init").trim().to_owned();
+        let from = format!("{ip}: {{ infra_seq: ");
+        assert!(text.contains(&from));
+        text = text.replacen(
+            &from,
+            &format!("{ip}: {{ infragen_host_key: {key}, infra_seq: "),
+            1,
+        );
     }
+    let profile = dir.join("sealed.yml");
+    std::fs::write(&profile, text).unwrap();
+    let sealed = dir.join("sealed");
+    std::fs::create_dir_all(&sealed).unwrap();
+    build(profile.to_str().unwrap(), &sealed)
 }
 
 fn push(out: &Path, reference: &str, extra: &[&str]) -> std::process::Output {
@@ -439,7 +433,7 @@ fn a_build_is_pushed_once_read_back_by_skopeo_and_not_pushed_again() {
         stderr,
         "error: host `10.10.10.10`: `secrets/grafana/admin-password` is a secret in clear (not an `.age` file); refusing to push the bundle\nhint: run `infragen host init` on the host, put its key in the profile as `infragen_host_key`, and rebuild\n"
     );
-    rename_secrets_to_age(&out);
+    let out = build_sealed(tmp.path());
 
     // What must be uploaded: every distinct blob of the images and of the bundles, and `{}`.
     let mut blobs = BTreeSet::from([infragen::ship::artifact::EMPTY_DIGEST.to_owned()]);

@@ -111,7 +111,8 @@ pub fn host_dirs(out: &Path) -> Result<Vec<PathBuf>> {
     Ok(dirs)
 }
 
-/// Refuses a bundle whose manifest lists a file under `secrets/` not encrypted (`.age`).
+/// Refuses a bundle whose manifest lists a file under `secrets/` not encrypted: the manifest
+/// must be sealed (name its recipients) and every secret an `.age` file.
 pub fn check_secrets(m: &Manifest) -> Result<()> {
     if let Some(path) = m
         .files
@@ -119,7 +120,7 @@ pub fn check_secrets(m: &Manifest) -> Result<()> {
         // The exact name the encryption writes: `.AGE` is not it.
         .find(|p| {
             p.starts_with("secrets/")
-                && Path::new(p.as_str()).extension().is_none_or(|e| e != "age")
+                && (!m.sealed() || Path::new(p.as_str()).extension().is_none_or(|e| e != "age"))
         })
     {
         bail!(

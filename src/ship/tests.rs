@@ -93,8 +93,16 @@ fn bundle(out: &Path, host: &str, extra: &[(&str, &[u8])]) {
             );
         }
     }
+    // Secrets as `.age` files make a sealed manifest (format 3, with its recipients).
+    let sealed = listed
+        .keys()
+        .any(|p| p.starts_with("secrets/") && p.ends_with(".age"));
     let mut m = Manifest {
-        version: VERSION,
+        version: if sealed {
+            crate::manifest::VERSION_SEALED
+        } else {
+            VERSION
+        },
         infragen: "0".into(),
         host: host.into(),
         profile: ProfileRef {
@@ -106,6 +114,12 @@ fn bundle(out: &Path, host: &str, extra: &[(&str, &[u8])]) {
         incomplete: vec![],
         files: listed,
         generation: None,
+        recipients: sealed.then(|| {
+            vec![crate::age::Identity::generate()
+                .unwrap()
+                .recipient()
+                .to_string()]
+        }),
     };
     m.generation = Some(m.compute_generation());
     fs::write(dir.join("manifest.json"), m.to_canonical()).unwrap();
