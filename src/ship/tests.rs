@@ -96,7 +96,7 @@ fn bundle(out: &Path, host: &str, extra: &[(&str, &[u8])]) {
     // Secrets as `.age` files make a sealed manifest (format 3, with its recipients).
     let sealed = listed
         .keys()
-        .any(|p| p.starts_with("secrets/") && p.ends_with(".age"));
+        .any(|p| p.starts_with("secrets/") && Path::new(p).extension().is_some_and(|e| e == "age"));
     let mut m = Manifest {
         version: if sealed {
             crate::manifest::VERSION_SEALED
