@@ -5,6 +5,7 @@
 //! [`cli`] is the only module that prints.
 
 pub mod activate;
+pub mod bases;
 pub mod build;
 pub mod bundle;
 pub mod cli;
