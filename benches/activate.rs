@@ -31,6 +31,7 @@ fn build_bundle(text: &str, out: &Path) -> PathBuf {
         lock: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("infragen.lock"),
         repos: Vec::new(),
         bases: None,
+        base_registry: None,
         sign_key: None,
         sign_passphrase: None,
     };

@@ -27,6 +27,7 @@ fn build_profile(text: &str, out: &Path, cache: &Path) -> (Duration, Report) {
         lock: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("infragen.lock"),
         repos: Vec::new(),
         bases: None,
+        base_registry: None,
         sign_key: None,
         sign_passphrase: None,
     };

@@ -6,6 +6,7 @@
 
 pub mod activate;
 pub mod age;
+pub mod bases;
 pub mod build;
 pub mod bundle;
 pub mod cli;

@@ -49,8 +49,13 @@ pub struct LockedBase {
     pub name: String,
     /// Tag it was imported from.
     pub tag: String,
-    /// Manifest digest, once imported; `None` until then.
+    /// Manifest digest, once imported or resolved; `None` until then. When the tag names a
+    /// multi-platform index, this is the digest of the target platform's manifest.
     pub digest: Option<String>,
+    /// The digest of the index (OCI image index or Docker manifest list) the tag named, when
+    /// it named one and `digest` was picked from it; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
 }
 
 /// What one image is built from.
@@ -179,25 +184,7 @@ pub fn resolve(
     let mut images = BTreeMap::new();
     for (c, r) in recipes {
         let entry = if let Some(b) = &r.base {
-            let digest = imported
-                .get(&format!("{}:{}", b.name, b.tag))
-                .cloned()
-                .or_else(|| {
-                    previous
-                        .and_then(|l| l.images.get(c.name()))
-                        .and_then(|e| e.base.as_ref())
-                        .filter(|pb| pb.name == b.name && pb.tag == b.tag)
-                        .and_then(|pb| pb.digest.clone())
-                });
-            ImageLock {
-                inputs: inputs(r),
-                packages: Vec::new(),
-                base: Some(LockedBase {
-                    name: b.name.clone(),
-                    tag: b.tag.clone(),
-                    digest,
-                }),
-            }
+            base_entry(*c, r, b, &imported, previous)
         } else {
             let exclude: BTreeSet<String> = r.exclude_packages.iter().cloned().collect();
             let closure = universe
@@ -233,6 +220,60 @@ pub fn resolve(
         source_date_epoch: epoch,
         images,
     })
+}
+
+/// The lock entry of the base recipe `r` of `c`: the digest imported into the bases layout,
+/// else the previous lock's pin when the name and tag are unchanged, else unpinned.
+fn base_entry(
+    c: Component,
+    r: &Recipe,
+    b: &crate::image::Base,
+    imported: &BTreeMap<String, String>,
+    previous: Option<&Lock>,
+) -> ImageLock {
+    let before = previous
+        .and_then(|l| l.images.get(c.name()))
+        .and_then(|e| e.base.as_ref())
+        .filter(|pb| pb.name == b.name && pb.tag == b.tag);
+    let (digest, index) = match imported.get(&format!("{}:{}", b.name, b.tag)) {
+        Some(d) => (Some(d.clone()), None),
+        None => (
+            before.and_then(|pb| pb.digest.clone()),
+            before.and_then(|pb| pb.index.clone()),
+        ),
+    };
+    ImageLock {
+        inputs: inputs(r),
+        packages: Vec::new(),
+        base: Some(LockedBase {
+            name: b.name.clone(),
+            tag: b.tag.clone(),
+            digest,
+            index,
+        }),
+    }
+}
+
+/// `previous` with only its base images re-pinned (from `bases`, else kept): every package
+/// closure and the time source stay as they are. For pinning a base image without moving
+/// Debian packages (`infragen lock --only-bases`).
+pub fn rebase(
+    recipes: &BTreeMap<Component, Recipe>,
+    previous: &Lock,
+    bases: Option<&Path>,
+) -> Result<Lock> {
+    let imported = match bases {
+        Some(dir) => crate::oci::layout::refs(dir)?,
+        None => BTreeMap::new(),
+    };
+    let mut lock = previous.clone();
+    for (c, r) in recipes {
+        if let Some(b) = &r.base {
+            let entry = base_entry(*c, r, b, &imported, Some(previous));
+            lock.images.insert(c.name().to_owned(), entry);
+        }
+    }
+    Ok(lock)
 }
 
 /// Parses a Release `Date:` (`Sat, 10 May 2025 09:28:38 UTC`) into seconds since the epoch.

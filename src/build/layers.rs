@@ -1,6 +1,6 @@
 //! The layers under an image: the layer cache (an index from cache key to a layer whose blob is
 //! in the store), the package layers missing from it built on every core, and the layers of a
-//! pinned base image imported from an OCI layout.
+//! pinned base image imported from an OCI layout or pulled into the store from a registry.
 
 use std::fs;
 use std::path::PathBuf;
@@ -143,45 +143,63 @@ pub(super) fn build_jobs(
     Ok(())
 }
 
-/// Layers of a base image, from the bases layout, when imported and pinned.
+/// Layers of a base image, when pinned: from the bases layout when one is given, else from
+/// the store, pulling what it lacks from the base registry. `fetched` counts pulled blobs.
 pub(super) fn base_layers(
     entry: &ImageLock,
     opts: &Options,
     store: &BlobStore,
+    fetched: &mut usize,
 ) -> Result<Vec<LayerInfo>, String> {
     let Some(base) = &entry.base else {
         return Err("the lock has no base image for it".to_owned());
     };
     let reference = format!("{}:{}", base.name, base.tag);
     let how = format!(
-        "import it into an OCI layout under the reference `{reference}` (e.g. with `skopeo copy`), run `infragen lock --bases <layout>`, and build with `--bases <layout>`"
+        "run `infragen lock --base-registry HOST[:PORT][/PREFIX]` (or `$INFRAGEN_BASE_REGISTRY`) and build with the same registry, or import it into an OCI layout under the reference `{reference}` (e.g. with `skopeo copy`), run `infragen lock --bases <layout>` and build with `--bases <layout>`"
     );
     let Some(digest) = &base.digest else {
         return Err(format!(
             "base image `{reference}` is not pinned in infragen.lock (no digest yet); {how}"
         ));
     };
-    let Some(dir) = &opts.bases else {
-        return Err(format!(
-            "base image `{reference}` ({digest}) is needed; {how}"
-        ));
-    };
-    crate::oci::layout::read_image(dir, &reference, digest, store)
-        .map(|layers| {
-            layers
-                .into_iter()
-                .map(|l| LayerInfo {
-                    digest: l.digest,
-                    diff_id: l.diff_id,
-                    size: l.size,
-                    content: 0,
-                })
-                .collect()
-        })
-        .map_err(|e| {
+    let layers = if let Some(dir) = &opts.bases {
+        crate::oci::layout::read_image(dir, &reference, digest, store).map_err(|e| {
             format!(
                 "base image `{reference}` ({digest}) in {}: {e:#}",
                 dir.display()
             )
+        })?
+    } else {
+        if let Some(registry) = &opts.base_registry {
+            let pulled = registry
+                .reference(&base.name, &base.tag)
+                .and_then(|r| Ok((registry.client()?, r)))
+                .and_then(|(mut client, r)| crate::bases::pull(&mut client, &r, digest, store));
+            match pulled {
+                Ok(n) => *fetched += n,
+                Err(e) => {
+                    return Err(format!(
+                        "base image `{reference}` ({digest}) from `{}`: {e:#}",
+                        registry.base
+                    ))
+                }
+            }
+        } else if !store.has(digest).unwrap_or(false) {
+            return Err(format!(
+                "base image `{reference}` ({digest}) is needed; {how}"
+            ));
+        }
+        crate::oci::layout::image_layers(store, &reference, digest, store)
+            .map_err(|e| format!("base image `{reference}` ({digest}): {e:#}"))?
+    };
+    Ok(layers
+        .into_iter()
+        .map(|l| LayerInfo {
+            digest: l.digest,
+            diff_id: l.diff_id,
+            size: l.size,
+            content: 0,
         })
+        .collect())
 }

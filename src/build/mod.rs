@@ -8,9 +8,10 @@
 //! (`infra-<component>`). Secrets never enter a layer: they go to `out/<host>/secrets/`.
 //!
 //! The report types and [`build`] live here; `layers` holds the layer cache, builds missing
-//! package layers on every core and takes base-image layers from an imported layout, `entries`
-//! turns packages, recipes and rendered files into layer entries, `spec` makes each image's
-//! configuration, and `sbom` each image's SPDX bill of materials (`out/<host>/sbom/`).
+//! package layers on every core and takes base-image layers from an imported layout or from
+//! the store (pulled from the base registry by `bases`), `entries` turns packages, recipes and
+//! rendered files into layer entries, `spec` makes each image's configuration, and `sbom` each
+//! image's SPDX bill of materials (`out/<host>/sbom/`).
 
 mod entries;
 mod layers;
@@ -50,6 +51,8 @@ pub struct Options {
     pub repos: Vec<PathBuf>,
     /// An OCI layout holding imported base images (`name:tag` references).
     pub bases: Option<PathBuf>,
+    /// The registry pinned base images missing from the store are pulled from.
+    pub base_registry: Option<crate::bases::BaseRegistry>,
     /// The private key that signs every bundle's manifest.
     pub sign_key: Option<PathBuf>,
     /// The passphrase of an encrypted `sign_key` (else `$INFRAGEN_KEY_PASSPHRASE`).
@@ -98,6 +101,8 @@ pub struct Report {
     pub incomplete: BTreeMap<String, BTreeMap<String, String>>,
     /// Layers that had to be built (not found in the cache).
     pub layers_built: usize,
+    /// Base image blobs (manifests included) fetched from the base registry.
+    pub base_blobs_fetched: usize,
     /// Host → generation id of its bundle.
     pub generations: BTreeMap<String, String>,
 }
@@ -154,7 +159,8 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
         let r = &recipes[&c];
         let entry = lock.image(c, r)?;
         if r.base.is_some() {
-            package_layers.insert(c, base_layers(entry, opts, &store));
+            let got = base_layers(entry, opts, &store, &mut report.base_blobs_fetched);
+            package_layers.insert(c, got);
             contents.insert(c, sbom::Contents::of(entry, &[]));
             continue;
         }

@@ -64,6 +64,8 @@ enum Command {
         profile: ProfileArgs,
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        base: BaseArgs,
         /// Output directory: new, empty, or written by infragen before (then replaced whole, atomically)
         #[arg(long, value_name = "DIR", default_value = "out")]
         out: PathBuf,
@@ -87,10 +89,18 @@ enum Command {
     #[command(subcommand)]
     Host(HostCommand),
     /// Resolve every image's packages against this machine's APT sources into the lock file
-    #[command(after_help = "Example:\n  infragen lock")]
+    #[command(
+        after_help = "Examples:\n  infragen lock\n  infragen lock --only-bases --base-registry registry.example:5000/mirror"
+    )]
     Lock {
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        base: BaseArgs,
+        /// Re-pin only the base images; keep every package closure and the time source of the
+        /// existing lock (no APT source is read)
+        #[arg(long)]
+        only_bases: bool,
         /// Accept repository metadata without a valid signature (digests are still checked)
         #[arg(long)]
         allow_unsigned: bool,
@@ -391,6 +401,37 @@ impl StoreArgs {
     }
 }
 
+/// Where base images (grafana, victoria-logs, victoria-traces) are pulled from.
+#[derive(Args)]
+struct BaseArgs {
+    /// The registry holding base images, `HOST[:PORT][/PREFIX]`: `grafana/grafana-oss:12.2.1`
+    /// becomes `HOST[:PORT][/PREFIX]/grafana/grafana-oss:12.2.1` [default: $INFRAGEN_BASE_REGISTRY]
+    #[arg(long, value_name = "HOST[:PORT][/PREFIX]")]
+    base_registry: Option<String>,
+    /// Talk plain HTTP to the base registry (a test or local mirror registry)
+    #[arg(long)]
+    plain_http: bool,
+    /// Base registry credentials [default: $REGISTRY_AUTH_FILE, containers' auth.json, ~/.docker/config.json]
+    #[arg(long, value_name = "FILE")]
+    authfile: Option<PathBuf>,
+}
+
+impl BaseArgs {
+    /// The base registry, when `--base-registry` or `$INFRAGEN_BASE_REGISTRY` names one; on an
+    /// invalid value prints the error and returns 2.
+    fn registry(&self) -> Result<Option<crate::bases::BaseRegistry>, i32> {
+        let options = crate::registry::Options {
+            plain_http: self.plain_http,
+            authfile: self.authfile.clone(),
+            ..crate::registry::Options::default()
+        };
+        crate::bases::BaseRegistry::from_args(self.base_registry.as_deref(), options).map_err(|e| {
+            eprintln!("error: {e:#}");
+            2
+        })
+    }
+}
+
 #[derive(Args)]
 struct ProfileArgs {
     /// A built-in profile (single-node, three-node, small-prod, large-prod) or a path
@@ -428,6 +469,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Build {
             profile,
             store,
+            base,
             out,
             validate,
             strict,
@@ -436,6 +478,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         } => build(
             &profile,
             &store,
+            &base,
             &out,
             validate,
             strict,
@@ -450,9 +493,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         }
         Command::Lock {
             store,
+            base,
+            only_bases,
             allow_unsigned,
             apt_dir,
-        } => lock(&store, allow_unsigned, &apt_dir),
+        } => lock(&store, &base, only_bases, allow_unsigned, &apt_dir),
         Command::Repo(RepoCommand::Sync {
             profile,
             store,

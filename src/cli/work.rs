@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use super::{ProfileArgs, StoreArgs};
+use super::{BaseArgs, ProfileArgs, StoreArgs};
 use crate::plan::{self, Plan};
 use crate::problem::Problems;
 use crate::profile::{self, LoadError};
@@ -131,6 +131,7 @@ pub(super) fn render(
 pub(super) fn build(
     p: &ProfileArgs,
     s: &StoreArgs,
+    b: &BaseArgs,
     out: &std::path::Path,
     run_validators: bool,
     strict: bool,
@@ -141,6 +142,10 @@ pub(super) fn build(
     }
     let plan = match load_plan(p) {
         Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    let base_registry = match b.registry() {
+        Ok(r) => r,
         Err(code) => return code,
     };
     let result = (|| -> anyhow::Result<crate::build::Report> {
@@ -181,6 +186,7 @@ pub(super) fn build(
             lock: s.lock.clone(),
             repos: s.repos.clone(),
             bases: s.bases.clone(),
+            base_registry: base_registry.clone(),
             sign_key: sign_key.map(|(k, _)| k.to_path_buf()),
             sign_passphrase: match sign_key.and_then(|(_, p)| p) {
                 Some(p) => Some(crate::sign::sealed::read_passphrase_file(p)?),
@@ -203,6 +209,20 @@ pub(super) fn build(
                 b.digest,
                 b.layers.len(),
                 mib(b.compressed())
+            );
+        }
+    }
+    if report.base_blobs_fetched > 0 {
+        if let Some(r) = &base_registry {
+            println!(
+                "fetched {} base image blob{} from `{}`",
+                report.base_blobs_fetched,
+                if report.base_blobs_fetched == 1 {
+                    ""
+                } else {
+                    "s"
+                },
+                r.base
             );
         }
     }
@@ -241,37 +261,56 @@ fn mib(n: u64) -> f64 {
     n as f64 / 1_048_576.0
 }
 
-pub(super) fn lock(s: &StoreArgs, allow_unsigned: bool, apt_dir: &std::path::Path) -> i32 {
+pub(super) fn lock(
+    s: &StoreArgs,
+    b: &BaseArgs,
+    only_bases: bool,
+    allow_unsigned: bool,
+    apt_dir: &std::path::Path,
+) -> i32 {
     let trust = if allow_unsigned {
         crate::pkg::fetch::Trust::AllowUnsigned
     } else {
         crate::pkg::fetch::Trust::Signed
     };
-    let result = (|| -> anyhow::Result<crate::lock::Lock> {
+    let registry = match b.registry() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let result = (|| -> anyhow::Result<(crate::lock::Lock, Vec<String>)> {
         let recipes = crate::image::recipes()?;
-        let previous = crate::lock::Lock::load(&s.lock).ok();
-        let lock = crate::lock::resolve(
-            &recipes,
-            &crate::pkg::fetch::AptConfig {
-                etc: apt_dir.to_path_buf(),
-            },
-            "amd64",
-            trust,
-            previous.as_ref(),
-            s.bases.as_deref(),
-        )?;
+        let mut lock = if only_bases {
+            let previous = crate::lock::Lock::load(&s.lock)?;
+            crate::lock::rebase(&recipes, &previous, s.bases.as_deref())?
+        } else {
+            let previous = crate::lock::Lock::load(&s.lock).ok();
+            crate::lock::resolve(
+                &recipes,
+                &crate::pkg::fetch::AptConfig {
+                    etc: apt_dir.to_path_buf(),
+                },
+                "amd64",
+                trust,
+                previous.as_ref(),
+                s.bases.as_deref(),
+            )?
+        };
+        let problems = match &registry {
+            Some(r) => crate::bases::pin(&mut lock, r),
+            None => Vec::new(),
+        };
         lock.save(&s.lock)?;
-        Ok(lock)
+        Ok((lock, problems))
     })();
     match result {
-        Ok(lock) => {
+        Ok((lock, problems)) => {
             for (name, image) in &lock.images {
                 match &image.base {
                     Some(b) => println!(
                         "{name:<13} base {}:{} {}",
                         b.name,
                         b.tag,
-                        b.digest.as_deref().unwrap_or("(not imported)")
+                        b.digest.as_deref().unwrap_or("(not pinned)")
                     ),
                     None => println!(
                         "{name:<13} {} packages, {:.1} MiB installed",
@@ -279,6 +318,9 @@ pub(super) fn lock(s: &StoreArgs, allow_unsigned: bool, apt_dir: &std::path::Pat
                         mib(image.packages.iter().map(|p| p.installed_size * 1024).sum())
                     ),
                 }
+            }
+            for p in &problems {
+                eprintln!("warning: {p}");
             }
             println!("wrote {}", s.lock.display());
             0

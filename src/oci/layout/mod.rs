@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::layer::{Layer, MEDIA_TYPE as LAYER_MEDIA_TYPE};
 
 pub use date::rfc3339;
-pub use read::{read_image, refs};
+pub use read::{image_layers, read_image, refs, GZIP_LAYER_TYPES};
 pub use write::{config_json, write_image, write_index};
 
 /// Media type of an image config.

@@ -13,7 +13,7 @@ use crate::oci::layer::MEDIA_TYPE as LAYER_MEDIA_TYPE;
 
 /// Media types of gzip-compressed tar layers that an imported image may use: the OCI one and
 /// Docker's, which has the same bytes.
-const GZIP_LAYER_TYPES: [&str; 2] = [
+pub const GZIP_LAYER_TYPES: [&str; 2] = [
     LAYER_MEDIA_TYPE,
     "application/vnd.docker.image.rootfs.diff.tar.gzip",
 ];
@@ -71,7 +71,20 @@ pub fn read_image(
             format!("`{reference}` is `{named}`, but `{digest}` is pinned\nhint: import the pinned image, or update the pin"),
         ));
     }
-    let source = BlobStore::open(dir)?;
+    image_layers(&BlobStore::open(dir)?, reference, digest, store)
+}
+
+/// Copies the layers of the image whose manifest is `digest` in `source` into `store` (which
+/// may be `source` itself), after checking that every layer is a gzip-compressed tar (OCI's or
+/// Docker's media type: the same bytes) and that its blob and its uncompressed tar hash to
+/// what the manifest and the config say. `reference` names the image in errors.
+pub fn image_layers(
+    source: &BlobStore,
+    reference: &str,
+    digest: &str,
+    store: &BlobStore,
+) -> Result<Vec<LayerRef>, OciError> {
+    let dir = source.root();
     let manifest: oci_spec::image::ImageManifest =
         read_json(dir, &format!("manifest {digest}"), &source.get(digest)?)?;
     let config_digest = manifest.config().digest().to_string();
