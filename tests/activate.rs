@@ -755,6 +755,20 @@ fn every_runtime_installs_through_current_and_a_runtime_switch_removes_the_last(
     assert_eq!(made.len(), components.len() + 1, "{made:?}");
     let stale = h.join("var/lib/infragen/portables/infra-nginx_0000000000000000");
     fs::create_dir_all(stale.join("usr")).unwrap();
+    // A killed pull's private directory: removed once it is older than an hour, not before.
+    let (old, young) = (
+        h.join("var/lib/infragen/.pull-killed"),
+        h.join("var/lib/infragen/.pull-running"),
+    );
+    for d in [&old, &young] {
+        fs::create_dir_all(d.join("oci")).unwrap();
+    }
+    let touched = std::process::Command::new("touch")
+        .args(["-d", "2 hours ago"])
+        .arg(&old)
+        .status()
+        .unwrap();
+    assert!(touched.success());
     let out = ok(
         &infragen(&["gc", "--keep", "1", "--root", h.to_str().unwrap()]),
         "gc",
@@ -763,6 +777,8 @@ fn every_runtime_installs_through_current_and_a_runtime_switch_removes_the_last(
         out.contains("removed portable image infra-nginx_0000000000000000"),
         "{out}"
     );
+    assert!(out.contains("removed private directory .pull-killed"), "{out}");
+    assert!(!old.exists() && young.is_dir(), "{out}");
     assert_eq!(images(), made);
     for c in &components {
         assert!(inside(h, &h.join(format!("var/lib/portables/infra-{c}"))).is_dir());

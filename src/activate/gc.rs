@@ -131,6 +131,22 @@ pub fn gc(root: &Path, keep: usize) -> Result<Vec<String>> {
             }
         }
     }
+    // Private directories of activations and pulls that were killed (a running one is younger
+    // than an hour: a pull does not hold the lock while it downloads).
+    for e in fs::read_dir(&state.dir)? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let stale = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(3600));
+        if (name.starts_with(".incoming-") || name.starts_with(".pull-")) && stale {
+            discard(&e.path())?;
+            removed.push(format!("private directory {name}"));
+        }
+    }
     // A portable image stays while a kept generation names it or portabled has it attached.
     portables.extend(super::runtime::attached_images(&state));
     remove_unused(

@@ -148,6 +148,8 @@ pub(super) fn build(
         Ok(r) => r,
         Err(code) => return code,
     };
+    // Hosts whose secrets stay in clear: said once the build succeeded, not before an error.
+    let mut in_clear = Vec::new();
     let result = (|| -> anyhow::Result<crate::build::Report> {
         let mut tree = render::plan(&plan)?;
         let mut sealing = None;
@@ -171,14 +173,7 @@ pub(super) fn build(
         if let Some(key) = &sealing {
             let (sealed, clear) = crate::secrets::seal(&plan, &tree, key)?;
             tree = sealed;
-            if !clear.is_empty() {
-                eprintln!(
-                    "warning: secrets in clear for {} host{} without `infragen_host_key`: {}",
-                    clear.len(),
-                    if clear.len() == 1 { "" } else { "s" },
-                    clear.join(", ")
-                );
-            }
+            in_clear = clear;
         }
         let opts = crate::build::Options {
             out: out.to_path_buf(),
@@ -195,6 +190,14 @@ pub(super) fn build(
         };
         crate::build::build(&plan, &tree, &opts)
     })();
+    if result.is_ok() && !in_clear.is_empty() {
+        eprintln!(
+            "warning: secrets in clear for {} host{} without `infragen_host_key`: {}",
+            in_clear.len(),
+            if in_clear.len() == 1 { "" } else { "s" },
+            in_clear.join(", ")
+        );
+    }
     let report = match result {
         Ok(r) => r,
         Err(e) => {
