@@ -21,7 +21,7 @@ use anyhow::{bail, Context, Result};
 use crate::fsx::{Links, Root};
 use crate::manifest::{Digest, Manifest, SIGNATURE};
 use crate::registry::{Client, Reference};
-use crate::ship::artifact::{bundle_files, BundleFile, ARTIFACT_TYPE};
+use crate::ship::artifact::{bundle_files, BundleFile, ARTIFACT_TYPE, GENERATION, HOST};
 
 /// The media types a bundle artifact and an image manifest may come as.
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -109,17 +109,41 @@ pub fn pull(
     }
     let files =
         bundle_files(&bytes).with_context(|| format!("the bundle `{}`", display(&r, &at)))?;
-    let artifact_type = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .and_then(|v| v["artifactType"].as_str().map(str::to_owned));
-    if artifact_type.as_deref() != Some(ARTIFACT_TYPE) {
+    let artifact: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    if artifact["artifactType"].as_str() != Some(ARTIFACT_TYPE) {
         bail!("`{}` is not an infragen bundle", display(&r, &at));
     }
+    // The artifact names its host: another host's bundle is refused before anything more is
+    // fetched (the signed manifest.json is checked again below).
+    let claimed_host = artifact["annotations"][HOST].as_str().unwrap_or_default();
+    if claimed_host != host {
+        bail!(
+            "`{}` is the bundle of host `{claimed_host}`, and this host is `{host}`; nothing was changed",
+            display(&r, &at)
+        );
+    }
+    let claimed_generation = artifact["annotations"][GENERATION]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     verify_signature(&mut client, &r.repo, &digest)?;
 
     let dir = Root::open(into, Links::Refuse)?;
-    let have =
-        |d: &Digest| store.is_some_and(|s| s.meta(Path::new(d.hex())).is_ok_and(|m| m.is_some()));
+    // A stored blob counts as there only at the size its verified descriptor gives (it is
+    // hashed again whenever it is read); one of another size was not written by a verified
+    // import, and is refused rather than trusted or silently replaced.
+    let stored = |d: &Digest, size: u64| -> Result<bool> {
+        let Some(s) = store else { return Ok(false) };
+        match s.meta(Path::new(d.hex())).ok().flatten() {
+            None => Ok(false),
+            Some(m) if m.size == size && m.kind == crate::fsx::Kind::File => Ok(true),
+            Some(m) => bail!(
+                "the host's store holds blob {d} as {} bytes, and it is {size}: the store is corrupt; nothing was changed\nhint: remove {}",
+                m.size,
+                s.path().join(d.hex()).display()
+            ),
+        }
+    };
     let mut handled = std::collections::BTreeSet::new();
     let mut pulled = Pulled {
         artifact: Some(digest),
@@ -138,6 +162,13 @@ pub fn pull(
             "`{}` is the bundle of host `{}`, and this host is `{host}`",
             display(&r, &at),
             manifest.host
+        );
+    }
+    if manifest.id() != claimed_generation {
+        bail!(
+            "the bundle `{}` claims generation `{claimed_generation}`, its manifest.json is generation `{}`",
+            display(&r, &at),
+            manifest.id()
         );
     }
     dir.write_atomic(Path::new("manifest.json"), &manifest_bytes, 0o600)?;
@@ -196,7 +227,8 @@ pub fn pull(
         let size = d["size"].as_u64().context("oci/index.json: a size")?;
         let repo = sibling(&r.repo, name);
         crate::registry::check_repo(&repo).map_err(|e| anyhow::anyhow!("image `{name}`: {e}"))?;
-        let bytes = if let Some(s) = store.filter(|_| have(&digest)) {
+        let in_store = stored(&digest, size)?;
+        let bytes = if let Some(s) = store.filter(|_| in_store) {
             let b = s.read(Path::new(digest.hex()))?;
             if Digest::of(&b) != digest {
                 bail!("stored blob {digest} is corrupt");
@@ -241,16 +273,16 @@ pub fn pull(
         if !handled.insert(digest.clone()) {
             continue;
         }
-        if have(&digest) {
-            pulled.reused += 1;
-            continue;
-        }
         let Some((repo, size)) = repo_of.get(&digest) else {
             bail!(
                 "the bundle `{}` lists blob {digest}, which none of its images uses",
                 display(&r, &at)
             );
         };
+        if stored(&digest, *size)? {
+            pulled.reused += 1;
+            continue;
+        }
         fetch_blob(&mut client, repo, &dir, &digest, *size, &mut pulled)?;
     }
     pulled.requests = client.stats.total();

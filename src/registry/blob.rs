@@ -184,11 +184,11 @@ impl Client {
         out: &mut dyn Write,
     ) -> Result<()> {
         let url = self.url(&format!("{repo}/blobs/{digest}"))?;
-        let resp = self.send("GET", &url, &[], Body::Empty, repo)?;
+        let resp = self.send_sized("GET", &url, &[], Body::Empty, repo, expected_size)?;
         if resp.status() != 200 {
             return Err(self.unexpected(resp, &format!("`GET {url}`")));
         }
-        let mut reader = resp.into_reader().take(expected_size + 1);
+        let mut reader = super::client::paced(resp, self.sent).take(expected_size + 1);
         let mut hasher = sha2::Sha256::new();
         let mut buf = vec![0u8; 64 << 10];
         let mut total = 0u64;
@@ -216,11 +216,18 @@ impl Client {
     }
 }
 
-/// The `Location` of an upload answer, resolved against the request URL.
+/// The `Location` of an upload answer, resolved against the request URL. It must stay on the
+/// registry (same scheme, host and port): the upload goes on with the registry's
+/// `Authorization`, which another host must never receive.
 fn location(resp: &ureq::Response, base: &Url) -> Result<Url> {
     let Some(l) = resp.header("location") else {
         bail!("registry answered `{base}` without a `Location`");
     };
-    base.join(l)
-        .with_context(|| format!("`Location: {l}` is not a URL"))
+    let url = base
+        .join(l)
+        .with_context(|| format!("`Location: {l}` is not a URL"))?;
+    if url.origin() != base.origin() {
+        bail!("registry answered `{base}` with `Location: {l}`, off the registry; refused (the upload would carry the registry's credentials there)");
+    }
+    Ok(url)
 }

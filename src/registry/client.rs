@@ -22,6 +22,76 @@ pub const MAX_MANIFEST: u64 = 4 << 20;
 /// Default size of one `PATCH` when a blob is uploaded in chunks.
 pub const DEFAULT_CHUNK: u64 = 16 << 20;
 
+/// The slowest transfer a request may make: past its grace period, a body must have come at
+/// this rate on average, or the request fails (a registry dripping a byte a second never trips
+/// a per-read timeout).
+pub const MIN_RATE: u64 = 64 << 10;
+
+/// The grace period of every request, and the longest wait for any one read or write, unless
+/// `$INFRAGEN_REGISTRY_TIMEOUT` (seconds) says otherwise.
+pub const GRACE: Duration = Duration::from_secs(60);
+
+/// The most redirects one request follows.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// The environment variable overriding [`GRACE`] (whole seconds, at least 1).
+pub const TIMEOUT_ENV: &str = "INFRAGEN_REGISTRY_TIMEOUT";
+
+/// The grace period: [`GRACE`], or `$INFRAGEN_REGISTRY_TIMEOUT` seconds.
+fn grace() -> Duration {
+    std::env::var(TIMEOUT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map_or(GRACE, Duration::from_secs)
+}
+
+/// The overall deadline of a request that moves at most `bytes`: the grace period plus their
+/// time at [`MIN_RATE`].
+fn deadline(grace: Duration, bytes: u64) -> Duration {
+    grace + Duration::from_secs(bytes / MIN_RATE + 1)
+}
+
+/// A response body that must keep up [`MIN_RATE`] after the grace period, counted from when
+/// the request was sent: a slow drip is refused early, not only at the request's deadline.
+pub(super) struct Paced<R> {
+    inner: R,
+    start: std::time::Instant,
+    grace: Duration,
+    read: u64,
+}
+
+impl<R: Read> Read for Paced<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        let elapsed = self.start.elapsed();
+        if n > 0 && elapsed > deadline(self.grace, self.read) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the registry sends too slowly: {} bytes in {} s (after {} s, at least {} KiB/s are required)",
+                    self.read,
+                    elapsed.as_secs(),
+                    self.grace.as_secs(),
+                    MIN_RATE >> 10
+                ),
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// The body of `resp`, paced (see [`Paced`]) from `start`.
+pub(super) fn paced(resp: ureq::Response, start: std::time::Instant) -> Paced<impl Read> {
+    Paced {
+        inner: resp.into_reader(),
+        start,
+        grace: grace(),
+        read: 0,
+    }
+}
+
 /// How to reach a registry.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -82,6 +152,10 @@ pub struct Client {
     authorization: BTreeMap<String, String>,
     /// Repositories each blob is known to be in (pushed, mounted or seen).
     pub(super) known: BTreeMap<Digest, BTreeSet<String>>,
+    /// The grace period of each request ([`GRACE`]).
+    grace: Duration,
+    /// When the last request was sent (what its body's pace is measured from).
+    pub(super) sent: std::time::Instant,
 }
 
 impl Client {
@@ -89,10 +163,15 @@ impl Client {
     pub fn new(host: &str, options: &Options) -> Result<Self> {
         let files = auth::auth_files(options.authfile.as_deref());
         let credentials = auth::lookup(host, &files, options.authfile.is_some())?;
+        let grace = grace();
+        // Redirects are followed by `send_sized`, not by `ureq`; without `--plain-http` any
+        // request that is not HTTPS is refused.
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(15))
-            .timeout_read(Duration::from_secs(120))
-            .timeout_write(Duration::from_secs(120))
+            .timeout_read(grace)
+            .timeout_write(grace)
+            .https_only(!options.plain_http)
+            .redirects(0)
             .user_agent(concat!("infragen/", env!("CARGO_PKG_VERSION")))
             .build();
         Ok(Self {
@@ -105,6 +184,8 @@ impl Client {
             tokens: BTreeMap::new(),
             authorization: BTreeMap::new(),
             known: BTreeMap::new(),
+            grace,
+            sent: std::time::Instant::now(),
         })
     }
 
@@ -121,7 +202,8 @@ impl Client {
     }
 
     /// Sends one request for `repo`, answering a `401` once with what its challenge asks for.
-    /// Returns the response whatever its status.
+    /// Returns the response whatever its status. Its answer may be at most a manifest's size
+    /// (what its deadline allows for).
     pub(super) fn send(
         &mut self,
         method: &str,
@@ -129,6 +211,77 @@ impl Client {
         headers: &[(&str, &str)],
         body: Body<'_>,
         repo: &str,
+    ) -> Result<ureq::Response> {
+        self.send_sized(method, url, headers, body, repo, MAX_MANIFEST)
+    }
+
+    /// [`Client::send`] of a request whose answer may be `down` bytes: its overall deadline is
+    /// the grace period plus the time to move the larger of its body and `down` at [`MIN_RATE`].
+    pub(super) fn send_sized(
+        &mut self,
+        method: &str,
+        url: &Url,
+        headers: &[(&str, &str)],
+        body: Body<'_>,
+        repo: &str,
+        down: u64,
+    ) -> Result<ureq::Response> {
+        let mut resp = self.send_authorized(method, url, headers, body, repo, down)?;
+        // Redirects of `GET` and `HEAD` (registries send blob downloads to storage) are
+        // followed here, not by `ureq`, which panics on a `Location` without a host: at most
+        // [`MAX_REDIRECTS`], only to HTTPS (or HTTP with `--plain-http`), and never with the
+        // `Authorization` the registry was sent. The content is checked by digest as ever.
+        let mut at = url.clone();
+        for hop in 0..=MAX_REDIRECTS {
+            if !matches!(resp.status(), 301 | 302 | 303 | 307 | 308)
+                || !(method == "GET" || method == "HEAD")
+            {
+                return Ok(resp);
+            }
+            let Some(location) = resp.header("location").map(str::to_owned) else {
+                return Ok(resp);
+            };
+            drain(resp);
+            if hop == MAX_REDIRECTS {
+                bail!(
+                    "registry `{}` redirected `{method} {url}` more than {MAX_REDIRECTS} times",
+                    self.host
+                );
+            }
+            let next = at.join(&location).ok().filter(|u| {
+                u.host_str().is_some()
+                    && (u.scheme() == "https" || (u.scheme() == "http" && self.plain_http))
+            });
+            let Some(next) = next else {
+                bail!(
+                    "registry `{}` redirected `{method} {url}` to `{location}`: only {} locations are followed; refused",
+                    self.host,
+                    if self.plain_http { "http(s)://" } else { "https://" }
+                );
+            };
+            let mut req = self.agent.request_url(method, &next);
+            for (k, v) in headers {
+                req = req.set(k, v);
+            }
+            let req = req.timeout(deadline(
+                self.grace,
+                if method == "HEAD" { 0 } else { down },
+            ));
+            resp = self.call(method, &next, req, Body::Empty)?;
+            at = next;
+        }
+        unreachable!("the loop returns or bails by its last hop")
+    }
+
+    /// [`Client::send_sized`] without following redirects.
+    fn send_authorized(
+        &mut self,
+        method: &str,
+        url: &Url,
+        headers: &[(&str, &str)],
+        body: Body<'_>,
+        repo: &str,
+        down: u64,
     ) -> Result<ureq::Response> {
         let mut retried = false;
         loop {
@@ -139,6 +292,8 @@ impl Client {
             if let Some(a) = self.authorization.get(repo) {
                 req = req.set("Authorization", a);
             }
+            let down = if method == "HEAD" { 0 } else { down };
+            let req = req.timeout(deadline(self.grace, body.len().max(down)));
             let resp = self.call(method, url, req, body)?;
             if resp.status() != 401 || retried {
                 if resp.status() == 401 {
@@ -172,6 +327,7 @@ impl Client {
     ) -> Result<ureq::Response> {
         *self.stats.requests.entry(method.to_owned()).or_default() += 1;
         self.stats.bytes_up += body.len();
+        self.sent = std::time::Instant::now();
         let result = match body {
             Body::Empty if method == "GET" || method == "HEAD" => req.call(),
             Body::Empty => req.set("Content-Length", "0").send_bytes(&[]),
@@ -190,7 +346,7 @@ impl Client {
             Err(ureq::Error::Transport(t)) => Err(anyhow!(
                 "cannot reach registry `{}` (`{method} {url}`): {t}{}",
                 self.host,
-                if self.plain_http {
+                if self.plain_http || t.kind() == ureq::ErrorKind::InsecureRequestHttpsOnly {
                     ""
                 } else {
                     "\nhint: a registry without TLS needs `--plain-http`"
@@ -238,6 +394,7 @@ impl Client {
         }
         let mut token_url =
             Url::parse(realm).with_context(|| format!("token realm `{realm}` is not a URL"))?;
+        check_realm(&self.host, self.plain_http, &token_url)?;
         {
             let mut q = token_url.query_pairs_mut();
             if let Some(s) = service {
@@ -251,6 +408,7 @@ impl Client {
         if let Some(c) = &self.credentials {
             req = req.set("Authorization", &c.basic());
         }
+        let req = req.timeout(deadline(self.grace, 1 << 20));
         let resp = self.call("GET", &token_url, req, Body::Empty)?;
         if resp.status() != 200 {
             if resp.status() == 401 && self.credentials.is_none() {
@@ -262,7 +420,7 @@ impl Client {
                 self.host
             );
         }
-        let bytes = read_limited(resp, 1 << 20, &mut self.stats.bytes_down)
+        let bytes = read_limited(resp, 1 << 20, &mut self.stats.bytes_down, self.sent)
             .with_context(|| format!("reading the token from `{token_url}`"))?;
         let t: Token = serde_json::from_slice(&bytes)
             .with_context(|| format!("the answer of token server `{token_url}`"))?;
@@ -271,6 +429,30 @@ impl Client {
         };
         self.tokens.insert(key, token.clone());
         Ok(format!("Bearer {token}"))
+    }
+}
+
+/// Where a registry's bearer challenge may send this client (with the user's credentials, when
+/// it has some): an `https` realm on any host (registries delegate to token servers elsewhere,
+/// as Docker Hub does), an `http` realm only for a `--plain-http` registry and only on the
+/// registry's own host name. Anything else is refused before a request is made.
+pub fn check_realm(registry: &str, plain_http: bool, realm: &Url) -> Result<()> {
+    let registry_name = Url::parse(&format!("http://{registry}/"))
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| registry.to_owned());
+    match realm.scheme() {
+        "https" => Ok(()),
+        "http" if plain_http && realm.host_str() == Some(registry_name.as_str()) => Ok(()),
+        "http" if plain_http => bail!(
+            "registry `{registry}` sends its token requests to `{realm}`, plain HTTP on another host; refused, no credentials sent\nhint: a plain-HTTP token server must be on the registry's own host"
+        ),
+        "http" => bail!(
+            "registry `{registry}` (HTTPS) sends its token requests to `{realm}`, plain HTTP; refused, no credentials sent"
+        ),
+        other => bail!(
+            "registry `{registry}` sends its token requests to `{realm}`: scheme `{other}` is not HTTP(S); refused"
+        ),
     }
 }
 
@@ -285,7 +467,8 @@ impl Client {
     /// An error for an unexpected answer, with the registry's error codes when it gave them.
     pub(super) fn unexpected(&mut self, resp: ureq::Response, what: &str) -> anyhow::Error {
         let status = resp.status();
-        let body = read_limited(resp, 64 << 10, &mut self.stats.bytes_down).unwrap_or_default();
+        let body =
+            read_limited(resp, 64 << 10, &mut self.stats.bytes_down, self.sent).unwrap_or_default();
         anyhow!(
             "registry `{}` answered {status} to {what}{}",
             self.host,
@@ -346,7 +529,7 @@ impl Client {
             .trim()
             .to_owned();
         let header = resp.header("docker-content-digest").map(str::to_owned);
-        let bytes = read_limited(resp, MAX_MANIFEST, &mut self.stats.bytes_down)
+        let bytes = read_limited(resp, MAX_MANIFEST, &mut self.stats.bytes_down, self.sent)
             .with_context(|| format!("manifest `{repo}:{reference}`"))?;
         let digest = Digest::of(&bytes);
         if reference.starts_with("sha256:") && reference != digest.as_str() {
@@ -404,7 +587,7 @@ impl Client {
                 return Err(self.unexpected(resp, &format!("`GET {url}`")));
             }
             let next = resp.header("link").and_then(next_link).map(str::to_owned);
-            let bytes = read_limited(resp, MAX_MANIFEST, &mut self.stats.bytes_down)?;
+            let bytes = read_limited(resp, MAX_MANIFEST, &mut self.stats.bytes_down, self.sent)?;
             let list: List = serde_json::from_slice(&bytes)
                 .with_context(|| format!("the tag list of `{repo}`"))?;
             tags.extend(list.tags.unwrap_or_default());
@@ -437,10 +620,15 @@ pub(super) fn check_header_digest(resp: &ureq::Response, digest: &Digest, url: &
     Ok(())
 }
 
-/// Reads a response body of at most `limit` bytes; more is an error.
-pub(super) fn read_limited(resp: ureq::Response, limit: u64, counter: &mut u64) -> Result<Vec<u8>> {
+/// Reads a response body of at most `limit` bytes, paced from `start`; more is an error.
+pub(super) fn read_limited(
+    resp: ureq::Response,
+    limit: u64,
+    counter: &mut u64,
+    start: std::time::Instant,
+) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    resp.into_reader().take(limit + 1).read_to_end(&mut bytes)?;
+    paced(resp, start).take(limit + 1).read_to_end(&mut bytes)?;
     *counter += bytes.len() as u64;
     if bytes.len() as u64 > limit {
         bail!("the answer is larger than {limit} bytes");
@@ -448,7 +636,8 @@ pub(super) fn read_limited(resp: ureq::Response, limit: u64, counter: &mut u64) 
     Ok(bytes)
 }
 
-/// Reads and drops a small body, so that the connection can be reused.
+/// Reads and drops a small body, so that the connection can be reused (within the request's
+/// deadline).
 pub(super) fn drain(resp: ureq::Response) {
     let _ = std::io::copy(&mut resp.into_reader().take(64 << 10), &mut std::io::sink());
 }
@@ -481,6 +670,23 @@ fn error_codes(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_realms_get_credentials_only_where_safe() {
+        let ok = |reg: &str, plain: bool, realm: &str| {
+            check_realm(reg, plain, &Url::parse(realm).unwrap()).is_ok()
+        };
+        assert!(ok("reg.example", false, "https://auth.example/token"));
+        assert!(!ok("reg.example", false, "http://reg.example/token"));
+        assert!(ok(
+            "reg.example:5000",
+            true,
+            "http://reg.example:5001/token"
+        ));
+        assert!(ok("reg.example:5000", true, "https://auth.example/token"));
+        assert!(!ok("reg.example:5000", true, "http://auth.example/token"));
+        assert!(!ok("reg.example", true, "ftp://reg.example/token"));
+    }
 
     #[test]
     fn links_and_error_bodies() {

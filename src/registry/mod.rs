@@ -16,7 +16,9 @@ use std::fmt;
 
 pub use auth::{auth_files, lookup, parse_challenge, Challenge, Credentials};
 pub use blob::Pushed;
-pub use client::{Client, Options, DEFAULT_CHUNK, MAX_MANIFEST};
+pub use client::{
+    check_realm, Client, Options, DEFAULT_CHUNK, GRACE, MAX_MANIFEST, MIN_RATE, TIMEOUT_ENV,
+};
 pub use reference::{check_repo, valid_tag, Reference};
 
 /// Media type of a Docker v2 schema 2 manifest.
