@@ -22,6 +22,16 @@ pub struct Base {
     pub tag: String,
 }
 
+/// How a component built from packages starts when the profile takes it from its upstream
+/// image instead (`infragen_upstream_images`): what of that image's layout the recipe relies
+/// on. User, directories and configuration paths stay the recipe's: our layers put them there.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamRecipe {
+    /// The entrypoint inside the upstream image; the pinned image's config must say the same.
+    pub entrypoint: Vec<String>,
+}
+
 /// The user a component runs as.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -111,6 +121,9 @@ pub struct Recipe {
     /// Packages of which only these paths (and what is below them) are kept.
     #[serde(default)]
     pub package_paths: BTreeMap<String, Vec<String>>,
+    /// The component's upstream image layout, for a profile that takes it from there.
+    #[serde(default)]
+    pub upstream: Option<UpstreamRecipe>,
 }
 
 #[derive(Deserialize)]
@@ -188,6 +201,18 @@ pub fn recipes() -> Result<BTreeMap<Component, Recipe>> {
                     .or_default()
                     .extend(paths.iter().cloned());
             }
+        }
+        if r.base.is_some() && r.upstream.is_some() {
+            bail!(
+                "images/{}/image.yml: `upstream` is for a recipe of packages, not of a base image",
+                c.name()
+            );
+        }
+        if r.upstream.as_ref().is_some_and(|u| u.entrypoint.is_empty()) {
+            bail!(
+                "images/{}/image.yml: `upstream.entrypoint` is empty",
+                c.name()
+            );
         }
         r.exclude_packages.sort();
         r.exclude_packages.dedup();

@@ -29,4 +29,5 @@ pub mod secrets;
 pub mod ship;
 pub mod sign;
 pub mod tree;
+pub mod upstream;
 pub mod validate;

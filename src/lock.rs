@@ -130,6 +130,20 @@ impl Lock {
         Ok(())
     }
 
+    /// The upstream entry of `c` (`upstream/<c>`) for its upstream recipe `r`, refusing a
+    /// missing or stale one: the profile chose an image `infragen lock --profile` has not seen.
+    pub fn upstream(&self, c: Component, r: &Recipe) -> Result<&ImageLock> {
+        let key = crate::upstream::lock_key(c);
+        let hint = "hint: run `infragen lock --profile PROFILE` (with `--only-bases` to keep every package closure)";
+        let Some(entry) = self.images.get(&key) else {
+            bail!("infragen.lock has no entry for image `{key}`, which the profile's `{}` names\n{hint}", crate::upstream::PARAM);
+        };
+        if entry.inputs != inputs(r) {
+            bail!("infragen.lock is stale for image `{key}`: the profile's `{}` names another image since\n{hint}", crate::upstream::PARAM);
+        }
+        Ok(entry)
+    }
+
     /// The lock entry of `c`, refusing a missing or stale one.
     pub fn image(&self, c: Component, r: &Recipe) -> Result<&ImageLock> {
         let Some(entry) = self.images.get(c.name()) else {
@@ -184,7 +198,7 @@ pub fn resolve(
     let mut images = BTreeMap::new();
     for (c, r) in recipes {
         let entry = if let Some(b) = &r.base {
-            base_entry(*c, r, b, &imported, previous)
+            base_entry(c.name(), r, b, &imported, previous)
         } else {
             let exclude: BTreeSet<String> = r.exclude_packages.iter().cloned().collect();
             let closure = universe
@@ -222,17 +236,17 @@ pub fn resolve(
     })
 }
 
-/// The lock entry of the base recipe `r` of `c`: the digest imported into the bases layout,
+/// The lock entry `key` of the base recipe `r`: the digest imported into the bases layout,
 /// else the previous lock's pin when the name and tag are unchanged, else unpinned.
 fn base_entry(
-    c: Component,
+    key: &str,
     r: &Recipe,
     b: &crate::image::Base,
     imported: &BTreeMap<String, String>,
     previous: Option<&Lock>,
 ) -> ImageLock {
     let before = previous
-        .and_then(|l| l.images.get(c.name()))
+        .and_then(|l| l.images.get(key))
         .and_then(|e| e.base.as_ref())
         .filter(|pb| pb.name == b.name && pb.tag == b.tag);
     let (digest, index) = match imported.get(&format!("{}:{}", b.name, b.tag)) {
@@ -269,12 +283,49 @@ pub fn rebase(
     let mut lock = previous.clone();
     for (c, r) in recipes {
         if let Some(b) = &r.base {
-            let entry = base_entry(*c, r, b, &imported, Some(previous));
+            let entry = base_entry(c.name(), r, b, &imported, Some(previous));
             lock.images.insert(c.name().to_owned(), entry);
         }
     }
     Ok(lock)
 }
+
+/// Sets the upstream entries of `lock` (`upstream/<component>`, `crate::upstream`): exactly
+/// those of `chosen` (recipes by lock key, from the profile), pinned as base images are (from
+/// `bases`, else the previous pin for the same name and tag, else unpinned); without a profile
+/// (`None`), the previous lock's upstream entries are kept as they were.
+pub fn set_upstream(
+    lock: &mut Lock,
+    chosen: Option<&BTreeMap<String, Recipe>>,
+    previous: Option<&Lock>,
+    bases: Option<&Path>,
+) -> Result<()> {
+    let Some(chosen) = chosen else {
+        for (k, e) in previous.iter().flat_map(|p| &p.images) {
+            if k.starts_with(UPSTREAM_PREFIX) {
+                lock.images.insert(k.clone(), e.clone());
+            }
+        }
+        return Ok(());
+    };
+    let imported = match bases {
+        Some(dir) => crate::oci::layout::refs(dir)?,
+        None => BTreeMap::new(),
+    };
+    lock.images.retain(|k, _| !k.starts_with(UPSTREAM_PREFIX));
+    for (key, r) in chosen {
+        let b = r
+            .base
+            .as_ref()
+            .context("an upstream recipe names its image")?;
+        let entry = base_entry(key, r, b, &imported, previous);
+        lock.images.insert(key.clone(), entry);
+    }
+    Ok(())
+}
+
+/// The prefix of upstream entries' keys.
+const UPSTREAM_PREFIX: &str = "upstream/";
 
 /// Parses a Release `Date:` (`Sat, 10 May 2025 09:28:38 UTC`) into seconds since the epoch.
 pub fn release_date(text: &str) -> Option<u64> {

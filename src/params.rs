@@ -139,6 +139,7 @@ pub const PARAMS: &[Param] = &[
     p("grafana_view_password", "DBUser.Viewer", "password of the Meta datasource user (secret)"),
     p("infragen_host_key", "''", "infragen: the host's age recipient (`age1…`, printed by `infragen host init` on the host); its secrets leave the build encrypted to it. Empty: secrets in clear, with a warning"),
     p("infragen_recovery_keys", "[]", "infragen: operator age recipients (`age1…`) every encrypted secret is encrypted to as well"),
+    p("infragen_upstream_images", "{}", "infragen: components taken from their upstream image instead of Debian's package, `{component: name:tag}` (no registry host: `--base-registry`); only `vmetrics`; pinned in infragen.lock by `infragen lock --profile`"),
     // NODE parameters INFRA consumes
     p("node_ntp_enabled", "true", "run chrony on infra hosts"),
     p("node_ntp_servers", "['pool pool.ntp.org iburst']", "chrony source lines; one with `${admin_ip}` is dropped on the admin node"),

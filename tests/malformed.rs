@@ -432,6 +432,53 @@ fn cases() -> Vec<Case> {
                 "  all.vars.infragen_recovery_keys[0] (host `10.0.0.1`): `AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQSKJ2AT` is not an age X25519 recipient (`age1…`)",
             ],
         ),
+        // ---- upstream images -------------------------------------------------------------------
+        case(
+            "upstream: no tag",
+            with_vars("infragen_upstream_images: { vmetrics: victoriametrics/victoria-metrics }"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infragen_upstream_images.vmetrics (host `10.0.0.1`): `victoriametrics/victoria-metrics` is not `name:tag`: it has no tag",
+            ],
+        ),
+        case(
+            "upstream: a registry host in the name",
+            with_vars("infragen_upstream_images: { vmetrics: \"mirror.example/victoriametrics/victoria-metrics:v1.110.0\" }"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infragen_upstream_images.vmetrics (host `10.0.0.1`): `mirror.example/victoriametrics/victoria-metrics:v1.110.0` is not `name:tag`: no registry host: the registry is `--base-registry`",
+            ],
+        ),
+        case(
+            "upstream: a component without an upstream recipe, one built on a base, an unknown one",
+            with_vars("infragen_upstream_images:\n  alertmanager: \"prom/alertmanager:v0.28.0\"\n  grafana: \"grafana/grafana:12.2.1\"\n  vmetric: \"victoriametrics/victoria-metrics:v1.110.0\""),
+            &[
+                "error: {file}: 3 problems in profile",
+                "  all.vars.infragen_upstream_images.alertmanager (host `10.0.0.1`): `alertmanager` cannot come from an upstream image: images/alertmanager/image.yml names no `upstream:` entrypoint (only `vmetrics` can)",
+                "  all.vars.infragen_upstream_images.grafana (host `10.0.0.1`): `grafana` is built from its base image already (images/grafana/image.yml)",
+                "  all.vars.infragen_upstream_images.vmetric (host `10.0.0.1`): `vmetric` is not a component; one of `vmetrics` can come from its upstream image",
+            ],
+        ),
+        case(
+            "upstream: a list",
+            with_vars("infragen_upstream_images: [\"victoriametrics/victoria-metrics:v1.110.0\"]"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.infragen_upstream_images (host `10.0.0.1`): expected a mapping of component to `name:tag`, found a list",
+            ],
+        ),
+        case(
+            "upstream: hosts that differ",
+            profile(
+                "10.0.0.1: { infra_seq: 1 }\n10.0.0.2: { infra_seq: 2, infragen_upstream_images: { vmetrics: \"victoriametrics/victoria-metrics:v1.111.0\" } }",
+                "",
+                "infragen_upstream_images: { vmetrics: \"victoriametrics/victoria-metrics:v1.110.0\" }",
+            ),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.children.infra.hosts.\"10.0.0.2\".infragen_upstream_images (host `10.0.0.2`): differs from host `10.0.0.1`'s: an image is shared by every infra host, so every host takes the same upstream images",
+            ],
+        ),
         // ---- nginx portal ---------------------------------------------------------------------
         case(
             "portal: newline injected into a domain",

@@ -130,7 +130,8 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
         .as_deref()
         .map(|k| crate::sign::SigningKey::load_with(k, opts.sign_passphrase.as_deref()))
         .transpose()?;
-    let recipes = crate::image::recipes()?;
+    // A component the profile takes from its upstream image is built from that recipe.
+    let recipes = crate::upstream::recipes(crate::image::recipes()?, &plan.upstream);
     let lock = Lock::load(&opts.lock)?;
     let cache = Cache::new(&opts.cache);
     let store = BlobStore::open(opts.cache.join("store"))?;
@@ -157,9 +158,19 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
             continue;
         }
         let r = &recipes[&c];
-        let entry = lock.image(c, r)?;
+        let upstream = plan.upstream.contains_key(&c);
+        let entry = if upstream {
+            lock.upstream(c, r)?
+        } else {
+            lock.image(c, r)?
+        };
         if r.base.is_some() {
-            let got = base_layers(entry, opts, &store, &mut report.base_blobs_fetched);
+            let mut got = base_layers(entry, opts, &store, &mut report.base_blobs_fetched);
+            if upstream && got.is_ok() {
+                if let Err(e) = upstream_entrypoint(entry, opts, &store, r) {
+                    got = Err(e);
+                }
+            }
             package_layers.insert(c, got);
             contents.insert(c, sbom::Contents::of(entry, &[]));
             continue;
@@ -299,6 +310,31 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
     set_mode(staging.path(), 0o755)?;
     crate::tree::replace_dir(&opts.out, staging)?;
     Ok(report)
+}
+
+/// Checks a pinned upstream image's entrypoint against its recipe (`crate::upstream`).
+fn upstream_entrypoint(
+    entry: &crate::lock::ImageLock,
+    opts: &Options,
+    store: &BlobStore,
+    r: &crate::image::Recipe,
+) -> Result<(), String> {
+    let Some(base) = &entry.base else {
+        return Err("the lock has no upstream image for it".to_owned());
+    };
+    let digest = base.digest.as_deref().unwrap_or_default();
+    let checked = match &opts.bases {
+        Some(dir) => BlobStore::open(dir)
+            .map_err(anyhow::Error::from)
+            .and_then(|layout| crate::upstream::check_entrypoint(&layout, digest, r)),
+        None => crate::upstream::check_entrypoint(store, digest, r),
+    };
+    checked.map_err(|e| {
+        format!(
+            "upstream image `{}:{}` ({digest}): {e:#}",
+            base.name, base.tag
+        )
+    })
 }
 
 fn parent(out: &Path) -> Result<PathBuf> {

@@ -90,7 +90,7 @@ enum Command {
     Host(HostCommand),
     /// Resolve every image's packages against this machine's APT sources into the lock file
     #[command(
-        after_help = "Examples:\n  infragen lock\n  infragen lock --only-bases --base-registry registry.example:5000/mirror"
+        after_help = "Examples:\n  infragen lock\n  infragen lock --only-bases --base-registry registry.example:5000/mirror\n  infragen lock --only-bases --profile ./pigsty.yml --base-registry registry.example:5000/mirror"
     )]
     Lock {
         #[command(flatten)]
@@ -101,6 +101,11 @@ enum Command {
         /// existing lock (no APT source is read)
         #[arg(long)]
         only_bases: bool,
+        /// Also pin the upstream images this profile takes components from
+        /// (`infragen_upstream_images`, as `upstream/<component>`); without it, the lock's
+        /// upstream entries stay as they are
+        #[arg(long, short, value_name = "PROFILE")]
+        profile: Option<String>,
         /// Accept repository metadata without a valid signature (digests are still checked)
         #[arg(long)]
         allow_unsigned: bool,
@@ -495,9 +500,17 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             store,
             base,
             only_bases,
+            profile,
             allow_unsigned,
             apt_dir,
-        } => lock(&store, &base, only_bases, allow_unsigned, &apt_dir),
+        } => lock(
+            &store,
+            &base,
+            only_bases,
+            profile.as_deref(),
+            allow_unsigned,
+            &apt_dir,
+        ),
         Command::Repo(RepoCommand::Sync {
             profile,
             store,

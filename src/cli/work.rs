@@ -268,6 +268,7 @@ pub(super) fn lock(
     s: &StoreArgs,
     b: &BaseArgs,
     only_bases: bool,
+    profile: Option<&str>,
     allow_unsigned: bool,
     apt_dir: &std::path::Path,
 ) -> i32 {
@@ -280,14 +281,35 @@ pub(super) fn lock(
         Ok(r) => r,
         Err(code) => return code,
     };
+    // The profile only says which upstream images to pin: an invalid one is invalid input.
+    let chosen = match profile {
+        Some(p) => match load_plan(&ProfileArgs {
+            profile: p.to_owned(),
+            address_map: Vec::new(),
+        }) {
+            Ok(plan) => Some(plan.upstream),
+            Err(code) => return code,
+        },
+        None => None,
+    };
     let result = (|| -> anyhow::Result<(crate::lock::Lock, Vec<String>)> {
         let recipes = crate::image::recipes()?;
+        let upstream = chosen
+            .as_ref()
+            .map(|c| crate::upstream::lock_recipes(&recipes, c));
         let mut lock = if only_bases {
             let previous = crate::lock::Lock::load(&s.lock)?;
-            crate::lock::rebase(&recipes, &previous, s.bases.as_deref())?
+            let mut lock = crate::lock::rebase(&recipes, &previous, s.bases.as_deref())?;
+            crate::lock::set_upstream(
+                &mut lock,
+                upstream.as_ref(),
+                Some(&previous),
+                s.bases.as_deref(),
+            )?;
+            lock
         } else {
             let previous = crate::lock::Lock::load(&s.lock).ok();
-            crate::lock::resolve(
+            let mut lock = crate::lock::resolve(
                 &recipes,
                 &crate::pkg::fetch::AptConfig {
                     etc: apt_dir.to_path_buf(),
@@ -296,7 +318,14 @@ pub(super) fn lock(
                 trust,
                 previous.as_ref(),
                 s.bases.as_deref(),
-            )?
+            )?;
+            crate::lock::set_upstream(
+                &mut lock,
+                upstream.as_ref(),
+                previous.as_ref(),
+                s.bases.as_deref(),
+            )?;
+            lock
         };
         let problems = match &registry {
             Some(r) => crate::bases::pin(&mut lock, r),

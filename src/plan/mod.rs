@@ -9,6 +9,7 @@ mod components;
 mod portal;
 mod read;
 mod targets;
+mod upstream;
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
@@ -240,6 +241,9 @@ pub struct Plan {
     pub inventory_hosts: usize,
     /// Likely mistakes that do not stop the build (misspelt parameters).
     pub warnings: Vec<Problem>,
+    /// `infragen_upstream_images`: components taken from their upstream image, the same on
+    /// every infra host.
+    pub upstream: BTreeMap<Component, crate::upstream::Upstream>,
 }
 
 /// `builtin:<name>`, or the file name of a profile path.
@@ -332,6 +336,7 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
     let dns = targets::dns_records(&resolved, &mut problems);
 
     let mut hosts = Vec::new();
+    let mut upstream: Option<(String, BTreeMap<Component, crate::upstream::Upstream>)> = None;
     for node in &infra {
         let host = node.ip.to_string();
         let key = infra_hosts
@@ -342,6 +347,21 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
         let vars = inventory.resolve(key);
         let mut r = Reader::new(&vars, key, &mut problems);
         hosts.push(components::host(&mut r, node, &infra, inventory, &dns));
+        let chosen = upstream::read(&mut r);
+        match &upstream {
+            None => upstream = Some((key.to_owned(), chosen)),
+            Some((first, before)) if *before != chosen => {
+                let path = r
+                    .var(crate::upstream::PARAM)
+                    .map(|v| v.path)
+                    .unwrap_or_default();
+                r.problem(
+                    &path,
+                    format!("differs from host `{first}`'s: an image is shared by every infra host, so every host takes the same upstream images"),
+                );
+            }
+            Some(_) => {}
+        }
     }
 
     let warnings = misspellings(inventory);
@@ -355,6 +375,7 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
             targets,
             inventory_hosts: inventory.hosts.len(),
             warnings,
+            upstream: upstream.map(|(_, u)| u).unwrap_or_default(),
         })
     } else {
         Err(Problems::new(&inventory.source, problems))
