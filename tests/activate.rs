@@ -777,7 +777,10 @@ fn every_runtime_installs_through_current_and_a_runtime_switch_removes_the_last(
         out.contains("removed portable image infra-nginx_0000000000000000"),
         "{out}"
     );
-    assert!(out.contains("removed private directory .pull-killed"), "{out}");
+    assert!(
+        out.contains("removed private directory .pull-killed"),
+        "{out}"
+    );
     assert!(!old.exists() && young.is_dir(), "{out}");
     assert_eq!(images(), made);
     for c in &components {
