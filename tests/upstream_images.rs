@@ -269,7 +269,7 @@ fn an_upstream_image_not_in_the_registry_or_laid_out_otherwise_is_missing() {
     let o = build(dir.path(), &profile, &lockfile, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).ends_with(
-        "\nerror: infragen.lock has no entry for image `upstream/vmetrics`, which the profile's `infragen_upstream_images` names\nhint: run `infragen lock --profile PROFILE` (with `--only-bases` to keep every package closure)\n"
+        "error: infragen.lock has no entry for image `upstream/vmetrics`, which the profile's `infragen_upstream_images` names\nhint: run `infragen lock --profile PROFILE` (with `--only-bases` to keep every package closure)\n"
     ), "{}", stderr(&o));
 
     // Not in the registry: unpinned, said so; the build reports it missing, never from Debian.
