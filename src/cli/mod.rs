@@ -9,10 +9,11 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 
 use crate::plan::Plan;
 
+mod docs;
 mod host;
 mod ship;
 mod work;
@@ -25,7 +26,9 @@ Examples:
   infragen check --profile three-node
   infragen render --profile three-node --out out --validate
   infragen render --profile ./pigsty.yml --address-map 10.10.10.=127.0.10. --out /tmp/r
-  infragen params";
+  infragen params
+  infragen completions bash > /etc/bash_completion.d/infragen
+  infragen man --out /usr/local/share/man/man1";
 
 /// Compile a Pigsty-style INFRA inventory into immutable, validated, per-host artifacts.
 #[derive(Parser)]
@@ -216,6 +219,25 @@ enum Command {
     },
     /// Print the parameter reference: every INFRA parameter and its default
     Params,
+    /// Print the completion script for SHELL
+    #[command(
+        after_help = "Examples:\n  infragen completions bash > /etc/bash_completion.d/infragen\n  infragen completions zsh > \"${fpath[1]}/_infragen\"\n  infragen completions fish > ~/.config/fish/completions/infragen.fish"
+    )]
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, or write one page per command into DIR
+    #[command(
+        after_help = "Examples:\n  infragen man | man -l -\n  infragen man --out /usr/local/share/man/man1"
+    )]
+    Man {
+        /// Write infragen.1 and one page per subcommand (infragen-build.1, …) into DIR (created
+        /// if missing; pages of the same name are replaced)
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -602,5 +624,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             print!("{}", params_reference());
             0
         }
+        Command::Completions { shell } => docs::completions(Cli::command(), shell),
+        Command::Man { out } => docs::man(Cli::command(), out.as_deref()),
     }
 }
