@@ -206,9 +206,9 @@ pub struct PkiSettings {
     /// `ca_create`.
     pub ca_create: bool,
     /// `cert_validity`.
-    pub cert_validity: String,
+    pub cert_validity: crate::duration::Duration,
     /// `nginx_cert_validity`.
-    pub nginx_cert_validity: String,
+    pub nginx_cert_validity: crate::duration::Duration,
 }
 
 impl HostPlan {
