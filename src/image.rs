@@ -283,7 +283,9 @@ mod tests {
             .1;
         let bad = grafana.replace("ports: [grafana_port]", "ports: [grafana]");
         assert_ne!(bad, grafana);
-        let e = serde_yaml::from_str::<Recipe>(&bad).unwrap_err().to_string();
+        let e = serde_yaml::from_str::<Recipe>(&bad)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("ports[0]: unknown variant `grafana`"), "{e}");
         let bad = grafana.replace("port: grafana_port }", "port: graphana_port }");
         assert_ne!(bad, grafana);
