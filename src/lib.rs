@@ -21,6 +21,7 @@ pub mod params;
 pub mod pkg;
 pub mod pki;
 pub mod plan;
+pub mod plural;
 pub mod problem;
 pub mod profile;
 pub mod registry;
