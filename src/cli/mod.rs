@@ -53,7 +53,7 @@ enum Command {
         /// Run each component's own checker (nginx -t, amtool, vmalert -dryRun, …) on the result
         #[arg(long)]
         validate: bool,
-        /// With --validate: a checker that is not installed is an error, not a skip
+        /// With --validate: a checker that is not installed, or that cannot be isolated, is an error, not a skip
         #[arg(long, requires = "validate")]
         strict: bool,
     },

@@ -100,6 +100,9 @@ pub(super) fn render(
         match validate::tree(&plan, &tree) {
             Ok(report) => {
                 print!("{}", report.text());
+                for w in report.warnings() {
+                    eprintln!("warning: {w}");
+                }
                 if !report.ok(strict) {
                     eprintln!(
                         "error: validation failed; nothing was written to {}",
@@ -160,6 +163,9 @@ pub(super) fn build(
         if run_validators {
             let report = validate::tree(&plan, &tree)?;
             print!("{}", report.text());
+            for w in report.warnings() {
+                eprintln!("warning: {w}");
+            }
             if !report.ok(strict) {
                 anyhow::bail!(
                     "validation failed; nothing was written to {}",
