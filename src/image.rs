@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::plan::Component;
+use crate::plan::{Component, PortParam};
 
 /// Where a base image comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -72,9 +72,9 @@ pub struct Health {
     /// An NTP query must answer.
     #[serde(default)]
     pub ntp: Option<bool>,
-    /// The parameter naming the port to probe.
+    /// The parameter naming the port to probe (required by `http` and `dns`).
     #[serde(default)]
-    pub port: Option<String>,
+    pub port: Option<PortParam>,
 }
 
 /// One `image.yml`.
@@ -108,7 +108,7 @@ pub struct Recipe {
     pub env: Vec<String>,
     /// Parameters naming the TCP/UDP ports it listens on.
     #[serde(default)]
-    pub ports: Vec<String>,
+    pub ports: Vec<PortParam>,
     /// State directories (bind-mounted at run time).
     #[serde(default)]
     pub volumes: Vec<String>,
@@ -214,6 +214,12 @@ pub fn recipes() -> Result<BTreeMap<Component, Recipe>> {
                 c.name()
             );
         }
+        if (r.health.http.is_some() || r.health.dns.is_some()) && r.health.port.is_none() {
+            bail!(
+                "images/{}/image.yml: `health.http` and `health.dns` need `health.port`",
+                c.name()
+            );
+        }
         r.exclude_packages.sort();
         r.exclude_packages.dedup();
         r.exclude_paths.sort();
@@ -269,12 +275,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_port_that_is_not_a_port_parameter_is_refused() {
+        let grafana = RECIPES
+            .iter()
+            .find(|(c, _)| *c == Component::Grafana)
+            .unwrap()
+            .1;
+        let bad = grafana.replace("ports: [grafana_port]", "ports: [grafana]");
+        assert_ne!(bad, grafana);
+        let e = serde_yaml::from_str::<Recipe>(&bad)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("ports[0]: unknown variant `grafana`"), "{e}");
+        let bad = grafana.replace("port: grafana_port }", "port: graphana_port }");
+        assert_ne!(bad, grafana);
+        assert!(serde_yaml::from_str::<Recipe>(&bad).is_err());
+    }
+
+    #[test]
     fn every_recipe_parses_and_names_its_ports() {
         let all = recipes().unwrap();
         assert_eq!(all.len(), 10);
         for (c, r) in &all {
             for p in &r.ports {
-                assert!(crate::params::get(p).is_some(), "{c}: port parameter `{p}`");
+                assert!(
+                    crate::params::get(p.name()).is_some(),
+                    "{c}: port parameter `{p}`"
+                );
             }
             assert!(!r.entrypoint.is_empty(), "{c}");
         }

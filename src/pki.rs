@@ -64,24 +64,6 @@ impl San {
     }
 }
 
-/// Parses `7300d`, `397d`, `12h`… into seconds.
-pub fn seconds(duration: &str) -> Result<i64> {
-    let digits = duration.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let n: i64 = digits
-        .parse()
-        .with_context(|| format!("`{duration}` is not a duration"))?;
-    let unit = match &duration[digits.len()..] {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        "y" => 365 * 86_400,
-        other => bail!("`{other}` is not a duration unit"),
-    };
-    Ok(n * unit)
-}
-
 fn write_private(path: &Path, text: &str, mode: u32) -> Result<()> {
     let dir = path.parent().expect("has parent");
     fs::create_dir_all(dir)?;
@@ -184,7 +166,7 @@ impl Pki {
         cn: &str,
         ou: &str,
         sans: &[San],
-        validity: &str,
+        validity: crate::duration::Duration,
         server: bool,
     ) -> Result<Issued> {
         let base = self.dir.join(name);
@@ -235,7 +217,11 @@ impl Pki {
         }
         params.use_authority_key_identifier_extension = true;
         params.not_before = now();
-        params.not_after = now() + time::Duration::seconds(seconds(validity)?);
+        // The plan refuses validities that are not whole seconds or overflow (crate::duration).
+        let seconds = validity
+            .whole_seconds()
+            .with_context(|| format!("certificate validity `{validity}` is not whole seconds"))?;
+        params.not_after = now() + time::Duration::seconds(seconds);
         let ca = Issuer::from_ca_cert_pem(&self.ca_cert, &self.ca_key)?;
         let signed = params.signed_by(&key_pair, &ca)?;
         let issued = Issued {
@@ -294,7 +280,7 @@ pub fn add_material(
         "pigsty",
         "nginx",
         &sans,
-        &first.pki.nginx_cert_validity,
+        first.pki.nginx_cert_validity,
         true,
     )?;
     for h in &plan.hosts {
@@ -323,7 +309,7 @@ pub fn add_material(
                 &host,
                 "infra",
                 &node_sans,
-                &h.pki.cert_validity,
+                h.pki.cert_validity,
                 false,
             )?;
             tree.add(format!("{host}/vmetrics/etc/pki/ca.crt"), 0o644, pki.ca());
@@ -348,6 +334,7 @@ mod tests {
 
     #[test]
     fn reuses_until_sans_change() {
+        let d397 = crate::duration::Duration::parse("397d").unwrap();
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::open(dir.path(), "test-ca", true).unwrap();
         let sans = [
@@ -355,21 +342,21 @@ mod tests {
             San::Ip("127.0.0.1".parse().unwrap()),
         ];
         let a = pki
-            .issue("nginx/pigsty", "pigsty", "nginx", &sans, "397d", true)
+            .issue("nginx/pigsty", "pigsty", "nginx", &sans, d397, true)
             .unwrap();
         let b = pki
-            .issue("nginx/pigsty", "pigsty", "nginx", &sans, "397d", true)
+            .issue("nginx/pigsty", "pigsty", "nginx", &sans, d397, true)
             .unwrap();
         assert_eq!(a, b);
         let pki = Pki::open(dir.path(), "test-ca", true).unwrap();
         assert_eq!(
-            pki.issue("nginx/pigsty", "pigsty", "nginx", &sans, "397d", true)
+            pki.issue("nginx/pigsty", "pigsty", "nginx", &sans, d397, true)
                 .unwrap(),
             a,
             "reopened: still reused"
         );
         let c = pki
-            .issue("nginx/pigsty", "pigsty", "nginx", &sans[..1], "397d", true)
+            .issue("nginx/pigsty", "pigsty", "nginx", &sans[..1], d397, true)
             .unwrap();
         assert_ne!(a.cert, c.cert);
         let mode = fs::metadata(dir.path().join("nginx/pigsty.key"))
@@ -379,6 +366,5 @@ mod tests {
             & 0o777;
         assert_eq!(mode, 0o600);
         assert!(Pki::open(tempfile::tempdir().unwrap().path(), "x", false).is_err());
-        assert_eq!(seconds("397d").unwrap(), 397 * 86_400);
     }
 }

@@ -89,9 +89,9 @@ impl fmt::Display for Problems {
         let n = self.list.len();
         write!(
             f,
-            "{}: {n} problem{} in profile",
+            "{}: {} in profile",
             self.source,
-            if n == 1 { "" } else { "s" }
+            crate::plural::count(n, "problem")
         )?;
         for p in &self.list {
             write!(f, "\n  {p}")?;

@@ -782,6 +782,30 @@ fn cases() -> Vec<Case> {
             ],
         ),
         case(
+            "durations: a sub-second certificate validity",
+            with_vars("cert_validity: 500ms"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.cert_validity (host `10.0.0.1`): `500ms` is too short (at least `1d`)",
+            ],
+        ),
+        case(
+            "durations: a certificate validity past the CA's",
+            with_vars("nginx_cert_validity: 200y"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.nginx_cert_validity (host `10.0.0.1`): `200y` is too long (at most `36500d`)",
+            ],
+        ),
+        case(
+            "durations: a scrape timeout longer than the interval",
+            with_vars("vmetrics_scrape_timeout: 1m"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  all.vars.vmetrics_scrape_timeout (host `10.0.0.1`): scrape timeout `1m` is longer than the scrape interval `10s`",
+            ],
+        ),
+        case(
             "compat: certbot_email is not an address",
             with_vars("certbot_email: nobody"),
             &[

@@ -51,27 +51,70 @@ pub struct Step {
     pub why: String,
 }
 
-/// A unit file parsed: sections → sorted (key, value) pairs, comments and blank lines dropped.
-pub fn parse_unit(text: &str) -> BTreeMap<String, Vec<(String, String)>> {
-    let mut out: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+/// A unit file parsed, for comparison: section → key → the key's values in file order.
+///
+/// Follows systemd.syntax(7): lines starting with `#` or `;` are comments (also inside a
+/// continued line); a line ending in an odd number of backslashes continues on the next, the
+/// backslash replaced by a space; white space around keys and values does not count. Keys
+/// that repeat keep their order (`ExecStartPre=` lines run in order); the order of distinct
+/// keys does not count. An empty assignment (`ExecStart=`) resets the list: the values before
+/// it are dropped and an empty value stands for the reset, so a reset is never equal to its
+/// absence (it is in a drop-in).
+pub fn parse_unit(text: &str) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
+    let mut out: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
     let mut section = String::new();
-    for line in text.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
+    for line in logical_lines(text) {
+        let line = line.trim();
         if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             name.clone_into(&mut section);
             continue;
         }
-        if let Some((k, v)) = line.split_once('=') {
-            out.entry(section.clone())
-                .or_default()
-                .push((k.trim().to_owned(), v.trim().to_owned()));
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        let values = out
+            .entry(section.clone())
+            .or_default()
+            .entry(k.trim().to_owned())
+            .or_default();
+        let v = v.trim();
+        if v.is_empty() {
+            values.clear();
+        }
+        values.push(v.to_owned());
+    }
+    out
+}
+
+/// The lines of a unit file with comments and blank lines dropped and continuations joined.
+fn logical_lines(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut pending: Option<String> = None;
+    for raw in text.lines() {
+        let start = raw.trim_start();
+        if start.is_empty() && pending.is_none() {
+            continue;
+        }
+        if start.starts_with('#') || start.starts_with(';') {
+            continue;
+        }
+        let mut line = match pending.take() {
+            Some(mut p) => {
+                p.push_str(raw);
+                p
+            }
+            None => raw.to_owned(),
+        };
+        let trailing = line.len() - line.trim_end_matches('\\').len();
+        if trailing % 2 == 1 {
+            line.pop();
+            line.push(' ');
+            pending = Some(line);
+        } else {
+            out.push(line);
         }
     }
-    for v in out.values_mut() {
-        v.sort();
-    }
+    out.extend(pending);
     out
 }
 
@@ -231,5 +274,92 @@ mod tests {
         assert_eq!(got, want);
         let first = plan(None, &new, &old_unit, &new_unit);
         assert!(first.iter().all(|s| s.action == Action::Start));
+    }
+
+    /// Pairs of unit texts and whether the plan must see them as the same unit.
+    #[test]
+    fn unit_comparison() {
+        let cases: &[(&str, &str, &str, bool)] = &[
+            (
+                "comments and white space",
+                "[Service]\nExecStart=/x\n",
+                "# c\n[Service]\n; c\n  ExecStart = /x  \n\n",
+                true,
+            ),
+            (
+                "distinct keys reordered",
+                "[Service]\nUser=a\nExecStart=/x\n",
+                "[Service]\nExecStart=/x\nUser=a\n",
+                true,
+            ),
+            (
+                "ExecStartPre= reordered",
+                "[Service]\nExecStartPre=/a\nExecStartPre=/b\nExecStart=/x\n",
+                "[Service]\nExecStartPre=/b\nExecStartPre=/a\nExecStart=/x\n",
+                false,
+            ),
+            (
+                "a reset moved",
+                "[Service]\nExecStart=/a\nExecStart=\nExecStart=/b\n",
+                "[Service]\nExecStart=\nExecStart=/a\nExecStart=/b\n",
+                false,
+            ),
+            (
+                "a reset added",
+                "[Service]\nExecStart=/b\n",
+                "[Service]\nExecStart=\nExecStart=/b\n",
+                false,
+            ),
+            (
+                "what a reset drops does not count",
+                "[Service]\nExecStart=/a\nExecStart=\nExecStart=/b\n",
+                "[Service]\nExecStart=/c\nExecStart=\nExecStart=/b\n",
+                true,
+            ),
+            (
+                "a continuation is the joined line",
+                "[Service]\nExecStart=/x \\\n  --flag\n",
+                "[Service]\nExecStart=/x    --flag\n",
+                true,
+            ),
+            (
+                "a comment inside a continuation",
+                "[Service]\nExecStart=/x \\\n# c\n--flag\n",
+                "[Service]\nExecStart=/x  --flag\n",
+                true,
+            ),
+            (
+                "a changed continuation line",
+                "[Service]\nExecStart=/x \\\n  --flag\n",
+                "[Service]\nExecStart=/x \\\n  --other\n",
+                false,
+            ),
+            (
+                "an escaped backslash ends the line",
+                "[Service]\nExecStart=/x \\\\\nUser=a\n",
+                "[Service]\nExecStart=/x \\\\ User=a\n",
+                false,
+            ),
+            (
+                "same key in another section",
+                "[Unit]\nAfter=a\n[Service]\nExecStart=/x\n",
+                "[Unit]\n[Service]\nExecStart=/x\nAfter=a\n",
+                false,
+            ),
+        ];
+        for (name, a, b, same) in cases {
+            assert_eq!(parse_unit(a) == parse_unit(b), *same, "{name}");
+        }
+    }
+
+    /// The planner restarts for an in-order change of repeated keys.
+    #[test]
+    fn reordered_exec_start_pre_restarts() {
+        let both = m(&[("a", '1', '1', true)], &[]);
+        let old_unit = |_: &str| Some("[Service]\nExecStartPre=/a\nExecStartPre=/b\n".to_owned());
+        let new_unit = |_: &str| Some("[Service]\nExecStartPre=/b\nExecStartPre=/a\n".to_owned());
+        let steps = plan(Some(&both), &both, &old_unit, &new_unit);
+        assert_eq!(steps[0].action, Action::Restart);
+        assert_eq!(steps[0].why, "unit changed");
     }
 }

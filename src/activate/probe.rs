@@ -78,7 +78,7 @@ pub fn dns(address: &str, name: &str) -> Result<()> {
     let rcode = buf[3] & 0x0f;
     let answers = u16::from_be_bytes([buf[6], buf[7]]);
     if rcode != 0 || answers == 0 {
-        bail!("rcode {rcode}, {answers} answers");
+        bail!("rcode {rcode}, {}", crate::plural::count(answers, "answer"));
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::fsx::{Links, Root};
 use crate::manifest::{Digest, Manifest, SIGNATURE};
+use crate::plural::count;
 use crate::registry::{Client, Reference};
 use crate::ship::artifact::{bundle_files, BundleFile, ARTIFACT_TYPE, GENERATION, HOST};
 
@@ -50,13 +51,12 @@ impl Pulled {
     /// One line for the operator.
     pub fn summary(&self, reference: &str) -> String {
         format!(
-            "pulled {reference}: {} {} fetched ({}), {} in the host's store; {} bundle files; {} requests",
-            self.fetched,
-            if self.fetched == 1 { "blob" } else { "blobs" },
+            "pulled {reference}: {} fetched ({}), {} in the host's store; {}; {}",
+            count(self.fetched, "blob"),
             crate::registry::bytes(self.fetched_bytes),
             self.reused,
-            self.files,
-            self.requests
+            count(self.files, "bundle file"),
+            count(self.requests, "request")
         )
     }
 }
@@ -357,7 +357,34 @@ fn fetch_into(
 
 #[cfg(test)]
 mod tests {
-    use super::sibling;
+    use super::{sibling, Pulled};
+
+    #[test]
+    fn the_summary_counts_in_words() {
+        let one = Pulled {
+            fetched: 1,
+            fetched_bytes: 0,
+            reused: 2,
+            files: 1,
+            requests: 1,
+            ..Pulled::default()
+        };
+        assert_eq!(
+            one.summary("r/bundle:g1"),
+            format!(
+                "pulled r/bundle:g1: 1 blob fetched ({}), 2 in the host's store; 1 bundle file; 1 request",
+                crate::registry::bytes(0)
+            )
+        );
+        let many = Pulled {
+            fetched: 3,
+            files: 2,
+            requests: 5,
+            ..Pulled::default()
+        };
+        assert!(many.summary("r").ends_with("2 bundle files; 5 requests"));
+        assert!(many.summary("r").starts_with("pulled r: 3 blobs fetched ("));
+    }
 
     #[test]
     fn images_live_beside_the_bundle_repository() {

@@ -208,9 +208,9 @@ pub fn diff_ids(state: &State, manifest_digest: &Digest) -> Result<Vec<(Digest, 
             .with_context(|| format!("image config {}", manifest.config.digest))?;
     if manifest.layers.len() != config.rootfs.diff_ids.len() {
         bail!(
-            "image {manifest_digest}: {} layers but {} diff_ids",
-            manifest.layers.len(),
-            config.rootfs.diff_ids.len()
+            "image {manifest_digest}: {} but {}",
+            crate::plural::count(manifest.layers.len(), "layer"),
+            crate::plural::count(config.rootfs.diff_ids.len(), "diff_id")
         );
     }
     Ok(manifest

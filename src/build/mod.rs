@@ -33,7 +33,7 @@ use crate::pkg::fetch::Cache;
 use crate::plan::{Component, Plan};
 use crate::tree::Tree;
 
-pub use spec::{chrony_flags, flags, port_of};
+pub use spec::{chrony_flags, flags};
 
 use entries::{config_entries, content_key, recipe_entries};
 use layers::{base_layers, build_jobs, Job, Layers};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::image::Recipe;
 use crate::oci::layout;
-use crate::plan::{Component, HostPlan, Plan, Ports};
+use crate::plan::{Component, HostPlan, Plan, PortParam};
 
 /// The image configuration: entrypoint with the plan's flags, user, ports, volumes, labels.
 pub(super) fn image_spec(
@@ -18,8 +18,8 @@ pub(super) fn image_spec(
     let flags = flags(h, c, r);
     let mut exposed = Vec::new();
     for p in &r.ports {
-        let port = port_of(&h.ports, p);
-        if p == "dns_port" {
+        let port = h.ports.get(*p);
+        if *p == PortParam::DnsPort {
             exposed.push(format!("{port}/udp"));
         }
         exposed.push(format!("{port}/tcp"));
@@ -101,21 +101,4 @@ pub fn chrony_flags(control_clock: bool) -> Vec<String> {
         f.push("-x".to_owned());
     }
     f
-}
-
-/// The value of a port parameter on a host.
-pub fn port_of(p: &Ports, name: &str) -> u16 {
-    match name {
-        "nginx_port" => p.nginx,
-        "nginx_ssl_port" => p.nginx_ssl,
-        "grafana_port" => p.grafana,
-        "vmetrics_port" => p.vmetrics,
-        "vlogs_port" => p.vlogs,
-        "vtraces_port" => p.vtraces,
-        "vmalert_port" => p.vmalert,
-        "alertmanager_port" => p.alertmanager,
-        "blackbox_port" => p.blackbox,
-        "dns_port" => p.dns,
-        _ => 0,
-    }
 }

@@ -6,7 +6,6 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::build::port_of;
 use crate::image::Recipe;
 use crate::plan::{Component, HostPlan, Plan};
 
@@ -103,10 +102,11 @@ fn addr(ip: IpAddr, port: u16) -> String {
 
 /// The probe of a component on a host.
 pub fn probe(h: &HostPlan, r: &Recipe) -> Option<Probe> {
-    let port = r.health.port.as_deref().map_or(0, |p| port_of(&h.ports, p));
+    // `recipes()` refuses an `http` or `dns` probe without a port.
+    let port = r.health.port.map(|p| h.ports.get(p));
     if let Some(path) = &r.health.http {
         return Some(Probe::Http {
-            address: addr(h.ip, port),
+            address: addr(h.ip, port?),
             path: path.clone(),
         });
     }
@@ -120,7 +120,7 @@ pub fn probe(h: &HostPlan, r: &Recipe) -> Option<Probe> {
             .unwrap_or("localhost")
             .to_owned();
         return Some(Probe::Dns {
-            address: addr(h.ip, port),
+            address: addr(h.ip, port?),
             name,
         });
     }

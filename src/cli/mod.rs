@@ -56,7 +56,7 @@ enum Command {
         /// Run each component's own checker (nginx -t, amtool, vmalert -dryRun, …) on the result
         #[arg(long)]
         validate: bool,
-        /// With --validate: a checker that is not installed is an error, not a skip
+        /// With --validate: a checker that is not installed, or that cannot be isolated, is an error, not a skip
         #[arg(long, requires = "validate")]
         strict: bool,
     },
@@ -464,16 +464,9 @@ struct ProfileArgs {
     /// A built-in profile (single-node, three-node, small-prod, large-prod) or a path
     #[arg(long, short, value_name = "PROFILE", default_value = "single-node")]
     profile: String,
-    /// Rewrite address prefixes in the profile text first, like Pigsty's configure (FROM=TO)
-    #[arg(long, value_name = "FROM=TO", value_parser = parse_map)]
-    address_map: Vec<(String, String)>,
-}
-
-fn parse_map(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((a, b)) if !a.is_empty() => Ok((a.to_owned(), b.to_owned())),
-        _ => Err(format!("`{s}` is not FROM=TO")),
-    }
+    /// Move hosts to other addresses, like Pigsty's configure: whole addresses in the profile's keys and values (FROM=TO, e.g. 10.10.10.=127.0.10.)
+    #[arg(long, value_name = "FROM=TO", value_parser = crate::profile::address_map::Rule::parse)]
+    address_map: Vec<crate::profile::address_map::Rule>,
 }
 
 /// Runs the command line `args` and returns the process exit code.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::{BaseArgs, ProfileArgs, StoreArgs};
 use crate::plan::{self, Plan};
+use crate::plural::count;
 use crate::problem::Problems;
 use crate::profile::{self, LoadError};
 use crate::{params, render, validate};
@@ -54,10 +55,9 @@ pub(super) fn check(p: &ProfileArgs) -> i32 {
         Err(code) => return code,
     };
     println!(
-        "{}: {} infra host{} of {} in the inventory",
+        "{}: {} of {} in the inventory",
         plan.source,
-        plan.hosts.len(),
-        if plan.hosts.len() == 1 { "" } else { "s" },
+        count(plan.hosts.len(), "infra host"),
         plan.inventory_hosts
     );
     for h in &plan.hosts {
@@ -100,6 +100,9 @@ pub(super) fn render(
         match validate::tree(&plan, &tree) {
             Ok(report) => {
                 print!("{}", report.text());
+                for w in report.warnings() {
+                    eprintln!("warning: {w}");
+                }
                 if !report.ok(strict) {
                     eprintln!(
                         "error: validation failed; nothing was written to {}",
@@ -119,10 +122,9 @@ pub(super) fn render(
         return failure_code(&e);
     }
     println!(
-        "rendered {} files for {} infra host{} into {}",
-        tree.len(),
-        plan.hosts.len(),
-        if plan.hosts.len() == 1 { "" } else { "s" },
+        "rendered {} for {} into {}",
+        count(tree.len(), "file"),
+        count(plan.hosts.len(), "infra host"),
         out.display()
     );
     0
@@ -161,6 +163,9 @@ pub(super) fn build(
         if run_validators {
             let report = validate::tree(&plan, &tree)?;
             print!("{}", report.text());
+            for w in report.warnings() {
+                eprintln!("warning: {w}");
+            }
             if !report.ok(strict) {
                 anyhow::bail!(
                     "validation failed; nothing was written to {}",
@@ -192,9 +197,8 @@ pub(super) fn build(
     })();
     if result.is_ok() && !in_clear.is_empty() {
         eprintln!(
-            "warning: secrets in clear for {} host{} without `infragen_host_key`: {}",
-            in_clear.len(),
-            if in_clear.len() == 1 { "" } else { "s" },
+            "warning: secrets in clear for {} without `infragen_host_key`: {}",
+            count(in_clear.len(), "host"),
             in_clear.join(", ")
         );
     }
@@ -208,9 +212,9 @@ pub(super) fn build(
     for (host, images) in &report.hosts {
         for (c, b) in images {
             println!(
-                "{host} infra-{c:<13} {} ({} layers, {:.1} MiB compressed)",
+                "{host} infra-{c:<13} {} ({}, {:.1} MiB compressed)",
                 b.digest,
-                b.layers.len(),
+                count(b.layers.len(), "layer"),
                 mib(b.compressed())
             );
         }
@@ -218,13 +222,8 @@ pub(super) fn build(
     if report.base_blobs_fetched > 0 {
         if let Some(r) = &base_registry {
             println!(
-                "fetched {} base image blob{} from `{}`",
-                report.base_blobs_fetched,
-                if report.base_blobs_fetched == 1 {
-                    ""
-                } else {
-                    "s"
-                },
+                "fetched {} from `{}`",
+                count(report.base_blobs_fetched, "base image blob"),
                 r.base
             );
         }
@@ -237,15 +236,18 @@ pub(super) fn build(
         }
     }
     println!(
-        "built {} images for {} hosts into {} ({} layers built, the rest from the cache){}",
-        report
-            .hosts
-            .values()
-            .map(std::collections::BTreeMap::len)
-            .sum::<usize>(),
-        plan.hosts.len(),
+        "built {} for {} into {} ({} built, the rest from the cache){}",
+        count(
+            report
+                .hosts
+                .values()
+                .map(std::collections::BTreeMap::len)
+                .sum::<usize>(),
+            "image"
+        ),
+        count(plan.hosts.len(), "host"),
         out.display(),
-        report.layers_built,
+        count(report.layers_built, "layer"),
         if incomplete {
             "; INCOMPLETE, see warnings"
         } else {
@@ -345,8 +347,8 @@ pub(super) fn lock(
                         b.digest.as_deref().unwrap_or("(not pinned)")
                     ),
                     None => println!(
-                        "{name:<13} {} packages, {:.1} MiB installed",
-                        image.packages.len(),
+                        "{name:<13} {}, {:.1} MiB installed",
+                        count(image.packages.len(), "package"),
                         mib(image.packages.iter().map(|p| p.installed_size * 1024).sum())
                     ),
                 }
@@ -385,8 +387,9 @@ pub(super) fn repo_sync(p: &ProfileArgs, s: &StoreArgs, dir: Option<&std::path::
     match result {
         Ok(n) => {
             println!(
-                "{}: {n} packages, Packages index and repo_complete written",
-                dir.display()
+                "{}: {}, Packages index and repo_complete written",
+                dir.display(),
+                count(n, "package")
             );
             0
         }

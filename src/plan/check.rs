@@ -65,23 +65,6 @@ pub fn name(s: &str) -> Result<(), String> {
     }
 }
 
-/// A duration: digits and a unit (`ms`, `s`, `m`, `h`, `d`, `w`, `y`).
-pub fn duration(s: &str) -> Result<(), String> {
-    let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let unit = &s[digits.len()..];
-    let ok = !digits.is_empty()
-        && digits.chars().all(|c| c.is_ascii_digit())
-        && digits.chars().any(|c| c != '0')
-        && ["ms", "s", "m", "h", "d", "w", "y"].contains(&unit);
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{s}` is not a duration (e.g. `10s`, `5m`, `397d`)"
-        ))
-    }
-}
-
 /// One command-line flag word: starts with `-`, no quotes, `$`, `%`, `\` or `;`.
 pub fn flag(s: &str) -> Result<(), String> {
     if !s.starts_with('-') {
@@ -130,12 +113,6 @@ mod tests {
             (abs_path, "www", false),
             (abs_path, "/www/../etc", false),
             (abs_path, "/www;", false),
-            (duration, "10s", true),
-            (duration, "397d", true),
-            (duration, "10", false),
-            (duration, "0s", false),
-            (duration, "s", false),
-            (duration, "10 s", false),
             (flag, "-retentionPeriod=15d", true),
             (flag, "retention", false),
             (flag, "-a=$HOME", false),

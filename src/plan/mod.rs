@@ -7,6 +7,7 @@
 mod check;
 mod components;
 mod portal;
+mod ports;
 mod read;
 mod targets;
 mod upstream;
@@ -23,6 +24,7 @@ pub use components::{
     Alertmanager, Blackbox, Chrony, Datasource, Dnsmasq, Grafana, Victoria, Vmalert, Vmetrics,
 };
 pub use portal::{nginx_lex, Card, Nginx, Portal, PortalKind, SslMode};
+pub use ports::PortParam;
 pub use targets::{TargetGroup, Targets};
 
 use read::Reader;
@@ -206,9 +208,9 @@ pub struct PkiSettings {
     /// `ca_create`.
     pub ca_create: bool,
     /// `cert_validity`.
-    pub cert_validity: String,
+    pub cert_validity: crate::duration::Duration,
     /// `nginx_cert_validity`.
-    pub nginx_cert_validity: String,
+    pub nginx_cert_validity: crate::duration::Duration,
 }
 
 impl HostPlan {
@@ -412,7 +414,7 @@ fn infra_node(r: &mut Reader) -> Option<InfraNode> {
         );
         None
     };
-    let ports = ports(r);
+    let ports = ports::read(r);
     let mut enabled = BTreeSet::new();
     for c in Component::ALL {
         if r.bool(c.flag()) {
@@ -428,25 +430,6 @@ fn infra_node(r: &mut Reader) -> Option<InfraNode> {
         enabled,
         ports,
     })
-}
-
-fn ports(r: &mut Reader) -> Ports {
-    Ports {
-        nginx: r.port("nginx_port"),
-        nginx_ssl: r.port("nginx_ssl_port"),
-        nginx_exporter: r.port("nginx_exporter_port"),
-        grafana: r.port("grafana_port"),
-        vmetrics: r.port("vmetrics_port"),
-        vlogs: r.port("vlogs_port"),
-        vtraces: r.port("vtraces_port"),
-        vmalert: r.port("vmalert_port"),
-        alertmanager: r.port("alertmanager_port"),
-        alertmanager_cluster: r.port("alertmanager_cluster_port"),
-        blackbox: r.port("blackbox_port"),
-        dns: r.port("dns_port"),
-        code: r.port("code_port"),
-        jupyter: r.port("jupyter_port"),
-    }
 }
 
 /// Warnings for variables that look like a misspelt INFRA parameter.

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use serde_yaml::Value;
 
+use crate::duration::{self, Duration, Unit};
 use crate::params;
 use crate::problem::Problem;
 use crate::profile::{kind, Var, Vars};
@@ -186,17 +187,27 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A duration such as `10s`, `8s`, `397d`.
-    pub fn duration(&mut self, name: &str) -> String {
+    /// A duration such as `10s`, `8s`, `397d` (grammar in [`crate::duration`]); after a
+    /// problem, the neutral `0s`.
+    pub fn duration(&mut self, name: &str) -> Duration {
+        self.duration_within(name, Duration::new(1, Unit::Millis), duration::MAX)
+    }
+
+    /// A duration in `min..=max`, for a consumer that cannot use others (a certificate valid
+    /// for less than a day); after a problem, the neutral `0s`.
+    pub fn duration_within(&mut self, name: &str, min: Duration, max: Duration) -> Duration {
+        let neutral = Duration::new(0, Unit::Seconds);
         let Some(var) = self.var(name) else {
-            return String::new();
+            return neutral;
         };
-        let s = self.string_value(&var.value, &var.path).unwrap_or_default();
-        match check::duration(&s) {
-            Ok(()) => s,
+        let Some(s) = self.string_value(&var.value, &var.path) else {
+            return neutral;
+        };
+        match Duration::parse(&s).and_then(|d| d.within(min, max)) {
+            Ok(d) => d,
             Err(e) => {
                 self.problem(&var.path, e);
-                String::new()
+                neutral
             }
         }
     }

@@ -5,6 +5,7 @@
 //! and variable precedence. It knows nothing about what a parameter means: that is `plan`.
 //! The limits checked before parsing (size, nesting, alias expansion) are in `bounds`.
 
+pub mod address_map;
 pub mod bounds;
 mod depth;
 
@@ -68,7 +69,7 @@ pub struct Host {
 pub struct Inventory {
     /// Where the profile came from: a file path or `builtin:<name>`.
     pub source: String,
-    /// sha256 of the profile text (after any address map).
+    /// sha256 of the profile text (followed by the address map's rules, when there are any).
     pub digest: String,
     /// `all.vars`.
     pub all_vars: Vars,
@@ -131,20 +132,21 @@ impl fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
-/// Loads a profile by built-in name or path. `address_map` rewrites address prefixes in the
-/// text first (`10.10.10.` → `127.0.10.`), the way Pigsty's `configure` rewrites `10.10.10.10`.
-pub fn load(name: &str, address_map: &[(String, String)]) -> Result<Inventory, LoadError> {
-    let (source, mut text) = if let Some((n, t)) = BUILTIN.iter().find(|(n, _)| *n == name) {
+/// Loads a profile by built-in name or path. `address_map` moves its hosts to other addresses
+/// after parsing (`10.10.10.` → `127.0.10.`; see [`address_map`]).
+pub fn load(name: &str, address_map: &[address_map::Rule]) -> Result<Inventory, LoadError> {
+    let (source, text) = if let Some((n, t)) = BUILTIN.iter().find(|(n, _)| *n == name) {
         (format!("builtin:{n}"), (*t).to_owned())
     } else if Path::new(name).exists() {
         (name.to_owned(), read(name)?)
     } else {
         return Err(LoadError::NotFound(name.to_owned()));
     };
-    for (from, to) in address_map {
-        text = text.replace(from.as_str(), to);
-    }
-    parse(&source, &text)
+    parse_mapped(
+        &source,
+        &text,
+        &address_map::AddressMap(address_map.to_vec()),
+    )
 }
 
 /// Reads a profile file, refusing one past the size limit without reading it all.
@@ -178,11 +180,20 @@ fn read(path: &str) -> Result<String, LoadError> {
 /// Parses profile text. Pure: `source` only names the text in errors. The limits of `bounds`
 /// are checked first, so that hostile text is refused before the YAML parser spends time on it.
 pub fn parse(source: &str, text: &str) -> Result<Inventory, LoadError> {
+    parse_mapped(source, text, &address_map::AddressMap::default())
+}
+
+/// [`parse`], then addresses mapped by `map` in keys and values.
+pub fn parse_mapped(
+    source: &str,
+    text: &str,
+    map: &address_map::AddressMap,
+) -> Result<Inventory, LoadError> {
     bounds::check(text).map_err(|exceeded| LoadError::Limit {
         source: source.to_owned(),
         exceeded,
     })?;
-    let root: Value = serde_yaml::from_str(text).map_err(|e| {
+    let mut root: Value = serde_yaml::from_str(text).map_err(|e| {
         let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         let message = e.to_string();
         // serde_yaml appends " at line L column C"; the location is already in front.
@@ -198,6 +209,14 @@ pub fn parse(source: &str, text: &str) -> Result<Inventory, LoadError> {
             message,
         }
     })?;
+    let clashes: Vec<Problem> = map
+        .apply(&mut root, "")
+        .into_iter()
+        .map(|path| Problem::at(&path, "`--address-map` makes this key the same as another"))
+        .collect();
+    if !clashes.is_empty() {
+        return Err(LoadError::Structure(Problems::new(source, clashes)));
+    }
     let mut walker = Walker::default();
     walker.root(&root);
     if !walker.problems.is_empty() {
@@ -205,7 +224,8 @@ pub fn parse(source: &str, text: &str) -> Result<Inventory, LoadError> {
     }
     let mut inventory = Inventory {
         source: source.to_owned(),
-        digest: crate::pkg::fetch::sha256(text.as_bytes()),
+        // The map is part of what was read: the same text mapped otherwise is another profile.
+        digest: crate::pkg::fetch::sha256((text.to_owned() + &map.describe()).as_bytes()),
         all_vars: walker.all_vars,
         groups: walker.groups,
         hosts: walker.hosts,

@@ -3,8 +3,11 @@
 //! verdict, and the throwaway certificate that stands in for the ones the build issues.
 
 use std::fs;
+use std::io::Read;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
@@ -67,24 +70,109 @@ fn which(names: &[&str]) -> Option<PathBuf> {
         .find_map(|n| dirs.iter().map(|d| d.join(n)).find(|p| p.is_file()))
 }
 
-/// Whether checkers can run in a private network namespace holding only the host's address.
-fn can_isolate() -> bool {
-    static CAN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *CAN.get_or_init(|| {
-        which(&["unshare"]).is_some()
-            && which(&["ip"]).is_some()
-            && Command::new("unshare")
-                .args(["-rn", "true"])
-                .output()
-                .is_ok_and(|o| o.status.success())
+/// Why checkers cannot run in a private network namespace holding only the host's address, or
+/// `Ok` when they can.
+pub(super) fn isolation() -> Result<(), String> {
+    static WHY: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    WHY.get_or_init(|| {
+        for program in ["unshare", "ip"] {
+            if which(&[program]).is_none() {
+                return Err(format!("`{program}` is not installed"));
+            }
+        }
+        match Command::new("unshare").args(["-rn", "true"]).output() {
+            Ok(o) if o.status.success() => Ok(()),
+            Ok(o) => Err(format!(
+                "user namespaces are unavailable (`unshare -rn`: {})",
+                String::from_utf8_lossy(&o.stderr).trim()
+            )),
+            Err(e) => Err(format!("`unshare -rn` could not run: {e}")),
+        }
     })
+    .clone()
 }
 
-/// Runs a checker. Where possible it runs in a fresh network namespace (`unshare -rn`) whose
-/// loopback carries the host's address: `nginx -t` binds its listen sockets, which must
+/// How long one checker may run before it is killed: far more than any takes (they read a
+/// few files), so that a checker that hangs fails the run instead of stalling it.
+pub(super) const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a checker process did.
+#[derive(Debug)]
+pub(super) enum Ran {
+    /// It exited: success, and its stdout and stderr.
+    Exited(bool, Vec<u8>, Vec<u8>),
+    /// It was still running at the timeout and was killed (with its process group).
+    TimedOut,
+}
+
+/// Runs `cmd` in its own process group, with its output captured, for at most `timeout`.
+pub(super) fn run_for(mut cmd: Command, timeout: Duration) -> std::io::Result<Ran> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()?;
+    // Drained on threads so a checker that writes much never blocks on a full pipe.
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|e| Box::new(e) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            // The whole group: a checker started through `sh` may have children holding the
+            // pipes open.
+            let _ = rustix::process::kill_process_group(
+                rustix::process::Pid::from_child(&child),
+                rustix::process::Signal::KILL,
+            );
+            let _ = child.kill();
+            child.wait()?;
+            return Ok(Ran::TimedOut);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let out = out.join().unwrap_or_default();
+    let err = err.join().unwrap_or_default();
+    Ok(Ran::Exited(status.success(), out, err))
+}
+
+/// Runs checker `name`. Where possible it runs in a fresh network namespace (`unshare -rn`)
+/// whose loopback carries the host's address: `nginx -t` binds its listen sockets, which must
 /// neither fail on a build machine that lacks the address nor collide with its services.
-fn run(sb: &Sandbox, program: &Path, args: &[String]) -> Result<Outcome> {
-    let mut cmd = if can_isolate() {
+fn run(sb: &Sandbox, name: &str, program: &Path, args: &[String]) -> Result<Outcome> {
+    run_within(sb, name, program, args, TIMEOUT)
+}
+
+fn run_within(
+    sb: &Sandbox,
+    name: &str,
+    program: &Path,
+    args: &[String],
+    timeout: Duration,
+) -> Result<Outcome> {
+    let mut cmd = if isolation().is_ok() {
         let mut c = Command::new("unshare");
         c.args([
             "-rn",
@@ -97,19 +185,20 @@ fn run(sb: &Sandbox, program: &Path, args: &[String]) -> Result<Outcome> {
     } else {
         Command::new(program)
     };
-    let out = cmd
-        .args(args)
-        .current_dir(&sb.root)
-        .env("TZ", "UTC")
-        .output()
-        .with_context(|| format!("running {}", program.display()))?;
-    if out.status.success() {
-        Ok(Outcome::Accepted)
-    } else {
-        let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
-        text.push_str(&String::from_utf8_lossy(&out.stdout));
-        let text: Vec<&str> = text.lines().filter(|l| !l.contains("\tinfo\t")).collect();
-        Ok(Outcome::Rejected(sb.unmap(&text.join("\n"))))
+    cmd.args(args).current_dir(&sb.root).env("TZ", "UTC");
+    let ran = run_for(cmd, timeout).with_context(|| format!("running {}", program.display()))?;
+    match ran {
+        Ran::TimedOut => Ok(Outcome::Rejected(format!(
+            "`{name}` did not finish within {} s and was killed",
+            timeout.as_secs_f64()
+        ))),
+        Ran::Exited(true, _, _) => Ok(Outcome::Accepted),
+        Ran::Exited(false, stdout, stderr) => {
+            let mut text = String::from_utf8_lossy(&stderr).into_owned();
+            text.push_str(&String::from_utf8_lossy(&stdout));
+            let text: Vec<&str> = text.lines().filter(|l| !l.contains("\tinfo\t")).collect();
+            Ok(Outcome::Rejected(sb.unmap(&text.join("\n"))))
+        }
     }
 }
 
@@ -153,9 +242,10 @@ pub(super) fn check(
             fs::write(&conf, format!("user root;\n{text}"))?;
             let prefix = format!("{}/", sb.root.display());
             (
-                name,
+                name.clone(),
                 run(
                     sb,
+                    &name,
                     &nginx,
                     &[
                         s("-t"),
@@ -188,7 +278,7 @@ pub(super) fn check(
             stand_in(sb, pair, "/etc/pki/ca.crt", "/etc/pki/ca.key")?;
             let mut args = sb.flags(h, c);
             args.push(s("-dryRun"));
-            (name, run(sb, &vm, &args)?)
+            (name.clone(), run(sb, &name, &vm, &args)?)
         }
         Component::Vlogs | Component::Vtraces => (
             "flags (built-in; Debian ships no binary)".into(),
@@ -201,7 +291,7 @@ pub(super) fn check(
             };
             let mut args = sb.flags(h, c);
             args.push(s("-dryRun"));
-            (name, run(sb, &vmalert, &args)?)
+            (name.clone(), run(sb, &name, &vmalert, &args)?)
         }
         Component::Alertmanager => {
             let name = "amtool check-config".to_owned();
@@ -209,9 +299,10 @@ pub(super) fn check(
                 return Ok((name, missing(&["amtool"])));
             };
             (
-                name,
+                name.clone(),
                 run(
                     sb,
+                    &name,
                     &amtool,
                     &[
                         s("check-config"),
@@ -229,7 +320,7 @@ pub(super) fn check(
             };
             let mut args = sb.flags(h, c);
             args.push(s("--config.check"));
-            (name, run(sb, &bb, &args)?)
+            (name.clone(), run(sb, &name, &bb, &args)?)
         }
         Component::Dnsmasq => {
             let name = "dnsmasq --test".to_owned();
@@ -238,9 +329,10 @@ pub(super) fn check(
             };
             let conf = sb.path("/etc/dnsmasq.conf");
             (
-                name,
+                name.clone(),
                 run(
                     sb,
+                    &name,
                     &dnsmasq,
                     &[s("--test"), format!("--conf-file={}", conf.display())],
                 )?,
@@ -253,9 +345,10 @@ pub(super) fn check(
             };
             let conf = sb.path("/etc/chrony/chrony.conf");
             (
-                name,
+                name.clone(),
                 run(
                     sb,
+                    &name,
                     &chronyd,
                     &[s("-p"), s("-f"), conf.display().to_string()],
                 )?,
@@ -281,4 +374,75 @@ fn flags_outcome(h: &HostPlan, c: Component) -> Outcome {
         }
     }
     Outcome::Accepted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checker_that_hangs_is_killed_and_rejected_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let sb = Sandbox::empty(dir.path(), "127.0.0.1");
+        let start = Instant::now();
+        // A stand-in checker that starts a child and never finishes.
+        let outcome = run_within(
+            &sb,
+            "stand-in -t",
+            Path::new("/bin/sh"),
+            &["-c".to_owned(), "sleep 30; true".to_owned()],
+            Duration::from_millis(300),
+        )
+        .unwrap();
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(
+            outcome,
+            Outcome::Rejected("`stand-in -t` did not finish within 0.3 s and was killed".into())
+        );
+    }
+
+    #[test]
+    fn a_checker_that_finishes_is_judged_by_its_exit_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let sb = Sandbox::empty(dir.path(), "127.0.0.1");
+        let run = |script: &str| {
+            run_within(
+                &sb,
+                "stand-in",
+                Path::new("/bin/sh"),
+                &["-c".to_owned(), script.to_owned()],
+                TIMEOUT,
+            )
+            .unwrap()
+        };
+        assert_eq!(run("exit 0"), Outcome::Accepted);
+        assert_eq!(
+            run("echo out; echo err >&2; exit 1"),
+            Outcome::Rejected("err\nout".into())
+        );
+    }
+
+    #[test]
+    fn the_group_is_killed() {
+        // A grandchild would otherwise live on, holding the pipes.
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(format!("sleep 30 & echo $! > {}; wait", pid_file.display()));
+        assert!(matches!(
+            run_for(cmd, Duration::from_millis(300)).unwrap(),
+            Ran::TimedOut
+        ));
+        let pid = fs::read_to_string(&pid_file).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        // Gone, or a zombie waiting for whoever inherited it.
+        let stat = fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+        let state = stat.rsplit(") ").next().and_then(|r| r.chars().next());
+        assert!(stat.is_empty() || state == Some('Z'), "{stat}");
+    }
 }

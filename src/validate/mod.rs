@@ -4,7 +4,10 @@
 //! with absolute paths in its files rewritten into the sandbox, so that the checker reads the
 //! files where the component will and nothing of this machine. Nothing binds a socket, nothing
 //! talks to the network. Certificates that later stages issue are stood in for by a throwaway
-//! self-signed pair. A checker that is not installed is reported as skipped.
+//! self-signed pair. A checker that is not installed is reported as skipped. Checkers run in a
+//! private user and network namespace when the machine allows it; otherwise they run anyway,
+//! the report says so ([`Report::warnings`]) and `--strict` fails. Each checker is killed after
+//! a minute and reported as rejected: a hung checker must not hang the build.
 //!
 //! The report types and [`tree`] live here; `sandbox` lays a component's files out and maps
 //! paths in and out of it, `checkers` runs each component's checker (with the stand-in
@@ -53,16 +56,33 @@ pub struct Check {
 pub struct Report {
     /// Checks in host, component order.
     pub checks: Vec<Check>,
+    /// Why the checkers ran without isolation (no private network and user namespace), when
+    /// they did: they could then bind this machine's addresses and reach its network.
+    pub unisolated: Option<String>,
 }
 
 impl Report {
-    /// True when nothing was rejected (and, with `strict`, nothing skipped).
+    /// True when nothing was rejected (and, with `strict`, nothing skipped and every checker
+    /// isolated).
     pub fn ok(&self, strict: bool) -> bool {
+        if strict && self.unisolated.is_some() {
+            return false;
+        }
         self.checks.iter().all(|c| match c.outcome {
             Outcome::Accepted => true,
             Outcome::Rejected(_) => false,
             Outcome::Skipped(_) => !strict,
         })
+    }
+
+    /// Warnings for people (the caller prints them as `warning: …`).
+    pub fn warnings(&self) -> Vec<String> {
+        self.unisolated
+            .iter()
+            .map(|why| {
+                format!("checkers ran without isolation: {why}\nhint: --strict refuses this; enable unprivileged user namespaces to isolate them")
+            })
+            .collect()
     }
 
     /// The report, one line per check, rejected output indented below.
@@ -108,7 +128,10 @@ pub fn tree(plan: &Plan, tree: &Tree) -> Result<Report> {
         .prefix("infragen-validate-")
         .tempdir()?;
     let pair = throwaway_cert(scratch.path());
-    let mut report = Report::default();
+    let mut report = Report {
+        unisolated: checkers::isolation().err(),
+        ..Report::default()
+    };
     for h in &plan.hosts {
         let host = h.ip.to_string();
         for c in h.enabled() {
@@ -124,4 +147,26 @@ pub fn tree(plan: &Plan, tree: &Tree) -> Result<Report> {
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unisolated_checkers_warn_and_fail_strict() {
+        let report = Report {
+            checks: Vec::new(),
+            unisolated: Some("`unshare` is not installed".into()),
+        };
+        assert!(report.ok(false));
+        assert!(!report.ok(true));
+        assert_eq!(
+            report.warnings(),
+            ["checkers ran without isolation: `unshare` is not installed\nhint: --strict refuses this; enable unprivileged user namespaces to isolate them"]
+        );
+        let isolated = Report::default();
+        assert!(isolated.ok(true));
+        assert!(isolated.warnings().is_empty());
+    }
 }

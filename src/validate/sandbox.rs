@@ -85,6 +85,16 @@ impl Sandbox {
         Ok(sb)
     }
 
+    /// An empty sandbox at `root` for host `host`, for tests of what runs in it.
+    #[cfg(test)]
+    pub(super) fn empty(root: &Path, host: &str) -> Self {
+        Self {
+            root: root.to_path_buf(),
+            host: host.to_owned(),
+            roots: Vec::new(),
+        }
+    }
+
     /// Rewrites every absolute path under one of the roots into the sandbox.
     fn map(&self, text: &str) -> String {
         let root = self.root.to_string_lossy();

@@ -98,9 +98,9 @@ pub fn image_layers(
         return Err(layout_error(
             dir,
             format!(
-                "`{reference}` lists {} layers but its config {} diff_ids",
-                manifest.layers().len(),
-                diff_ids.len()
+                "`{reference}` lists {} but its config {}",
+                crate::plural::count(manifest.layers().len(), "layer"),
+                crate::plural::count(diff_ids.len(), "diff_id")
             ),
         ));
     }

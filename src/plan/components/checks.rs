@@ -21,9 +21,6 @@ pub(super) fn compatible(r: &mut Reader) {
     ] {
         r.bool(name);
     }
-    for name in ["cert_validity", "nginx_cert_validity"] {
-        r.duration(name);
-    }
     for name in ["nginx_data", "repo_home"] {
         r.path(name);
     }

@@ -21,10 +21,15 @@ use std::net::IpAddr;
 use super::portal;
 use super::read::Reader;
 use super::{check, Component, HostPlan, InfraNode, Secret};
+use crate::duration::{self, Duration, Unit};
 use crate::profile::Inventory;
 use checks::{check_ports, compatible};
 use grafana::grafana;
 use lists::{chrony, dnsmasq, pgrds};
+
+/// The shortest certificate validity: certificates are state reused across builds and
+/// activated later, so one that expires within a day would be served expired.
+const CERT_MIN: Duration = Duration::new(1, Unit::Days);
 
 /// `VictoriaMetrics`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,9 +37,9 @@ pub struct Vmetrics {
     /// Command-line flags.
     pub flags: Vec<String>,
     /// Global scrape interval.
-    pub scrape_interval: String,
+    pub scrape_interval: Duration,
     /// Global scrape timeout.
-    pub scrape_timeout: String,
+    pub scrape_timeout: Duration,
     /// `exporter_metrics_path`.
     pub metrics_path: String,
     /// Scrape `MinIO` over TLS.
@@ -173,8 +178,8 @@ pub fn host(
     let pki = super::PkiSettings {
         ca_cn: r.string("ca_cn"),
         ca_create: r.bool("ca_create"),
-        cert_validity: r.duration("cert_validity"),
-        nginx_cert_validity: r.duration("nginx_cert_validity"),
+        cert_validity: r.duration_within("cert_validity", CERT_MIN, duration::MAX),
+        nginx_cert_validity: r.duration_within("nginx_cert_validity", CERT_MIN, duration::MAX),
     };
     let mut disabled = Vec::new();
     for c in Component::ALL {
@@ -222,10 +227,19 @@ pub fn host(
         ];
         flags.extend(r.flags("vmetrics_options"));
         let metrics_path = r.path("exporter_metrics_path");
+        let scrape_timeout = r.duration("vmetrics_scrape_timeout");
+        // Prometheus refuses such a config; vmagent would silently cut the timeout.
+        if scrape_timeout.millis() > scrape_interval.millis() && scrape_interval.millis() != Some(0) {
+            let path = r.var("vmetrics_scrape_timeout").map(|v| v.path).unwrap_or_default();
+            r.problem(
+                &path,
+                format!("scrape timeout `{scrape_timeout}` is longer than the scrape interval `{scrape_interval}`"),
+            );
+        }
         Vmetrics {
             flags,
-            scrape_interval: scrape_interval.clone(),
-            scrape_timeout: r.duration("vmetrics_scrape_timeout"),
+            scrape_interval,
+            scrape_timeout,
             metrics_path,
             minio_https: r.bool("minio_https"),
             patroni_ssl: r.bool("patroni_ssl_enabled"),
