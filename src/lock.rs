@@ -21,6 +21,9 @@ use crate::plan::Component;
 /// Lock format version.
 pub const VERSION: u32 = 1;
 
+/// The lock file's mode: committed to git and read by anyone who builds.
+pub const MODE: u32 = 0o644;
+
 /// One pinned package.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,7 +95,7 @@ pub fn inputs(r: &Recipe) -> String {
         Some(b) => format!("base {} {}", b.name, b.tag),
         None => format!("packages {:?} exclude {:?}", r.packages, r.exclude_packages),
     };
-    fetch::sha256(text.as_bytes())
+    crate::digest::sha256_hex(text.as_bytes())
 }
 
 impl Lock {
@@ -116,18 +119,12 @@ impl Lock {
         Ok(lock)
     }
 
-    /// Writes the lock (sorted, pretty JSON, trailing newline) atomically.
+    /// Writes the lock (sorted, pretty JSON, trailing newline) atomically, mode 0644: it is
+    /// committed beside the profile and read by every build.
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut text = serde_json::to_string_pretty(self)?;
         text.push('\n');
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        std::io::Write::write_all(&mut tmp, text.as_bytes())?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        Ok(())
+        crate::fsx::write_file_atomic(path, text.as_bytes(), MODE)
     }
 
     /// The upstream entry of `c` (`upstream/<c>`) for its upstream recipe `r`, refusing a
@@ -360,7 +357,26 @@ pub fn release_date(text: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::release_date;
+    use super::{release_date, Lock, VERSION};
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn the_lock_is_saved_readable_by_all_and_loads_back() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("infragen.lock");
+        let lock = Lock {
+            version: VERSION,
+            arch: "amd64".to_owned(),
+            source_date_epoch: 1,
+            images: std::collections::BTreeMap::new(),
+        };
+        lock.save(&path).unwrap();
+        lock.save(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o644, "{mode:o}");
+        assert_eq!(Lock::load(&path).unwrap(), lock);
+        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 1);
+    }
 
     #[test]
     fn parses_release_dates() {

@@ -6,13 +6,13 @@
 //! here ([`Manifest::check`]), so nothing downstream trusts a string it did not type.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Component as PathComponent, Path};
 
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 pub use crate::bundle::{Probe, Volume};
+pub use crate::digest::{is_hex64, Digest};
 
 /// The manifest format this build writes for a bundle whose secrets are in clear (and reads).
 pub const VERSION: u32 = 2;
@@ -21,73 +21,6 @@ pub const VERSION: u32 = 2;
 /// [`Manifest::recipients`]. A host whose infragen reads only version 2 refuses it, rather than
 /// installing ciphertext as credentials.
 pub const VERSION_SEALED: u32 = 3;
-
-/// A content digest, `sha256:` and 64 lowercase hex digits.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Digest(String);
-
-impl Digest {
-    /// The digest of `bytes`.
-    pub fn of(bytes: &[u8]) -> Self {
-        Self(format!("sha256:{}", crate::pkg::fetch::sha256(bytes)))
-    }
-
-    /// From a finished sha256 hasher.
-    pub fn from_hasher(h: sha2::Sha256) -> Self {
-        use sha2::Digest as _;
-        Self(format!(
-            "sha256:{}",
-            h.finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        ))
-    }
-
-    /// Parses `sha256:<hex>`.
-    pub fn parse(s: &str) -> Result<Self> {
-        match s.strip_prefix("sha256:") {
-            Some(h) if is_hex64(h) => Ok(Self(s.to_owned())),
-            _ => bail!("`{s}` is not a sha256 digest (`sha256:` and 64 lowercase hex digits)"),
-        }
-    }
-
-    /// The 64 hex digits.
-    pub fn hex(&self) -> &str {
-        &self.0[7..]
-    }
-
-    /// The whole `sha256:<hex>`.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Digest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl Serialize for Digest {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Digest {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
-
-/// Whether `s` is 64 lowercase hex digits (generation and root ids).
-pub fn is_hex64(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
 
 /// An `Option` that must be present (as `null` when empty): serde would default a missing one.
 fn required<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
@@ -292,7 +225,7 @@ impl Manifest {
     pub fn compute_generation(&self) -> String {
         let mut without = self.clone();
         without.generation = None;
-        crate::pkg::fetch::sha256(&without.to_canonical())
+        crate::digest::sha256_hex(&without.to_canonical())
     }
 
     /// Whether its secrets are age files (format [`VERSION_SEALED`]).

@@ -68,15 +68,7 @@ fn write_private(path: &Path, text: &str, mode: u32) -> Result<()> {
     let dir = path.parent().expect("has parent");
     fs::create_dir_all(dir)?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
-    tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(mode))?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    crate::fsx::write_file_atomic(path, text.as_bytes(), mode)
 }
 
 /// Locks the PKI directory itself (created when missing) until the returned handle is dropped:
@@ -179,7 +171,7 @@ impl Pki {
         want.push(format!("CN:{cn}"));
         want.push(format!(
             "CA:{}",
-            crate::pkg::fetch::sha256(self.ca_cert.as_bytes())
+            crate::digest::sha256_hex(self.ca_cert.as_bytes())
         ));
         want.push(format!("validity:{validity}"));
         let want = want.join("\n") + "\n";

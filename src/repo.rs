@@ -10,14 +10,14 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Write as _;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::fsx::write_file_atomic;
 use crate::lock::Lock;
 use crate::pkg::deb;
-use crate::pkg::fetch::{self, AptConfig, Cache};
+use crate::pkg::fetch::{AptConfig, Cache};
 
 /// Control fields copied into the index, in this order, when the package has them.
 const FIELDS: &[&str] = &[
@@ -70,7 +70,7 @@ pub fn sync(dir: &Path, lock: &Path, cache: &Path, repos: &[PathBuf]) -> Result<
     for (base, p) in &by_file {
         let target = dir.join(base);
         let bytes = match fs::read(&target) {
-            Ok(b) if fetch::sha256(&b) == p.sha256 => b,
+            Ok(b) if crate::digest::sha256_hex(&b) == p.sha256 => b,
             _ => {
                 if sources.is_none() {
                     sources = Some(AptConfig::default().sources()?);
@@ -82,7 +82,7 @@ pub fn sync(dir: &Path, lock: &Path, cache: &Path, repos: &[PathBuf]) -> Result<
                     repos,
                     sources.as_deref().unwrap_or_default(),
                 )?;
-                write_atomic(&target, &b)?;
+                write_file_atomic(&target, &b, 0o644)?;
                 b
             }
         };
@@ -102,24 +102,12 @@ pub fn sync(dir: &Path, lock: &Path, cache: &Path, repos: &[PathBuf]) -> Result<
         );
         let _ = writeln!(complete, "{}  {base}", p.sha256);
     }
-    write_atomic(&dir.join("Packages"), index.as_bytes())?;
+    write_file_atomic(&dir.join("Packages"), index.as_bytes(), 0o644)?;
     let mut gz = flate2::GzBuilder::new()
         .mtime(0)
         .write(Vec::new(), flate2::Compression::new(9));
     gz.write_all(index.as_bytes())?;
-    write_atomic(&dir.join("Packages.gz"), &gz.finish()?)?;
-    write_atomic(&marker, complete.as_bytes())?;
+    write_file_atomic(&dir.join("Packages.gz"), &gz.finish()?, 0o644)?;
+    write_file_atomic(&marker, complete.as_bytes(), 0o644)?;
     Ok(by_file.len())
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().expect("has parent");
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("writing {}", path.display()))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o644))?;
-    Ok(())
 }

@@ -709,7 +709,7 @@ fn every_runtime_installs_through_current_and_a_runtime_switch_removes_the_last(
         .expect("skopeo");
     let raw = ok(&o, "skopeo inspect");
     assert_eq!(
-        format!("sha256:{}", infragen::pkg::fetch::sha256(raw.as_bytes())),
+        format!("sha256:{}", infragen::digest::sha256_hex(raw.as_bytes())),
         m["components"]["nginx"]["image"].as_str().unwrap()
     );
 

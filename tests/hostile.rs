@@ -41,7 +41,7 @@ fn infragen() -> Command {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    infragen::pkg::fetch::sha256(bytes)
+    infragen::digest::sha256_hex(bytes)
 }
 
 fn canonical(v: &Value) -> Vec<u8> {

@@ -20,8 +20,8 @@ use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Component as PathComponent, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use sha2::{Digest as _, Sha256};
 
+use crate::digest::Hasher;
 use crate::fsx::{Kind, Root};
 use crate::manifest::Digest;
 
@@ -62,7 +62,7 @@ pub enum Kinds {
 /// A reader that hashes what passes through it.
 struct Tap<R> {
     inner: R,
-    hash: Sha256,
+    hash: Hasher,
 }
 
 impl<R: Read> Read for Tap<R> {
@@ -142,7 +142,7 @@ pub fn extract(
             inner: source,
             count: compressed.clone(),
         },
-        hash: Sha256::new(),
+        hash: Hasher::new(),
     };
     let mut magic = [0u8; 2];
     let mut got = 0;
@@ -167,17 +167,17 @@ pub fn extract(
             compressed,
             expanded: 0,
         },
-        hash: Sha256::new(),
+        hash: Hasher::new(),
     };
     entries(&mut tar_tap, root, kinds, owners, limits)?;
     // Whatever follows the archive's end is part of the stream and its digests.
     io::copy(&mut tar_tap, &mut io::sink()).context("reading to the end of the stream")?;
     let Tap { hash, inner, .. } = tar_tap;
-    let tar = Digest::from_hasher(hash);
+    let tar = hash.finish();
     let (_, mut blob) = inner.inner.into_inner().into_inner();
     io::copy(&mut blob, &mut io::sink()).context("reading to the end of the blob")?;
     Ok(Digests {
-        blob: Digest::from_hasher(blob.hash),
+        blob: blob.hash.finish(),
         tar,
     })
 }

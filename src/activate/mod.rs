@@ -599,7 +599,7 @@ fn stage_generation(
             })?;
             diff_ids.push(diff.as_str());
         }
-        let root_id = crate::pkg::fetch::sha256(diff_ids.join("\n").as_bytes());
+        let root_id = crate::digest::sha256_hex(diff_ids.join("\n").as_bytes());
         if root_id != c.root {
             bail!(
                 "component `{name}`: root id {} is not the digest of its layers' diff_ids ({root_id})",

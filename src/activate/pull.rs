@@ -13,7 +13,6 @@
 //! It does not activate: [`super::activate`] does, on the directory this returns.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -343,16 +342,11 @@ fn fetch_into(
     if !parent.as_os_str().is_empty() {
         dir.mkdir_all(parent, 0o700)?;
     }
-    let tmp = parent.join(format!(".pull-{}", digest.hex()));
-    let mut file = dir.create(&tmp, 0o600)?;
-    let got = client
+    let mut file = dir.create_atomic(&rel, 0o600)?;
+    client
         .get_blob_to(repo, digest, size, &mut file)
-        .and_then(|()| file.flush().map_err(Into::into));
-    if let Err(e) = got {
-        let _ = dir.remove(&tmp);
-        return Err(e.context(format!("`{}` from `{repo}`", rel.display())));
-    }
-    dir.rename(&tmp, &rel)
+        .with_context(|| format!("`{}` from `{repo}`", rel.display()))?;
+    file.commit()
 }
 
 #[cfg(test)]

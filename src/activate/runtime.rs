@@ -478,7 +478,7 @@ pub fn portable_name(c: &str, root_id: &str, unit_text: &[u8]) -> String {
     let mut text = root_id.as_bytes().to_vec();
     text.push(b'\n');
     text.extend_from_slice(&serde_json::to_vec(&parsed).expect("serializable"));
-    let hash = crate::pkg::fetch::sha256(&text);
+    let hash = crate::digest::sha256_hex(&text);
     format!("infra-{c}_{}", &hash[..16])
 }
 

@@ -59,18 +59,6 @@ pub fn sync_path(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes a file atomically: temporary name, fsync, rename, fsync of the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().expect("has parent");
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("writing {}", path.display()))?;
-    sync_path(dir)
-}
-
 /// Points `link` at `target` atomically: a symlink under a temporary name renamed over it.
 pub fn symlink_atomic(target: &Path, link: &Path) -> Result<()> {
     let dir = link.parent().expect("has parent");
@@ -164,9 +152,10 @@ impl State {
         let mut ids = self.history();
         ids.retain(|s| s != id);
         ids.push(id.to_owned());
-        write_atomic(
+        crate::fsx::write_file_atomic(
             &self.dir.join("history"),
             (ids.join("\n") + "\n").as_bytes(),
+            0o644,
         )
     }
 

@@ -15,9 +15,9 @@ use crate::manifest::Manifest;
 use super::plan::{self, Action, Step};
 use super::probe;
 use super::runtime::{Host, Runtime};
-use super::state::{self, fail_point, write_atomic, State};
+use super::state::{self, fail_point, State};
 use super::{euid_is_root, read_manifest, Options, Outcome};
-use crate::fsx::{Kind, Links, Root};
+use crate::fsx::{write_file_atomic, Kind, Links, Root};
 
 /// Makes `to` equal to `from` (both below the state directory `st`), file by file, each
 /// replaced by rename so that a reloading service never reads half a file; modes and owners
@@ -350,7 +350,7 @@ pub fn switch(
             }
         })
         .collect();
-    write_atomic(
+    write_file_atomic(
         &plan_file,
         &serde_json::to_vec(&Persisted {
             from: from.clone(),
@@ -360,6 +360,7 @@ pub fn switch(
             from_runtime: before_runtime.name().to_owned(),
             runtime: runtime.name().to_owned(),
         })?,
+        0o644,
     )?;
     fail_point("plan-written");
 
@@ -378,9 +379,10 @@ pub fn switch(
         state.set_pointer("rollback", f)?;
     }
     if runtime_of(state, id) != runtime || !state.generation(id).join("runtime").is_file() {
-        write_atomic(
+        write_file_atomic(
             &state.generation(id).join("runtime"),
             format!("{runtime}\n").as_bytes(),
+            0o644,
         )?;
     }
     state.set_pointer("current", id)?;

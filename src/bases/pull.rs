@@ -3,9 +3,6 @@
 //! store and renamed to its digest only when it matches. A blob already in the store is never
 //! fetched again; the manifest goes in last.
 
-use std::io::Write as _;
-use std::os::unix::fs::PermissionsExt;
-
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
@@ -84,18 +81,7 @@ pub fn pull(client: &mut Client, r: &Reference, digest: &str, store: &BlobStore)
 fn fetch(client: &mut Client, r: &Reference, b: &Blob, store: &BlobStore) -> Result<()> {
     let digest = Digest::parse(&b.digest)?;
     let dest = store.path(&b.digest)?;
-    let dir = dest.parent().context("a blob path has a parent")?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".pull-")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in `{}`", dir.display()))?;
-    client.get_blob_to(&r.repo, &digest, b.size, tmp.as_file_mut())?;
-    tmp.as_file_mut().flush()?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(&dest)
-        .map_err(|e| e.error)
-        .with_context(|| format!("renaming into `{}`", dest.display()))?;
-    Ok(())
+    let mut tmp = crate::fsx::AtomicFile::create(&dest, 0o644)?;
+    client.get_blob_to(&r.repo, &digest, b.size, &mut tmp)?;
+    tmp.commit()
 }

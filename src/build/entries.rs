@@ -45,8 +45,7 @@ pub(super) fn package_entries(bytes: &[u8], r: &Recipe) -> Result<Vec<LayerEntry
 
 /// A cache key for layer entries: the sha256 of every header field and every byte.
 pub(super) fn content_key(entries: &[LayerEntry]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
+    let mut h = crate::digest::Hasher::new();
     for e in entries {
         let (tag, body): (&str, &[u8]) = match &e.kind {
             EntryKind::File(d) => ("f", d),
@@ -67,8 +66,7 @@ pub(super) fn content_key(entries: &[LayerEntry]) -> String {
         );
         h.update(body);
     }
-    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    format!("content {hex}")
+    format!("content {}", h.finish().hex())
 }
 
 /// `/etc/passwd`, `/etc/group`, the recipe's directories and the mount points systemd needs.

@@ -13,7 +13,7 @@ use crate::image::Recipe;
 use crate::lock::ImageLock;
 use crate::oci::blob::BlobStore;
 use crate::oci::layer::{self, EntryKind, LayerEntry};
-use crate::pkg::fetch::{self, AptConfig, Cache};
+use crate::pkg::fetch::{AptConfig, Cache};
 
 /// Format version of cached layers: bump when layer content rules change.
 const LAYER_FORMAT: &str = "infragen-layer-1";
@@ -28,7 +28,7 @@ pub(super) struct Layers<'a> {
 
 impl Layers<'_> {
     fn index_file(&self, key: &str) -> PathBuf {
-        self.index.join(fetch::sha256(
+        self.index.join(crate::digest::sha256_hex(
             format!("{LAYER_FORMAT} {} {key}", self.epoch).as_bytes(),
         ))
     }
@@ -48,9 +48,7 @@ impl Layers<'_> {
     fn record(&mut self, key: &str, info: &LayerInfo) -> Result<()> {
         fs::create_dir_all(&self.index)?;
         let file = self.index_file(key);
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.index)?;
-        std::io::Write::write_all(&mut tmp, &serde_json::to_vec(info)?)?;
-        tmp.persist(&file).map_err(|e| e.error)?;
+        crate::fsx::write_file_atomic(&file, &serde_json::to_vec(info)?, 0o644)?;
         self.built += 1;
         Ok(())
     }

@@ -74,7 +74,7 @@ pub fn write(
         let r = &recipes[&c];
         let unit = format!("infra-{}.service", c.name());
         let (root_layers, config_layer) = built.layers.split_at(built.layers.len() - 1);
-        let root_id = crate::pkg::fetch::sha256(
+        let root_id = crate::digest::sha256_hex(
             root_layers
                 .iter()
                 .map(|l| l.diff_id.as_str())

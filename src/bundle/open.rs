@@ -8,12 +8,12 @@
 //! [`crate::fsx::Root`]: a symlink, device or fifo in it is a problem, never followed.
 
 use std::collections::BTreeMap;
-use std::io::{Read as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::io::{Read as _, Write};
+use std::path::Path;
 
 use anyhow::{Context, Result};
-use sha2::{Digest as _, Sha256};
 
+use crate::digest::HashWriter;
 use crate::fsx::{Kind, Links, Root};
 use crate::manifest::{Digest, Manifest, SIGNATURE};
 
@@ -172,36 +172,21 @@ impl Opened {
     /// Hashes a blob while copying it into `to` (under a temporary name, renamed to its digest
     /// only when it verifies); returns what it hashed to.
     fn copy_blob(&self, rel: &Path, want: &Digest, to: Option<&Root>) -> Result<Digest> {
-        let mut src = self.root.open_file(rel)?;
-        let mut hash = Sha256::new();
-        let tmp = PathBuf::from(format!(".{}.part", want.hex()));
-        let mut out = match to {
-            Some(dir) => {
-                dir.remove(&tmp)?;
-                Some(dir.create(&tmp, 0o644)?)
-            }
-            None => None,
-        };
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = src
-                .read(&mut buf)
-                .with_context(|| format!("reading {}", rel.display()))?;
-            if n == 0 {
-                break;
-            }
-            hash.update(&buf[..n]);
-            if let Some(o) = out.as_mut() {
-                o.write_all(&buf[..n])?;
-            }
-        }
-        let got = Digest::from_hasher(hash);
-        if let Some(dir) = to {
-            if &got == want {
-                dir.rename(&tmp, Path::new(want.hex()))?;
-            } else {
-                dir.remove(&tmp)?;
-            }
+        let mut src = std::io::BufReader::with_capacity(1 << 20, self.root.open_file(rel)?);
+        let mut out = to
+            .map(|dir| dir.create_atomic(Path::new(want.hex()), 0o644))
+            .transpose()?;
+        let mut sink = std::io::sink();
+        let mut hashed = HashWriter::new(match out.as_mut() {
+            Some(o) => o as &mut dyn Write,
+            None => &mut sink,
+        });
+        std::io::copy(&mut src, &mut hashed)
+            .with_context(|| format!("copying {}", rel.display()))?;
+        let got = hashed.digest();
+        // Named by its digest only when it verifies; otherwise dropping it removes it.
+        if let Some(o) = out.filter(|_| &got == want) {
+            o.commit()?;
         }
         Ok(got)
     }

@@ -415,7 +415,7 @@ impl StoreArgs {
             let stem = path
                 .file_stem()
                 .map_or_else(|| "profile".into(), |s| s.to_string_lossy().into_owned());
-            let hash = crate::pkg::fetch::sha256(path.to_string_lossy().as_bytes());
+            let hash = crate::digest::sha256_hex(path.to_string_lossy().as_bytes());
             format!("{stem}-{}", &hash[..12])
         };
         state.join("pki").join(key)

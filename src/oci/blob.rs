@@ -8,11 +8,10 @@
 //! <https://github.com/opencontainers/image-spec/blob/v1.1.0/image-layout.md>
 
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::io;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest as _, Sha256};
+use crate::digest::is_hex64;
 
 /// Everything that can go wrong while building layers or writing an OCI layout.
 #[derive(Debug, thiserror::Error)]
@@ -105,12 +104,7 @@ pub struct BlobRef {
 
 /// `sha256:<hex>` of `bytes`.
 pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex(&Sha256::digest(bytes)))
-}
-
-/// Lowercase hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::digest::Digest::of(bytes).into_string()
 }
 
 /// The hex part of a `sha256:<hex>` digest, validated so it can safely name a file.
@@ -119,10 +113,6 @@ pub fn digest_hex(digest: &str) -> Result<&str, OciError> {
         Some(h) if is_hex64(h) => Ok(h),
         _ => Err(OciError::InvalidDigest(digest.to_owned())),
     }
-}
-
-fn is_hex64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The blob store of one OCI image layout directory.
@@ -238,25 +228,15 @@ impl BlobStore {
 /// Writes `bytes` to `target` atomically: a temporary file in `dir` (the target's directory),
 /// mode 0644 whatever the umask, fsynced, renamed over `target`, and the directory fsynced.
 pub(crate) fn write_atomic(dir: &Path, target: &Path, bytes: &[u8]) -> Result<(), OciError> {
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(|e| OciError::io("create a temporary file in", dir, e))?;
-    let file = tmp.as_file_mut();
-    file.write_all(bytes)
-        .and_then(|()| file.set_permissions(fs::Permissions::from_mode(0o644)))
-        .and_then(|()| file.sync_all())
-        .map_err(|e| OciError::io("write", tmp.path().to_path_buf(), e))?;
-    tmp.persist(target)
-        .map_err(|e| OciError::io("rename into", target, e.error))?;
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| OciError::io("sync", dir, e))
+    debug_assert_eq!(target.parent(), Some(dir));
+    crate::fsx::write_file_atomic(target, bytes, 0o644)
+        .map_err(|e| OciError::io("write", target, io::Error::other(format!("{e:#}"))))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     #[test]
     fn put_is_content_addressed_and_idempotent() {

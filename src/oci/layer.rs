@@ -13,10 +13,10 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use flate2::{Compression, GzBuilder};
-use sha2::{Digest as _, Sha256};
 use tar::{EntryType, Header};
 
-use super::blob::{hex, OciError};
+use super::blob::OciError;
+use crate::digest::HashWriter;
 
 /// The media type of the layers built here.
 pub const MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
@@ -134,15 +134,15 @@ pub fn build(entries: Vec<LayerEntry>, mtime: u64) -> Result<Layer, OciError> {
         reason: format!("cannot finish the archive: {e}"),
     };
     let tar_out = tar.into_inner().map_err(finish)?;
-    let diff_id = tar_out.digest();
-    let blob = tar_out.inner.finish().map_err(finish)?;
-    let digest = blob.digest();
+    let diff_id = tar_out.digest().into_string();
+    let blob = tar_out.into_inner().finish().map_err(finish)?;
+    let digest = blob.digest().into_string();
     Ok(Layer {
         digest,
         diff_id,
-        size: blob.count,
+        size: blob.count(),
         media_type: MEDIA_TYPE.to_owned(),
-        bytes: blob.inner,
+        bytes: blob.into_inner(),
     })
 }
 
@@ -361,40 +361,6 @@ fn regroup_hardlinks(by_path: &mut BTreeMap<String, LayerEntry>) -> Result<(), O
         }
     }
     Ok(())
-}
-
-/// A writer that hashes and counts what passes through it.
-struct HashWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    count: u64,
-}
-
-impl<W> HashWriter<W> {
-    fn new(inner: W) -> Self {
-        HashWriter {
-            inner,
-            hasher: Sha256::new(),
-            count: 0,
-        }
-    }
-
-    fn digest(&self) -> String {
-        format!("sha256:{}", hex(&self.hasher.clone().finalize()))
-    }
-}
-
-impl<W: Write> Write for HashWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{anyhow, bail, Context, Result};
-use sha2::{Digest, Sha256};
 
 use super::apt::{self, Package, Source};
 
@@ -95,11 +94,8 @@ fn join(base: &str, rel: &str) -> String {
     )
 }
 
-/// The hex sha256 of `bytes`.
-pub fn sha256(bytes: &[u8]) -> String {
-    let d = Sha256::digest(bytes);
-    d.iter().map(|b| format!("{b:02x}")).collect()
-}
+/// The hex sha256 of `bytes` (the name callers in `profile` and the tests use).
+pub use crate::digest::sha256_hex as sha256;
 
 /// How metadata signatures are handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,10 +280,7 @@ impl Cache {
     fn store(path: &Path, bytes: &[u8]) -> Result<()> {
         let dir = path.parent().expect("has parent");
         fs::create_dir_all(dir)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        std::io::Write::write_all(&mut tmp, bytes)?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        Ok(())
+        crate::fsx::write_file_atomic(path, bytes, 0o644)
     }
 
     /// The cache directory.

@@ -159,18 +159,9 @@ impl Client {
         expected_size: u64,
         dest: &Path,
     ) -> Result<()> {
-        let dir = dest
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)
-            .with_context(|| format!("creating a temporary file in `{}`", dir.display()))?;
-        self.get_blob_to(repo, digest, expected_size, tmp.as_file_mut())?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(dest)
-            .map_err(|e| e.error)
-            .with_context(|| format!("renaming into `{}`", dest.display()))?;
-        Ok(())
+        let mut tmp = crate::fsx::AtomicFile::create(dest, 0o644)?;
+        self.get_blob_to(repo, digest, expected_size, &mut tmp)?;
+        tmp.commit()
     }
 
     /// Streams blob `digest` of `repo` into `out`, hashing on the way; an error when the size

@@ -10,14 +10,14 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use sha2::Digest as _;
 
 use super::sink::Sink;
+use crate::digest::HashWriter;
+use crate::fsx::{write_file_atomic, AtomicFile};
 use crate::manifest::Digest;
 use crate::oci::layout::MANIFEST_MEDIA_TYPE;
 use crate::registry::{check_repo, valid_tag, Pushed};
@@ -81,42 +81,19 @@ impl StaticTree {
 
 /// Writes `dest` from `source` through a temporary file beside it, checking the digest.
 fn copy_checked(source: &Path, dest: &Path, digest: &Digest, size: u64) -> Result<()> {
-    let dir = dest.parent().expect("a blob path has a parent");
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file in `{}`", dir.display()))?;
-    let mut input =
+    let input =
         fs::File::open(source).with_context(|| format!("opening `{}`", source.display()))?;
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 64 << 10];
-    loop {
-        let n = input
-            .read(&mut buf)
-            .with_context(|| format!("reading `{}`", source.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        tmp.write_all(&buf[..n])?;
-    }
-    let got = Digest::from_hasher(hasher);
-    let len = tmp.as_file().metadata()?.len();
+    let mut tmp = HashWriter::new(AtomicFile::create(dest, 0o644)?);
+    io::copy(&mut io::BufReader::with_capacity(64 << 10, input), &mut tmp)
+        .with_context(|| format!("copying `{}` to `{}`", source.display(), dest.display()))?;
+    let (got, len) = (tmp.digest(), tmp.count());
     if &got != digest || len != size {
         bail!(
             "`{}` is {len} bytes hashing to {got}, not {size} bytes hashing to {digest}",
             source.display()
         );
     }
-    persist(tmp, dest)
-}
-
-fn persist(tmp: tempfile::NamedTempFile, dest: &Path) -> Result<()> {
-    tmp.as_file().sync_all()?;
-    tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(0o644))?;
-    tmp.persist(dest)
-        .map_err(|e| e.error)
-        .with_context(|| format!("renaming into `{}`", dest.display()))?;
-    Ok(())
+    tmp.into_inner().commit()
 }
 
 /// Hard-links `from` to `dest` through a temporary name beside `dest`.
@@ -197,10 +174,7 @@ impl Sink for StaticTree {
             if fs::read(&path).is_ok_and(|b| b == bytes) {
                 continue;
             }
-            let mut tmp = tempfile::NamedTempFile::new_in(&dir)
-                .with_context(|| format!("creating a temporary file in `{}`", dir.display()))?;
-            tmp.write_all(bytes)?;
-            persist(tmp, &path)?;
+            write_file_atomic(&path, bytes, 0o644)?;
             self.written += 1;
         }
         Ok(digest)

@@ -5,10 +5,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use sha2::{Digest as _, Sha256};
-
 use super::{LayerRef, REF_NAME};
-use crate::oci::blob::{hex, BlobStore, OciError};
+use crate::oci::blob::{BlobStore, OciError};
 use crate::oci::layer::MEDIA_TYPE as LAYER_MEDIA_TYPE;
 
 /// Media types of gzip-compressed tar layers that an imported image may use: the OCI one and
@@ -135,7 +133,7 @@ pub fn image_layers(
 
 /// `sha256:<hex>` of the tar inside a gzip blob.
 fn tar_digest(gz: &[u8]) -> std::io::Result<String> {
-    let mut hasher = Sha256::new();
+    let mut hasher = crate::digest::Hasher::new();
     std::io::copy(&mut flate2::read::GzDecoder::new(gz), &mut hasher)?;
-    Ok(format!("sha256:{}", hex(&hasher.finalize())))
+    Ok(hasher.finish().into_string())
 }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use sha2::{Digest, Sha256};
+use crate::digest::sha256_hex;
 
 use super::deb822::{stanzas, words};
 use super::AptError;
@@ -151,14 +151,6 @@ pub fn strip_clearsign(text: &str) -> Result<String, AptError> {
         return Err(err(line, "text after the signature"));
     }
     Ok(body)
-}
-
-/// Lowercase hex sha256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// Checks that `bytes`, fetched as `path` (relative to the suite, as listed in `Release`, e.g.

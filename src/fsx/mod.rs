@@ -13,7 +13,6 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::Write as _;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Component, Path, PathBuf};
@@ -21,6 +20,10 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
+
+mod atomic;
+
+pub use atomic::{write_file_atomic, AtomicFile};
 
 /// How symlinks on the way to a path are treated (the last component is never followed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,12 +153,18 @@ impl Root {
 
     /// The parent directory of `rel` (opened as a path handle) and its last component.
     fn parent<'a>(&self, rel: &'a Path) -> Result<(OwnedFd, &'a OsStr)> {
+        self.parent_with(rel, OFlags::PATH)
+    }
+
+    /// The parent directory of `rel` opened with `flags` (`RDONLY` to fsync it) and its last
+    /// component.
+    fn parent_with<'a>(&self, rel: &'a Path, flags: OFlags) -> Result<(OwnedFd, &'a OsStr)> {
         let name = rel
             .file_name()
             .with_context(|| format!("`{}`: no file name", rel.display()))?;
         let parent = rel.parent().unwrap_or(Path::new(""));
         let fd = self
-            .open_at(parent, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())
+            .open_at(parent, flags | OFlags::DIRECTORY, Mode::empty())
             .with_context(|| format!("{}: opening its directory", self.shown(rel)))?;
         Ok((fd, name))
     }
@@ -311,25 +320,6 @@ impl Root {
         std::io::Read::read_to_end(&mut self.open_file(rel)?, &mut out)
             .with_context(|| format!("reading {}", self.shown(rel)))?;
         Ok(out)
-    }
-
-    /// Writes `bytes` to `rel` atomically (temporary name, fsync, rename, fsync of the
-    /// directory), with `mode` exactly.
-    pub fn write_atomic(&self, rel: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-        let name = rel
-            .file_name()
-            .with_context(|| format!("`{}`: no file name", rel.display()))?;
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(name);
-        tmp_name.push(format!(".tmp-{}", std::process::id()));
-        let tmp = rel.with_file_name(tmp_name);
-        self.remove(&tmp)?;
-        let mut f = self.create(&tmp, mode)?;
-        f.write_all(bytes)
-            .and_then(|()| f.sync_all())
-            .with_context(|| format!("writing {}", self.shown(&tmp)))?;
-        self.rename(&tmp, rel)?;
-        self.sync_dir(rel.parent().unwrap_or(Path::new("")))
     }
 
     /// Creates the symlink `rel` pointing at `target` (stored as given, never followed).
