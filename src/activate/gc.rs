@@ -136,13 +136,13 @@ pub fn gc(root: &Path, keep: usize) -> Result<Vec<String>> {
     for e in fs::read_dir(&state.dir)? {
         let e = e?;
         let name = e.file_name().to_string_lossy().into_owned();
-        let stale = e
+        let old_enough = e
             .metadata()
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.elapsed().ok())
             .is_some_and(|age| age > std::time::Duration::from_secs(3600));
-        if (name.starts_with(".incoming-") || name.starts_with(".pull-")) && stale {
+        if (name.starts_with(".incoming-") || name.starts_with(".pull-")) && old_enough {
             discard(&e.path())?;
             removed.push(format!("private directory {name}"));
         }
