@@ -156,6 +156,7 @@ fn current(host: &Path) -> Option<String> {
 
 #[test]
 fn first_activation_installs_everything_and_a_second_changes_nothing() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/activate.rs");
     let b = bundles();
     let host = tempfile::tempdir().unwrap();
     let out = ok(&activate(&b.a, host.path(), &[]), "activate");
@@ -215,6 +216,7 @@ fn first_activation_installs_everything_and_a_second_changes_nothing() {
 
 #[test]
 fn one_parameter_changes_exactly_the_affected_components() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/activate.rs");
     let b = bundles();
     let host = tempfile::tempdir().unwrap();
     ok(&activate(&b.a, host.path(), &[]), "activate A");
@@ -284,6 +286,7 @@ fn one_parameter_changes_exactly_the_affected_components() {
 
 #[test]
 fn a_flipped_byte_anywhere_in_a_bundle_is_refused_and_the_host_is_unchanged() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/activate.rs");
     let b = bundles();
     let host = tempfile::tempdir().unwrap();
     ok(&activate(&b.a, host.path(), &[]), "activate A");
@@ -330,6 +333,7 @@ fn a_flipped_byte_anywhere_in_a_bundle_is_refused_and_the_host_is_unchanged() {
 
 #[test]
 fn a_bundle_archive_activates_like_its_directory() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/activate.rs");
     let b = bundles();
     let host = tempfile::tempdir().unwrap();
     let archive = host.path().join("bundle.tar.gz");
@@ -349,6 +353,7 @@ fn a_bundle_archive_activates_like_its_directory() {
 
 #[test]
 fn a_downgrade_is_refused_unless_asked_for() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/activate.rs");
     let b = bundles();
     let host = tempfile::tempdir().unwrap();
     ok(&activate(&b.a, host.path(), &[]), "activate A");
@@ -369,6 +374,7 @@ fn a_downgrade_is_refused_unless_asked_for() {
 
 #[test]
 fn a_concurrent_activation_fails_at_once() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/activate.rs");
     let b = bundles();
     let host = tempfile::tempdir().unwrap();
     ok(&activate(&b.a, host.path(), &[]), "activate A");
@@ -476,6 +482,7 @@ fn check_invariant(host: &Path, allowed: &[String], what: &str) {
 
 #[test]
 fn interruptions_at_any_point_leave_one_complete_generation_and_rerunning_converges() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/activate.rs");
     let b = bundles();
     let seed: u64 = std::env::var("INFRAGEN_SEED")
         .ok()
@@ -584,6 +591,7 @@ fn inside(host: &Path, link: &Path) -> PathBuf {
 #[test]
 fn every_runtime_installs_through_current_and_a_runtime_switch_removes_the_last() {
     use std::os::unix::fs::MetadataExt;
+    common::tier::binary(common::tier::Tier::Integration, "tests/activate.rs");
     let b = bundles();
     let host = tempfile::tempdir().unwrap();
     let h = host.path();
@@ -793,6 +801,7 @@ fn every_runtime_installs_through_current_and_a_runtime_switch_removes_the_last(
 /// nothing is written outside the unpacking directory.
 #[test]
 fn a_bundle_archive_cannot_link_outside_its_directory() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/activate.rs");
     let dir = tempfile::tempdir().unwrap();
     let outside = dir.path().join("outside");
     fs::create_dir_all(&outside).unwrap();
@@ -876,6 +885,7 @@ fn secret_files(dir: &Path) -> Vec<(PathBuf, u32)> {
 #[test]
 fn modes_come_from_the_manifest_and_nobody_reads_a_secret() {
     use std::os::unix::fs::MetadataExt;
+    common::tier::binary(common::tier::Tier::Integration, "tests/activate.rs");
     let b = bundles();
     let copy = tempfile::tempdir().unwrap();
     let bundle = copy.path().join("bundle");
@@ -971,6 +981,7 @@ fn infragen_is_root() -> bool {
 /// A component removed from the profile takes its live configuration and credentials with it.
 #[test]
 fn a_removed_component_leaves_no_configuration_or_credentials() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/activate.rs");
     let b = bundles();
     let host = tempfile::tempdir().unwrap();
     let state = host.path().join("var/lib/infragen");
@@ -1003,6 +1014,7 @@ fn a_removed_component_leaves_no_configuration_or_credentials() {
 /// through the health gate's rollback, and the error names what failed.
 #[test]
 fn a_full_disk_after_the_switch_rolls_back() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/activate.rs");
     let b = bundles();
     let host = tempfile::tempdir().unwrap();
     ok(&activate(&b.a, host.path(), &[]), "activate A");
@@ -1028,6 +1040,7 @@ fn a_full_disk_after_the_switch_rolls_back() {
 /// state directory is never created, read or written through a link out of the host root.
 #[test]
 fn a_state_directory_that_leads_out_of_the_root_is_refused() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/activate.rs");
     let b = bundles();
     let dir = tempfile::tempdir().unwrap();
     let outside = dir.path().join("outside");

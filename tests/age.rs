@@ -2,6 +2,8 @@
 //! encrypts, `age -d` decrypts; what `age -r` encrypts, infragen decrypts; `age-keygen`'s
 //! identity file is what infragen reads, and the file `host init` writes is one `age` reads.
 
+mod common;
+
 use std::fs;
 use std::process::Command;
 
@@ -31,6 +33,7 @@ fn plaintexts() -> Vec<Vec<u8>> {
 
 #[test]
 fn the_age_cli_decrypts_what_infragen_encrypts() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/age.rs");
     let dir = tempfile::tempdir().unwrap();
     let ours = Identity::generate().unwrap();
     let id_file = dir.path().join("ours.key");
@@ -60,6 +63,7 @@ fn the_age_cli_decrypts_what_infragen_encrypts() {
 
 #[test]
 fn infragen_decrypts_what_the_age_cli_encrypts() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/age.rs");
     let dir = tempfile::tempdir().unwrap();
     let ours = Identity::generate().unwrap();
     let other = Identity::generate().unwrap();

@@ -146,6 +146,7 @@ fn store_files(cache: &Path) -> Vec<String> {
 
 #[test]
 fn a_base_from_a_registry_is_pinned_fetched_once_and_built_upon() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/bases_registry.rs");
     if skipped() {
         return;
     }
@@ -299,6 +300,7 @@ fn a_base_from_a_registry_is_pinned_fetched_once_and_built_upon() {
 
 #[test]
 fn a_tampered_base_layer_is_refused_and_no_registry_means_missing() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/bases_registry.rs");
     if skipped() {
         return;
     }

@@ -20,6 +20,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The booted tier's gate: the tier chosen (else one SKIPPED line and the binary exits), then
+/// root and the tools, or a failure naming them.
+fn booted_tier() {
+    common::tier::binary(common::tier::Tier::Booted, "tests/booted.rs");
+    common::tier::require_root("tests/booted.rs");
+    common::tier::require(
+        "tests/booted.rs",
+        &[
+            ("systemd-nspawn", "systemd-container"),
+            ("debootstrap", "debootstrap"),
+        ],
+    );
+}
+
 /// A Debian 12 root with systemd, made once and cached as a tarball.
 fn debian_root(dest: &Path) {
     static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -483,6 +497,7 @@ fn assert_restarted_only(
 
 #[test]
 fn single_node_on_a_booted_systemd() {
+    booted_tier();
     let dir = tempfile::Builder::new()
         .prefix("infragen-booted-")
         .tempdir_in("/var/tmp")
@@ -605,6 +620,7 @@ fn single_node_on_a_booted_systemd() {
 
 #[test]
 fn three_node_on_three_booted_systemds() {
+    booted_tier();
     let dir = tempfile::Builder::new()
         .prefix("infragen-booted3-")
         .tempdir_in("/var/tmp")
@@ -722,6 +738,7 @@ fn three_node_on_three_booted_systemds() {
 /// rolled back under the runtime it ran with, and the podman runtime is refused without Quadlet.
 #[test]
 fn nspawn_and_portable_runtimes_on_a_booted_systemd() {
+    booted_tier();
     let dir = tempfile::Builder::new()
         .prefix("infragen-booted-rt-")
         .tempdir_in("/var/tmp")

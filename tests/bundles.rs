@@ -57,20 +57,9 @@ fn hosts(out: &Path) -> Vec<PathBuf> {
 
 fn profiles() -> Vec<String> {
     let mut v = vec!["three-node".to_owned()];
-    for f in [
-        "meta.yml",
-        "ha-trio.yml",
-        "ha-full.yml",
-        "ha-dual.yml",
-        "infra.yml",
-    ] {
-        v.push(
-            root()
-                .join("../shared/fixtures/pigsty")
-                .join(f)
-                .display()
-                .to_string(),
-        );
+    // our Pigsty-dialect fixtures, and Pigsty's own when ../shared is present
+    for f in common::inventories() {
+        v.push(f.display().to_string());
     }
     v
 }
@@ -86,6 +75,7 @@ fn budget(unit: &str) -> f64 {
 
 #[test]
 fn every_unit_verifies_cleanly_and_scores_within_its_budget() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/bundles.rs");
     let mut table =
         String::from("unit                              host           exposure  budget\n");
     for profile in profiles() {
@@ -173,6 +163,7 @@ fn sans(cert: &Path) -> Vec<String> {
 
 #[test]
 fn certificates_verify_match_the_profile_and_survive_rebuilds() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/bundles.rs");
     let dir = tempfile::tempdir().unwrap();
     let out = build("three-node", dir.path(), &[]);
     let pki = dir.path().join("pki");
@@ -233,6 +224,7 @@ fn certificates_verify_match_the_profile_and_survive_rebuilds() {
 
 #[test]
 fn no_secret_appears_in_any_artifact() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/bundles.rs");
     let dir = tempfile::tempdir().unwrap();
     let secrets = [
         "Graf-Admin-7f3e9c1d",
@@ -424,6 +416,7 @@ fn http_ok(url: &str, machine: &Machine) -> String {
 
 #[test]
 fn nspawn_files_run_their_components_which_answer_health_probes() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/bundles.rs");
     let dir = tempfile::tempdir().unwrap();
     let text = fs::read_to_string(root().join("profiles/single-node.yml"))
         .unwrap()
@@ -488,6 +481,7 @@ fn nspawn_files_run_their_components_which_answer_health_probes() {
 
 #[test]
 fn manifests_list_every_file_and_verify_finds_any_change() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/bundles.rs");
     let dir = tempfile::tempdir().unwrap();
     let out = build("single-node", dir.path(), &[]);
     let host = out.join("10.10.10.10");

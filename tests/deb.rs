@@ -613,6 +613,12 @@ fn dnsmasq_base() -> (String, Vec<u8>) {
 
 #[test]
 fn real_package() {
+    if !common::tier::part(
+        common::tier::Tier::Integration,
+        "tests/deb.rs::real_package: a real package fetched with `apt-get download` from Debian's mirror",
+    ) {
+        return;
+    }
     let (name, bytes) = dnsmasq_base();
     let d = deb::read(&bytes, &Limits::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(d.control["Package"], "dnsmasq-base");

@@ -864,6 +864,7 @@ fn archive_cases() -> Vec<(&'static str, Archive, Expect)> {
 
 #[test]
 fn hostile_archives_are_refused_while_unpacking() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/hostile.rs");
     let cases = archive_cases();
     let total = cases.len();
     let mut failed = Vec::new();
@@ -1076,6 +1077,7 @@ fn layer_cases() -> Vec<(&'static str, Layer, LayerExpect)> {
 
 #[test]
 fn hostile_layers_in_a_signed_bundle_are_refused() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/hostile.rs");
     let cases = layer_cases();
     let total = cases.len();
     let mut failed = Vec::new();
@@ -1374,6 +1376,7 @@ fn bundle_cases() -> Vec<(&'static str, Prepare, Expect)> {
 
 #[test]
 fn hostile_bundles_are_refused_before_anything_is_read() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/hostile.rs");
     let cases = bundle_cases();
     let total = cases.len();
     let mut failed = Vec::new();
@@ -1442,6 +1445,7 @@ fn trust_cases() -> Vec<(&'static str, Prepare, &'static [&'static str], Expect)
 
 #[test]
 fn the_host_decides_whom_it_trusts() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/hostile.rs");
     let cases = trust_cases();
     let total = cases.len();
     let mut failed = Vec::new();

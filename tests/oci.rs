@@ -2,6 +2,8 @@
 //! digests guard against accidental changes, and the real consumers (`skopeo inspect`,
 //! `umoci unpack`) read what we write.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -87,6 +89,7 @@ fn files(dir: &Path) -> BTreeMap<String, (u32, Vec<u8>)> {
 #[test]
 #[ignore = "helper: run as a child process by builds_are_identical_across_umask_and_tz"]
 fn child_build() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/oci.rs");
     if let Some(out) = std::env::var_os(CHILD_OUT) {
         build_layout(Path::new(&out));
     }
@@ -113,6 +116,7 @@ fn build_in_child(out: &Path, umask: &str, tz: &str) {
 
 #[test]
 fn builds_are_identical_across_umask_and_tz() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/oci.rs");
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     build_in_child(&a, "077", "Pacific/Chatham");
@@ -134,6 +138,7 @@ fn builds_are_identical_across_umask_and_tz() {
 
 #[test]
 fn a_fixed_tiny_layer_has_known_digests() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/oci.rs");
     let layer = build(vec![LayerEntry::file("hello.txt", "hello\n", 0o644)], 0).unwrap();
     assert_eq!(layer.diff_id, TINY_DIFF_ID);
     assert_eq!(layer.digest, TINY_DIGEST);
@@ -142,6 +147,7 @@ fn a_fixed_tiny_layer_has_known_digests() {
 
 #[test]
 fn the_sample_image_has_known_digests() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/oci.rs");
     let tmp = tempfile::tempdir().unwrap();
     let (layer, manifest) = build_layout(tmp.path());
     assert_eq!(layer.diff_id, SAMPLE_DIFF_ID);
@@ -174,6 +180,7 @@ const SAMPLE_INDEX: &str =
 
 #[test]
 fn fsck_sees_a_flipped_byte() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/oci.rs");
     let tmp = tempfile::tempdir().unwrap();
     let (layer, _) = build_layout(tmp.path());
     let store = BlobStore::open(tmp.path()).unwrap();
@@ -220,6 +227,7 @@ fn run(cmd: &mut Command) -> String {
 
 #[test]
 fn skopeo_inspects_the_layout() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/oci.rs");
     let skopeo = tool("skopeo");
     let tmp = tempfile::tempdir().unwrap();
     let (layer, manifest) = build_layout(tmp.path());
@@ -239,6 +247,7 @@ fn is_root() -> bool {
 
 #[test]
 fn umoci_unpacks_the_layout() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/oci.rs");
     let umoci = tool("umoci");
     let tmp = tempfile::tempdir().unwrap();
     let layout = tmp.path().join("layout");

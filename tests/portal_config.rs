@@ -8,6 +8,8 @@
 //! server block. `nginx -t` accepts the snippet profile. The negative canary: the quote trick
 //! this check was written against, planted past the plan, passes `nginx -t` and fails the count.
 
+mod common;
+
 use std::path::PathBuf;
 
 use infragen::plan::nginx_lex::{parse, Directive};
@@ -29,15 +31,9 @@ fn corpus() -> Vec<String> {
         .iter()
         .map(|(n, _)| (*n).to_owned())
         .collect();
-    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/pigsty");
-    for f in [
-        "meta.yml",
-        "ha-trio.yml",
-        "ha-full.yml",
-        "ha-dual.yml",
-        "infra.yml",
-    ] {
-        names.push(fixtures.join(f).display().to_string());
+    // our Pigsty-dialect fixtures, and Pigsty's own when ../shared is present
+    for f in common::inventories() {
+        names.push(f.display().to_string());
     }
     names.push(snippets());
     names
@@ -208,6 +204,12 @@ fn nginx_t(plan: &Plan, tree: &Tree) -> Outcome {
 
 #[test]
 fn nginx_accepts_every_accepted_config() {
+    if !common::tier::part(
+        common::tier::Tier::Integration,
+        "tests/portal_config.rs::nginx_accepts_every_accepted_config: `nginx -t` on the snippet profile",
+    ) {
+        return;
+    }
     let plan = plan_of(&snippets());
     let tree = render::plan(&plan).unwrap();
     assert_eq!(nginx_t(&plan, &tree), Outcome::Accepted);
@@ -218,6 +220,12 @@ fn nginx_accepts_every_accepted_config() {
 /// `nginx -t` accepts it (it checks syntax, not intent); the count above refuses it.
 #[test]
 fn negative_canary_an_escaped_server_block_passes_nginx_and_fails_the_count() {
+    if !common::tier::part(
+        common::tier::Tier::Integration,
+        "tests/portal_config.rs::negative_canary_an_escaped_server_block_passes_nginx_and_fails_the_count: `nginx -t` on the planted escape",
+    ) {
+        return;
+    }
     let mut plan = plan_of("single-node");
     let h = &mut plan.hosts[0];
     let p = h

@@ -113,6 +113,7 @@ fn current(root: &Path) -> Option<PathBuf> {
 
 #[test]
 fn a_host_activates_from_a_registry_fetching_only_what_it_lacks() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/pull.rs");
     if skipped() {
         return;
     }
@@ -216,6 +217,7 @@ fn a_host_activates_from_a_registry_fetching_only_what_it_lacks() {
 
 #[test]
 fn unsigned_or_foreign_or_tampered_bundles_are_refused_before_anything_changes() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/pull.rs");
     if skipped() {
         return;
     }
@@ -312,7 +314,7 @@ fn skopeo_accepts_pushed_images(registry: &str, bundle: &Path, dir: &Path) {
         .map(PathBuf::from)
         .or_else(|| Path::new(CI_SKOPEO).is_file().then(|| CI_SKOPEO.into()));
     let Some(skopeo) = skopeo else {
-        eprintln!("======== SKIPPED skopeo's check of pushed signatures: no sigstore-capable skopeo; run .ci/skopeo-sigstore ========");
+        common::tier::loud("SKIPPED integration part (skopeo's check of pushed signatures): no sigstore-capable skopeo; run .ci/skopeo-sigstore");
         return;
     };
     let d = dir.join("registries.d");

@@ -75,6 +75,7 @@ fn dry_run(quadlet: &std::path::Path, dir: &std::path::Path) -> std::process::Ou
 
 #[test]
 fn quadlet_turns_every_container_file_into_a_service() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/quadlet.rs");
     let quadlet = quadlet();
     let dir = tempfile::tempdir().unwrap();
     let profile = dir.path().join("single.yml");

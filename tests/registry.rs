@@ -49,6 +49,7 @@ fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
 
 #[test]
 fn blobs_push_mount_chunk_and_come_back() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/registry.rs");
     if skipped() {
         return;
     }
@@ -173,6 +174,7 @@ fn blobs_push_mount_chunk_and_come_back() {
 
 #[test]
 fn a_tampered_blob_is_refused() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/registry.rs");
     if skipped() {
         return;
     }
@@ -252,6 +254,7 @@ fn response(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
 
 #[test]
 fn a_server_that_sends_more_than_expected_is_cut_off() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/registry.rs");
     let content = b"0123456789".repeat(10);
     let d = Digest::of(&content[..50]);
     let server = scripted("127.0.50.3:5000", 1, move |_| {
@@ -286,6 +289,7 @@ fn a_server_that_sends_more_than_expected_is_cut_off() {
 #[test]
 fn bearer_challenges_fetch_a_token_with_the_auth_file_credentials() {
     use base64::Engine as _;
+    common::tier::binary(common::tier::Tier::Integration, "tests/registry.rs");
     let b64 = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
     let dir = tempfile::tempdir().unwrap();
     let authfile = dir.path().join("auth.json");
@@ -417,6 +421,7 @@ fn skopeo(args: &[&str]) -> String {
 #[test]
 fn a_build_is_pushed_once_read_back_by_skopeo_and_not_pushed_again() {
     use std::collections::BTreeSet;
+    common::tier::binary(common::tier::Tier::Integration, "tests/registry.rs");
     if skipped() {
         return;
     }

@@ -27,6 +27,7 @@ fn json(path: &Path) -> Value {
 
 #[test]
 fn every_image_has_a_valid_sbom_listing_exactly_its_packages() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/sbom.rs");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let o = Command::new(env!("CARGO_BIN_EXE_infragen"))

@@ -161,6 +161,7 @@ fn files(dir: &Path) -> BTreeMap<String, (u32, Vec<u8>)> {
 
 #[test]
 fn the_bundle_holds_only_ciphertext_and_is_reproducible() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/secrets.rs");
     let b = builds();
     let [a, again] = &b.sealed;
     // Every byte but the signature's (ECDSA signatures are randomized; the manifest it signs
@@ -243,6 +244,7 @@ fn activate(bundle: &Path, host: &Path) -> Output {
 
 #[test]
 fn activation_decrypts_into_the_credentials_store_as_a_clear_bundle_installs() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/secrets.rs");
     let b = builds();
     // The host that ran `host init` (a copy: tests share the builds).
     let host = tempfile::tempdir().unwrap();
@@ -285,6 +287,7 @@ fn activation_decrypts_into_the_credentials_store_as_a_clear_bundle_installs() {
 
 #[test]
 fn a_host_without_the_identity_or_with_another_refuses_and_changes_nothing() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/secrets.rs");
     let b = builds();
     let without = tempfile::tempdir().unwrap();
     let other = tempfile::tempdir().unwrap();

@@ -56,12 +56,12 @@ fn tools(test: &str) -> bool {
 const DISABLED: &str = "sigstore disabled";
 
 fn skipped(what: &str) {
-    eprintln!(
-        "======== SKIPPED {what}: {} has sigstore disabled (Debian 12's build); \
+    common::tier::loud(&format!(
+        "SKIPPED integration part ({what}): {} has sigstore disabled (Debian 12's build); \
          run .ci/skopeo-sigstore (installs Debian 13's skopeo into /opt/infragen-ci/skopeo) \
-         or set INFRAGEN_SKOPEO_SIGSTORE to an upstream skopeo >= 1.9 ========",
+         or set INFRAGEN_SKOPEO_SIGSTORE to an upstream skopeo >= 1.9",
         skopeo().display()
-    );
+    ));
 }
 
 /// A scratch directory with `registries.d` enabling attachments for `host`.
@@ -198,6 +198,7 @@ fn refused(r: anyhow::Result<attach::Verified>) -> String {
 
 #[test]
 fn skopeo_signs_with_our_encrypted_key_and_we_verify_its_attachment() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/sigstore.rs");
     if !tools("skopeo_signs_with_our_encrypted_key_and_we_verify_its_attachment") {
         return;
     }
@@ -293,6 +294,7 @@ fn sign(reg: &Distribution, tag: &str, key: &SigningKey) {
 
 #[test]
 fn we_sign_and_skopeo_accepts_only_what_we_accept() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/sigstore.rs");
     if !tools("we_sign_and_skopeo_accepts_only_what_we_accept") {
         return;
     }
@@ -385,6 +387,7 @@ fn attachment(reg: &Distribution, tag: &str) -> serde_json::Value {
 
 #[test]
 fn skopeo_and_we_append_to_each_others_attachments() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/sigstore.rs");
     if !tools("skopeo_and_we_append_to_each_others_attachments") {
         return;
     }
@@ -475,6 +478,7 @@ fn skopeo_and_we_append_to_each_others_attachments() {
 
 #[test]
 fn we_sign_with_a_key_skopeo_generated_and_skopeo_verifies() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/sigstore.rs");
     if !tools("we_sign_with_a_key_skopeo_generated_and_skopeo_verifies") {
         return;
     }

@@ -141,6 +141,7 @@ fn build(dir: &Path, profile: &Path, lock: &Path, extra: &[&str]) -> Output {
 
 #[test]
 fn an_upstream_image_is_pinned_per_component_and_built_upon() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/upstream_images.rs");
     if skipped() {
         return;
     }
@@ -258,6 +259,7 @@ fn an_upstream_image_is_pinned_per_component_and_built_upon() {
 
 #[test]
 fn an_upstream_image_not_in_the_registry_or_laid_out_otherwise_is_missing() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/upstream_images.rs");
     if skipped() {
         return;
     }

@@ -4,17 +4,13 @@
 //!
 //! These tests need the checkers installed (`.ci/run` installs them); a skipped checker fails.
 
-use std::path::PathBuf;
+mod common;
 
 use infragen::plan::{self, Component, Plan};
 use infragen::profile;
 use infragen::render;
 use infragen::tree::Tree;
 use infragen::validate::{self, Outcome};
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/pigsty")
-}
 
 fn plan_of(name: &str) -> Plan {
     let inv = profile::load(name, &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -26,20 +22,16 @@ fn every_profile() -> Vec<String> {
         .iter()
         .map(|(n, _)| (*n).to_owned())
         .collect();
-    for f in [
-        "meta.yml",
-        "ha-trio.yml",
-        "ha-full.yml",
-        "ha-dual.yml",
-        "infra.yml",
-    ] {
-        names.push(fixtures().join(f).display().to_string());
+    // our Pigsty-dialect fixtures, and Pigsty's own when ../shared is present
+    for f in common::inventories() {
+        names.push(f.display().to_string());
     }
     names
 }
 
 #[test]
 fn every_profile_and_fixture_passes_every_checker() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/validators.rs");
     for name in every_profile() {
         let plan = plan_of(&name);
         let tree = render::plan(&plan).unwrap();
@@ -97,6 +89,7 @@ fn rejected(outcome: &Outcome, needle: &str) {
 
 #[test]
 fn nginx_rejects_an_unknown_directive() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/validators.rs");
     let o = canary(Component::Nginx, "etc/nginx/conf.d/home.conf", |t| {
         t.replacen("proxy_buffering off;", "proxy_bufering off;", 1)
     });
@@ -108,6 +101,7 @@ fn nginx_rejects_an_unknown_directive() {
 
 #[test]
 fn grafana_rejects_an_undocumented_key() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/validators.rs");
     let o = canary(Component::Grafana, "etc/grafana/grafana.ini", |t| {
         t.replace("http_port =", "http_prot =")
     });
@@ -122,6 +116,7 @@ fn grafana_rejects_an_undocumented_key() {
 
 #[test]
 fn victoria_metrics_rejects_a_bad_scrape_config() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/validators.rs");
     let o = canary(Component::Vmetrics, "etc/vmetrics/prometheus.yml", |t| {
         t.replacen("scrape_interval:", "scrape_intervall:", 1)
     });
@@ -130,6 +125,7 @@ fn victoria_metrics_rejects_a_bad_scrape_config() {
 
 #[test]
 fn vmalert_rejects_a_broken_expression() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/validators.rs");
     let o = canary(Component::Vmalert, "etc/vmalert/rules/agent.yml", |t| {
         t.replacen("up{job=\"etcd\"}", "sum(up{job=", 1)
     });
@@ -138,6 +134,7 @@ fn vmalert_rejects_a_broken_expression() {
 
 #[test]
 fn amtool_rejects_an_unknown_receiver() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/validators.rs");
     let o = canary(
         Component::Alertmanager,
         "etc/alertmanager/alertmanager.yml",
@@ -148,6 +145,7 @@ fn amtool_rejects_an_unknown_receiver() {
 
 #[test]
 fn blackbox_rejects_a_bad_timeout() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/validators.rs");
     let o = canary(Component::Blackbox, "etc/blackbox/blackbox.yml", |t| {
         t.replacen("timeout: 5s", "timeout: 5 parsecs", 1)
     });
@@ -156,6 +154,7 @@ fn blackbox_rejects_a_bad_timeout() {
 
 #[test]
 fn dnsmasq_rejects_an_unknown_option() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/validators.rs");
     let o = canary(Component::Dnsmasq, "etc/dnsmasq.conf", |t| {
         format!("{t}no-such-option\n")
     });
@@ -164,6 +163,7 @@ fn dnsmasq_rejects_an_unknown_option() {
 
 #[test]
 fn chronyd_rejects_an_invalid_directive() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/validators.rs");
     let o = canary(Component::Chrony, "etc/chrony/chrony.conf", |t| {
         format!("{t}allowx 0/0\n")
     });
@@ -213,6 +213,7 @@ fn htpasswd() -> Vec<(String, String)> {
 /// The hashes are exactly what OpenSSL computes for the same password and salt: SHA-512 crypt.
 #[test]
 fn htpasswd_hashes_are_what_openssl_computes() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/validators.rs");
     let lines = htpasswd();
     assert_eq!(lines.len(), USERS.len());
     for ((user, hash), (want_user, password)) in lines.iter().zip(USERS) {
@@ -263,6 +264,7 @@ fn base64(bytes: &[u8]) -> String {
 #[test]
 fn nginx_checks_the_hashes() {
     use std::time::{Duration, Instant};
+    common::tier::binary(common::tier::Tier::Integration, "tests/validators.rs");
 
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();

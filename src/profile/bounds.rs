@@ -251,13 +251,20 @@ mod tests {
     }
 
     /// Every real inventory we have passes each limit by a wide margin: the built-in profiles
-    /// and Pigsty's own (the fixtures) are at most 12 KB, 9 levels deep and 400 values.
+    /// and Pigsty-dialect inventories (ours in tests/fixtures, Pigsty's own in ../shared) are at most 12 KB, 9 levels deep and 400 values.
     #[test]
     fn real_inventories_are_far_inside_the_limits() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut files: Vec<_> = ["profiles", "../shared/fixtures/pigsty"]
+        // The built-in profiles, our Pigsty-dialect fixtures, and Pigsty's own when `../shared`
+        // is present beside the repository.
+        let shared = root.join("../shared/fixtures/pigsty");
+        let mut dirs = vec![root.join("profiles"), root.join("tests/fixtures/pigsty")];
+        if shared.is_dir() {
+            dirs.push(shared);
+        }
+        let mut files: Vec<_> = dirs
             .iter()
-            .flat_map(|d| std::fs::read_dir(root.join(d)).expect("inventory directory"))
+            .flat_map(|d| std::fs::read_dir(d).expect("inventory directory"))
             .map(|e| e.expect("entry").path())
             .filter(|p| p.extension().is_some_and(|x| x == "yml"))
             .collect();

@@ -8,23 +8,13 @@ use std::time::{Duration, Instant};
 /// Whether the tools `tools` (binary, Debian package) exist. Missing ones fail the test naming
 /// their packages, unless `INFRAGEN_SKIP_REGISTRY=1`: then a loud SKIPPED line and `false`.
 pub fn tools_present(test: &str, tools: &[(&str, &str)]) -> bool {
-    let missing: Vec<String> = tools
-        .iter()
-        .filter(|(bin, _)| {
-            !std::env::var_os("PATH")
-                .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
-        })
-        .map(|(bin, pkg)| format!("`{bin}` (Debian package `{pkg}`)"))
-        .collect();
-    if missing.is_empty() {
+    if tools.iter().all(|(bin, _)| super::tier::on_path(bin)) {
         return true;
     }
-    let what = missing.join(", ");
-    assert!(
-        std::env::var("INFRAGEN_SKIP_REGISTRY").as_deref() == Ok("1"),
-        "{test} needs {what}\nhint: apt-get install them, or set INFRAGEN_SKIP_REGISTRY=1 to skip"
-    );
-    eprintln!("======== SKIPPED {test}: {what} missing (INFRAGEN_SKIP_REGISTRY=1) ========");
+    if super::tier::registry_skipped(test) {
+        return false;
+    }
+    super::tier::require(test, tools);
     false
 }
 

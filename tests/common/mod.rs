@@ -4,6 +4,7 @@
 pub mod distribution;
 pub mod rawtar;
 pub mod registry;
+pub mod tier;
 
 use std::fs;
 use std::io::Write as _;
@@ -26,6 +27,37 @@ pub fn ok(out: &Output, what: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// Our own inventories in Pigsty's dialect (`tests/fixtures/pigsty/*.yml`), then Pigsty's own
+/// (`../shared/fixtures/pigsty/*.yml`) when that directory is present beside the repository
+/// (CI always has it; a clone alone does not, and needs nothing from it).
+pub fn inventories() -> Vec<PathBuf> {
+    let mut all = yml_files(&root().join("tests/fixtures/pigsty"));
+    assert!(all.len() >= 5, "tests/fixtures/pigsty: {all:?}");
+    all.extend(shared_inventories());
+    all
+}
+
+/// Pigsty's own inventories in `../shared/fixtures/pigsty/`, when present; empty otherwise.
+pub fn shared_inventories() -> Vec<PathBuf> {
+    let dir = root().join("../shared/fixtures/pigsty");
+    if dir.is_dir() {
+        yml_files(&dir)
+    } else {
+        Vec::new()
+    }
+}
+
+/// The `*.yml` files of `dir`, sorted.
+pub fn yml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yml"))
+        .collect();
+    files.sort();
+    files
 }
 
 /// Copies a directory tree (files and directories).

@@ -1,7 +1,7 @@
 //! A real registry for the tests: Debian's `docker-registry` (CNCF distribution 2.8) serving a
 //! temporary directory on one loopback address, killed on drop.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,17 +18,14 @@ pub struct Registry {
     dir: tempfile::TempDir,
 }
 
-/// Whether the registry tier is skipped on purpose (`INFRAGEN_SKIP_REGISTRY=1`); prints a loud
-/// line when it is. Without the variable, a missing `docker-registry` fails the test.
+/// Whether the registry tests are skipped on purpose (`INFRAGEN_SKIP_REGISTRY=1`); prints a loud
+/// line when they are (`super::tier`). Without the variable, a missing `docker-registry` fails
+/// the test.
 pub fn skipped() -> bool {
-    if std::env::var("INFRAGEN_SKIP_REGISTRY").as_deref() == Ok("1") {
-        eprintln!("SKIPPED: registry tier (INFRAGEN_SKIP_REGISTRY=1)");
+    if super::tier::registry_skipped("registry tests") {
         return true;
     }
-    assert!(
-        Path::new(PROGRAM).exists(),
-        "{PROGRAM} is missing: the registry tests need it (apt-get install docker-registry), or set INFRAGEN_SKIP_REGISTRY=1 to skip them"
-    );
+    super::tier::require("the registry tests", &[(PROGRAM, "docker-registry")]);
     false
 }
 
