@@ -23,8 +23,8 @@ use crate::plural::count;
 use crate::registry::{Client, Reference};
 use crate::ship::artifact::{bundle_files, BundleFile, ARTIFACT_TYPE, GENERATION, HOST};
 
-/// The media types a bundle artifact and an image manifest may come as.
-const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// The media type a bundle artifact and an image manifest come as.
+use crate::oci::layout::MANIFEST_MEDIA_TYPE as MANIFEST;
 
 /// The largest `manifest.json` or `manifest.sig` read into memory.
 const MAX_SMALL: u64 = 64 << 20;
@@ -219,7 +219,7 @@ pub fn pull(
         .context("oci/index.json")?;
     let mut repo_of: BTreeMap<Digest, (String, u64)> = BTreeMap::new();
     for d in index["manifests"].as_array().into_iter().flatten() {
-        let name = d["annotations"]["org.opencontainers.image.ref.name"]
+        let name = d["annotations"][crate::oci::layout::REF_NAME]
             .as_str()
             .context("oci/index.json: an image without a ref name")?;
         let digest = Digest::parse(d["digest"].as_str().unwrap_or(""))?;

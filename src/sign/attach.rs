@@ -33,10 +33,10 @@ pub const SIGNATURE_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 /// The layer annotation naming the signing key's id (ours only; informative).
 pub const KEY_ANNOTATION: &str = "dev.infragen.key";
-/// The media type of the attachment manifest.
-pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 /// The media type of the attachment's config.
-pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+pub use crate::oci::layout::CONFIG_MEDIA_TYPE;
+/// The media type of the attachment manifest.
+pub use crate::oci::layout::MANIFEST_MEDIA_TYPE;
 /// At most this many layers in an attachment manifest.
 pub const MAX_LAYERS: usize = 64;
 /// At most this many bytes in one payload.
