@@ -3,14 +3,48 @@
 //! A recipe says where a component's root comes from (Debian packages, or a base image for
 //! software Debian does not ship), which user runs it, which directories it needs (written as
 //! files: no maintainer script runs), how it starts, what it exposes, how it reloads and how its
-//! health is probed. Parsed strictly: an unknown key is an error.
+//! health is probed. Parsed strictly: an unknown key is an error. A built image, as the build
+//! reports it and the bundle records it, is a [`Built`].
 
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{Component, PortParam};
+use crate::component::{Component, PortParam};
+
+/// A layer as the build knows it (the blob is in the store).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerInfo {
+    /// Compressed digest.
+    pub digest: String,
+    /// Uncompressed digest.
+    pub diff_id: String,
+    /// Compressed size.
+    pub size: u64,
+    /// Bytes of file content inside.
+    pub content: u64,
+}
+
+/// One built image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Built {
+    /// Manifest digest.
+    pub digest: String,
+    /// Layers, bottom first.
+    pub layers: Vec<LayerInfo>,
+}
+
+impl Built {
+    /// Bytes of file content in all layers (the unpacked size, near enough).
+    pub fn content(&self) -> u64 {
+        self.layers.iter().map(|l| l.content).sum()
+    }
+    /// Compressed size of all layers.
+    pub fn compressed(&self) -> u64 {
+        self.layers.iter().map(|l| l.size).sum()
+    }
+}
 
 /// Where a base image comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]

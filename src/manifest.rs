@@ -11,8 +11,48 @@ use std::path::{Component as PathComponent, Path};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Deserializer, Serialize};
 
-pub use crate::bundle::{Probe, Volume};
 pub use crate::digest::{is_hex64, Digest};
+
+/// A state directory: host path, path in the root, owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Volume {
+    /// On the host.
+    pub host: String,
+    /// In the component's root.
+    pub path: String,
+    /// Owner uid.
+    pub uid: u32,
+    /// Owner gid.
+    pub gid: u32,
+    /// Read-only for the component (nginx serves the web root, it does not write it).
+    pub read_only: bool,
+}
+
+/// How a component is probed for health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Probe {
+    /// `GET http://address/path` answers 2xx.
+    Http {
+        /// `ip:port`.
+        address: String,
+        /// Path.
+        path: String,
+    },
+    /// A DNS query for `name` at `address` answers.
+    Dns {
+        /// `ip:port`.
+        address: String,
+        /// Name to resolve.
+        name: String,
+    },
+    /// An NTP query at `address` answers.
+    Ntp {
+        /// `ip:port`.
+        address: String,
+    },
+}
 
 /// The manifest format this build writes for a bundle whose secrets are in clear (and reads).
 pub const VERSION: u32 = 2;

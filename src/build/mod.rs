@@ -24,7 +24,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::lock::Lock;
 use crate::oci::blob::BlobStore;
@@ -33,7 +33,7 @@ use crate::pkg::fetch::Cache;
 use crate::plan::{Component, Plan};
 use crate::tree::Tree;
 
-pub use spec::{chrony_flags, flags};
+pub use crate::image::{Built, LayerInfo};
 
 use entries::{config_entries, content_key, recipe_entries};
 use layers::{base_layers, build_jobs, Job, Layers};
@@ -57,39 +57,6 @@ pub struct Options {
     pub sign_key: Option<PathBuf>,
     /// The passphrase of an encrypted `sign_key` (else `$INFRAGEN_KEY_PASSPHRASE`).
     pub sign_passphrase: Option<Vec<u8>>,
-}
-
-/// A layer as the build knows it (the blob is in the store).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LayerInfo {
-    /// Compressed digest.
-    pub digest: String,
-    /// Uncompressed digest.
-    pub diff_id: String,
-    /// Compressed size.
-    pub size: u64,
-    /// Bytes of file content inside.
-    pub content: u64,
-}
-
-/// One built image.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Built {
-    /// Manifest digest.
-    pub digest: String,
-    /// Layers, bottom first.
-    pub layers: Vec<LayerInfo>,
-}
-
-impl Built {
-    /// Bytes of file content in all layers (the unpacked size, near enough).
-    pub fn content(&self) -> u64 {
-        self.layers.iter().map(|l| l.content).sum()
-    }
-    /// Compressed size of all layers.
-    pub fn compressed(&self) -> u64 {
-        self.layers.iter().map(|l| l.size).sum()
-    }
 }
 
 /// What a build produced per host.

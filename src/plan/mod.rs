@@ -6,13 +6,13 @@
 
 mod check;
 mod components;
+mod flags;
 mod portal;
 mod ports;
 mod read;
 mod targets;
 mod upstream;
 
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
@@ -20,93 +20,15 @@ use std::net::IpAddr;
 use crate::problem::{Problem, Problems};
 use crate::profile::Inventory;
 
+pub use crate::component::{Component, PortParam};
+pub use crate::profile::address_order;
 pub use components::{
     Alertmanager, Blackbox, Chrony, Datasource, Dnsmasq, Grafana, Victoria, Vmalert, Vmetrics,
 };
 pub use portal::{nginx_lex, Card, Nginx, Portal, PortalKind, SslMode};
-pub use ports::PortParam;
 pub use targets::{TargetGroup, Targets};
 
 use read::Reader;
-
-/// The ten INFRA components infragen renders for every infra host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Component {
-    /// nginx: portal, reverse proxy, local repository.
-    Nginx,
-    /// Grafana.
-    Grafana,
-    /// `VictoriaMetrics`.
-    Vmetrics,
-    /// `VictoriaLogs`.
-    Vlogs,
-    /// `VictoriaTraces`.
-    Vtraces,
-    /// vmalert.
-    Vmalert,
-    /// Alertmanager.
-    Alertmanager,
-    /// Blackbox exporter.
-    Blackbox,
-    /// dnsmasq.
-    Dnsmasq,
-    /// chrony.
-    Chrony,
-}
-
-impl Component {
-    /// Every component, in render order.
-    pub const ALL: [Component; 10] = [
-        Self::Nginx,
-        Self::Grafana,
-        Self::Vmetrics,
-        Self::Vlogs,
-        Self::Vtraces,
-        Self::Vmalert,
-        Self::Alertmanager,
-        Self::Blackbox,
-        Self::Dnsmasq,
-        Self::Chrony,
-    ];
-
-    /// The component's name: directory, image and unit suffix (`infra-<name>`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Nginx => "nginx",
-            Self::Grafana => "grafana",
-            Self::Vmetrics => "vmetrics",
-            Self::Vlogs => "vlogs",
-            Self::Vtraces => "vtraces",
-            Self::Vmalert => "vmalert",
-            Self::Alertmanager => "alertmanager",
-            Self::Blackbox => "blackbox",
-            Self::Dnsmasq => "dnsmasq",
-            Self::Chrony => "chrony",
-        }
-    }
-
-    /// The parameter that enables it.
-    pub fn flag(self) -> &'static str {
-        match self {
-            Self::Nginx => "nginx_enabled",
-            Self::Grafana => "grafana_enabled",
-            Self::Vmetrics => "vmetrics_enabled",
-            Self::Vlogs => "vlogs_enabled",
-            Self::Vtraces => "vtraces_enabled",
-            Self::Vmalert => "vmalert_enabled",
-            Self::Alertmanager => "alertmanager_enabled",
-            Self::Blackbox => "blackbox_enabled",
-            Self::Dnsmasq => "dns_enabled",
-            Self::Chrony => "node_ntp_enabled",
-        }
-    }
-}
-
-impl fmt::Display for Component {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// The ports of one infra host (every port, enabled or not: peers need them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,16 +178,6 @@ fn stable_name(source: &str) -> String {
     std::path::Path::new(source)
         .file_name()
         .map_or_else(|| source.to_owned(), |n| n.to_string_lossy().into_owned())
-}
-
-/// Orders inventory keys by address (numerically), then as text.
-pub fn address_order(a: &str, b: &str) -> Ordering {
-    match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
-        (Ok(x), Ok(y)) => x.cmp(&y),
-        (Ok(_), Err(_)) => Ordering::Less,
-        (Err(_), Ok(_)) => Ordering::Greater,
-        (Err(_), Err(_)) => a.cmp(b),
-    }
 }
 
 /// Resolves and validates `inventory` into a plan, or returns every problem found.
