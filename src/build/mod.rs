@@ -204,7 +204,7 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
                 let key = content_key(&entries);
                 image_layers.push(layers.get(&key, || Ok(entries))?);
             }
-            let spec = image_spec(plan, h, c, r, epoch);
+            let spec = image_spec(plan, h, c, r, epoch)?;
             let layer_refs: Vec<layout::LayerRef> = image_layers
                 .iter()
                 .map(|l| layout::LayerRef {
@@ -223,7 +223,7 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
                 },
             );
             let reference = format!("infra-{}", c.name());
-            let doc = sbom::document(&reference, &host, &manifest.digest, &contents[&c], epoch);
+            let doc = sbom::document(&reference, &host, &manifest.digest, &contents[&c], epoch)?;
             let sbom_dir = staging.path().join(&host).join("sbom");
             fs::create_dir_all(&sbom_dir)?;
             let mut text = serde_json::to_vec_pretty(&doc)?;

@@ -14,7 +14,7 @@ pub(super) fn image_spec(
     c: Component,
     r: &Recipe,
     epoch: u64,
-) -> layout::ImageSpec {
+) -> anyhow::Result<layout::ImageSpec> {
     let flags = h.flags(c, r);
     let mut exposed = Vec::new();
     for p in &r.ports {
@@ -35,7 +35,7 @@ pub(super) fn image_spec(
     if let Some(sig) = &r.reload {
         labels.insert("io.infragen.reload-signal".to_owned(), sig.clone());
     }
-    let created = layout::rfc3339(epoch);
+    let created = layout::rfc3339(epoch)?;
     let mut annotations = BTreeMap::new();
     annotations.insert(
         "org.opencontainers.image.created".to_owned(),
@@ -53,7 +53,7 @@ pub(super) fn image_spec(
         "org.opencontainers.image.version".to_owned(),
         format!("{} infragen-{}", h.version, env!("CARGO_PKG_VERSION")),
     );
-    layout::ImageSpec {
+    Ok(layout::ImageSpec {
         architecture: "amd64".to_owned(),
         os: "linux".to_owned(),
         user: Some(format!("{}:{}", r.user.uid, r.user.gid)),
@@ -67,5 +67,5 @@ pub(super) fn image_spec(
         stop_signal: None,
         created,
         annotations,
-    }
+    })
 }

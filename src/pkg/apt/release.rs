@@ -176,35 +176,18 @@ pub fn verify(path: &str, bytes: &[u8], release: &Release) -> Result<(), AptErro
     Ok(())
 }
 
-/// Parses a Release `Date:` (`Sat, 10 May 2025 09:28:38 UTC`) into seconds since the epoch.
+/// Parses a Release `Date:` (`Sat, 10 May 2025 09:28:38 UTC`, RFC 2822 with Debian's `UTC` zone)
+/// into seconds since the epoch; `None` when it is missing, malformed or before 1970.
 pub fn release_date(text: &str) -> Option<u64> {
     let line = text.lines().find_map(|l| l.strip_prefix("Date:"))?.trim();
-    let parts: Vec<&str> = line.split_whitespace().collect();
-    let [_, day, month, year, time, ..] = parts.as_slice() else {
-        return None;
+    // RFC 2822 knows `UT` and `GMT` but not `UTC`, which apt writes and reads.
+    let line = match line.strip_suffix(" UTC") {
+        Some(rest) => format!("{rest} +0000"),
+        None => line.to_owned(),
     };
-    let months = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let m = u64::try_from(months.iter().position(|x| x == month)? + 1).ok()?;
-    let d: u64 = day.parse().ok()?;
-    let y: i64 = year.parse().ok()?;
-    let hms: Vec<u64> = time
-        .split(':')
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()?;
-    let [h, mi, s] = hms.as_slice() else {
-        return None;
-    };
-    // days from civil (Howard Hinnant's algorithm)
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = u64::try_from(y - era * 400).ok()?;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + i64::try_from(doe).ok()? - 719_468;
-    Some(u64::try_from(days).ok()? * 86_400 + h * 3600 + mi * 60 + s)
+    let t =
+        time::OffsetDateTime::parse(&line, &time::format_description::well_known::Rfc2822).ok()?;
+    u64::try_from(t.unix_timestamp()).ok()
 }
 
 #[cfg(test)]
@@ -360,14 +343,23 @@ iQIzBAEBCAAdFiEE
 
     #[test]
     fn parses_release_dates() {
-        assert_eq!(
-            release_date("Origin: Debian\nDate: Thu, 01 Jan 1970 00:00:00 UTC\n"),
-            Some(0)
-        );
-        assert_eq!(
-            release_date("Date: Sat, 10 May 2025 09:28:38 UTC\n"),
-            Some(1_746_869_318)
-        );
-        assert_eq!(release_date("Date: nonsense\n"), None);
+        for (date, want) in [
+            ("Thu, 01 Jan 1970 00:00:00 UTC", Some(0)),
+            ("Sat, 10 May 2025 09:28:38 UTC", Some(1_746_869_318)),
+            ("Sat, 10 May 2025 11:28:38 +0200", Some(1_746_869_318)),
+            ("Sat, 10 May 2025 09:28:38 GMT", Some(1_746_869_318)),
+            ("Sat, 1 Jun 2024 00:00:00 UTC", Some(1_717_200_000)),
+            ("Thu, 29 Feb 2024 23:59:59 UTC", Some(1_709_251_199)),
+            ("Fri, 31 Dec 9999 23:59:59 UTC", Some(253_402_300_799)),
+            // Not a leap year; no such day; not a date; before the epoch.
+            ("Thu, 29 Feb 2023 00:00:00 UTC", None),
+            ("Sat, 32 May 2025 09:28:38 UTC", None),
+            ("nonsense", None),
+            ("Wed, 31 Dec 1969 23:59:59 UTC", None),
+        ] {
+            let text = format!("Origin: Debian\nDate: {date}\nSuite: stable\n");
+            assert_eq!(release_date(&text), want, "{date}");
+        }
+        assert_eq!(release_date("Origin: Debian\n"), None);
     }
 }
