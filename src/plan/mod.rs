@@ -191,14 +191,57 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
         ));
         return Err(Problems::new(&inventory.source, problems));
     }
-
     // First pass: identity and ports of every infra host (peers need them).
+    let infra = infra_nodes(inventory, &infra_hosts, &mut problems);
+    for host in inventory.all_hosts() {
+        if host.parse::<IpAddr>().is_err() && !infra_hosts.contains(&host) {
+            problems.push(Problem::at(
+                format!("inventory host {}", crate::keypath::join("", host)),
+                format!("host key `{host}` is not an IP address (Pigsty names hosts by address)"),
+            ));
+        }
+    }
+    // Every host's variables, resolved once for both inventory-wide computations.
+    let resolved: Vec<(&str, crate::profile::Vars)> = inventory
+        .all_hosts()
+        .into_iter()
+        .map(|h| (h, inventory.resolve(h)))
+        .collect();
+    let targets = targets::compute(&resolved, &infra, &mut problems);
+    let dns = targets::dns_records(&resolved, &mut problems);
+    let (hosts, upstream) = host_plans(inventory, &infra_hosts, &infra, &dns, &mut problems);
+
+    let warnings = misspellings(inventory);
+    if problems.is_empty() {
+        Ok(Plan {
+            source: inventory.source.clone(),
+            name: stable_name(&inventory.source),
+            digest: inventory.digest.clone(),
+            infra,
+            hosts,
+            targets,
+            inventory_hosts: inventory.hosts.len(),
+            warnings,
+            upstream,
+        })
+    } else {
+        Err(Problems::new(&inventory.source, problems))
+    }
+}
+
+/// Every infra host's identity and ports, by `infra_seq`; a duplicate sequence number or
+/// address is a problem.
+fn infra_nodes(
+    inventory: &Inventory,
+    infra_hosts: &[&str],
+    problems: &mut Vec<Problem>,
+) -> Vec<InfraNode> {
     let mut infra = Vec::new();
     let mut seqs: BTreeMap<u32, String> = BTreeMap::new();
     let mut addresses: BTreeMap<IpAddr, String> = BTreeMap::new();
-    for host in &infra_hosts {
+    for host in infra_hosts {
         let vars = inventory.resolve(host);
-        let mut r = Reader::new(&vars, host, &mut problems);
+        let mut r = Reader::new(&vars, host, problems);
         let Some(node) = infra_node(&mut r) else {
             continue;
         };
@@ -231,27 +274,24 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
         infra.push(node);
     }
     infra.sort_by_key(|n| n.seq);
+    infra
+}
 
-    for host in inventory.all_hosts() {
-        if host.parse::<IpAddr>().is_err() && !infra_hosts.contains(&host) {
-            problems.push(Problem::at(
-                format!("inventory host {}", crate::keypath::join("", host)),
-                format!("host key `{host}` is not an IP address (Pigsty names hosts by address)"),
-            ));
-        }
-    }
-    // Every host's variables, resolved once for both inventory-wide computations.
-    let resolved: Vec<(&str, crate::profile::Vars)> = inventory
-        .all_hosts()
-        .into_iter()
-        .map(|h| (h, inventory.resolve(h)))
-        .collect();
-    let targets = targets::compute(&resolved, &infra, &mut problems);
-    let dns = targets::dns_records(&resolved, &mut problems);
-
+/// Every infra host's plan, and the upstream images they all take (the same on every host, or
+/// a problem).
+fn host_plans(
+    inventory: &Inventory,
+    infra_hosts: &[&str],
+    infra: &[InfraNode],
+    dns: &BTreeMap<String, Vec<String>>,
+    problems: &mut Vec<Problem>,
+) -> (
+    Vec<HostPlan>,
+    BTreeMap<Component, crate::upstream::Upstream>,
+) {
     let mut hosts = Vec::new();
     let mut upstream: Option<(String, BTreeMap<Component, crate::upstream::Upstream>)> = None;
-    for node in &infra {
+    for node in infra {
         let host = node.ip.to_string();
         let key = infra_hosts
             .iter()
@@ -259,8 +299,8 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
             .copied()
             .unwrap_or(&host);
         let vars = inventory.resolve(key);
-        let mut r = Reader::new(&vars, key, &mut problems);
-        hosts.push(components::host(&mut r, node, &infra, inventory, &dns));
+        let mut r = Reader::new(&vars, key, problems);
+        hosts.push(components::host(&mut r, node, infra, inventory, dns));
         let chosen = upstream::read(&mut r);
         match &upstream {
             None => upstream = Some((key.to_owned(), chosen)),
@@ -277,23 +317,7 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
             Some(_) => {}
         }
     }
-
-    let warnings = misspellings(inventory);
-    if problems.is_empty() {
-        Ok(Plan {
-            source: inventory.source.clone(),
-            name: stable_name(&inventory.source),
-            digest: inventory.digest.clone(),
-            infra,
-            hosts,
-            targets,
-            inventory_hosts: inventory.hosts.len(),
-            warnings,
-            upstream: upstream.map(|(_, u)| u).unwrap_or_default(),
-        })
-    } else {
-        Err(Problems::new(&inventory.source, problems))
-    }
+    (hosts, upstream.map(|(_, u)| u).unwrap_or_default())
 }
 
 /// Identity, ports and enabled set of one infra host.
