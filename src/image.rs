@@ -171,52 +171,14 @@ struct Defaults {
 
 const DEFAULTS: &str = include_str!("../images/common/defaults.yml");
 
-/// The embedded recipes, one per component.
-const RECIPES: &[(Component, &str)] = &[
-    (Component::Nginx, include_str!("../images/nginx/image.yml")),
-    (
-        Component::Grafana,
-        include_str!("../images/grafana/image.yml"),
-    ),
-    (
-        Component::Vmetrics,
-        include_str!("../images/vmetrics/image.yml"),
-    ),
-    (Component::Vlogs, include_str!("../images/vlogs/image.yml")),
-    (
-        Component::Vtraces,
-        include_str!("../images/vtraces/image.yml"),
-    ),
-    (
-        Component::Vmalert,
-        include_str!("../images/vmalert/image.yml"),
-    ),
-    (
-        Component::Alertmanager,
-        include_str!("../images/alertmanager/image.yml"),
-    ),
-    (
-        Component::Blackbox,
-        include_str!("../images/blackbox/image.yml"),
-    ),
-    (
-        Component::Dnsmasq,
-        include_str!("../images/dnsmasq/image.yml"),
-    ),
-    (
-        Component::Chrony,
-        include_str!("../images/chrony/image.yml"),
-    ),
-];
-
 /// Every recipe, with the defaults merged in, by component.
 pub fn recipes() -> Result<BTreeMap<Component, Recipe>> {
     let defaults: Defaults =
         serde_yaml::from_str(DEFAULTS).context("images/common/defaults.yml")?;
     let mut out = BTreeMap::new();
-    for (c, text) in RECIPES {
-        let mut r: Recipe =
-            serde_yaml::from_str(text).with_context(|| format!("images/{}/image.yml", c.name()))?;
+    for c in Component::ALL {
+        let mut r: Recipe = serde_yaml::from_str(c.describe().recipe)
+            .with_context(|| format!("images/{}/image.yml", c.name()))?;
         if r.packages.is_empty() == r.base.is_none() {
             bail!(
                 "images/{}/image.yml: give either `packages` or `base`",
@@ -267,7 +229,7 @@ pub fn recipes() -> Result<BTreeMap<Component, Recipe>> {
                 }
             }
         }
-        out.insert(*c, r);
+        out.insert(c, r);
     }
     Ok(out)
 }
@@ -310,11 +272,7 @@ mod tests {
 
     #[test]
     fn a_port_that_is_not_a_port_parameter_is_refused() {
-        let grafana = RECIPES
-            .iter()
-            .find(|(c, _)| *c == Component::Grafana)
-            .unwrap()
-            .1;
+        let grafana = Component::Grafana.describe().recipe;
         let bad = grafana.replace("ports: [grafana_port]", "ports: [grafana]");
         assert_ne!(bad, grafana);
         let e = serde_yaml::from_str::<Recipe>(&bad)

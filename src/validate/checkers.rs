@@ -210,49 +210,32 @@ pub(super) fn check(
     pair: Option<&Pair>,
 ) -> Result<(String, Outcome)> {
     let s = |v: &str| v.to_owned();
+    let checker = &c.describe().checker;
     match c {
         Component::Nginx => nginx(sb, h, pair),
-        Component::Grafana => Ok((
-            "grafana.ini + provisioning keys (built-in)".into(),
-            grafana::check(sb),
-        )),
-        Component::Vmetrics => with_program(
-            sb,
-            "victoria-metrics -dryRun",
-            &["victoria-metrics"],
-            || {
-                stand_in(
-                    sb,
-                    pair,
-                    "/etc/pki/infra.crt",
-                    &format!("{}/infra.key", credentials_dir(c)),
-                )?;
-                stand_in(sb, pair, "/etc/pki/ca.crt", "/etc/pki/ca.key")?;
-                Ok(flags_and(sb, h, c, "-dryRun"))
-            },
-        ),
-        Component::Vlogs | Component::Vtraces => Ok((
-            "flags (built-in; Debian ships no binary)".into(),
-            flags_outcome(h, c),
-        )),
-        Component::Vmalert => with_program(sb, "vmalert -dryRun", &["vmalert"], || {
+        Component::Grafana => Ok((checker.name.to_owned(), grafana::check(sb))),
+        Component::Vmetrics => with_program(sb, c, || {
+            stand_in(
+                sb,
+                pair,
+                "/etc/pki/infra.crt",
+                &format!("{}/infra.key", credentials_dir(c)),
+            )?;
+            stand_in(sb, pair, "/etc/pki/ca.crt", "/etc/pki/ca.key")?;
             Ok(flags_and(sb, h, c, "-dryRun"))
         }),
-        Component::Alertmanager => with_program(sb, "amtool check-config", &["amtool"], || {
+        Component::Vlogs | Component::Vtraces => Ok((checker.name.to_owned(), flags_outcome(h, c))),
+        Component::Vmalert => with_program(sb, c, || Ok(flags_and(sb, h, c, "-dryRun"))),
+        Component::Alertmanager => with_program(sb, c, || {
             let conf = sb.path("/etc/alertmanager/alertmanager.yml");
             Ok(vec![s("check-config"), conf.display().to_string()])
         }),
-        Component::Blackbox => with_program(
-            sb,
-            "blackbox_exporter --config.check",
-            &["blackbox_exporter", "prometheus-blackbox-exporter"],
-            || Ok(flags_and(sb, h, c, "--config.check")),
-        ),
-        Component::Dnsmasq => with_program(sb, "dnsmasq --test", &["dnsmasq"], || {
+        Component::Blackbox => with_program(sb, c, || Ok(flags_and(sb, h, c, "--config.check"))),
+        Component::Dnsmasq => with_program(sb, c, || {
             let conf = sb.path("/etc/dnsmasq.conf");
             Ok(vec![s("--test"), format!("--conf-file={}", conf.display())])
         }),
-        Component::Chrony => with_program(sb, "chronyd -p", &["chronyd"], || {
+        Component::Chrony => with_program(sb, c, || {
             let conf = sb.path("/etc/chrony/chrony.conf");
             Ok(vec![s("-p"), s("-f"), conf.display().to_string()])
         }),
@@ -264,14 +247,16 @@ fn missing(program: &str) -> Outcome {
     Outcome::Skipped(format!("`{program}` is not installed"))
 }
 
-/// Runs checker `name`: the first of `programs` found, with the arguments `args` prepares (only
-/// once the program is found); skipped when none is installed.
+/// Runs the checker of component `c` ([`crate::component::Checker`]): the first of its programs
+/// found, with the arguments `args` prepares (only once the program is found); skipped when none
+/// is installed.
 fn with_program(
     sb: &Sandbox,
-    name: &str,
-    programs: &[&str],
+    c: Component,
     args: impl FnOnce() -> Result<Vec<String>>,
 ) -> Result<(String, Outcome)> {
+    let checker = &c.describe().checker;
+    let (name, programs) = (checker.name, checker.programs);
     let Some(program) = which(programs) else {
         return Ok((name.to_owned(), missing(programs[0])));
     };
@@ -289,9 +274,10 @@ fn flags_and(sb: &Sandbox, h: &HostPlan, c: Component, extra: &str) -> Vec<Strin
 /// `nginx -t` on the rendered configuration, with stand-in certificates for every certificate
 /// the build does not make; skipped without `openssl`.
 fn nginx(sb: &Sandbox, h: &HostPlan, pair: Option<&Pair>) -> Result<(String, Outcome)> {
-    let name = "nginx -t".to_owned();
-    let Some(nginx) = which(&["nginx"]) else {
-        return Ok((name, missing("nginx")));
+    let checker = &Component::Nginx.describe().checker;
+    let name = checker.name.to_owned();
+    let Some(nginx) = which(checker.programs) else {
+        return Ok((name, missing(checker.programs[0])));
     };
     let n = h.nginx.as_ref().expect("enabled");
     let mut ok = stand_in(
