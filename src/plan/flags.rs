@@ -12,6 +12,12 @@ impl HostPlan {
         if r.args.as_deref() != Some("flags") {
             return Vec::new();
         }
+        self.own_flags(c).unwrap_or_default()
+    }
+
+    /// The flags the plan computed for component `c`, whatever its recipe says: none for a
+    /// component that is disabled or configured by files alone (the checkers read these).
+    pub fn own_flags(&self, c: Component) -> Option<Vec<String>> {
         match c {
             Component::Vmetrics => self.vmetrics.as_ref().map(|v| v.flags.clone()),
             Component::Vlogs => self.vlogs.as_ref().map(|v| v.flags.clone()),
@@ -20,9 +26,8 @@ impl HostPlan {
             Component::Alertmanager => self.alertmanager.as_ref().map(|v| v.flags.clone()),
             Component::Blackbox => self.blackbox.as_ref().map(|v| v.flags.clone()),
             Component::Chrony => self.chrony.as_ref().map(Chrony::flags),
-            _ => None,
+            Component::Nginx | Component::Grafana | Component::Dnsmasq => None,
         }
-        .unwrap_or_default()
     }
 }
 

@@ -314,13 +314,8 @@ fn nginx(sb: &Sandbox, h: &HostPlan, pair: Option<&Pair>) -> Result<(String, Out
 
 /// `VictoriaLogs` and `VictoriaTraces`: every flag is `-name=value`, the listen address parses.
 fn flags_outcome(h: &HostPlan, c: Component) -> Outcome {
-    let v = if c == Component::Vlogs {
-        &h.vlogs
-    } else {
-        &h.vtraces
-    };
-    let flags = &v.as_ref().expect("enabled").flags;
-    for f in flags {
+    let flags = h.own_flags(c).expect("enabled");
+    for f in &flags {
         let Some((name, value)) = f.strip_prefix('-').and_then(|f| f.split_once('=')) else {
             return Outcome::Rejected(format!("flag `{f}` is not `-name=value`"));
         };
