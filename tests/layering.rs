@@ -109,7 +109,8 @@ fn code_only(src: &str) -> String {
         // Character literals ('x', '\n', '\u{1F600}'); a lifetime ('a) is left alone.
         if c[i] == '\'' {
             let end = if c.get(i + 1) == Some(&'\\') {
-                (i + 2..c.len()).find(|&j| c[j] == '\'')
+                // Past the escaped character: `'\''` ends at the third quote.
+                (i + 3..c.len()).find(|&j| c[j] == '\'')
             } else if c.get(i + 2) == Some(&'\'') {
                 Some(i + 2)
             } else {
@@ -509,7 +510,7 @@ fn a_higher_import_is_reported_with_file_line_and_both_modules() {
 #[test]
 fn a_long_function_is_reported_and_strings_do_not_confuse_the_count() {
     let mut long = String::from(
-        "fn short() { let s = \"}}}\"; let c = '}'; }\n\npub fn long(\n    a: u8,\n) -> u8 {\n",
+        "fn short() { let s = \"}}}\"; let c = '}'; let q = ('\\'','{'); }\n\npub fn long(\n    a: u8,\n) -> u8 {\n",
     );
     for _ in 0..96 {
         long.push_str("    let _ = r#\"{\"#;\n");
