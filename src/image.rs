@@ -3,14 +3,48 @@
 //! A recipe says where a component's root comes from (Debian packages, or a base image for
 //! software Debian does not ship), which user runs it, which directories it needs (written as
 //! files: no maintainer script runs), how it starts, what it exposes, how it reloads and how its
-//! health is probed. Parsed strictly: an unknown key is an error.
+//! health is probed. Parsed strictly: an unknown key is an error. A built image, as the build
+//! reports it and the bundle records it, is a [`Built`].
 
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{Component, PortParam};
+use crate::component::{Component, PortParam};
+
+/// A layer as the build knows it (the blob is in the store).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerInfo {
+    /// Compressed digest.
+    pub digest: String,
+    /// Uncompressed digest.
+    pub diff_id: String,
+    /// Compressed size.
+    pub size: u64,
+    /// Bytes of file content inside.
+    pub content: u64,
+}
+
+/// One built image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Built {
+    /// Manifest digest.
+    pub digest: String,
+    /// Layers, bottom first.
+    pub layers: Vec<LayerInfo>,
+}
+
+impl Built {
+    /// Bytes of file content in all layers (the unpacked size, near enough).
+    pub fn content(&self) -> u64 {
+        self.layers.iter().map(|l| l.content).sum()
+    }
+    /// Compressed size of all layers.
+    pub fn compressed(&self) -> u64 {
+        self.layers.iter().map(|l| l.size).sum()
+    }
+}
 
 /// Where a base image comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -137,52 +171,14 @@ struct Defaults {
 
 const DEFAULTS: &str = include_str!("../images/common/defaults.yml");
 
-/// The embedded recipes, one per component.
-const RECIPES: &[(Component, &str)] = &[
-    (Component::Nginx, include_str!("../images/nginx/image.yml")),
-    (
-        Component::Grafana,
-        include_str!("../images/grafana/image.yml"),
-    ),
-    (
-        Component::Vmetrics,
-        include_str!("../images/vmetrics/image.yml"),
-    ),
-    (Component::Vlogs, include_str!("../images/vlogs/image.yml")),
-    (
-        Component::Vtraces,
-        include_str!("../images/vtraces/image.yml"),
-    ),
-    (
-        Component::Vmalert,
-        include_str!("../images/vmalert/image.yml"),
-    ),
-    (
-        Component::Alertmanager,
-        include_str!("../images/alertmanager/image.yml"),
-    ),
-    (
-        Component::Blackbox,
-        include_str!("../images/blackbox/image.yml"),
-    ),
-    (
-        Component::Dnsmasq,
-        include_str!("../images/dnsmasq/image.yml"),
-    ),
-    (
-        Component::Chrony,
-        include_str!("../images/chrony/image.yml"),
-    ),
-];
-
 /// Every recipe, with the defaults merged in, by component.
 pub fn recipes() -> Result<BTreeMap<Component, Recipe>> {
     let defaults: Defaults =
         serde_yaml::from_str(DEFAULTS).context("images/common/defaults.yml")?;
     let mut out = BTreeMap::new();
-    for (c, text) in RECIPES {
-        let mut r: Recipe =
-            serde_yaml::from_str(text).with_context(|| format!("images/{}/image.yml", c.name()))?;
+    for c in Component::ALL {
+        let mut r: Recipe = serde_yaml::from_str(c.describe().recipe)
+            .with_context(|| format!("images/{}/image.yml", c.name()))?;
         if r.packages.is_empty() == r.base.is_none() {
             bail!(
                 "images/{}/image.yml: give either `packages` or `base`",
@@ -233,7 +229,7 @@ pub fn recipes() -> Result<BTreeMap<Component, Recipe>> {
                 }
             }
         }
-        out.insert(*c, r);
+        out.insert(c, r);
     }
     Ok(out)
 }
@@ -276,11 +272,7 @@ mod tests {
 
     #[test]
     fn a_port_that_is_not_a_port_parameter_is_refused() {
-        let grafana = RECIPES
-            .iter()
-            .find(|(c, _)| *c == Component::Grafana)
-            .unwrap()
-            .1;
+        let grafana = Component::Grafana.describe().recipe;
         let bad = grafana.replace("ports: [grafana_port]", "ports: [grafana]");
         assert_ne!(bad, grafana);
         let e = serde_yaml::from_str::<Recipe>(&bad)

@@ -10,6 +10,7 @@ pub mod bases;
 pub mod build;
 pub mod bundle;
 pub mod cli;
+pub mod component;
 pub mod digest;
 pub mod duration;
 pub mod fsx;

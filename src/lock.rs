@@ -13,10 +13,10 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::component::Component;
 use crate::image::Recipe;
 use crate::pkg::fetch::{self, AptConfig, Trust};
 use crate::pkg::resolve::Universe;
-use crate::plan::Component;
 
 /// Lock format version.
 pub const VERSION: u32 = 1;
@@ -324,40 +324,9 @@ pub fn set_upstream(
 /// The prefix of upstream entries' keys.
 const UPSTREAM_PREFIX: &str = "upstream/";
 
-/// Parses a Release `Date:` (`Sat, 10 May 2025 09:28:38 UTC`) into seconds since the epoch.
-pub fn release_date(text: &str) -> Option<u64> {
-    let line = text.lines().find_map(|l| l.strip_prefix("Date:"))?.trim();
-    let parts: Vec<&str> = line.split_whitespace().collect();
-    let [_, day, month, year, time, ..] = parts.as_slice() else {
-        return None;
-    };
-    let months = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let m = u64::try_from(months.iter().position(|x| x == month)? + 1).ok()?;
-    let d: u64 = day.parse().ok()?;
-    let y: i64 = year.parse().ok()?;
-    let hms: Vec<u64> = time
-        .split(':')
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()?;
-    let [h, mi, s] = hms.as_slice() else {
-        return None;
-    };
-    // days from civil (Howard Hinnant's algorithm)
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = u64::try_from(y - era * 400).ok()?;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + i64::try_from(doe).ok()? - 719_468;
-    Some(u64::try_from(days).ok()? * 86_400 + h * 3600 + mi * 60 + s)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{release_date, Lock, VERSION};
+    use super::{Lock, VERSION};
     use std::os::unix::fs::PermissionsExt as _;
 
     #[test]
@@ -376,18 +345,5 @@ mod tests {
         assert_eq!(mode, 0o644, "{mode:o}");
         assert_eq!(Lock::load(&path).unwrap(), lock);
         assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn parses_release_dates() {
-        assert_eq!(
-            release_date("Origin: Debian\nDate: Thu, 01 Jan 1970 00:00:00 UTC\n"),
-            Some(0)
-        );
-        assert_eq!(
-            release_date("Date: Sat, 10 May 2025 09:28:38 UTC\n"),
-            Some(1_746_869_318)
-        );
-        assert_eq!(release_date("Date: nonsense\n"), None);
     }
 }

@@ -11,8 +11,48 @@ use std::path::{Component as PathComponent, Path};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Deserializer, Serialize};
 
-pub use crate::bundle::{Probe, Volume};
 pub use crate::digest::{is_hex64, Digest};
+
+/// A state directory: host path, path in the root, owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Volume {
+    /// On the host.
+    pub host: String,
+    /// In the component's root.
+    pub path: String,
+    /// Owner uid.
+    pub uid: u32,
+    /// Owner gid.
+    pub gid: u32,
+    /// Read-only for the component (nginx serves the web root, it does not write it).
+    pub read_only: bool,
+}
+
+/// How a component is probed for health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Probe {
+    /// `GET http://address/path` answers 2xx.
+    Http {
+        /// `ip:port`.
+        address: String,
+        /// Path.
+        path: String,
+    },
+    /// A DNS query for `name` at `address` answers.
+    Dns {
+        /// `ip:port`.
+        address: String,
+        /// Name to resolve.
+        name: String,
+    },
+    /// An NTP query at `address` answers.
+    Ntp {
+        /// `ip:port`.
+        address: String,
+    },
+}
 
 /// The manifest format this build writes for a bundle whose secrets are in clear (and reads).
 pub const VERSION: u32 = 2;
@@ -259,8 +299,25 @@ impl Manifest {
                 self.version
             );
         }
-        let sealed = self.version == VERSION_SEALED;
-        match (&self.recipients, sealed) {
+        self.check_recipients()?;
+        if !self.generation.as_deref().is_some_and(is_hex64) {
+            bail!("`generation`: not 64 lowercase hex digits");
+        }
+        if self.host.is_empty() || !self.host.bytes().all(|b| b.is_ascii_graphic()) {
+            bail!("`host`: `{}` is not a host name or address", self.host);
+        }
+        for (path, f) in &self.files {
+            self.check_file(path, f)?;
+        }
+        for (name, c) in &self.components {
+            self.check_component(name, c)?;
+        }
+        Ok(())
+    }
+
+    /// `recipients`: present, not empty and parsing exactly in a sealed bundle.
+    fn check_recipients(&self) -> Result<()> {
+        match (&self.recipients, self.version == VERSION_SEALED) {
             (None, false) => {}
             (Some(_), false) => bail!("`recipients`: only in format version {VERSION_SEALED}"),
             (None, true) => bail!("`recipients`: missing (format version {VERSION_SEALED})"),
@@ -273,114 +330,119 @@ impl Manifest {
                 }
             }
         }
-        if !self.generation.as_deref().is_some_and(is_hex64) {
-            bail!("`generation`: not 64 lowercase hex digits");
+        Ok(())
+    }
+
+    /// One entry of `files`: a plain relative path, a blob named by its digest, secrets sealed
+    /// as the version says, a mode no group or other may write.
+    fn check_file(&self, path: &str, f: &FileEntry) -> Result<()> {
+        let sealed = self.version == VERSION_SEALED;
+        if !plain_relative(path) || path == "manifest.json" || path == SIGNATURE {
+            bail!("`files`: `{path}` is not a plain relative path of a bundle file");
         }
-        if self.host.is_empty() || !self.host.bytes().all(|b| b.is_ascii_graphic()) {
-            bail!("`host`: `{}` is not a host name or address", self.host);
-        }
-        for (path, f) in &self.files {
-            if !plain_relative(path) || path == "manifest.json" || path == SIGNATURE {
-                bail!("`files`: `{path}` is not a plain relative path of a bundle file");
-            }
-            // A blob is named by its digest: the store files it under that name.
-            if let Some(name) = path.strip_prefix("oci/blobs/sha256/") {
-                if name != f.digest.hex() {
-                    bail!("`files`: `{path}` is not named by its digest {}", f.digest);
-                }
-            }
-            // Secrets are all encrypted (version 3) or all in clear (version 2).
-            if path.starts_with("secrets/") && path.ends_with(crate::secrets::SUFFIX) != sealed {
-                bail!(
-                    "`files`: `{path}`: secrets are {} in format version {}",
-                    if sealed { "`.age` files" } else { "in clear" },
-                    self.version
-                );
-            }
-            if f.mode & 0o022 != 0 {
-                bail!(
-                    "`files.{path}`: mode {:04o} is group- or world-writable",
-                    f.mode
-                );
+        // A blob is named by its digest: the store files it under that name.
+        if let Some(name) = path.strip_prefix("oci/blobs/sha256/") {
+            if name != f.digest.hex() {
+                bail!("`files`: `{path}` is not named by its digest {}", f.digest);
             }
         }
-        for (name, c) in &self.components {
-            let at = |field: &str| format!("`components.{name}.{field}`");
-            if name.is_empty()
-                || !name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-            {
-                bail!("component name `{name}` is not lowercase letters and digits");
-            }
-            if !is_hex64(&c.root) {
-                bail!("{}: not 64 lowercase hex digits", at("root"));
-            }
-            if c.reference != format!("infra-{name}") {
-                bail!("{}: `{}` is not `infra-{name}`", at("ref"), c.reference);
-            }
-            if c.unit != format!("infra-{name}.service") {
-                bail!("{}: `{}` is not `infra-{name}.service`", at("unit"), c.unit);
-            }
-            for v in &c.data {
-                if !plain_absolute(&v.host) {
-                    bail!(
-                        "{}: `{}` is not a plain absolute path",
-                        at("data.host"),
-                        v.host
-                    );
-                }
-                if !plain_absolute(&v.path) {
-                    bail!(
-                        "{}: `{}` is not a plain absolute path",
-                        at("data.path"),
-                        v.path
-                    );
-                }
-            }
-            for d in &c.config_dirs {
-                if !plain_absolute(d) {
-                    bail!("{}: `{d}` is not a plain absolute path", at("config_dirs"));
-                }
-            }
-            for s in &c.secrets {
-                if !plain_relative(s) || s.contains('/') {
-                    bail!("{}: `{s}` is not a plain file name", at("secrets"));
-                }
-                let path = self.secret_file(name, s);
-                if !self.files.contains_key(&path) {
-                    bail!(
-                        "{}: `{path}` is not among the bundle's files",
-                        at("secrets")
-                    );
+        // Secrets are all encrypted (version 3) or all in clear (version 2).
+        if path.starts_with("secrets/") && path.ends_with(crate::secrets::SUFFIX) != sealed {
+            bail!(
+                "`files`: `{path}`: secrets are {} in format version {}",
+                if sealed { "`.age` files" } else { "in clear" },
+                self.version
+            );
+        }
+        if f.mode & 0o022 != 0 {
+            bail!(
+                "`files.{path}`: mode {:04o} is group- or world-writable",
+                f.mode
+            );
+        }
+        Ok(())
+    }
+
+    /// One entry of `components`: its name and the names derived from it, plain paths, and every
+    /// file it refers to (secrets, units, blobs) among the bundle's files.
+    fn check_component(&self, name: &str, c: &ComponentEntry) -> Result<()> {
+        let at = |field: &str| format!("`components.{name}.{field}`");
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        {
+            bail!("component name `{name}` is not lowercase letters and digits");
+        }
+        if !is_hex64(&c.root) {
+            bail!("{}: not 64 lowercase hex digits", at("root"));
+        }
+        if c.reference != format!("infra-{name}") {
+            bail!("{}: `{}` is not `infra-{name}`", at("ref"), c.reference);
+        }
+        if c.unit != format!("infra-{name}.service") {
+            bail!("{}: `{}` is not `infra-{name}.service`", at("unit"), c.unit);
+        }
+        for v in &c.data {
+            for (field, p) in [("data.host", &v.host), ("data.path", &v.path)] {
+                if !plain_absolute(p) {
+                    bail!("{}: `{p}` is not a plain absolute path", at(field));
                 }
             }
-            let r = &c.runtimes;
-            for (field, path) in [
-                ("runtimes.unit", &r.unit),
-                ("runtimes.nspawn", &r.nspawn),
-                ("runtimes.portable", &r.portable),
-                ("runtimes.podman", &r.podman),
-            ] {
-                if !self.files.contains_key(path) {
-                    bail!("{}: `{path}` is not among the bundle's files", at(field));
-                }
+        }
+        for d in &c.config_dirs {
+            if !plain_absolute(d) {
+                bail!("{}: `{d}` is not a plain absolute path", at("config_dirs"));
             }
-            for d in std::iter::once(&c.image)
-                .chain(&c.root_layers)
-                .chain(std::iter::once(&c.config_layer))
-            {
-                let path = format!("oci/blobs/sha256/{}", d.hex());
-                if !self.files.contains_key(&path) {
-                    bail!("{}: blob {d} is not among the bundle's files", at("image"));
-                }
+        }
+        self.check_component_files(name, c, &at)?;
+        if !matches!(c.reload.on.as_str(), "config" | "never") {
+            bail!(
+                "{}: `{}` is not `config` or `never`",
+                at("reload.on"),
+                c.reload.on
+            );
+        }
+        Ok(())
+    }
+
+    /// The files component `name` refers to: its secrets, its units, its image's blobs.
+    fn check_component_files(
+        &self,
+        name: &str,
+        c: &ComponentEntry,
+        at: &dyn Fn(&str) -> String,
+    ) -> Result<()> {
+        for s in &c.secrets {
+            if !plain_relative(s) || s.contains('/') {
+                bail!("{}: `{s}` is not a plain file name", at("secrets"));
             }
-            if !matches!(c.reload.on.as_str(), "config" | "never") {
+            let path = self.secret_file(name, s);
+            if !self.files.contains_key(&path) {
                 bail!(
-                    "{}: `{}` is not `config` or `never`",
-                    at("reload.on"),
-                    c.reload.on
+                    "{}: `{path}` is not among the bundle's files",
+                    at("secrets")
                 );
+            }
+        }
+        let r = &c.runtimes;
+        for (field, path) in [
+            ("runtimes.unit", &r.unit),
+            ("runtimes.nspawn", &r.nspawn),
+            ("runtimes.portable", &r.portable),
+            ("runtimes.podman", &r.podman),
+        ] {
+            if !self.files.contains_key(path) {
+                bail!("{}: `{path}` is not among the bundle's files", at(field));
+            }
+        }
+        for d in std::iter::once(&c.image)
+            .chain(&c.root_layers)
+            .chain(std::iter::once(&c.config_layer))
+        {
+            let path = format!("oci/blobs/sha256/{}", d.hex());
+            if !self.files.contains_key(&path) {
+                bail!("{}: blob {d} is not among the bundle's files", at("image"));
             }
         }
         Ok(())

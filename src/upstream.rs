@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
 
+use crate::component::Component;
 use crate::image::{Base, Recipe};
 use crate::oci::blob::BlobStore;
-use crate::plan::Component;
 
 /// The profile parameter.
 pub const PARAM: &str = "infragen_upstream_images";

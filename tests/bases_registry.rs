@@ -54,7 +54,7 @@ fn stand_in(dir: &Path) -> String {
         architecture: "amd64".into(),
         os: "linux".into(),
         entrypoint: vec!["/usr/share/grafana/bin/grafana".into()],
-        created: layout::rfc3339(0),
+        created: layout::rfc3339(0).unwrap(),
         ..layout::ImageSpec::default()
     };
     let manifest = layout::write_image(&store, &spec, &[l]).unwrap();

@@ -706,7 +706,7 @@ fn fake_base(dir: &Path) -> String {
         volumes: vec![],
         labels: std::collections::BTreeMap::new(),
         stop_signal: None,
-        created: layout::rfc3339(0),
+        created: layout::rfc3339(0).unwrap(),
         annotations: std::collections::BTreeMap::new(),
     };
     let manifest = layout::write_image(&store, &spec, &[l]).unwrap();

@@ -53,9 +53,12 @@ fn sample_spec() -> ImageSpec {
         volumes: vec!["/var/lib/sample".into()],
         labels: BTreeMap::from([("org.example.component".into(), "sample".into())]),
         stop_signal: Some("SIGTERM".into()),
-        created: rfc3339(EPOCH),
+        created: rfc3339(EPOCH).unwrap(),
         annotations: BTreeMap::from([
-            ("org.opencontainers.image.created".into(), rfc3339(EPOCH)),
+            (
+                "org.opencontainers.image.created".into(),
+                rfc3339(EPOCH).unwrap(),
+            ),
             ("org.opencontainers.image.version".into(), "1.0.0".into()),
         ]),
     }

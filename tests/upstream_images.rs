@@ -50,7 +50,7 @@ fn stand_in(dir: &Path, binary: &str) -> String {
         architecture: "amd64".into(),
         os: "linux".into(),
         entrypoint: vec![format!("/{binary}")],
-        created: layout::rfc3339(0),
+        created: layout::rfc3339(0).unwrap(),
         ..layout::ImageSpec::default()
     };
     let manifest = layout::write_image(&store, &spec, &[l]).unwrap();

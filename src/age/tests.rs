@@ -102,42 +102,70 @@ fn refusal(bytes: &[u8]) -> String {
         .to_string()
 }
 
-#[test]
-#[allow(clippy::vec_init_then_push)] // one case a push, each with its comment
-fn malformed_and_tampered_files_are_refused() {
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Each file of `cases` is refused with exactly its message.
+fn assert_refused(cases: Vec<(Vec<u8>, &str)>) {
+    for (bytes, want) in cases {
+        assert_eq!(
+            refusal(&bytes),
+            want,
+            "{}",
+            text(&bytes[..bytes.len().min(120)])
+        );
+    }
+}
+
+/// Where `SMALL`'s MAC line starts (`--- `) and ends (its newline).
+fn mac_line() -> (usize, usize) {
     let header_end = SMALL.windows(4).position(|w| w == b"--- ").unwrap();
-    let mac_line_end = header_end
+    let end = header_end
         + SMALL[header_end..]
             .iter()
             .position(|&b| b == b'\n')
             .unwrap();
-    let mut cases: Vec<(Vec<u8>, &str)> = Vec::new();
-    cases.push((
-        b"age-encryption.org/v2\n".to_vec(),
-        "not a valid age file: the first line is not `age-encryption.org/v1`",
-    ));
-    cases.push((
-        Vec::new(),
-        "not a valid age file: the header ends without a newline, or a line is too long",
-    ));
-    cases.push((
-        b"age-encryption.org/v1\n--- AAAA\n".to_vec(),
-        "not a valid age file: no recipient stanza",
-    ));
-    cases.push((
-        b"age-encryption.org/v1\nhello\n".to_vec(),
-        "not a valid age file: expected a stanza (`-> `) or the MAC line (`--- `), found `hello`",
-    ));
+    (header_end, end)
+}
+
+#[test]
+fn malformed_headers_are_refused() {
     let s = text(SMALL);
-    cases.push((
-        s.replacen("-> X25519 ", "-> X25519  ", 1).into_bytes(),
-        "not a valid age file: a stanza has an empty argument",
-    ));
-    cases.push((
-        s.replacen("-> X25519 9M", "-> X25519 9M=", 1).into_bytes(),
-        "not a valid age file: an X25519 share is not canonical unpadded base64",
-    ));
+    assert_refused(vec![
+        (
+            b"age-encryption.org/v2\n".to_vec(),
+            "not a valid age file: the first line is not `age-encryption.org/v1`",
+        ),
+        (
+            Vec::new(),
+            "not a valid age file: the header ends without a newline, or a line is too long",
+        ),
+        (
+            b"age-encryption.org/v1\n--- AAAA\n".to_vec(),
+            "not a valid age file: no recipient stanza",
+        ),
+        (
+            b"age-encryption.org/v1\nhello\n".to_vec(),
+            "not a valid age file: expected a stanza (`-> `) or the MAC line (`--- `), found `hello`",
+        ),
+        (
+            s.replacen("-> X25519 ", "-> X25519  ", 1).into_bytes(),
+            "not a valid age file: a stanza has an empty argument",
+        ),
+        (
+            s.replacen("-> X25519 9M", "-> X25519 9M=", 1).into_bytes(),
+            "not a valid age file: an X25519 share is not canonical unpadded base64",
+        ),
+    ]);
+}
+
+#[test]
+#[allow(clippy::vec_init_then_push)] // one case a push, each with its comment
+fn foreign_and_tampered_headers_are_refused() {
+    let s = text(SMALL);
+    let (header_end, _) = mac_line();
+    let mut cases: Vec<(Vec<u8>, &str)> = Vec::new();
     // The other identity's file, and a stanza type we do not know.
     let other = Identity::generate().unwrap();
     cases.push((
@@ -162,7 +190,15 @@ fn malformed_and_tampered_files_are_refused() {
         grown,
         "the header's MAC does not verify (the header was altered)",
     ));
-    // The payload: no nonce, no chunk, a flipped byte, truncated, a last chunk left out.
+    assert_refused(cases);
+}
+
+#[test]
+#[allow(clippy::vec_init_then_push)] // one case a push, each with its comment
+fn truncated_and_altered_payloads_are_refused() {
+    let (_, mac_line_end) = mac_line();
+    let mut cases: Vec<(Vec<u8>, &str)> = Vec::new();
+    // No nonce, no chunk, a flipped byte, truncated, a last chunk left out.
     cases.push((
         SMALL[..=mac_line_end].to_vec(),
         "the payload is truncated (no nonce)",
@@ -202,14 +238,7 @@ fn malformed_and_tampered_files_are_refused() {
     let mut more = one.clone();
     more.extend_from_slice(&two[two.len() - (5 + TAG)..]);
     cases.push((more, "the payload is altered (chunk 0)"));
-    for (bytes, want) in cases {
-        assert_eq!(
-            refusal(&bytes),
-            want,
-            "{}",
-            text(&bytes[..bytes.len().min(120)])
-        );
-    }
+    assert_refused(cases);
 }
 
 #[test]

@@ -24,7 +24,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::lock::Lock;
 use crate::oci::blob::BlobStore;
@@ -33,7 +33,7 @@ use crate::pkg::fetch::Cache;
 use crate::plan::{Component, Plan};
 use crate::tree::Tree;
 
-pub use spec::{chrony_flags, flags};
+pub use crate::image::{Built, LayerInfo};
 
 use entries::{config_entries, content_key, recipe_entries};
 use layers::{base_layers, build_jobs, Job, Layers};
@@ -57,39 +57,6 @@ pub struct Options {
     pub sign_key: Option<PathBuf>,
     /// The passphrase of an encrypted `sign_key` (else `$INFRAGEN_KEY_PASSPHRASE`).
     pub sign_passphrase: Option<Vec<u8>>,
-}
-
-/// A layer as the build knows it (the blob is in the store).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LayerInfo {
-    /// Compressed digest.
-    pub digest: String,
-    /// Uncompressed digest.
-    pub diff_id: String,
-    /// Compressed size.
-    pub size: u64,
-    /// Bytes of file content inside.
-    pub content: u64,
-}
-
-/// One built image.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Built {
-    /// Manifest digest.
-    pub digest: String,
-    /// Layers, bottom first.
-    pub layers: Vec<LayerInfo>,
-}
-
-impl Built {
-    /// Bytes of file content in all layers (the unpacked size, near enough).
-    pub fn content(&self) -> u64 {
-        self.layers.iter().map(|l| l.content).sum()
-    }
-    /// Compressed size of all layers.
-    pub fn compressed(&self) -> u64 {
-        self.layers.iter().map(|l| l.size).sum()
-    }
 }
 
 /// What a build produced per host.
@@ -237,7 +204,7 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
                 let key = content_key(&entries);
                 image_layers.push(layers.get(&key, || Ok(entries))?);
             }
-            let spec = image_spec(plan, h, c, r, epoch);
+            let spec = image_spec(plan, h, c, r, epoch)?;
             let layer_refs: Vec<layout::LayerRef> = image_layers
                 .iter()
                 .map(|l| layout::LayerRef {
@@ -256,7 +223,7 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
                 },
             );
             let reference = format!("infra-{}", c.name());
-            let doc = sbom::document(&reference, &host, &manifest.digest, &contents[&c], epoch);
+            let doc = sbom::document(&reference, &host, &manifest.digest, &contents[&c], epoch)?;
             let sbom_dir = staging.path().join(&host).join("sbom");
             fs::create_dir_all(&sbom_dir)?;
             let mut text = serde_json::to_vec_pretty(&doc)?;

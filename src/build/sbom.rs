@@ -80,7 +80,7 @@ pub fn document(
     digest: &str,
     contents: &Contents,
     epoch: u64,
-) -> Value {
+) -> anyhow::Result<Value> {
     let hex = digest.trim_start_matches("sha256:");
     let mut packages = vec![json!({
         "name": reference,
@@ -149,19 +149,19 @@ pub fn document(
             "relatedSpdxElement": "SPDXRef-Base",
         }));
     }
-    json!({
+    Ok(json!({
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",
         "SPDXID": "SPDXRef-DOCUMENT",
         "name": format!("{reference} ({host})"),
         "documentNamespace": format!("https://infragen.invalid/spdx/{reference}/{hex}"),
         "creationInfo": {
-            "created": crate::oci::layout::rfc3339(epoch),
+            "created": crate::oci::layout::rfc3339(epoch)?,
             "creators": [format!("Tool: infragen-{}", env!("CARGO_PKG_VERSION"))],
         },
         "packages": packages,
         "relationships": relationships,
-    })
+    }))
 }
 
 #[cfg(test)]

@@ -4,9 +4,8 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use serde::{Deserialize, Serialize};
-
 use crate::image::Recipe;
+use crate::manifest::{Probe, Volume};
 use crate::plan::{Component, HostPlan, Plan};
 
 /// Quotes one argument for an `ExecStart=` line (systemd.service(5) "Command lines"):
@@ -21,22 +20,6 @@ pub fn systemd_arg(a: &str) -> String {
     } else {
         format!("\"{}\"", a.replace('\\', "\\\\").replace('"', "\\\""))
     }
-}
-
-/// A state directory: host path, path in the root, owner.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Volume {
-    /// On the host.
-    pub host: String,
-    /// In the component's root.
-    pub path: String,
-    /// Owner uid.
-    pub uid: u32,
-    /// Owner gid.
-    pub gid: u32,
-    /// Read-only for the component (nginx serves the web root, it does not write it).
-    pub read_only: bool,
 }
 
 /// State directories of a component: `/infra/<x>` maps to `<infra_data>/<x>` (Pigsty's layout),
@@ -66,31 +49,6 @@ pub fn volumes(h: &HostPlan, c: Component, r: &Recipe) -> Vec<Volume> {
             }
         })
         .collect()
-}
-
-/// How a component is probed for health.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum Probe {
-    /// `GET http://address/path` answers 2xx.
-    Http {
-        /// `ip:port`.
-        address: String,
-        /// Path.
-        path: String,
-    },
-    /// A DNS query for `name` at `address` answers.
-    Dns {
-        /// `ip:port`.
-        address: String,
-        /// Name to resolve.
-        name: String,
-    },
-    /// An NTP query at `address` answers.
-    Ntp {
-        /// `ip:port`.
-        address: String,
-    },
 }
 
 fn addr(ip: IpAddr, port: u16) -> String {
@@ -209,6 +167,6 @@ pub(super) fn allow_list(plan: &Plan) -> String {
 /// The entrypoint and arguments of a component on a host.
 pub fn image_args(h: &HostPlan, c: Component, r: &Recipe) -> Vec<String> {
     let mut args = r.entrypoint.clone();
-    args.extend(crate::build::flags(h, c, r));
+    args.extend(h.flags(c, r));
     args
 }

@@ -22,8 +22,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use crate::build::Built;
-use crate::image::Recipe;
+use crate::image::{Built, Recipe};
 use crate::manifest::{
     ComponentEntry, Digest, FileEntry, Manifest, ProfileRef, Reload, Runtimes, User, SIGNATURE,
 };
@@ -39,8 +38,9 @@ mod open;
 
 pub use open::{Checked, Opened};
 
+pub use crate::manifest::{Probe, Volume};
 use component::{allow_list, sandbox};
-pub use component::{image_args, probe, systemd_arg, volumes, Probe, Volume};
+pub use component::{image_args, probe, systemd_arg, volumes};
 
 /// Writes units and the manifest of host `h` into `dir` (which holds `oci/` and `secrets/`).
 #[allow(clippy::too_many_arguments)]

@@ -194,7 +194,7 @@ fn release(source: &Source, dists: &str, trust: Trust) -> Result<(apt::Release, 
             String::from_utf8(bytes).with_context(|| format!("{url}: not UTF-8"))?
         }
     };
-    let date = crate::lock::release_date(&text);
+    let date = apt::release_date(&text);
     Ok((
         apt::parse_release(&text).map_err(|e| anyhow!("{url}: {e}"))?,
         date,

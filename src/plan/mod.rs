@@ -6,13 +6,13 @@
 
 mod check;
 mod components;
+mod flags;
 mod portal;
 mod ports;
 mod read;
 mod targets;
 mod upstream;
 
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
@@ -20,93 +20,15 @@ use std::net::IpAddr;
 use crate::problem::{Problem, Problems};
 use crate::profile::Inventory;
 
+pub use crate::component::{Component, PortParam};
+pub use crate::profile::address_order;
 pub use components::{
     Alertmanager, Blackbox, Chrony, Datasource, Dnsmasq, Grafana, Victoria, Vmalert, Vmetrics,
 };
 pub use portal::{nginx_lex, Card, Nginx, Portal, PortalKind, SslMode};
-pub use ports::PortParam;
 pub use targets::{TargetGroup, Targets};
 
 use read::Reader;
-
-/// The ten INFRA components infragen renders for every infra host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Component {
-    /// nginx: portal, reverse proxy, local repository.
-    Nginx,
-    /// Grafana.
-    Grafana,
-    /// `VictoriaMetrics`.
-    Vmetrics,
-    /// `VictoriaLogs`.
-    Vlogs,
-    /// `VictoriaTraces`.
-    Vtraces,
-    /// vmalert.
-    Vmalert,
-    /// Alertmanager.
-    Alertmanager,
-    /// Blackbox exporter.
-    Blackbox,
-    /// dnsmasq.
-    Dnsmasq,
-    /// chrony.
-    Chrony,
-}
-
-impl Component {
-    /// Every component, in render order.
-    pub const ALL: [Component; 10] = [
-        Self::Nginx,
-        Self::Grafana,
-        Self::Vmetrics,
-        Self::Vlogs,
-        Self::Vtraces,
-        Self::Vmalert,
-        Self::Alertmanager,
-        Self::Blackbox,
-        Self::Dnsmasq,
-        Self::Chrony,
-    ];
-
-    /// The component's name: directory, image and unit suffix (`infra-<name>`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Nginx => "nginx",
-            Self::Grafana => "grafana",
-            Self::Vmetrics => "vmetrics",
-            Self::Vlogs => "vlogs",
-            Self::Vtraces => "vtraces",
-            Self::Vmalert => "vmalert",
-            Self::Alertmanager => "alertmanager",
-            Self::Blackbox => "blackbox",
-            Self::Dnsmasq => "dnsmasq",
-            Self::Chrony => "chrony",
-        }
-    }
-
-    /// The parameter that enables it.
-    pub fn flag(self) -> &'static str {
-        match self {
-            Self::Nginx => "nginx_enabled",
-            Self::Grafana => "grafana_enabled",
-            Self::Vmetrics => "vmetrics_enabled",
-            Self::Vlogs => "vlogs_enabled",
-            Self::Vtraces => "vtraces_enabled",
-            Self::Vmalert => "vmalert_enabled",
-            Self::Alertmanager => "alertmanager_enabled",
-            Self::Blackbox => "blackbox_enabled",
-            Self::Dnsmasq => "dns_enabled",
-            Self::Chrony => "node_ntp_enabled",
-        }
-    }
-}
-
-impl fmt::Display for Component {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// The ports of one infra host (every port, enabled or not: peers need them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,16 +180,6 @@ fn stable_name(source: &str) -> String {
         .map_or_else(|| source.to_owned(), |n| n.to_string_lossy().into_owned())
 }
 
-/// Orders inventory keys by address (numerically), then as text.
-pub fn address_order(a: &str, b: &str) -> Ordering {
-    match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
-        (Ok(x), Ok(y)) => x.cmp(&y),
-        (Ok(_), Err(_)) => Ordering::Less,
-        (Err(_), Ok(_)) => Ordering::Greater,
-        (Err(_), Err(_)) => a.cmp(b),
-    }
-}
-
 /// Resolves and validates `inventory` into a plan, or returns every problem found.
 pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
     let mut problems = Vec::new();
@@ -279,14 +191,57 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
         ));
         return Err(Problems::new(&inventory.source, problems));
     }
-
     // First pass: identity and ports of every infra host (peers need them).
+    let infra = infra_nodes(inventory, &infra_hosts, &mut problems);
+    for host in inventory.all_hosts() {
+        if host.parse::<IpAddr>().is_err() && !infra_hosts.contains(&host) {
+            problems.push(Problem::at(
+                format!("inventory host {}", crate::keypath::join("", host)),
+                format!("host key `{host}` is not an IP address (Pigsty names hosts by address)"),
+            ));
+        }
+    }
+    // Every host's variables, resolved once for both inventory-wide computations.
+    let resolved: Vec<(&str, crate::profile::Vars)> = inventory
+        .all_hosts()
+        .into_iter()
+        .map(|h| (h, inventory.resolve(h)))
+        .collect();
+    let targets = targets::compute(&resolved, &infra, &mut problems);
+    let dns = targets::dns_records(&resolved, &mut problems);
+    let (hosts, upstream) = host_plans(inventory, &infra_hosts, &infra, &dns, &mut problems);
+
+    let warnings = misspellings(inventory);
+    if problems.is_empty() {
+        Ok(Plan {
+            source: inventory.source.clone(),
+            name: stable_name(&inventory.source),
+            digest: inventory.digest.clone(),
+            infra,
+            hosts,
+            targets,
+            inventory_hosts: inventory.hosts.len(),
+            warnings,
+            upstream,
+        })
+    } else {
+        Err(Problems::new(&inventory.source, problems))
+    }
+}
+
+/// Every infra host's identity and ports, by `infra_seq`; a duplicate sequence number or
+/// address is a problem.
+fn infra_nodes(
+    inventory: &Inventory,
+    infra_hosts: &[&str],
+    problems: &mut Vec<Problem>,
+) -> Vec<InfraNode> {
     let mut infra = Vec::new();
     let mut seqs: BTreeMap<u32, String> = BTreeMap::new();
     let mut addresses: BTreeMap<IpAddr, String> = BTreeMap::new();
-    for host in &infra_hosts {
+    for host in infra_hosts {
         let vars = inventory.resolve(host);
-        let mut r = Reader::new(&vars, host, &mut problems);
+        let mut r = Reader::new(&vars, host, problems);
         let Some(node) = infra_node(&mut r) else {
             continue;
         };
@@ -319,27 +274,24 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
         infra.push(node);
     }
     infra.sort_by_key(|n| n.seq);
+    infra
+}
 
-    for host in inventory.all_hosts() {
-        if host.parse::<IpAddr>().is_err() && !infra_hosts.contains(&host) {
-            problems.push(Problem::at(
-                format!("inventory host {}", crate::keypath::join("", host)),
-                format!("host key `{host}` is not an IP address (Pigsty names hosts by address)"),
-            ));
-        }
-    }
-    // Every host's variables, resolved once for both inventory-wide computations.
-    let resolved: Vec<(&str, crate::profile::Vars)> = inventory
-        .all_hosts()
-        .into_iter()
-        .map(|h| (h, inventory.resolve(h)))
-        .collect();
-    let targets = targets::compute(&resolved, &infra, &mut problems);
-    let dns = targets::dns_records(&resolved, &mut problems);
-
+/// Every infra host's plan, and the upstream images they all take (the same on every host, or
+/// a problem).
+fn host_plans(
+    inventory: &Inventory,
+    infra_hosts: &[&str],
+    infra: &[InfraNode],
+    dns: &BTreeMap<String, Vec<String>>,
+    problems: &mut Vec<Problem>,
+) -> (
+    Vec<HostPlan>,
+    BTreeMap<Component, crate::upstream::Upstream>,
+) {
     let mut hosts = Vec::new();
     let mut upstream: Option<(String, BTreeMap<Component, crate::upstream::Upstream>)> = None;
-    for node in &infra {
+    for node in infra {
         let host = node.ip.to_string();
         let key = infra_hosts
             .iter()
@@ -347,8 +299,8 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
             .copied()
             .unwrap_or(&host);
         let vars = inventory.resolve(key);
-        let mut r = Reader::new(&vars, key, &mut problems);
-        hosts.push(components::host(&mut r, node, &infra, inventory, &dns));
+        let mut r = Reader::new(&vars, key, problems);
+        hosts.push(components::host(&mut r, node, infra, inventory, dns));
         let chosen = upstream::read(&mut r);
         match &upstream {
             None => upstream = Some((key.to_owned(), chosen)),
@@ -365,23 +317,7 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
             Some(_) => {}
         }
     }
-
-    let warnings = misspellings(inventory);
-    if problems.is_empty() {
-        Ok(Plan {
-            source: inventory.source.clone(),
-            name: stable_name(&inventory.source),
-            digest: inventory.digest.clone(),
-            infra,
-            hosts,
-            targets,
-            inventory_hosts: inventory.hosts.len(),
-            warnings,
-            upstream: upstream.map(|(_, u)| u).unwrap_or_default(),
-        })
-    } else {
-        Err(Problems::new(&inventory.source, problems))
-    }
+    (hosts, upstream.map(|(_, u)| u).unwrap_or_default())
 }
 
 /// Identity, ports and enabled set of one infra host.

@@ -4,77 +4,8 @@
 //! A recipe names its ports as [`PortParam`]s, parsed strictly: a name that is not a port
 //! parameter is refused when the recipe is read, never looked up later as port 0.
 
-use serde::{Deserialize, Serialize};
-
 use super::read::Reader;
-use super::Ports;
-
-/// A port parameter of an infra host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[allow(missing_docs)]
-pub enum PortParam {
-    NginxPort,
-    NginxSslPort,
-    NginxExporterPort,
-    GrafanaPort,
-    VmetricsPort,
-    VlogsPort,
-    VtracesPort,
-    VmalertPort,
-    AlertmanagerPort,
-    AlertmanagerClusterPort,
-    BlackboxPort,
-    DnsPort,
-    CodePort,
-    JupyterPort,
-}
-
-impl PortParam {
-    /// Every port parameter.
-    pub const ALL: [PortParam; 14] = [
-        PortParam::NginxPort,
-        PortParam::NginxSslPort,
-        PortParam::NginxExporterPort,
-        PortParam::GrafanaPort,
-        PortParam::VmetricsPort,
-        PortParam::VlogsPort,
-        PortParam::VtracesPort,
-        PortParam::VmalertPort,
-        PortParam::AlertmanagerPort,
-        PortParam::AlertmanagerClusterPort,
-        PortParam::BlackboxPort,
-        PortParam::DnsPort,
-        PortParam::CodePort,
-        PortParam::JupyterPort,
-    ];
-
-    /// The parameter's name in a profile.
-    pub fn name(self) -> &'static str {
-        match self {
-            PortParam::NginxPort => "nginx_port",
-            PortParam::NginxSslPort => "nginx_ssl_port",
-            PortParam::NginxExporterPort => "nginx_exporter_port",
-            PortParam::GrafanaPort => "grafana_port",
-            PortParam::VmetricsPort => "vmetrics_port",
-            PortParam::VlogsPort => "vlogs_port",
-            PortParam::VtracesPort => "vtraces_port",
-            PortParam::VmalertPort => "vmalert_port",
-            PortParam::AlertmanagerPort => "alertmanager_port",
-            PortParam::AlertmanagerClusterPort => "alertmanager_cluster_port",
-            PortParam::BlackboxPort => "blackbox_port",
-            PortParam::DnsPort => "dns_port",
-            PortParam::CodePort => "code_port",
-            PortParam::JupyterPort => "jupyter_port",
-        }
-    }
-}
-
-impl std::fmt::Display for PortParam {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+use super::{PortParam, Ports};
 
 impl Ports {
     /// The value of port parameter `p` on this host.

@@ -54,7 +54,6 @@ fn at(ip: &str, port: u16) -> String {
 }
 
 /// Every scrape target of the inventory (all but the per-host `pgrds` files).
-#[allow(clippy::too_many_lines)]
 pub fn compute(
     hosts: &[(&str, Vars)],
     infra: &[InfraNode],
@@ -65,169 +64,195 @@ pub fn compute(
         t.entry(dir.to_owned()).or_default().insert(file, groups);
     };
     for node in infra {
-        let ip = node.ip.to_string();
-        let seq = node.seq.to_string();
-        let p = &node.ports;
-        let mut groups = Vec::new();
-        let mut comp = |c: Component, name: &str, port: u16| {
-            if node.enabled.contains(&c) {
-                groups.push(group(
-                    &[
-                        ("ip", &ip),
-                        ("ins", &format!("{name}-{seq}")),
-                        ("cls", name),
-                    ],
-                    vec![at(&ip, port)],
-                ));
-            }
-        };
-        comp(Component::Vmetrics, "vmetrics", p.vmetrics);
-        comp(Component::Vlogs, "vlogs", p.vlogs);
-        comp(Component::Vtraces, "vtraces", p.vtraces);
-        comp(Component::Vmalert, "vmalert", p.vmalert);
-        comp(Component::Alertmanager, "alertmanager", p.alertmanager);
-        comp(Component::Blackbox, "blackbox", p.blackbox);
-        comp(Component::Grafana, "grafana", p.grafana);
-        put("infra", format!("infra-{seq}"), groups);
+        put("infra", format!("infra-{}", node.seq), infra_groups(node));
     }
-
     for (host, vars) in hosts {
         let mut r = Reader::new(vars, host, problems);
         let Ok(addr) = host.parse::<IpAddr>() else {
             continue;
         }; // reported by `plan::resolve`
         let ip = addr.to_string();
-        let facts = facts(&mut r, &ip);
-        let (ins, cls) = (facts.nodename.as_str(), facts.cluster.as_str());
-
-        let mut node_targets = Vec::new();
-        for (flag, port) in [
-            ("node_exporter_enabled", "node_exporter_port"),
-            ("haproxy_enabled", "haproxy_exporter_port"),
-            ("vector_enabled", "vector_port"),
-        ] {
-            if r.bool(flag) {
-                node_targets.push(at(&ip, r.port(port)));
-            }
-        }
-        put(
-            "node",
-            ip.clone(),
-            vec![group(
-                &[("ip", &ip), ("ins", ins), ("cls", cls)],
-                node_targets,
-            )],
-        );
-        put(
-            "ping",
-            ip.clone(),
-            vec![group(
-                &[("ip", &ip), ("ins", ins), ("cls", cls)],
-                vec![ip.clone()],
-            )],
-        );
-        if r.is_set("docker_enabled") && r.bool("docker_enabled") {
-            let port = r.port("docker_exporter_port");
-            put(
-                "docker",
-                ip.clone(),
-                vec![group(
-                    &[("ip", &ip), ("ins", ins), ("cls", cls)],
-                    vec![at(&ip, port)],
-                )],
-            );
-        }
+        node(&mut r, &ip, &mut put);
         if let Some((cls, seq)) = member(&mut r, "etcd_cluster", "etcd_seq", "etcd") {
-            let name = format!("{cls}-{seq}");
-            let port = r.port("etcd_port");
-            put(
-                "etcd",
-                name.clone(),
-                vec![group(
-                    &[("ip", &ip), ("ins", &name), ("cls", &cls)],
-                    vec![at(&ip, port)],
-                )],
-            );
+            etcd(&mut r, &ip, &cls, &seq, &mut put);
         }
         if let Some((cls, seq)) = member(&mut r, "minio_cluster", "minio_seq", "minio") {
-            let name = format!("{cls}-{seq}");
-            let port = r.port("minio_port");
-            let instance = at(&ip, port);
-            put(
-                "minio",
-                name.clone(),
-                vec![group(
-                    &[
-                        ("ip", &ip),
-                        ("ins", &name),
-                        ("cls", &cls),
-                        ("instance", &instance),
-                    ],
-                    vec![instance.clone()],
-                )],
-            );
+            minio(&mut r, &ip, &cls, &seq, &mut put);
         }
         if let Some((cls, seq)) = member(&mut r, "pg_cluster", "pg_seq", "") {
-            let name = format!("{cls}-{seq}");
-            let patroni_ssl = r.bool("patroni_ssl_enabled");
-            let mut targets = Vec::new();
-            for (flag, port) in [
-                ("pg_exporter_enabled", "pg_exporter_port"),
-                ("pgbouncer_exporter_enabled", "pgbouncer_exporter_port"),
-            ] {
-                if r.bool(flag) {
-                    targets.push(at(&ip, r.port(port)));
-                }
-            }
-            if !patroni_ssl {
-                targets.push(at(&ip, r.port("patroni_port")));
-            }
-            if r.bool("pgbackrest_exporter_enabled") {
-                targets.push(at(&ip, r.port("pgbackrest_exporter_port")));
-            }
-            put(
-                "pgsql",
-                name.clone(),
-                vec![group(
-                    &[("ip", &ip), ("ins", &name), ("cls", &cls)],
-                    targets,
-                )],
-            );
-            if patroni_ssl {
-                let port = r.port("patroni_port");
-                put(
-                    "patroni",
-                    name.clone(),
-                    vec![group(
-                        &[("job", "pgsql"), ("ip", &ip), ("ins", &name), ("cls", &cls)],
-                        vec![at(&ip, port)],
-                    )],
-                );
-            }
-            if r.bool("pg_vip_enabled") {
-                if let Some(vip) = vip(&mut r, "pg_vip_address") {
-                    put(
-                        "ping",
-                        format!("{vip}---{ip}"),
-                        vec![group(
-                            &[
-                                ("ip", &ip),
-                                ("vip", &vip),
-                                ("ins", &name),
-                                ("cls", &cls),
-                                ("job", "pgsql-vip"),
-                            ],
-                            vec![vip.clone()],
-                        )],
-                    );
-                }
-            }
+            pgsql(&mut r, &ip, &cls, &seq, &mut put);
         }
         if let Some((cls, node)) = member(&mut r, "redis_cluster", "redis_node", "") {
             redis(&mut r, &ip, &cls, &node, &mut put);
         }
     }
     t
+}
+
+/// The infra components an infra host runs, one group each (`infra/infra-<seq>`).
+fn infra_groups(node: &InfraNode) -> Vec<TargetGroup> {
+    let ip = node.ip.to_string();
+    let seq = node.seq.to_string();
+    let p = &node.ports;
+    [
+        (Component::Vmetrics, "vmetrics", p.vmetrics),
+        (Component::Vlogs, "vlogs", p.vlogs),
+        (Component::Vtraces, "vtraces", p.vtraces),
+        (Component::Vmalert, "vmalert", p.vmalert),
+        (Component::Alertmanager, "alertmanager", p.alertmanager),
+        (Component::Blackbox, "blackbox", p.blackbox),
+        (Component::Grafana, "grafana", p.grafana),
+    ]
+    .into_iter()
+    .filter(|(c, _, _)| node.enabled.contains(c))
+    .map(|(_, name, port)| {
+        group(
+            &[
+                ("ip", &ip),
+                ("ins", &format!("{name}-{seq}")),
+                ("cls", name),
+            ],
+            vec![at(&ip, port)],
+        )
+    })
+    .collect()
+}
+
+/// Every host's node-level targets: its exporters (`node`), its address (`ping`) and Docker's
+/// exporter when Docker is on (`docker`).
+fn node(r: &mut Reader, ip: &str, put: &mut impl FnMut(&str, String, Vec<TargetGroup>)) {
+    let facts = facts(r, ip);
+    let (ins, cls) = (facts.nodename.as_str(), facts.cluster.as_str());
+    let labels = [("ip", ip), ("ins", ins), ("cls", cls)];
+    let mut node_targets = Vec::new();
+    for (flag, port) in [
+        ("node_exporter_enabled", "node_exporter_port"),
+        ("haproxy_enabled", "haproxy_exporter_port"),
+        ("vector_enabled", "vector_port"),
+    ] {
+        if r.bool(flag) {
+            node_targets.push(at(ip, r.port(port)));
+        }
+    }
+    put("node", ip.to_owned(), vec![group(&labels, node_targets)]);
+    put(
+        "ping",
+        ip.to_owned(),
+        vec![group(&labels, vec![ip.to_owned()])],
+    );
+    if r.is_set("docker_enabled") && r.bool("docker_enabled") {
+        let port = r.port("docker_exporter_port");
+        put(
+            "docker",
+            ip.to_owned(),
+            vec![group(&labels, vec![at(ip, port)])],
+        );
+    }
+}
+
+/// An etcd member `<cls>-<seq>`.
+fn etcd(
+    r: &mut Reader,
+    ip: &str,
+    cls: &str,
+    seq: &str,
+    put: &mut impl FnMut(&str, String, Vec<TargetGroup>),
+) {
+    let name = format!("{cls}-{seq}");
+    let port = r.port("etcd_port");
+    put(
+        "etcd",
+        name.clone(),
+        vec![group(
+            &[("ip", ip), ("ins", &name), ("cls", cls)],
+            vec![at(ip, port)],
+        )],
+    );
+}
+
+/// A `MinIO` member `<cls>-<seq>`, labelled with its instance address.
+fn minio(
+    r: &mut Reader,
+    ip: &str,
+    cls: &str,
+    seq: &str,
+    put: &mut impl FnMut(&str, String, Vec<TargetGroup>),
+) {
+    let name = format!("{cls}-{seq}");
+    let port = r.port("minio_port");
+    let instance = at(ip, port);
+    put(
+        "minio",
+        name.clone(),
+        vec![group(
+            &[
+                ("ip", ip),
+                ("ins", &name),
+                ("cls", cls),
+                ("instance", &instance),
+            ],
+            vec![instance.clone()],
+        )],
+    );
+}
+
+/// A PostgreSQL member `<cls>-<seq>`: its exporters and Patroni (`pgsql`, or `patroni` when
+/// Patroni speaks TLS), and its VIP when it has one (`ping`).
+fn pgsql(
+    r: &mut Reader,
+    ip: &str,
+    cls: &str,
+    seq: &str,
+    put: &mut impl FnMut(&str, String, Vec<TargetGroup>),
+) {
+    let name = format!("{cls}-{seq}");
+    let patroni_ssl = r.bool("patroni_ssl_enabled");
+    let mut targets = Vec::new();
+    for (flag, port) in [
+        ("pg_exporter_enabled", "pg_exporter_port"),
+        ("pgbouncer_exporter_enabled", "pgbouncer_exporter_port"),
+    ] {
+        if r.bool(flag) {
+            targets.push(at(ip, r.port(port)));
+        }
+    }
+    if !patroni_ssl {
+        targets.push(at(ip, r.port("patroni_port")));
+    }
+    if r.bool("pgbackrest_exporter_enabled") {
+        targets.push(at(ip, r.port("pgbackrest_exporter_port")));
+    }
+    let labels = [("ip", ip), ("ins", name.as_str()), ("cls", cls)];
+    put("pgsql", name.clone(), vec![group(&labels, targets)]);
+    if patroni_ssl {
+        let port = r.port("patroni_port");
+        put(
+            "patroni",
+            name.clone(),
+            vec![group(
+                &[("job", "pgsql"), ("ip", ip), ("ins", &name), ("cls", cls)],
+                vec![at(ip, port)],
+            )],
+        );
+    }
+    if r.bool("pg_vip_enabled") {
+        if let Some(vip) = vip(r, "pg_vip_address") {
+            put(
+                "ping",
+                format!("{vip}---{ip}"),
+                vec![group(
+                    &[
+                        ("ip", ip),
+                        ("vip", &vip),
+                        ("ins", &name),
+                        ("cls", cls),
+                        ("job", "pgsql-vip"),
+                    ],
+                    vec![vip.clone()],
+                )],
+            );
+        }
+    }
 }
 
 fn redis(

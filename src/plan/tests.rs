@@ -99,3 +99,23 @@ fn secrets_do_not_show_in_debug() {
     let debug = format!("{plan:?}");
     assert!(!debug.contains("Sup3rS3cret") && !debug.contains("Hunter2pw"));
 }
+
+#[test]
+fn the_alertmanager_cluster_port_counts_only_in_a_cluster() {
+    // Grafana's default port, 3000, given to Alertmanager's cluster port.
+    let one = |clustered: bool| {
+        format!(
+            "all:\n  children:\n    infra:\n      hosts:\n        10.1.0.1: {{ infra_seq: 1 }}\n  \
+             vars:\n    admin_ip: 10.1.0.1\n    alertmanager_cluster_port: 3000\n    \
+             alertmanager_cluster: {clustered}\n"
+        )
+    };
+    assert!(plan(&one(false)).is_ok());
+    let e = plan(&one(true)).unwrap_err().to_string();
+    assert!(
+        e.contains(
+            "port 3000 of `alertmanager_cluster_port` is already used by `grafana_port` on this host"
+        ),
+        "{e}"
+    );
+}

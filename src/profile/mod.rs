@@ -225,7 +225,7 @@ pub fn parse_mapped(
     let mut inventory = Inventory {
         source: source.to_owned(),
         // The map is part of what was read: the same text mapped otherwise is another profile.
-        digest: crate::pkg::fetch::sha256((text.to_owned() + &map.describe()).as_bytes()),
+        digest: crate::digest::sha256_hex((text.to_owned() + &map.describe()).as_bytes()),
         all_vars: walker.all_vars,
         groups: walker.groups,
         hosts: walker.hosts,
@@ -268,14 +268,14 @@ impl Inventory {
             .filter(|(_, h)| h.groups.contains(group))
             .map(|(k, _)| k.as_str())
             .collect();
-        hosts.sort_by(|a, b| crate::plan::address_order(a, b));
+        hosts.sort_by(|a, b| address_order(a, b));
         hosts
     }
 
     /// Every host of the inventory, in address order.
     pub fn all_hosts(&self) -> Vec<&str> {
         let mut hosts: Vec<&str> = self.hosts.keys().map(String::as_str).collect();
-        hosts.sort_by(|a, b| crate::plan::address_order(a, b));
+        hosts.sort_by(|a, b| address_order(a, b));
         hosts
     }
 
@@ -501,6 +501,16 @@ pub fn kind(v: &Value) -> &'static str {
         Value::Sequence(_) => "a list",
         Value::Mapping(_) => "a mapping",
         Value::Tagged(_) => "a tagged value",
+    }
+}
+
+/// Orders inventory keys by address (numerically), then as text.
+pub fn address_order(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.parse::<std::net::IpAddr>(), b.parse::<std::net::IpAddr>()) {
+        (Ok(x), Ok(y)) => x.cmp(&y),
+        (Ok(_), Err(_)) => std::cmp::Ordering::Less,
+        (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
+        (Err(_), Err(_)) => a.cmp(b),
     }
 }
 

@@ -45,6 +45,6 @@ pub fn chrony(h: &HostPlan, head: &Head, t: &mut Tree) -> Result<()> {
             }),
         )?,
     );
-    let flags = crate::build::chrony_flags(c.control_clock);
+    let flags = c.flags();
     super::env_file(t, head, crate::plan::Component::Chrony, &flags)
 }

@@ -126,35 +126,7 @@ fn server(h: &HostPlan, n: &crate::plan::Nginx, p: &Portal, head: &Head) -> Valu
     });
     let o = ctx.as_object_mut().expect("object");
     match &p.kind {
-        PortalKind::Home { root, index } => {
-            let url = |port: u16| format!("http://{}", addr(h.ip, port));
-            let mut backends = Vec::new();
-            for (c, prefix, port) in [
-                (Component::Vmetrics, "vmetrics", h.ports.vmetrics),
-                (Component::Vlogs, "vlogs", h.ports.vlogs),
-                (Component::Vtraces, "vtraces", h.ports.vtraces),
-                (Component::Vmalert, "vmalert", h.ports.vmalert),
-                (Component::Alertmanager, "alertmgr", h.ports.alertmanager),
-                (Component::Blackbox, "blackbox", h.ports.blackbox),
-            ] {
-                if h.enabled().contains(&c) {
-                    backends.push(json!({"prefix": prefix, "url": url(port)}));
-                }
-            }
-            let grafana = h.grafana.is_some().then(|| url(h.ports.grafana));
-            let repo = n
-                .repo
-                .as_ref()
-                .map(|(home, name)| json!({"home": home, "name": name}));
-            o.insert("root".into(), json!(root));
-            o.insert("index".into(), json!(index));
-            o.insert("backends".into(), json!(backends));
-            o.insert("grafana".into(), json!(grafana));
-            o.insert("stub_status".into(), json!(n.stub_status));
-            o.insert("repo".into(), json!(repo));
-            o.insert("code_port".into(), json!(h.ports.code));
-            o.insert("jupyter_port".into(), json!(h.ports.jupyter));
-        }
+        PortalKind::Home { root, index } => home_context(h, n, root, *index, o),
         PortalKind::Path { root, index } => {
             o.insert("root".into(), json!(root));
             o.insert("index".into(), json!(index));
@@ -170,4 +142,42 @@ fn server(h: &HostPlan, n: &crate::plan::Nginx, p: &Portal, head: &Head) -> Valu
         }
     }
     ctx
+}
+
+/// The home server's own context: its root, the backends of the components the host runs,
+/// Grafana, nginx's status page, the local repository and the code and notebook ports.
+fn home_context(
+    h: &HostPlan,
+    n: &crate::plan::Nginx,
+    root: &str,
+    index: bool,
+    o: &mut serde_json::Map<String, Value>,
+) {
+    let url = |port: u16| format!("http://{}", addr(h.ip, port));
+    let mut backends = Vec::new();
+    for (c, prefix, port) in [
+        (Component::Vmetrics, "vmetrics", h.ports.vmetrics),
+        (Component::Vlogs, "vlogs", h.ports.vlogs),
+        (Component::Vtraces, "vtraces", h.ports.vtraces),
+        (Component::Vmalert, "vmalert", h.ports.vmalert),
+        (Component::Alertmanager, "alertmgr", h.ports.alertmanager),
+        (Component::Blackbox, "blackbox", h.ports.blackbox),
+    ] {
+        if h.enabled().contains(&c) {
+            backends.push(json!({"prefix": prefix, "url": url(port)}));
+        }
+    }
+    let grafana = h.grafana.is_some().then(|| url(h.ports.grafana));
+    let repo = n
+        .repo
+        .as_ref()
+        .map(|(home, name)| json!({"home": home, "name": name}));
+    o.insert("root".into(), json!(root));
+    o.insert("index".into(), json!(index));
+    o.insert("backends".into(), json!(backends));
+    o.insert("grafana".into(), json!(grafana));
+    o.insert("stub_status".into(), json!(n.stub_status));
+    o.insert("repo".into(), json!(repo));
+    o.insert("code_port".into(), json!(h.ports.code));
+    o.insert("jupyter_port".into(), json!(h.ports.jupyter));
 }

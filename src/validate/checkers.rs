@@ -209,66 +209,12 @@ pub(super) fn check(
     c: Component,
     pair: Option<&Pair>,
 ) -> Result<(String, Outcome)> {
-    let missing = |names: &[&str]| Outcome::Skipped(format!("`{}` is not installed", names[0]));
     let s = |v: &str| v.to_owned();
-    Ok(match c {
-        Component::Nginx => {
-            let name = "nginx -t".to_owned();
-            let Some(nginx) = which(&["nginx"]) else {
-                return Ok((name, missing(&["nginx"])));
-            };
-            let n = h.nginx.as_ref().expect("enabled");
-            let mut ok = stand_in(
-                sb,
-                pair,
-                "/etc/nginx/cert/pigsty.crt",
-                &format!("{}/pigsty.key", credentials_dir(c)),
-            )?;
-            for p in &n.portal {
-                if let (Some(cert), Some(key)) = (&p.cert, &p.key) {
-                    ok &= stand_in(sb, pair, cert, key)?;
-                }
-            }
-            if !ok {
-                return Ok((
-                    name,
-                    Outcome::Skipped("`openssl` is needed for a stand-in certificate".into()),
-                ));
-            }
-            let conf = sb.path("/etc/nginx/nginx.conf");
-            // In the checker's user namespace only root is mapped, and nginx chowns its temp
-            // directories to the worker user: name root as that user, in the sandbox copy only.
-            let text = fs::read_to_string(&conf)?;
-            fs::write(&conf, format!("user root;\n{text}"))?;
-            let prefix = format!("{}/", sb.root.display());
-            (
-                name.clone(),
-                run(
-                    sb,
-                    &name,
-                    &nginx,
-                    &[
-                        s("-t"),
-                        s("-q"),
-                        s("-e"),
-                        s("stderr"),
-                        s("-p"),
-                        prefix,
-                        s("-c"),
-                        conf.display().to_string(),
-                    ],
-                )?,
-            )
-        }
-        Component::Grafana => (
-            "grafana.ini + provisioning keys (built-in)".into(),
-            grafana::check(sb),
-        ),
-        Component::Vmetrics => {
-            let name = "victoria-metrics -dryRun".to_owned();
-            let Some(vm) = which(&["victoria-metrics"]) else {
-                return Ok((name, missing(&["victoria-metrics"])));
-            };
+    let checker = &c.describe().checker;
+    match c {
+        Component::Nginx => nginx(sb, h, pair),
+        Component::Grafana => Ok((checker.name.to_owned(), grafana::check(sb))),
+        Component::Vmetrics => with_program(sb, c, || {
             stand_in(
                 sb,
                 pair,
@@ -276,96 +222,100 @@ pub(super) fn check(
                 &format!("{}/infra.key", credentials_dir(c)),
             )?;
             stand_in(sb, pair, "/etc/pki/ca.crt", "/etc/pki/ca.key")?;
-            let mut args = sb.flags(h, c);
-            args.push(s("-dryRun"));
-            (name.clone(), run(sb, &name, &vm, &args)?)
-        }
-        Component::Vlogs | Component::Vtraces => (
-            "flags (built-in; Debian ships no binary)".into(),
-            flags_outcome(h, c),
-        ),
-        Component::Vmalert => {
-            let name = "vmalert -dryRun".to_owned();
-            let Some(vmalert) = which(&["vmalert"]) else {
-                return Ok((name, missing(&["vmalert"])));
-            };
-            let mut args = sb.flags(h, c);
-            args.push(s("-dryRun"));
-            (name.clone(), run(sb, &name, &vmalert, &args)?)
-        }
-        Component::Alertmanager => {
-            let name = "amtool check-config".to_owned();
-            let Some(amtool) = which(&["amtool"]) else {
-                return Ok((name, missing(&["amtool"])));
-            };
-            (
-                name.clone(),
-                run(
-                    sb,
-                    &name,
-                    &amtool,
-                    &[
-                        s("check-config"),
-                        sb.path("/etc/alertmanager/alertmanager.yml")
-                            .display()
-                            .to_string(),
-                    ],
-                )?,
-            )
-        }
-        Component::Blackbox => {
-            let name = "blackbox_exporter --config.check".to_owned();
-            let Some(bb) = which(&["blackbox_exporter", "prometheus-blackbox-exporter"]) else {
-                return Ok((name, missing(&["blackbox_exporter"])));
-            };
-            let mut args = sb.flags(h, c);
-            args.push(s("--config.check"));
-            (name.clone(), run(sb, &name, &bb, &args)?)
-        }
-        Component::Dnsmasq => {
-            let name = "dnsmasq --test".to_owned();
-            let Some(dnsmasq) = which(&["dnsmasq"]) else {
-                return Ok((name, missing(&["dnsmasq"])));
-            };
+            Ok(flags_and(sb, h, c, "-dryRun"))
+        }),
+        Component::Vlogs | Component::Vtraces => Ok((checker.name.to_owned(), flags_outcome(h, c))),
+        Component::Vmalert => with_program(sb, c, || Ok(flags_and(sb, h, c, "-dryRun"))),
+        Component::Alertmanager => with_program(sb, c, || {
+            let conf = sb.path("/etc/alertmanager/alertmanager.yml");
+            Ok(vec![s("check-config"), conf.display().to_string()])
+        }),
+        Component::Blackbox => with_program(sb, c, || Ok(flags_and(sb, h, c, "--config.check"))),
+        Component::Dnsmasq => with_program(sb, c, || {
             let conf = sb.path("/etc/dnsmasq.conf");
-            (
-                name.clone(),
-                run(
-                    sb,
-                    &name,
-                    &dnsmasq,
-                    &[s("--test"), format!("--conf-file={}", conf.display())],
-                )?,
-            )
-        }
-        Component::Chrony => {
-            let name = "chronyd -p".to_owned();
-            let Some(chronyd) = which(&["chronyd"]) else {
-                return Ok((name, missing(&["chronyd"])));
-            };
+            Ok(vec![s("--test"), format!("--conf-file={}", conf.display())])
+        }),
+        Component::Chrony => with_program(sb, c, || {
             let conf = sb.path("/etc/chrony/chrony.conf");
-            (
-                name.clone(),
-                run(
-                    sb,
-                    &name,
-                    &chronyd,
-                    &[s("-p"), s("-f"), conf.display().to_string()],
-                )?,
-            )
+            Ok(vec![s("-p"), s("-f"), conf.display().to_string()])
+        }),
+    }
+}
+
+/// A checker that is not installed: skipped, naming the program.
+fn missing(program: &str) -> Outcome {
+    Outcome::Skipped(format!("`{program}` is not installed"))
+}
+
+/// Runs the checker of component `c` ([`crate::component::Checker`]): the first of its programs
+/// found, with the arguments `args` prepares (only once the program is found); skipped when none
+/// is installed.
+fn with_program(
+    sb: &Sandbox,
+    c: Component,
+    args: impl FnOnce() -> Result<Vec<String>>,
+) -> Result<(String, Outcome)> {
+    let checker = &c.describe().checker;
+    let (name, programs) = (checker.name, checker.programs);
+    let Some(program) = which(programs) else {
+        return Ok((name.to_owned(), missing(programs[0])));
+    };
+    let args = args()?;
+    Ok((name.to_owned(), run(sb, name, &program, &args)?))
+}
+
+/// The component's own flags (sandbox paths) and the checker's `extra` one.
+fn flags_and(sb: &Sandbox, h: &HostPlan, c: Component, extra: &str) -> Vec<String> {
+    let mut args = sb.flags(h, c);
+    args.push(extra.to_owned());
+    args
+}
+
+/// `nginx -t` on the rendered configuration, with stand-in certificates for every certificate
+/// the build does not make; skipped without `openssl`.
+fn nginx(sb: &Sandbox, h: &HostPlan, pair: Option<&Pair>) -> Result<(String, Outcome)> {
+    let checker = &Component::Nginx.describe().checker;
+    let name = checker.name.to_owned();
+    let Some(nginx) = which(checker.programs) else {
+        return Ok((name, missing(checker.programs[0])));
+    };
+    let n = h.nginx.as_ref().expect("enabled");
+    let mut ok = stand_in(
+        sb,
+        pair,
+        "/etc/nginx/cert/pigsty.crt",
+        &format!("{}/pigsty.key", credentials_dir(Component::Nginx)),
+    )?;
+    for p in &n.portal {
+        if let (Some(cert), Some(key)) = (&p.cert, &p.key) {
+            ok &= stand_in(sb, pair, cert, key)?;
         }
-    })
+    }
+    if !ok {
+        return Ok((
+            name,
+            Outcome::Skipped("`openssl` is needed for a stand-in certificate".into()),
+        ));
+    }
+    let conf = sb.path("/etc/nginx/nginx.conf");
+    // In the checker's user namespace only root is mapped, and nginx chowns its temp
+    // directories to the worker user: name root as that user, in the sandbox copy only.
+    let text = fs::read_to_string(&conf)?;
+    fs::write(&conf, format!("user root;\n{text}"))?;
+    let prefix = format!("{}/", sb.root.display());
+    let args: Vec<String> = ["-t", "-q", "-e", "stderr", "-p", &prefix, "-c"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain([conf.display().to_string()])
+        .collect();
+    let outcome = run(sb, &name, &nginx, &args)?;
+    Ok((name, outcome))
 }
 
 /// `VictoriaLogs` and `VictoriaTraces`: every flag is `-name=value`, the listen address parses.
 fn flags_outcome(h: &HostPlan, c: Component) -> Outcome {
-    let v = if c == Component::Vlogs {
-        &h.vlogs
-    } else {
-        &h.vtraces
-    };
-    let flags = &v.as_ref().expect("enabled").flags;
-    for f in flags {
+    let flags = h.own_flags(c).expect("enabled");
+    for f in &flags {
         let Some((name, value)) = f.strip_prefix('-').and_then(|f| f.split_once('=')) else {
             return Outcome::Rejected(format!("flag `{f}` is not `-name=value`"));
         };

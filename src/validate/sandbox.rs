@@ -128,13 +128,7 @@ impl Sandbox {
     }
 
     pub(super) fn flags(&self, h: &HostPlan, c: Component) -> Vec<String> {
-        let flags = match c {
-            Component::Vmetrics => h.vmetrics.as_ref().map(|v| v.flags.clone()),
-            Component::Vmalert => h.vmalert.as_ref().map(|v| v.flags.clone()),
-            Component::Blackbox => h.blackbox.as_ref().map(|v| v.flags.clone()),
-            _ => None,
-        };
-        flags
+        h.own_flags(c)
             .unwrap_or_default()
             .iter()
             .map(|f| self.map(f))

@@ -18,7 +18,7 @@ fn spec() -> ImageSpec {
         volumes: vec!["/var/log/nginx".into()],
         labels: BTreeMap::from([("b".into(), "2".into()), ("a".into(), "1".into())]),
         stop_signal: Some("SIGQUIT".into()),
-        created: rfc3339(0),
+        created: rfc3339(0).unwrap(),
         annotations: BTreeMap::from([("org.opencontainers.image.version".into(), "1".into())]),
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! They only report problems through the [`Reader`]; they build no settings.
 
+use std::collections::BTreeMap;
+
 use crate::plan::read::Reader;
 use crate::plan::{check, Component, InfraNode, Ports};
 
@@ -47,32 +49,25 @@ pub(super) fn compatible(r: &mut Reader) {
     }
 }
 
-/// Two enabled components of one host may not share a port.
+/// Two enabled components of one host may not share a port (the ports each one listens on are
+/// in its [`Description`](crate::component::Description)).
 pub(super) fn check_ports(r: &mut Reader, p: &Ports, node: &InfraNode) {
-    let on = |c: Component| node.enabled.contains(&c);
     let mut used: Vec<(u16, &str)> = Vec::new();
-    let clustered = r.bool("alertmanager_cluster");
-    let list = [
-        (on(Component::Nginx), p.nginx, "nginx_port"),
-        (on(Component::Nginx), p.nginx_ssl, "nginx_ssl_port"),
-        (on(Component::Grafana), p.grafana, "grafana_port"),
-        (on(Component::Vmetrics), p.vmetrics, "vmetrics_port"),
-        (on(Component::Vlogs), p.vlogs, "vlogs_port"),
-        (on(Component::Vtraces), p.vtraces, "vtraces_port"),
-        (on(Component::Vmalert), p.vmalert, "vmalert_port"),
-        (
-            on(Component::Alertmanager),
-            p.alertmanager,
-            "alertmanager_port",
-        ),
-        (
-            on(Component::Alertmanager) && clustered,
-            p.alertmanager_cluster,
-            "alertmanager_cluster_port",
-        ),
-        (on(Component::Blackbox), p.blackbox, "blackbox_port"),
-        (on(Component::Dnsmasq), p.dns, "dns_port"),
-    ];
+    // The switches of conditional ports (`alertmanager_cluster`), read once, before any port.
+    let switches: BTreeMap<&str, bool> = Component::ALL
+        .iter()
+        .flat_map(|c| c.describe().ports)
+        .filter_map(|port| port.only_with)
+        .map(|s| (s, r.bool(s)))
+        .collect();
+    let switches = &switches;
+    let list = Component::ALL.iter().flat_map(|c| {
+        let on = node.enabled.contains(c);
+        c.describe().ports.iter().map(move |port| {
+            let used = on && port.only_with.is_none_or(|s| switches[s]);
+            (used, p.get(port.param), port.param.name())
+        })
+    });
     for (enabled, port, name) in list {
         if !enabled || port == 0 {
             continue;

@@ -8,6 +8,8 @@ use super::{listen, url, Datasource, Grafana};
 use crate::plan::read::Reader;
 use crate::plan::{check, Component, InfraNode, Secret};
 
+/// Grafana on `node`: its admin user and credentials (into `secrets`), language and datasources;
+/// `domain` is the portal's home domain.
 pub(super) fn grafana(
     r: &mut Reader,
     node: &InfraNode,
@@ -15,8 +17,32 @@ pub(super) fn grafana(
     domain: &str,
     secrets: &mut BTreeMap<(Component, String), Secret>,
 ) -> Grafana {
-    let ip = node.ip;
-    let p = node.ports;
+    let (admin_user, pg_database) = credentials(r, secrets);
+    let language = if r.choice("language", &["en", "zh"]) == "zh" {
+        "zh-Hans"
+    } else {
+        "en-US"
+    }
+    .to_owned();
+    let pg_version = r.uint("pg_version").unwrap_or(18);
+    let mut datasources = local_datasources(node, pg_version);
+    datasources.extend(infra.iter().flat_map(peer_datasources));
+    Grafana {
+        admin_user,
+        auth_proxy: r.bool("grafana_auth_proxy"),
+        pg_database,
+        language,
+        domain: domain.to_owned(),
+        datasources,
+    }
+}
+
+/// The admin user's name; its password, the database URL (when Grafana keeps its state in
+/// PostgreSQL: the returned flag) and the Meta datasource's password go to `secrets`.
+fn credentials(
+    r: &mut Reader,
+    secrets: &mut BTreeMap<(Component, String), Secret>,
+) -> (String, bool) {
     let admin_user = r.string("grafana_admin_username");
     if let Err(e) = check::name(&admin_user) {
         let path = r
@@ -49,19 +75,21 @@ pub(super) fn grafana(
         (Component::Grafana, "meta-password".to_owned()),
         Secret(r.string("grafana_view_password")),
     );
-    let language = if r.choice("language", &["en", "zh"]) == "zh" {
-        "zh-Hans"
-    } else {
-        "en-US"
-    }
-    .to_owned();
-    let pg_version = r.uint("pg_version").unwrap_or(18);
-    let json = |pairs: &[(&str, serde_json::Value)]| {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect()
-    };
+    (admin_user, pg_database)
+}
+
+/// A datasource's `jsonData`.
+fn json(pairs: &[(&str, serde_json::Value)]) -> BTreeMap<String, serde_json::Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+/// This host's own datasources: Metrics (the default, when it runs `VictoriaMetrics`), Meta (the
+/// CMDB in PostgreSQL `pg_version`), Logs and Traces.
+fn local_datasources(node: &InfraNode, pg_version: u64) -> Vec<Datasource> {
+    let (ip, p) = (node.ip, node.ports);
     let on = |c: Component| node.enabled.contains(&c);
     let mut ds = Vec::new();
     if on(Component::Vmetrics) {
@@ -120,46 +148,43 @@ pub(super) fn grafana(
             format!("{}/select/jaeger", url(ip, p.vtraces)),
         ));
     }
-    for n in infra {
-        if n.enabled.contains(&Component::Vmetrics) {
-            let mut d = simple(
-                &format!("vmetrics-{}", n.seq),
-                None,
-                "prometheus",
-                url(n.ip, n.ports.vmetrics),
-            );
-            d.json = json(&[
-                ("timeInterval", "2s".into()),
-                ("queryTimeout", "60s".into()),
-                ("tlsAuth", false.into()),
-            ]);
-            ds.push(d);
-        }
-        if n.enabled.contains(&Component::Vlogs) {
-            ds.push(simple(
-                &format!("vlogs-{}", n.seq),
-                None,
-                "victoriametrics-logs-datasource",
-                url(n.ip, n.ports.vlogs),
-            ));
-        }
-        if n.enabled.contains(&Component::Vtraces) {
-            ds.push(simple(
-                &format!("vtraces-{}", n.seq),
-                None,
-                "jaeger",
-                format!("{}/select/jaeger", url(n.ip, n.ports.vtraces)),
-            ));
-        }
+    ds
+}
+
+/// One datasource per `VictoriaMetrics`, `VictoriaLogs` and `VictoriaTraces` of infra host `n`.
+fn peer_datasources(n: &InfraNode) -> Vec<Datasource> {
+    let mut ds = Vec::new();
+    if n.enabled.contains(&Component::Vmetrics) {
+        let mut d = simple(
+            &format!("vmetrics-{}", n.seq),
+            None,
+            "prometheus",
+            url(n.ip, n.ports.vmetrics),
+        );
+        d.json = json(&[
+            ("timeInterval", "2s".into()),
+            ("queryTimeout", "60s".into()),
+            ("tlsAuth", false.into()),
+        ]);
+        ds.push(d);
     }
-    Grafana {
-        admin_user,
-        auth_proxy: r.bool("grafana_auth_proxy"),
-        pg_database,
-        language,
-        domain: domain.to_owned(),
-        datasources: ds,
+    if n.enabled.contains(&Component::Vlogs) {
+        ds.push(simple(
+            &format!("vlogs-{}", n.seq),
+            None,
+            "victoriametrics-logs-datasource",
+            url(n.ip, n.ports.vlogs),
+        ));
     }
+    if n.enabled.contains(&Component::Vtraces) {
+        ds.push(simple(
+            &format!("vtraces-{}", n.seq),
+            None,
+            "jaeger",
+            format!("{}/select/jaeger", url(n.ip, n.ports.vtraces)),
+        ));
+    }
+    ds
 }
 
 fn simple(name: &str, uid: Option<&str>, kind: &str, url: String) -> Datasource {

@@ -6,7 +6,8 @@
 //!
 //! This file holds the settings types and [`host`], which assembles a host's plan; `checks`
 //! holds the host-wide parameter checks, `grafana` the Grafana settings and datasources,
-//! `htpasswd` nginx's basic-auth file (hashes, never passwords), and `lists` the settings read
+//! `htpasswd` nginx's basic-auth file (hashes, never passwords), `monitor` the command lines of
+//! the monitoring components, and `lists` the settings read
 //! entry by entry from profile lists and maps (`pg_exporters`, `dns_records`, NTP sources,
 //! `chrony_allow`).
 
@@ -14,6 +15,7 @@ mod checks;
 mod grafana;
 mod htpasswd;
 mod lists;
+mod monitor;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -25,7 +27,7 @@ use crate::duration::{self, Duration, Unit};
 use crate::profile::Inventory;
 use checks::{check_ports, compatible};
 use grafana::grafana;
-use lists::{chrony, dnsmasq, pgrds};
+use lists::{chrony, dnsmasq};
 
 /// The shortest certificate validity: certificates are state reused across builds and
 /// activated later, so one that expires within a day would be served expired.
@@ -165,8 +167,7 @@ pub fn host(
     inventory: &Inventory,
     dns: &BTreeMap<String, Vec<String>>,
 ) -> HostPlan {
-    let ip = node.ip;
-    let p = node.ports;
+    let (ip, p) = (node.ip, node.ports);
     let admin_ip = r.ip("admin_ip").unwrap_or(ip);
     let version = r.string("version");
     if let Err(e) = check::name(&version) {
@@ -175,190 +176,30 @@ pub fn host(
     }
     let infra_data = r.path("infra_data");
     compatible(r);
-    let pki = super::PkiSettings {
-        ca_cn: r.string("ca_cn"),
-        ca_create: r.bool("ca_create"),
-        cert_validity: r.duration_within("cert_validity", CERT_MIN, duration::MAX),
-        nginx_cert_validity: r.duration_within("nginx_cert_validity", CERT_MIN, duration::MAX),
-    };
-    let mut disabled = Vec::new();
-    for c in Component::ALL {
-        if !node.enabled.contains(&c) {
-            let why = if c == Component::Vmalert && r.bool("vmalert_enabled") {
-                "vmetrics_enabled"
-            } else {
-                c.flag()
-            };
-            disabled.push((c, format!("{why}: false")));
-        }
-    }
+    let pki = pki(r);
+    let disabled = disabled(r, node);
     check_ports(r, &p, node);
     let on = |c: Component| node.enabled.contains(&c);
     let mut secrets = BTreeMap::new();
 
-    let nginx = on(Component::Nginx).then(|| {
-        let mut users = Vec::new();
-        let n = portal::nginx(r, &admin_ip.to_string(), &mut users);
-        if !users.is_empty() {
-            let htpasswd = htpasswd::file(&ip.to_string(), &users);
-            secrets.insert((Component::Nginx, "htpasswd".to_owned()), Secret(htpasswd));
-        }
-        n
-    });
-    let home_domain = nginx
-        .as_ref()
-        .and_then(|n| {
-            n.portal
-                .iter()
-                .find(|p| p.name == "home")
-                .map(|p| p.domain.clone())
-        })
-        .unwrap_or_else(|| "i.pigsty".to_owned());
-
+    let nginx = on(Component::Nginx).then(|| nginx(r, ip, admin_ip, &mut secrets));
+    let home_domain = home_domain(nginx.as_ref());
     let grafana =
         on(Component::Grafana).then(|| grafana(r, node, infra, &home_domain, &mut secrets));
-
     let scrape_interval = r.duration("vmetrics_scrape_interval");
-    let vmetrics = on(Component::Vmetrics).then(|| {
-        let mut flags = vec![
-            "-storageDataPath=/infra/metrics".to_owned(),
-            format!("-httpListenAddr={}", listen(ip, p.vmetrics)),
-            "-promscrape.config=/etc/vmetrics/prometheus.yml".to_owned(),
-        ];
-        flags.extend(r.flags("vmetrics_options"));
-        let metrics_path = r.path("exporter_metrics_path");
-        let scrape_timeout = r.duration("vmetrics_scrape_timeout");
-        // Prometheus refuses such a config; vmagent would silently cut the timeout.
-        if scrape_timeout.millis() > scrape_interval.millis() && scrape_interval.millis() != Some(0) {
-            let path = r.var("vmetrics_scrape_timeout").map(|v| v.path).unwrap_or_default();
-            r.problem(
-                &path,
-                format!("scrape timeout `{scrape_timeout}` is longer than the scrape interval `{scrape_interval}`"),
-            );
-        }
-        Vmetrics {
-            flags,
-            scrape_interval,
-            scrape_timeout,
-            metrics_path,
-            minio_https: r.bool("minio_https"),
-            patroni_ssl: r.bool("patroni_ssl_enabled"),
-            redis_exporter_port: r.port("redis_exporter_port"),
-            blackbox: listen(ip, p.blackbox),
-            pgrds: pgrds(r, ip),
-        }
-    });
-    let victoria = |r: &mut Reader, c: Component, dir: &str, port: u16, options: &str| {
-        on(c).then(|| {
-            let mut flags = vec![
-                format!("-storageDataPath=/infra/{dir}"),
-                format!("-httpListenAddr={}", listen(ip, port)),
-            ];
-            flags.extend(r.flags(options));
-            Victoria { flags }
-        })
-    };
-    let vlogs = victoria(r, Component::Vlogs, "logs", p.vlogs, "vlogs_options");
-    let vtraces = victoria(
-        r,
-        Component::Vtraces,
-        "traces",
-        p.vtraces,
-        "vtraces_options",
-    );
-
-    let clustered = r.bool("alertmanager_cluster");
-    let peers: Vec<&InfraNode> = infra
-        .iter()
-        .filter(|n| n.enabled.contains(&Component::Alertmanager))
-        .collect();
-    let vmalert = on(Component::Vmalert).then(|| {
-        let vm = url(ip, p.vmetrics);
-        let mut flags = vec![
-            format!("-datasource.url={vm}"),
-            format!("-remoteRead.url={vm}"),
-            format!("-remoteWrite.url={vm}"),
-        ];
-        // Clustered: notify every peer. Otherwise the local Alertmanager, or, when this host runs
-        // none, every infra host's (vmalert 1.79, Debian's, has no `-notifier.blackhole`).
-        let local: Vec<&InfraNode> = peers.iter().copied().filter(|n| n.ip == ip).collect();
-        let notify = if clustered || local.is_empty() { peers.clone() } else { local };
-        if notify.is_empty() {
-            let path = r.var("vmalert_enabled").map(|v| v.path).unwrap_or_default();
-            r.problem(&path, "vmalert needs an Alertmanager: enable `alertmanager_enabled` on an infra host or disable vmalert");
-        }
-        flags.extend(notify.iter().map(|n| format!("-notifier.url={}", url(n.ip, n.ports.alertmanager))));
-        flags.push(format!("-httpListenAddr={}", listen(ip, p.vmalert)));
-        flags.push("-rule=/etc/vmalert/rules/*.yml".to_owned());
-        flags.push(format!("-evaluationInterval={scrape_interval}"));
-        flags.push(format!("-external.url=http://{home_domain}/vmalert"));
-        flags.extend(r.flags("vmalert_options"));
-        let mut agent_ports = Vec::new();
-        for (record, param) in [
-            ("node_up", "node_exporter_port"),
-            ("haproxy_up", "haproxy_exporter_port"),
-            ("keepalived_exporter_up", "vip_exporter_port"),
-            ("docker_up", "docker_exporter_port"),
-            ("vector_up", "vector_port"),
-            ("pg_exporter_agent_up", "pg_exporter_port"),
-            ("pgbouncer_exporter_agent_up", "pgbouncer_exporter_port"),
-            ("pgbackrest_exporter_agent_up", "pgbackrest_exporter_port"),
-            ("patroni_up", "patroni_port"),
-        ] {
-            agent_ports.push((record.to_owned(), r.port(param)));
-        }
-        Vmalert { flags, agent_ports }
-    });
-
-    let alertmanager = on(Component::Alertmanager).then(|| {
-        let mut flags = vec![
-            "--config.file=/etc/alertmanager/alertmanager.yml".to_owned(),
-            format!("--web.listen-address={}", listen(ip, p.alertmanager)),
-            "--storage.path=/infra/alertmgr".to_owned(),
-            format!("--web.external-url=http://{home_domain}/alertmgr"),
-            "--web.route-prefix=/".to_owned(),
-        ];
-        if clustered {
-            flags.push(format!(
-                "--cluster.listen-address={}",
-                listen(ip, p.alertmanager_cluster)
-            ));
-            flags.push(format!(
-                "--cluster.advertise-address={}",
-                listen(ip, p.alertmanager_cluster)
-            ));
-            for peer in peers.iter().filter(|n| n.ip != ip) {
-                flags.push(format!(
-                    "--cluster.peer={}",
-                    listen(peer.ip, peer.ports.alertmanager_cluster)
-                ));
-            }
-        } else {
-            flags.push("--cluster.listen-address=".to_owned());
-        }
-        flags.extend(r.flags("alertmanager_options"));
-        Alertmanager { flags }
-    });
-
-    let blackbox = on(Component::Blackbox).then(|| {
-        let mut flags = vec![
-            "--config.file=/etc/blackbox/blackbox.yml".to_owned(),
-            format!("--web.listen-address={}", listen(ip, p.blackbox)),
-        ];
-        flags.extend(r.flags("blackbox_options"));
-        Blackbox { flags }
-    });
-
+    let vmetrics = on(Component::Vmetrics).then(|| monitor::vmetrics(r, node, scrape_interval));
+    let vlogs =
+        on(Component::Vlogs).then(|| monitor::victoria(r, ip, "logs", p.vlogs, "vlogs_options"));
+    let vtraces = on(Component::Vtraces)
+        .then(|| monitor::victoria(r, ip, "traces", p.vtraces, "vtraces_options"));
+    let alerting = monitor::alerting(r, infra);
+    let vmalert = on(Component::Vmalert)
+        .then(|| monitor::vmalert(r, node, &alerting, scrape_interval, &home_domain));
+    let alertmanager = on(Component::Alertmanager)
+        .then(|| monitor::alertmanager(r, node, &alerting, &home_domain));
+    let blackbox = on(Component::Blackbox).then(|| monitor::blackbox(r, node));
     let dnsmasq = on(Component::Dnsmasq).then(|| dnsmasq(r, ip, admin_ip, p.dns, dns));
-    let host_key = r.var("infragen_host_key").and_then(|v| {
-        let s = r.string_value(&v.value, &v.path)?;
-        recipient(r, &s, &v.path)
-    });
-    let recovery_keys = r
-        .strings("infragen_recovery_keys")
-        .into_iter()
-        .filter_map(|(s, path)| recipient(r, &s, &path))
-        .collect();
+    let (host_key, recovery_keys) = keys(r);
     let chrony = on(Component::Chrony).then(|| chrony(r, ip, admin_ip, inventory));
 
     HostPlan {
@@ -385,6 +226,74 @@ pub fn host(
         host_key,
         recovery_keys,
     }
+}
+
+/// The PKI parameters of a host.
+fn pki(r: &mut Reader) -> super::PkiSettings {
+    super::PkiSettings {
+        ca_cn: r.string("ca_cn"),
+        ca_create: r.bool("ca_create"),
+        cert_validity: r.duration_within("cert_validity", CERT_MIN, duration::MAX),
+        nginx_cert_validity: r.duration_within("nginx_cert_validity", CERT_MIN, duration::MAX),
+    }
+}
+
+/// The components `node` does not run, each with the setting that turns it off.
+fn disabled(r: &mut Reader, node: &InfraNode) -> Vec<(Component, String)> {
+    let mut disabled = Vec::new();
+    for c in Component::ALL {
+        if !node.enabled.contains(&c) {
+            let why = if c == Component::Vmalert && r.bool("vmalert_enabled") {
+                "vmetrics_enabled"
+            } else {
+                c.flag()
+            };
+            disabled.push((c, format!("{why}: false")));
+        }
+    }
+    disabled
+}
+
+/// nginx and its portal; the basic-auth file of its users goes to `secrets`.
+fn nginx(
+    r: &mut Reader,
+    ip: IpAddr,
+    admin_ip: IpAddr,
+    secrets: &mut BTreeMap<(Component, String), Secret>,
+) -> portal::Nginx {
+    let mut users = Vec::new();
+    let n = portal::nginx(r, &admin_ip.to_string(), &mut users);
+    if !users.is_empty() {
+        let htpasswd = htpasswd::file(&ip.to_string(), &users);
+        secrets.insert((Component::Nginx, "htpasswd".to_owned()), Secret(htpasswd));
+    }
+    n
+}
+
+/// The portal's home domain (Grafana's root URL, the external URLs of vmalert and Alertmanager).
+fn home_domain(nginx: Option<&portal::Nginx>) -> String {
+    nginx
+        .and_then(|n| {
+            n.portal
+                .iter()
+                .find(|p| p.name == "home")
+                .map(|p| p.domain.clone())
+        })
+        .unwrap_or_else(|| "i.pigsty".to_owned())
+}
+
+/// The host's own age key and the recovery keys its secrets are also sealed to.
+fn keys(r: &mut Reader) -> (Option<crate::age::Recipient>, Vec<crate::age::Recipient>) {
+    let host_key = r.var("infragen_host_key").and_then(|v| {
+        let s = r.string_value(&v.value, &v.path)?;
+        recipient(r, &s, &v.path)
+    });
+    let recovery_keys = r
+        .strings("infragen_recovery_keys")
+        .into_iter()
+        .filter_map(|(s, path)| recipient(r, &s, &path))
+        .collect();
+    (host_key, recovery_keys)
 }
 
 /// An age recipient at `path` (empty: none); a problem there when it does not parse.

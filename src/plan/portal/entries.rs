@@ -30,6 +30,12 @@ pub(super) fn portal(
         );
         return Vec::new();
     };
+    let cx = Context {
+        admin_ip,
+        home_root,
+        sslmode,
+        have_users,
+    };
     let mut out: Vec<Portal> = Vec::new();
     let mut seen_domains: Vec<(String, String)> = Vec::new();
     for (k, v) in map {
@@ -43,9 +49,7 @@ pub(super) fn portal(
             r.problem(&path, format!("expected a mapping, found {}", kind(v)));
             continue;
         };
-        if let Some(p) = entry_portal(
-            r, &name, &path, entry, admin_ip, home_root, sslmode, have_users,
-        ) {
+        if let Some(p) = entry_portal(r, &name, &path, entry, &cx) {
             for d in std::iter::once(&p.domain).chain(&p.domains) {
                 if let Some((_, other)) = seen_domains.iter().find(|(sd, _)| sd == d) {
                     r.problem(
@@ -94,47 +98,45 @@ const ENTRY_KEYS: &[&str] = &[
     "name",
 ];
 
-#[allow(clippy::too_many_arguments, clippy::too_many_lines)]
-fn entry_portal(
-    r: &mut Reader,
-    name: &str,
-    path: &str,
-    entry: &serde_yaml::Mapping,
-    admin_ip: &str,
-    home_root: &str,
+/// What every entry is read against: the admin address (`${admin_ip}` in endpoints), the home
+/// entry's default root, the TLS mode and whether `nginx_users` has anyone to authenticate.
+struct Context<'a> {
+    admin_ip: &'a str,
+    home_root: &'a str,
     sslmode: SslMode,
     have_users: bool,
-) -> Option<Portal> {
-    let mut ok = true;
-    let get = |key: &str| entry.get(key);
-    for (k, _) in entry {
-        let key = k.as_str().unwrap_or_default();
-        if !ENTRY_KEYS.contains(&key) {
-            let hint = if key == "schema" {
-                "; did you mean `scheme`?"
-            } else {
-                ""
-            };
-            r.problem(
-                &keypath::join(path, key),
-                format!("unknown portal entry key `{key}`{hint}"),
-            );
-            ok = false;
-        }
+}
+
+/// One portal entry being read: its name, key path and mapping, and whether it is still good.
+struct Entry<'a> {
+    name: &'a str,
+    path: &'a str,
+    map: &'a serde_yaml::Mapping,
+    ok: bool,
+}
+
+impl Entry<'_> {
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.map.get(key)
     }
-    if get("conf").is_some() {
-        r.problem(
-            &keypath::join(path, "conf"),
-            "custom nginx templates (`conf`) are not supported; use `path` or `endpoint` with `config`",
-        );
-        ok = false;
+
+    fn at(&self, key: &str) -> String {
+        keypath::join(self.path, key)
     }
-    let string = |r: &mut Reader, key: &str| -> Option<String> {
-        let v = get(key)?;
-        r.string_value(v, &keypath::join(path, key))
-    };
-    let flag = |r: &mut Reader, key: &str, default: bool| -> bool {
-        match get(key) {
+
+    /// A problem at `key` that makes the entry unusable.
+    fn refuse(&mut self, r: &mut Reader, key: &str, message: impl Into<String>) {
+        r.problem(&self.at(key), message.into());
+        self.ok = false;
+    }
+
+    fn string(&self, r: &mut Reader, key: &str) -> Option<String> {
+        r.string_value(self.get(key)?, &self.at(key))
+    }
+
+    /// A boolean key (YAML 1.1 spellings too), `default` when absent or malformed.
+    fn flag(&self, r: &mut Reader, key: &str, default: bool) -> bool {
+        match self.get(key) {
             None | Some(Value::Null) => default,
             Some(Value::Bool(b)) => *b,
             Some(Value::String(s))
@@ -149,127 +151,149 @@ fn entry_portal(
             }
             Some(other) => {
                 r.problem(
-                    &keypath::join(path, key),
+                    &self.at(key),
                     format!("expected a boolean, found {}", kind(other)),
                 );
                 default
             }
         }
-    };
-    let domain = string(r, "domain").unwrap_or_default();
-    if domain.is_empty() {
-        return None; // inert reference, as in Pigsty
     }
-    if let Err(e) = check::domain(&domain) {
-        r.problem(&keypath::join(path, "domain"), e);
-        ok = false;
-    }
-    let mut domains = Vec::new();
-    if let Some(v) = get("domains") {
-        for (d, p) in r.strings_value(v, &keypath::join(path, "domains")) {
-            match check::domain(&d) {
-                Ok(()) => domains.push(d),
-                Err(e) => {
-                    r.problem(&p, e);
-                    ok = false;
-                }
-            }
-        }
-    }
-    let checked_path = |r: &mut Reader, key: &str| -> Option<String> {
-        let s = string(r, key)?;
+
+    /// An absolute path (a problem, and none, when it is not).
+    fn checked_path(&self, r: &mut Reader, key: &str) -> Option<String> {
+        let s = self.string(r, key)?;
         match check::abs_path(&s) {
             Ok(()) => Some(s),
             Err(e) => {
-                r.problem(&keypath::join(path, key), e);
+                r.problem(&self.at(key), e);
                 None
             }
         }
-    };
-    let cert = checked_path(r, "cert");
-    let key = checked_path(r, "key");
-    let certbot = string(r, "certbot").filter(|s| !s.is_empty());
-    if let Some(c) = &certbot {
-        if let Err(e) = check::name(c) {
-            r.problem(&keypath::join(path, "certbot"), e);
-            ok = false;
+    }
+
+    /// A name-like string key (`certbot`, `log`), checked when present.
+    fn checked_name(&mut self, r: &mut Reader, key: &str) -> Option<String> {
+        let value = self.string(r, key);
+        if let Some(v) = &value {
+            if let Err(e) = check::name(v) {
+                self.refuse(r, key, e);
+            }
+        }
+        value
+    }
+
+    /// Unknown keys, and `conf`, which infragen does not support.
+    fn check_keys(&mut self, r: &mut Reader) {
+        for (k, _) in self.map {
+            let key = k.as_str().unwrap_or_default();
+            if !ENTRY_KEYS.contains(&key) {
+                let hint = if key == "schema" {
+                    "; did you mean `scheme`?"
+                } else {
+                    ""
+                };
+                let message = format!("unknown portal entry key `{key}`{hint}");
+                self.refuse(r, key, message);
+            }
+        }
+        if self.get("conf").is_some() {
+            self.refuse(
+                r,
+                "conf",
+                "custom nginx templates (`conf`) are not supported; use `path` or `endpoint` with `config`",
+            );
         }
     }
-    let auth = flag(r, "auth", false);
-    let realm = if auth {
-        let default = if name == "home" {
+
+    /// The extra `domains`, each checked (the main `domain` is checked here too).
+    fn domains(&mut self, r: &mut Reader, domain: &str) -> Vec<String> {
+        if let Err(e) = check::domain(domain) {
+            self.refuse(r, "domain", e);
+        }
+        let mut domains = Vec::new();
+        if let Some(v) = self.get("domains") {
+            for (d, p) in r.strings_value(v, &self.at("domains")) {
+                match check::domain(&d) {
+                    Ok(()) => domains.push(d),
+                    Err(e) => {
+                        r.problem(&p, e);
+                        self.ok = false;
+                    }
+                }
+            }
+        }
+        domains
+    }
+
+    /// The basic-auth realm when `auth` is on (which needs users).
+    fn realm(&mut self, r: &mut Reader, have_users: bool) -> Option<String> {
+        if !self.flag(r, "auth", false) {
+            return None;
+        }
+        let default = if self.name == "home" {
             "Pigsty Home Auth".to_owned()
         } else {
-            format!("Auth {name}")
+            format!("Auth {}", self.name)
         };
-        let realm = string(r, "realm").unwrap_or(default);
+        let realm = self.string(r, "realm").unwrap_or(default);
         if let Err(e) = check::nginx_quoted(&realm) {
-            r.problem(&keypath::join(path, "realm"), e);
-            ok = false;
+            self.refuse(r, "realm", e);
         }
         if !have_users {
-            r.problem(
-                &keypath::join(path, "auth"),
-                "basic auth is on but `nginx_users` is empty",
-            );
-            ok = false;
+            self.refuse(r, "auth", "basic auth is on but `nginx_users` is empty");
         }
         Some(realm)
-    } else {
-        None
-    };
-    let log = string(r, "log");
-    if let Some(l) = &log {
-        if let Err(e) = check::name(l) {
-            r.problem(&keypath::join(path, "log"), e);
-            ok = false;
-        }
     }
-    let enforce_https = name != "home" && flag(r, "enforce_https", false);
-    if enforce_https && sslmode == SslMode::Disable {
-        r.problem(
-            &keypath::join(path, "enforce_https"),
-            "`enforce_https` needs HTTPS, but `nginx_sslmode` is `disable`",
-        );
-        ok = false;
-    }
-    let index_default = name == "home";
-    let index = flag(r, "index", index_default);
-    let websocket = flag(r, "websocket", false);
-    let kind = if name == "home" {
-        let root = checked_path(r, "path").unwrap_or_else(|| home_root.to_owned());
-        PortalKind::Home { root, index }
-    } else if let Some(root) = checked_path(r, "path") {
-        PortalKind::Path { root, index }
-    } else if let Some(endpoint) = string(r, "endpoint") {
-        let endpoint = endpoint.replace("${admin_ip}", admin_ip);
-        if let Err(e) = check_endpoint(&endpoint) {
-            r.problem(&keypath::join(path, "endpoint"), e);
-            ok = false;
+
+    /// What the entry serves: the home page, a directory (`path`) or an upstream (`endpoint`);
+    /// none, with a problem, when it names neither.
+    fn kind(&mut self, r: &mut Reader, cx: &Context) -> Option<PortalKind> {
+        let index = self.flag(r, "index", self.name == "home");
+        let websocket = self.flag(r, "websocket", false);
+        if self.name == "home" {
+            let root = self
+                .checked_path(r, "path")
+                .unwrap_or_else(|| cx.home_root.to_owned());
+            return Some(PortalKind::Home { root, index });
         }
-        let scheme = string(r, "scheme").unwrap_or_else(|| "http".to_owned());
-        if scheme != "http" && scheme != "https" {
+        if let Some(root) = self.checked_path(r, "path") {
+            return Some(PortalKind::Path { root, index });
+        }
+        let Some(endpoint) = self.string(r, "endpoint") else {
             r.problem(
-                &keypath::join(path, "scheme"),
+                self.path,
+                format!(
+                    "portal entry `{}` has a `domain` but neither `path` nor `endpoint`",
+                    self.name
+                ),
+            );
+            return None;
+        };
+        let endpoint = endpoint.replace("${admin_ip}", cx.admin_ip);
+        if let Err(e) = check_endpoint(&endpoint) {
+            self.refuse(r, "endpoint", e);
+        }
+        let scheme = self
+            .string(r, "scheme")
+            .unwrap_or_else(|| "http".to_owned());
+        if scheme != "http" && scheme != "https" {
+            self.refuse(
+                r,
+                "scheme",
                 format!("`{scheme}` is not one of `http`, `https`"),
             );
-            ok = false;
         }
-        PortalKind::Endpoint {
+        Some(PortalKind::Endpoint {
             endpoint,
             scheme,
             websocket,
-        }
-    } else {
-        r.problem(
-            path,
-            format!("portal entry `{name}` has a `domain` but neither `path` nor `endpoint`"),
-        );
-        return None;
-    };
-    let config = string_multiline(r, get("config"), &keypath::join(path, "config"));
-    if let Some(c) = &config {
-        let entry_root = match &kind {
+        })
+    }
+
+    /// The raw nginx `config`, checked against the roots the entry may serve.
+    fn config(&mut self, r: &mut Reader, kind: &PortalKind, home_root: &str) -> Option<String> {
+        let config = string_multiline(r, self.get("config"), &self.at("config"))?;
+        let entry_root = match kind {
             PortalKind::Home { root, .. } | PortalKind::Path { root, .. } => Some(root.as_str()),
             PortalKind::Endpoint { .. } => None,
         };
@@ -277,12 +301,54 @@ fn entry_portal(
             home: home_root,
             path: entry_root,
         };
-        for e in config::check(c, &roots) {
-            r.problem(&keypath::join(path, "config"), e);
-            ok = false;
+        for e in config::check(&config, &roots) {
+            self.refuse(r, "config", e);
+        }
+        Some(config)
+    }
+}
+
+/// One portal entry; none when it is inert (no `domain`, as in Pigsty) or has a problem.
+fn entry_portal(
+    r: &mut Reader,
+    name: &str,
+    path: &str,
+    map: &serde_yaml::Mapping,
+    cx: &Context,
+) -> Option<Portal> {
+    let mut e = Entry {
+        name,
+        path,
+        map,
+        ok: true,
+    };
+    e.check_keys(r);
+    let domain = e.string(r, "domain").unwrap_or_default();
+    if domain.is_empty() {
+        return None; // inert reference, as in Pigsty
+    }
+    let domains = e.domains(r, &domain);
+    let cert = e.checked_path(r, "cert");
+    let key = e.checked_path(r, "key");
+    let certbot = e.string(r, "certbot").filter(|s| !s.is_empty());
+    if let Some(c) = &certbot {
+        if let Err(err) = check::name(c) {
+            e.refuse(r, "certbot", err);
         }
     }
-    ok.then(|| Portal {
+    let realm = e.realm(r, cx.have_users);
+    let log = e.checked_name(r, "log");
+    let enforce_https = name != "home" && e.flag(r, "enforce_https", false);
+    if enforce_https && cx.sslmode == SslMode::Disable {
+        e.refuse(
+            r,
+            "enforce_https",
+            "`enforce_https` needs HTTPS, but `nginx_sslmode` is `disable`",
+        );
+    }
+    let kind = e.kind(r, cx)?;
+    let config = e.config(r, &kind, cx.home_root);
+    e.ok.then(|| Portal {
         name: name.to_owned(),
         domain,
         domains,

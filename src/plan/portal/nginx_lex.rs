@@ -119,61 +119,17 @@ pub fn tokenize(text: &str) -> Result<Vec<Token>, SyntaxError> {
             i += 1;
             continue;
         }
-        let mut raw = String::new();
-        if c == '"' || c == '\'' {
-            i += 1;
-            loop {
-                let Some(&ch) = chars.get(i) else {
-                    return Err(error(start, format!("unterminated `{c}` string")));
-                };
-                i += 1;
-                if ch == c {
-                    break;
-                }
-                raw.push(ch);
-                if ch == '\n' {
-                    line += 1;
-                }
-                if ch == '\\' {
-                    let Some(&next) = chars.get(i) else {
-                        return Err(error(start, format!("unterminated `{c}` string")));
-                    };
-                    raw.push(next);
-                    if next == '\n' {
-                        line += 1;
-                    }
-                    i += 1;
-                }
-            }
-            if let Some(&next) = chars.get(i) {
-                if !(is_space(next) || matches!(next, ';' | '{' | ')')) {
-                    return Err(error(
-                        line,
-                        format!("unexpected `{next}` right after a quoted string"),
-                    ));
-                }
-            }
+        let mut cursor = Cursor {
+            chars: &chars,
+            i,
+            line,
+        };
+        let raw = if c == '"' || c == '\'' {
+            cursor.quoted(c)?
         } else {
-            while let Some(&ch) = chars.get(i) {
-                if is_space(ch) || ch == ';' || ch == '{' {
-                    break;
-                }
-                raw.push(ch);
-                i += 1;
-                // `\` keeps the next character in the word; so does `$` a `{`
-                let joined = match chars.get(i) {
-                    Some(&next) if ch == '\\' || (ch == '$' && next == '{') => Some(next),
-                    _ => None,
-                };
-                if let Some(next) = joined {
-                    raw.push(next);
-                    if next == '\n' {
-                        line += 1;
-                    }
-                    i += 1;
-                }
-            }
-        }
+            cursor.bare()
+        };
+        (i, line) = (cursor.i, cursor.line);
         tokens.push(Token {
             kind: Kind::Word(unescape(&raw)),
             line: start,
@@ -181,6 +137,74 @@ pub fn tokenize(text: &str) -> Result<Vec<Token>, SyntaxError> {
         });
     }
     Ok(tokens)
+}
+
+/// A position in the text being split into tokens, and its line.
+struct Cursor<'a> {
+    chars: &'a [char],
+    i: usize,
+    line: usize,
+}
+
+impl Cursor<'_> {
+    /// Takes the next character into `raw`, counting lines.
+    fn take(&mut self, raw: &mut String, ch: char) {
+        raw.push(ch);
+        if ch == '\n' {
+            self.line += 1;
+        }
+        self.i += 1;
+    }
+
+    /// A string quoted with `quote` (the cursor is on it): its raw text, escapes kept; it must
+    /// end before the text does and be followed by white space, `;`, `{` or `)`.
+    fn quoted(&mut self, quote: char) -> Result<String, SyntaxError> {
+        let start = self.line;
+        let unterminated = || error(start, format!("unterminated `{quote}` string"));
+        let mut raw = String::new();
+        self.i += 1;
+        loop {
+            let &ch = self.chars.get(self.i).ok_or_else(unterminated)?;
+            if ch == quote {
+                self.i += 1;
+                break;
+            }
+            self.take(&mut raw, ch);
+            if ch == '\\' {
+                let &next = self.chars.get(self.i).ok_or_else(unterminated)?;
+                self.take(&mut raw, next);
+            }
+        }
+        if let Some(&next) = self.chars.get(self.i) {
+            if !(is_space(next) || matches!(next, ';' | '{' | ')')) {
+                return Err(error(
+                    self.line,
+                    format!("unexpected `{next}` right after a quoted string"),
+                ));
+            }
+        }
+        Ok(raw)
+    }
+
+    /// A bare word: up to white space, `;` or `{`.
+    fn bare(&mut self) -> String {
+        let mut raw = String::new();
+        while let Some(&ch) = self.chars.get(self.i) {
+            if is_space(ch) || ch == ';' || ch == '{' {
+                break;
+            }
+            self.take(&mut raw, ch);
+            // `\` keeps the next character in the word; so does `$` a `{`
+            let joined = match self.chars.get(self.i) {
+                Some(&next) if ch == '\\' || (ch == '$' && next == '{') => Some(next),
+                _ => None,
+            };
+            if let Some(next) = joined {
+                self.take(&mut raw, next);
+            }
+        }
+        raw
+    }
 }
 
 /// A word's value: the escapes nginx resolves; any other backslash stays.
