@@ -308,3 +308,30 @@ fn progress_appears_on_a_terminal_and_not_in_a_pipe() {
     // The result lines are there too, once the bars are gone.
     assert!(text.contains("built "), "{text:?}");
 }
+
+/// `-v`: one plain line per event on stderr (no escape codes), stdout left to the result.
+#[test]
+fn verbose_prints_one_plain_line_per_event_on_stderr() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().to_str().unwrap();
+    let o = infragen(&[
+        "-v",
+        "build",
+        "--out",
+        &format!("{t}/out"),
+        "--lock",
+        &format!("{t}/missing.lock"),
+        "--pki",
+        &format!("{t}/pki"),
+        "--cache",
+        &format!("{t}/cache"),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty(), "{}", stdout(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("render\npki\nseal\nerror: "),
+        "stderr:\n{err}"
+    );
+    assert!(!err.contains('\u{1b}') && !err.contains('\r'), "{err:?}");
+}
