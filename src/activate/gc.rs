@@ -1,6 +1,7 @@
 //! What is on a host: the current generation and its services, the generation list, and
 //! garbage collection of generations, root trees, portable images and blobs nothing uses.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -185,10 +186,35 @@ pub fn gc(root: &Path, keep: usize) -> Result<Vec<String>> {
             }
         }
     }
-    let mut roots = std::collections::BTreeSet::new();
-    let mut portables = std::collections::BTreeSet::new();
-    let mut blobs = std::collections::BTreeSet::new();
-    for id in &kept {
+    let (roots, mut portables, blobs) = used_by(&state, &kept)?;
+    discard_abandoned(&state, &mut removed)?;
+    // A portable image stays while a kept generation names it or portabled has it attached.
+    portables.extend(super::runtime::attached_images(&state));
+    remove_unused(
+        &state.dir.join("portables"),
+        &portables,
+        "portable image",
+        &mut removed,
+    )?;
+    remove_unused(&state.dir.join("roots"), &roots, "root", &mut removed)?;
+    remove_unused(
+        &state.dir.join("blobs/sha256"),
+        &blobs,
+        "blob",
+        &mut removed,
+    )?;
+    Ok(removed)
+}
+
+/// What the kept generations use: root trees, portable image names, blobs (by hex digest).
+type Used = (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>);
+
+/// The root trees, portable images and blobs the generations `kept` use.
+fn used_by(state: &State, kept: &[String]) -> Result<Used> {
+    let mut roots = BTreeSet::new();
+    let mut portables = BTreeSet::new();
+    let mut blobs = BTreeSet::new();
+    for id in kept {
         let m = read_manifest(&state.generation(id).join("manifest.json"))?;
         for c in m.components.values() {
             roots.insert(c.root.clone());
@@ -216,8 +242,12 @@ pub fn gc(root: &Path, keep: usize) -> Result<Vec<String>> {
             }
         }
     }
-    // Private directories of activations and pulls that were killed (a running one is younger
-    // than an hour: a pull does not hold the lock while it downloads).
+    Ok((roots, portables, blobs))
+}
+
+/// Removes the private directories of activations and pulls that were killed (a running one is
+/// younger than an hour: a pull does not hold the lock while it downloads).
+fn discard_abandoned(state: &State, removed: &mut Vec<String>) -> Result<()> {
     for e in fs::read_dir(&state.dir)? {
         let e = e?;
         let name = e.file_name().to_string_lossy().into_owned();
@@ -232,22 +262,7 @@ pub fn gc(root: &Path, keep: usize) -> Result<Vec<String>> {
             removed.push(format!("private directory {name}"));
         }
     }
-    // A portable image stays while a kept generation names it or portabled has it attached.
-    portables.extend(super::runtime::attached_images(&state));
-    remove_unused(
-        &state.dir.join("portables"),
-        &portables,
-        "portable image",
-        &mut removed,
-    )?;
-    remove_unused(&state.dir.join("roots"), &roots, "root", &mut removed)?;
-    remove_unused(
-        &state.dir.join("blobs/sha256"),
-        &blobs,
-        "blob",
-        &mut removed,
-    )?;
-    Ok(removed)
+    Ok(())
 }
 
 /// Removes every entry of `dir` (a missing `dir` has none) not named in `used`, noting each as
