@@ -35,7 +35,7 @@ fn build_bundle(text: &str, out: &Path) -> PathBuf {
         sign_key: None,
         sign_passphrase: None,
     };
-    build::build(&plan, &tree, &opts).unwrap();
+    build::build(&plan, &tree, &opts, &infragen::progress::Reporter::silent()).unwrap();
     out.join("10.10.10.10")
 }
 
@@ -123,13 +123,16 @@ fn main() {
     for i in 0..5 {
         let root = tmp.path().join(format!("root{i}"));
         first.push(timed(|| {
-            activate::activate(&a, &options(&root)).unwrap();
+            activate::activate(&a, &options(&root), &infragen::progress::Reporter::silent())
+                .unwrap();
         }));
         again.push(timed(|| {
-            activate::activate(&a, &options(&root)).unwrap();
+            activate::activate(&a, &options(&root), &infragen::progress::Reporter::silent())
+                .unwrap();
         }));
         change.push(timed(|| {
-            activate::activate(&b, &options(&root)).unwrap();
+            activate::activate(&b, &options(&root), &infragen::progress::Reporter::silent())
+                .unwrap();
         }));
         let f = tmp.path().join(format!("floor{i}"));
         floors.push(timed(|| floor(&a, &f)));

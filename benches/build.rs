@@ -31,7 +31,8 @@ fn build_profile(text: &str, out: &Path, cache: &Path) -> (Duration, Report) {
         sign_key: None,
         sign_passphrase: None,
     };
-    let report = build::build(&plan, &tree, &opts).unwrap();
+    let report =
+        build::build(&plan, &tree, &opts, &infragen::progress::Reporter::silent()).unwrap();
     (start.elapsed(), report)
 }
 

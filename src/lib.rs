@@ -26,6 +26,7 @@ pub mod plan;
 pub mod plural;
 pub mod problem;
 pub mod profile;
+pub mod progress;
 pub mod registry;
 pub mod render;
 pub mod repo;

@@ -1055,3 +1055,59 @@ fn a_state_directory_that_leads_out_of_the_root_is_refused() {
     assert!(err.contains("/var: a link"), "{err}");
     assert_eq!(snapshot(&outside), before, "wrote outside the root");
 }
+
+/// `activate --json`, `status --json` and `generations --json`: every line as the documented
+/// schema says (docs/json-schema.json), a `step` event per step taken, and the result's data
+/// matching the host.
+#[test]
+fn json_output_of_activate_status_and_generations_matches_the_schema() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/activate.rs");
+    let b = bundles();
+    let schema = common::schema::documented();
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path().join("host");
+    let lines = |o: &Output| {
+        let out = String::from_utf8(o.stdout.clone()).unwrap();
+        assert!(
+            o.status.success(),
+            "{out}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        common::schema::check_lines(&schema, &out)
+    };
+    let plan = lines(&activate(&b.a, &host, &["--json", "--dry-run"]));
+    let r = plan.last().unwrap();
+    assert_eq!(r["dry_run"], true);
+    assert_eq!(r["previous"], serde_json::Value::Null);
+    assert_eq!(current(&host), None, "a dry run wrote nothing");
+
+    let first = lines(&activate(&b.a, &host, &["--json"]));
+    let r = first.last().unwrap();
+    assert_eq!(r["generation"], generation_of(&b.a).as_str());
+    let phases: Vec<&str> = first
+        .iter()
+        .filter(|l| l["event"] == "phase")
+        .map(|l| l["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["verify", "stage", "switch"]);
+    let steps: Vec<&serde_json::Value> = first.iter().filter(|l| l["event"] == "step").collect();
+    assert!(!steps.is_empty());
+    assert_eq!(steps.len(), r["steps"].as_array().unwrap().len());
+    assert!(steps.iter().all(|s| s["action"] == "start"), "{steps:?}");
+
+    let h = host.to_str().unwrap();
+    let status = lines(&infragen(&["status", "--json", "--root", h]));
+    let s = status.last().unwrap();
+    assert_eq!(s["generation"], generation_of(&b.a).as_str());
+    assert_eq!(s["host"], "127.0.40.10");
+    assert_eq!(s["interrupted"], false);
+    assert_eq!(s["units"].as_array().unwrap().len(), steps.len());
+
+    lines(&activate(&b.b, &host, &["--json"]));
+    let g = lines(&infragen(&["generations", "--json", "--root", h]));
+    let list = g.last().unwrap()["generations"].as_array().unwrap().clone();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["id"], generation_of(&b.a).as_str());
+    assert_eq!(list[0]["rollback"], true);
+    assert_eq!(list[1]["current"], true);
+}

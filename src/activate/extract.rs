@@ -307,17 +307,11 @@ fn entries(
         if count > limits.entries {
             bail!("more than {} entries", limits.entries);
         }
-        let raw = entry.path_bytes().into_owned();
-        let rel = entry_path(&raw, limits)
-            .map_err(|why| anyhow::anyhow!("entry `{}`: {why}", show(&raw)))?;
-        let shown = rel.display().to_string();
         let kind = entry.header().entry_type();
-        if rel.as_os_str().is_empty() {
-            if kind == tar::EntryType::Directory {
-                continue; // the archive's own root, `./`
-            }
-            bail!("entry `{}`: an empty path", String::from_utf8_lossy(&raw));
-        }
+        let Some(rel) = entry_rel(&entry.path_bytes(), kind, limits)? else {
+            continue; // the archive's own root, `./`
+        };
+        let shown = rel.display().to_string();
         let name = rel
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -333,31 +327,8 @@ fn entries(
         if !seen.insert(rel.clone()) && kinds == Kinds::Bundle {
             bail!("entry `{shown}`: a duplicate name");
         }
-        let header = entry.header();
-        // setuid, setgid, sticky, group and other write are dropped.
-        let mode = header
-            .mode()
-            .with_context(|| format!("entry `{shown}`: mode"))?
-            & 0o755;
-        let (uid, gid) = (
-            u32::try_from(header.uid().unwrap_or(0)).unwrap_or(0),
-            u32::try_from(header.gid().unwrap_or(0)).unwrap_or(0),
-        );
-        let allowed = match kinds {
-            Kinds::Bundle => matches!(
-                kind,
-                tar::EntryType::Directory | tar::EntryType::Regular | tar::EntryType::Continuous
-            ),
-            Kinds::Layer => matches!(
-                kind,
-                tar::EntryType::Directory
-                    | tar::EntryType::Regular
-                    | tar::EntryType::Continuous
-                    | tar::EntryType::Symlink
-                    | tar::EntryType::Link
-            ),
-        };
-        if !allowed {
+        let (mode, uid, gid) = mode_and_owner(entry.header(), &shown)?;
+        if !allowed(kinds, kind) {
             bail!("entry `{shown}`: type {} is not allowed", kind_name(kind));
         }
         // Parents: created as plain directories when missing; a symlink on the way is an error
@@ -376,89 +347,183 @@ fn entries(
         if existing.is_some_and(|m| m.kind == Kind::Dir) && kind != tar::EntryType::Directory {
             dirs.clear(); // about to be replaced, with everything in it
         }
-        match kind {
+        let target = Made {
+            rel: &rel,
+            shown: &shown,
+            existing: existing.is_some(),
+        };
+        let not_a_dir = existing.is_some_and(|m| m.kind != Kind::Dir);
+        let chown = match kind {
             tar::EntryType::Directory => {
-                if existing.is_some_and(|m| m.kind != Kind::Dir) {
+                if not_a_dir {
                     root.remove(&rel)?;
                 }
                 root.mkdir(&rel, mode)
                     .with_context(|| format!("entry `{shown}`"))?;
                 root.chmod(&rel, mode)?;
                 dirs.insert(rel.clone());
+                true
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                if existing.is_some() {
-                    root.remove(&rel)?;
-                }
-                let mut file = root
-                    .create(&rel, mode)
-                    .with_context(|| format!("entry `{shown}`"))?;
-                let size = entry.size();
-                let got =
-                    io::copy(&mut entry, &mut file).with_context(|| format!("entry `{shown}`"))?;
-                // A short read is the end of the stream, not an error of `io::copy`.
-                if got != size {
-                    bail!("entry `{shown}`: the stream ends after {got} of its {size} bytes");
-                }
+                target.file(root, &mut entry, mode)?;
+                true
             }
             tar::EntryType::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .with_context(|| format!("entry `{shown}`: a symlink without a target"))?
-                    .into_owned();
-                if target.is_empty() || target.contains(&0) || target.len() > limits.path {
-                    bail!("entry `{shown}`: a symlink target that is empty, too long or has a NUL");
-                }
-                let target = PathBuf::from(std::ffi::OsStr::from_bytes(&target));
-                if !stays_inside(&rel, &target) {
-                    bail!(
-                        "entry `{shown}`: symlink target `{}` climbs out of the root",
-                        target.display()
-                    );
-                }
-                if existing.is_some() {
-                    root.remove(&rel)?;
-                }
-                root.symlink(&target, &rel)
-                    .with_context(|| format!("entry `{shown}`"))?;
+                target.symlink(root, &entry, limits)?;
+                true
             }
+            // The link shares its source's owner and mode.
             tar::EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .with_context(|| format!("entry `{shown}`: a hard link without a target"))?
-                    .into_owned();
-                let to = entry_path(&target, limits).map_err(|why| {
-                    anyhow::anyhow!(
-                        "entry `{shown}`: hard link target `{}`: {why}",
-                        show(&target)
-                    )
-                })?;
-                if !root
-                    .meta(&to)
-                    .ok()
-                    .flatten()
-                    .is_some_and(|m| m.kind == Kind::File)
-                {
-                    bail!(
-                        "entry `{shown}`: hard link to `{}`, which is not an earlier file of the layer",
-                        to.display()
-                    );
-                }
-                if existing.is_some() {
-                    root.remove(&rel)?;
-                }
-                root.hard_link(&to, &rel)
-                    .with_context(|| format!("entry `{shown}`"))?;
-                continue; // the link shares its source's owner and mode
+                target.hard_link(root, &entry, limits)?;
+                false
             }
             _ => unreachable!("checked above"),
-        }
-        if owners {
+        };
+        if owners && chown {
             root.chown(&rel, uid, gid)
                 .with_context(|| format!("entry `{shown}`"))?;
         }
     }
     Ok(())
+}
+
+/// An entry's path below the root (`raw` as the archive has it), checked; `None` for the
+/// archive's own root directory (`./`).
+fn entry_rel(raw: &[u8], kind: tar::EntryType, limits: Limits) -> Result<Option<PathBuf>> {
+    let rel =
+        entry_path(raw, limits).map_err(|why| anyhow::anyhow!("entry `{}`: {why}", show(raw)))?;
+    if rel.as_os_str().is_empty() {
+        if kind == tar::EntryType::Directory {
+            return Ok(None);
+        }
+        bail!("entry `{}`: an empty path", String::from_utf8_lossy(raw));
+    }
+    Ok(Some(rel))
+}
+
+/// An entry's mode (setuid, setgid, sticky, group and other write dropped), uid and gid.
+fn mode_and_owner(header: &tar::Header, shown: &str) -> Result<(u32, u32, u32)> {
+    let mode = header
+        .mode()
+        .with_context(|| format!("entry `{shown}`: mode"))?
+        & 0o755;
+    Ok((
+        mode,
+        u32::try_from(header.uid().unwrap_or(0)).unwrap_or(0),
+        u32::try_from(header.gid().unwrap_or(0)).unwrap_or(0),
+    ))
+}
+
+/// Whether an entry of type `kind` may be in a stream of `kinds`.
+fn allowed(kinds: Kinds, kind: tar::EntryType) -> bool {
+    match kinds {
+        Kinds::Bundle => matches!(
+            kind,
+            tar::EntryType::Directory | tar::EntryType::Regular | tar::EntryType::Continuous
+        ),
+        Kinds::Layer => matches!(
+            kind,
+            tar::EntryType::Directory
+                | tar::EntryType::Regular
+                | tar::EntryType::Continuous
+                | tar::EntryType::Symlink
+                | tar::EntryType::Link
+        ),
+    }
+}
+
+/// One entry being written at `rel` (its parents exist).
+struct Made<'a> {
+    rel: &'a Path,
+    /// `rel` as errors show it.
+    shown: &'a str,
+    /// Something is at `rel` already (replaced).
+    existing: bool,
+}
+
+impl Made<'_> {
+    /// A regular file with the entry's content, which must be all there.
+    fn file<R: Read>(&self, root: &Root, entry: &mut tar::Entry<'_, R>, mode: u32) -> Result<()> {
+        let (rel, shown) = (self.rel, self.shown);
+        if self.existing {
+            root.remove(rel)?;
+        }
+        let mut file = root
+            .create(rel, mode)
+            .with_context(|| format!("entry `{shown}`"))?;
+        let size = entry.size();
+        let got = io::copy(entry, &mut file).with_context(|| format!("entry `{shown}`"))?;
+        // A short read is the end of the stream, not an error of `io::copy`.
+        if got != size {
+            bail!("entry `{shown}`: the stream ends after {got} of its {size} bytes");
+        }
+        Ok(())
+    }
+
+    /// A symlink whose target stays inside the root.
+    fn symlink<R: Read>(
+        &self,
+        root: &Root,
+        entry: &tar::Entry<'_, R>,
+        limits: Limits,
+    ) -> Result<()> {
+        let (rel, shown) = (self.rel, self.shown);
+        let target = entry
+            .link_name_bytes()
+            .with_context(|| format!("entry `{shown}`: a symlink without a target"))?
+            .into_owned();
+        if target.is_empty() || target.contains(&0) || target.len() > limits.path {
+            bail!("entry `{shown}`: a symlink target that is empty, too long or has a NUL");
+        }
+        let target = PathBuf::from(std::ffi::OsStr::from_bytes(&target));
+        if !stays_inside(rel, &target) {
+            bail!(
+                "entry `{shown}`: symlink target `{}` climbs out of the root",
+                target.display()
+            );
+        }
+        if self.existing {
+            root.remove(rel)?;
+        }
+        root.symlink(&target, rel)
+            .with_context(|| format!("entry `{shown}`"))
+    }
+
+    /// A hard link to an earlier file of the same stream.
+    fn hard_link<R: Read>(
+        &self,
+        root: &Root,
+        entry: &tar::Entry<'_, R>,
+        limits: Limits,
+    ) -> Result<()> {
+        let (rel, shown) = (self.rel, self.shown);
+        let target = entry
+            .link_name_bytes()
+            .with_context(|| format!("entry `{shown}`: a hard link without a target"))?
+            .into_owned();
+        let to = entry_path(&target, limits).map_err(|why| {
+            anyhow::anyhow!(
+                "entry `{shown}`: hard link target `{}`: {why}",
+                show(&target)
+            )
+        })?;
+        if !root
+            .meta(&to)
+            .ok()
+            .flatten()
+            .is_some_and(|m| m.kind == Kind::File)
+        {
+            bail!(
+                "entry `{shown}`: hard link to `{}`, which is not an earlier file of the layer",
+                to.display()
+            );
+        }
+        if self.existing {
+            root.remove(rel)?;
+        }
+        root.hard_link(&to, rel)
+            .with_context(|| format!("entry `{shown}`"))
+    }
 }
 
 /// Applies a whiteout entry `rel` (`<dir>/.wh.<name>`): `.wh..wh..opq` empties `<dir>`, any

@@ -1,7 +1,7 @@
 //! What is on a host: the current generation and its services, the generation list, and
 //! garbage collection of generations, root trees, portable images and blobs nothing uses.
 
-use std::fmt::Write as _;
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -14,8 +14,39 @@ use super::runtime::portable_name;
 use super::state::State;
 use super::switch::runtime_of;
 
-/// One line per generation, newest last: id, markers, `[runtime]` it last ran with.
-pub fn generations(root: &Path) -> Result<Vec<String>> {
+/// One generation on the host, as `generations` lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Generation {
+    /// The generation id.
+    pub id: String,
+    /// `current` points at it.
+    pub current: bool,
+    /// `rollback` points at it.
+    pub rollback: bool,
+    /// The runtime it last ran with, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+}
+
+impl std::fmt::Display for Generation {
+    /// `id`, markers, `[runtime]`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.id)?;
+        if self.current {
+            f.write_str(" (current)")?;
+        }
+        if self.rollback {
+            f.write_str(" (rollback)")?;
+        }
+        if let Some(r) = &self.runtime {
+            write!(f, " [{r}]")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every generation, newest last.
+pub fn generations(root: &Path) -> Result<Vec<Generation>> {
     let state = State {
         dir: root.join("var/lib/infragen"),
         root: root.to_path_buf(),
@@ -25,54 +56,109 @@ pub fn generations(root: &Path) -> Result<Vec<String>> {
     Ok(state
         .history()
         .into_iter()
-        .map(|id| {
-            let mut line = id.clone();
-            if current.as_deref() == Some(id.as_str()) {
-                line.push_str(" (current)");
-            }
-            if rollback.as_deref() == Some(id.as_str()) {
-                line.push_str(" (rollback)");
-            }
-            if state.generation(&id).join("runtime").is_file() {
-                let _ = write!(line, " [{}]", runtime_of(&state, &id));
-            }
-            line
+        .map(|id| Generation {
+            current: current.as_deref() == Some(id.as_str()),
+            rollback: rollback.as_deref() == Some(id.as_str()),
+            runtime: state
+                .generation(&id)
+                .join("runtime")
+                .is_file()
+                .then(|| runtime_of(&state, &id).to_string()),
+            id,
         })
         .collect())
 }
 
+/// The current generation and its components' units.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Status {
+    /// The current generation, if any.
+    pub generation: Option<String>,
+    /// The host the generation was built for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The runtime it runs with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    /// An activation or rollback was interrupted (`plan.json` is left).
+    pub interrupted: bool,
+    /// One entry per component.
+    pub units: Vec<UnitStatus>,
+}
+
+/// A component's unit and its state.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UnitStatus {
+    /// The component.
+    pub component: String,
+    /// Its systemd unit.
+    pub unit: String,
+    /// `systemctl is-active` (`None` with `--root`: systemd is not asked).
+    pub active: Option<String>,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Some(current) = &self.generation else {
+            return writeln!(f, "no generation is active");
+        };
+        writeln!(
+            f,
+            "generation {current} (host {}, {} runtime)",
+            self.host.as_deref().unwrap_or_default(),
+            self.runtime.as_deref().unwrap_or_default()
+        )?;
+        if self.interrupted {
+            writeln!(
+                f,
+                "an activation or rollback was interrupted: run it again to finish it"
+            )?;
+        }
+        for u in &self.units {
+            let active = u.active.as_deref().unwrap_or("(not queried with --root)");
+            writeln!(f, "  {:<28} {active}", u.unit)?;
+        }
+        Ok(())
+    }
+}
+
 /// The current generation and its components' unit states.
-pub fn status(root: &Path, systemd: bool) -> Result<String> {
+pub fn status(root: &Path, systemd: bool) -> Result<Status> {
     let state = State {
         dir: root.join("var/lib/infragen"),
         root: root.to_path_buf(),
     };
     let Some(current) = state.pointer("current") else {
-        return Ok("no generation is active\n".to_owned());
+        return Ok(Status::default());
     };
     let m = read_manifest(&state.generation(&current).join("manifest.json"))?;
     let runtime = runtime_of(&state, &current);
-    let mut s = format!(
-        "generation {current} (host {}, {runtime} runtime)\n",
-        m.host
-    );
-    if state.dir.join("plan.json").exists() {
-        s.push_str("an activation or rollback was interrupted: run it again to finish it\n");
-    }
-    for name in m.components.keys() {
-        let unit = runtime.unit(name);
-        let active = if systemd {
-            Command::new("systemctl")
-                .args(["is-active", &unit])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-                .unwrap_or_default()
-        } else {
-            "(not queried with --root)".to_owned()
-        };
-        let _ = writeln!(s, "  {unit:<28} {active}");
-    }
-    Ok(s)
+    let units = m
+        .components
+        .keys()
+        .map(|name| {
+            let unit = runtime.unit(name);
+            let active = systemd.then(|| {
+                Command::new("systemctl")
+                    .args(["is-active", &unit])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                    .unwrap_or_default()
+            });
+            UnitStatus {
+                component: name.clone(),
+                unit,
+                active,
+            }
+        })
+        .collect();
+    Ok(Status {
+        generation: Some(current),
+        host: Some(m.host),
+        runtime: Some(runtime.to_string()),
+        interrupted: state.dir.join("plan.json").exists(),
+        units,
+    })
 }
 
 /// Removes all but the newest `keep` generations (never `current` or `rollback`), then roots
@@ -100,10 +186,35 @@ pub fn gc(root: &Path, keep: usize) -> Result<Vec<String>> {
             }
         }
     }
-    let mut roots = std::collections::BTreeSet::new();
-    let mut portables = std::collections::BTreeSet::new();
-    let mut blobs = std::collections::BTreeSet::new();
-    for id in &kept {
+    let (roots, mut portables, blobs) = used_by(&state, &kept)?;
+    discard_abandoned(&state, &mut removed)?;
+    // A portable image stays while a kept generation names it or portabled has it attached.
+    portables.extend(super::runtime::attached_images(&state));
+    remove_unused(
+        &state.dir.join("portables"),
+        &portables,
+        "portable image",
+        &mut removed,
+    )?;
+    remove_unused(&state.dir.join("roots"), &roots, "root", &mut removed)?;
+    remove_unused(
+        &state.dir.join("blobs/sha256"),
+        &blobs,
+        "blob",
+        &mut removed,
+    )?;
+    Ok(removed)
+}
+
+/// What the kept generations use: root trees, portable image names, blobs (by hex digest).
+type Used = (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>);
+
+/// The root trees, portable images and blobs the generations `kept` use.
+fn used_by(state: &State, kept: &[String]) -> Result<Used> {
+    let mut roots = BTreeSet::new();
+    let mut portables = BTreeSet::new();
+    let mut blobs = BTreeSet::new();
+    for id in kept {
         let m = read_manifest(&state.generation(id).join("manifest.json"))?;
         for c in m.components.values() {
             roots.insert(c.root.clone());
@@ -131,8 +242,12 @@ pub fn gc(root: &Path, keep: usize) -> Result<Vec<String>> {
             }
         }
     }
-    // Private directories of activations and pulls that were killed (a running one is younger
-    // than an hour: a pull does not hold the lock while it downloads).
+    Ok((roots, portables, blobs))
+}
+
+/// Removes the private directories of activations and pulls that were killed (a running one is
+/// younger than an hour: a pull does not hold the lock while it downloads).
+fn discard_abandoned(state: &State, removed: &mut Vec<String>) -> Result<()> {
     for e in fs::read_dir(&state.dir)? {
         let e = e?;
         let name = e.file_name().to_string_lossy().into_owned();
@@ -147,22 +262,7 @@ pub fn gc(root: &Path, keep: usize) -> Result<Vec<String>> {
             removed.push(format!("private directory {name}"));
         }
     }
-    // A portable image stays while a kept generation names it or portabled has it attached.
-    portables.extend(super::runtime::attached_images(&state));
-    remove_unused(
-        &state.dir.join("portables"),
-        &portables,
-        "portable image",
-        &mut removed,
-    )?;
-    remove_unused(&state.dir.join("roots"), &roots, "root", &mut removed)?;
-    remove_unused(
-        &state.dir.join("blobs/sha256"),
-        &blobs,
-        "blob",
-        &mut removed,
-    )?;
-    Ok(removed)
+    Ok(())
 }
 
 /// Removes every entry of `dir` (a missing `dir` has none) not named in `used`, noting each as

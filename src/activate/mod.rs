@@ -37,9 +37,10 @@ use std::collections::BTreeMap;
 use crate::bundle::Opened;
 use crate::fsx::{Links, Root};
 use crate::manifest::{Digest, Manifest};
+use crate::progress::Reporter;
 use anyhow::{bail, Context, Result};
 
-pub use gc::{gc, generations, status};
+pub use gc::{gc, generations, status, Generation, Status, UnitStatus};
 pub use plan::{Action, Step};
 pub use pull::Pulled;
 pub use runtime::Runtime;
@@ -73,6 +74,8 @@ pub struct Options {
 pub struct Outcome {
     /// The generation now current.
     pub generation: String,
+    /// The generation current before, if any (the same one when nothing changed).
+    pub previous: Option<String>,
     /// The runtime it runs with.
     pub runtime: Runtime,
     /// The runtime before (what `Stop` steps stopped).
@@ -106,7 +109,7 @@ fn is_downgrade(old: &Manifest, new: &Manifest) -> bool {
 
 /// Activates the bundle at `bundle`: a directory, or a tar archive of one (`.tar`, `.tar.gz`,
 /// `.tgz`), unpacked first into a private directory under the safe-extraction rules.
-pub fn activate(bundle: &Path, opts: &Options) -> Result<Outcome> {
+pub fn activate(bundle: &Path, opts: &Options, progress: &Reporter) -> Result<Outcome> {
     if bundle.is_file() {
         let dir = tempfile::Builder::new()
             .prefix("infragen-bundle-")
@@ -114,6 +117,7 @@ pub fn activate(bundle: &Path, opts: &Options) -> Result<Outcome> {
         let file =
             fs::File::open(bundle).with_context(|| format!("reading {}", bundle.display()))?;
         let root = Root::open(dir.path(), Links::Refuse)?;
+        progress.phase("unpack");
         extract::extract(
             std::io::BufReader::new(file),
             &root,
@@ -127,9 +131,9 @@ pub fn activate(bundle: &Path, opts: &Options) -> Result<Outcome> {
                 bundle.display()
             )
         })?;
-        return activate_dir(dir.path(), bundle, opts);
+        return activate_dir(dir.path(), bundle, opts, progress);
     }
-    activate_dir(bundle, bundle, opts)
+    activate_dir(bundle, bundle, opts, progress)
 }
 
 /// Pulls the bundle `reference` names (`host[:port]/namespace/bundle[:tag]`, the tag defaulting
@@ -141,6 +145,7 @@ pub fn activate_from(
     registry: &crate::registry::Options,
     opts: &Options,
     pull_only: bool,
+    progress: &Reporter,
 ) -> Result<(Pulled, Option<Outcome>)> {
     let Some((host, _)) = identity(opts)? else {
         bail!(
@@ -184,14 +189,15 @@ pub fn activate_from(
         dir.path(),
         store.as_ref(),
         &mut check,
+        progress,
     )?;
-    eprintln!("{}", pulled.summary(reference));
+    progress.note(pulled.summary(reference));
     let shown = Path::new(reference);
     if pull_only {
-        prefetch(dir.path(), shown, opts)?;
+        prefetch(dir.path(), shown, opts, progress)?;
         return Ok((pulled, None));
     }
-    let outcome = activate_dir(dir.path(), shown, opts)?;
+    let outcome = activate_dir(dir.path(), shown, opts, progress)?;
     Ok((pulled, Some(outcome)))
 }
 
@@ -263,7 +269,8 @@ fn pull_signature(
 
 /// `--pull-only`: verifies a pulled bundle like an activation would and moves its blobs into
 /// the host's store; nothing else changes.
-fn prefetch(bundle: &Path, shown: &Path, opts: &Options) -> Result<()> {
+fn prefetch(bundle: &Path, shown: &Path, opts: &Options, progress: &Reporter) -> Result<()> {
+    progress.phase("verify");
     let opened = Opened::open(bundle)?;
     if !opened.problems.is_empty() {
         bail!(
@@ -272,7 +279,7 @@ fn prefetch(bundle: &Path, shown: &Path, opts: &Options) -> Result<()> {
             opened.problems.join("\n  ")
         );
     }
-    trust(&opened, shown, opts)?;
+    trust(&opened, shown, opts, progress)?;
     let state = State::open(&opts.root)?;
     let _lock = state.lock()?;
     let incoming = tempfile::Builder::new()
@@ -337,7 +344,7 @@ pub const IDENTITY: &str = "etc/infragen/host";
 
 /// The trust checks, before any other byte of the bundle is read: built for this host, signed
 /// by a key this host trusts (unless told otherwise).
-fn trust(opened: &Opened, shown: &Path, opts: &Options) -> Result<()> {
+fn trust(opened: &Opened, shown: &Path, opts: &Options, progress: &Reporter) -> Result<()> {
     let m = &opened.manifest;
     let refuse = |why: String, hint: &str| {
         anyhow::anyhow!(
@@ -362,7 +369,7 @@ fn trust(opened: &Opened, shown: &Path, opts: &Options) -> Result<()> {
     }
     if opts.allow_unsigned {
         if opened.signature.is_none() {
-            eprintln!("warning: the bundle is not signed (--allow-unsigned)");
+            progress.warning("the bundle is not signed (--allow-unsigned)");
         }
         return Ok(());
     }
@@ -391,70 +398,20 @@ fn trust(opened: &Opened, shown: &Path, opts: &Options) -> Result<()> {
     Ok(())
 }
 
-fn activate_dir(bundle: &Path, shown: &Path, opts: &Options) -> Result<Outcome> {
-    let unverified = |e: String| {
-        anyhow::anyhow!(
-            "bundle {} does not verify; nothing was changed:\n  {e}",
-            shown.display()
-        )
-    };
-    // 1. The manifest, the host and the signature: before anything else is read.
-    let opened = Opened::open(bundle).map_err(|e| unverified(format!("{e:#}")))?;
-    if !opened.problems.is_empty() {
-        return Err(unverified(opened.problems.join("\n  ")));
-    }
-    trust(&opened, shown, opts)?;
-    let new_m = &opened.manifest;
-    let id = new_m.id().to_owned();
-    if !new_m.incomplete.is_empty() {
-        eprintln!(
-            "warning: the bundle is incomplete; missing images are not activated: {}",
-            new_m.incomplete.join(", ")
-        );
-    }
-    opts.runtime.check_host(&runtime::Host {
-        systemd: opts.systemd,
-    })?;
+fn activate_dir(
+    bundle: &Path,
+    shown: &Path,
+    opts: &Options,
+    progress: &Reporter,
+) -> Result<Outcome> {
+    progress.phase("verify");
     let existing = State {
         dir: opts.root.join("var/lib/infragen"),
         root: opts.root.clone(),
     };
-    // 2. Every file, read once through its digest check: blobs into a private directory
-    // (inside the state directory when there is one, so that importing them is a rename),
-    // everything else into memory. Nothing is read from the bundle after this.
-    let incoming = if opts.dry_run {
-        None
-    } else {
-        let parent = if existing.is_usable() {
-            existing.dir.clone()
-        } else {
-            std::env::temp_dir()
-        };
-        Some(
-            tempfile::Builder::new()
-                .prefix(".incoming-")
-                .tempdir_in(&parent)
-                .with_context(|| format!("creating a private directory in {}", parent.display()))?,
-        )
-    };
-    let incoming_root = incoming
-        .as_ref()
-        .map(|d| Root::open(d.path(), Links::Refuse))
-        .transpose()?;
-    // Blobs the store holds already (verified when they entered it) are hashed, not copied.
-    let store = existing.dir.join("blobs/sha256");
-    let mut checked =
-        opened.check_files(incoming_root.as_ref(), &|d| store.join(d.hex()).is_file())?;
-    if !checked.problems.is_empty() {
-        return Err(unverified(checked.problems.join("\n  ")));
-    }
-    // Sealed secrets are opened now, in memory: a host that cannot is refused untouched.
-    unseal::unseal(new_m, &mut checked.files, &opts.root).map_err(|e| {
-        anyhow::anyhow!(
-            "bundle {} is refused; nothing was changed: {e:#}",
-            shown.display()
-        )
-    })?;
+    let read = read_verified(bundle, shown, opts, &existing, progress)?;
+    let new_m = &read.opened.manifest;
+    let id = new_m.id().to_owned();
     // The lock comes before reading `current`, so that the downgrade check and the plan are made
     // against what stays current (a dry run writes nothing, not even the lock).
     let locked = if opts.dry_run {
@@ -483,37 +440,16 @@ fn activate_dir(bundle: &Path, shown: &Path, opts: &Options) -> Result<Outcome> 
             bail!("bundle {} is older than the current generation ({} {} → {} {}); nothing was changed\nhint: pass --allow-downgrade, or use `infragen rollback`", shown.display(), o.version_string, o.infragen, new_m.version_string, new_m.infragen);
         }
     }
-    if opts.dry_run {
-        let from_runtime = current
-            .as_deref()
-            .map_or(opts.runtime, |c| runtime_of(&existing, c));
-        let dir = current.as_deref().map(|c| existing.generation(c));
-        let steps = switch::plan_steps(
-            dir.as_deref().zip(old.as_ref()),
-            from_runtime,
-            &|c| {
-                let rel = new_m.components.get(c)?.runtimes.get(opts.runtime.name())?;
-                String::from_utf8(checked.files.get(rel)?.clone()).ok()
-            },
-            new_m,
-            opts.runtime,
-        );
-        let outcome = Outcome {
-            generation: id,
-            runtime: opts.runtime,
-            from_runtime,
-            steps,
-        };
-        print_plan(current.as_deref(), &outcome);
-        return Ok(outcome);
-    }
-    let (state, _lock, before) = locked.expect("locked unless a dry run");
-    let incoming = incoming.expect("made unless a dry run");
-    let imported = stage::import_blobs(&state, incoming.path(), &checked.blobs);
+    let Some((state, _lock, before)) = locked else {
+        return Ok(dry_run(&existing, current, old.as_ref(), &read, opts));
+    };
+    progress.phase("stage");
+    let incoming = read.incoming.expect("made unless a dry run");
+    let imported = stage::import_blobs(&state, incoming.path(), &read.checked.blobs);
     drop(incoming);
     let staged = imported.and_then(|()| {
         fail_point("stage-blobs");
-        stage_generation(&state, &opened, &checked.files)
+        stage_generation(&state, &read.opened, &read.checked.files)
     });
     // A generation that cannot be staged (a layer refused, a full disk) leaves nothing behind.
     if let Err(e) = staged {
@@ -525,30 +461,131 @@ fn activate_dir(bundle: &Path, shown: &Path, opts: &Options) -> Result<Outcome> 
             Err(u) => e.context(format!("removing what was staged failed too: {u:#}")),
         });
     }
-    switch(&state, &id, opts.runtime, opts, true)
+    switch(&state, &id, opts.runtime, opts, true, progress)
+}
+
+/// A bundle read once and verified: its manifest, every file through its digest check, and
+/// the private directory holding its blobs (none for a dry run).
+struct Read {
+    opened: Opened,
+    checked: crate::bundle::Checked,
+    incoming: Option<tempfile::TempDir>,
+}
+
+/// Reads and verifies the bundle: the manifest, the host and the signature before anything
+/// else; then every file, read once through its digest check: blobs into a private directory
+/// (inside the state directory when there is one, so that importing them is a rename),
+/// everything else into memory; then sealed secrets are opened, in memory. Nothing is read from
+/// the bundle after this, and nothing on the host has changed.
+fn read_verified(
+    bundle: &Path,
+    shown: &Path,
+    opts: &Options,
+    existing: &State,
+    progress: &Reporter,
+) -> Result<Read> {
+    let unverified = |e: String| {
+        anyhow::anyhow!(
+            "bundle {} does not verify; nothing was changed:\n  {e}",
+            shown.display()
+        )
+    };
+    let opened = Opened::open(bundle).map_err(|e| unverified(format!("{e:#}")))?;
+    if !opened.problems.is_empty() {
+        return Err(unverified(opened.problems.join("\n  ")));
+    }
+    trust(&opened, shown, opts, progress)?;
+    if !opened.manifest.incomplete.is_empty() {
+        progress.warning(format!(
+            "the bundle is incomplete; missing images are not activated: {}",
+            opened.manifest.incomplete.join(", ")
+        ));
+    }
+    opts.runtime.check_host(&runtime::Host {
+        systemd: opts.systemd,
+    })?;
+    let incoming = if opts.dry_run {
+        None
+    } else {
+        let parent = if existing.is_usable() {
+            existing.dir.clone()
+        } else {
+            std::env::temp_dir()
+        };
+        Some(
+            tempfile::Builder::new()
+                .prefix(".incoming-")
+                .tempdir_in(&parent)
+                .with_context(|| format!("creating a private directory in {}", parent.display()))?,
+        )
+    };
+    let incoming_root = incoming
+        .as_ref()
+        .map(|d| Root::open(d.path(), Links::Refuse))
+        .transpose()?;
+    // Blobs the store holds already (verified when they entered it) are hashed, not copied.
+    let store = existing.dir.join("blobs/sha256");
+    let mut checked =
+        opened.check_files(incoming_root.as_ref(), &|d| store.join(d.hex()).is_file())?;
+    if !checked.problems.is_empty() {
+        return Err(unverified(checked.problems.join("\n  ")));
+    }
+    // Sealed secrets are opened now: a host that cannot is refused untouched.
+    unseal::unseal(&opened.manifest, &mut checked.files, &opts.root).map_err(|e| {
+        anyhow::anyhow!(
+            "bundle {} is refused; nothing was changed: {e:#}",
+            shown.display()
+        )
+    })?;
+    Ok(Read {
+        opened,
+        checked,
+        incoming,
+    })
+}
+
+/// `--dry-run`: the plan against the current generation, nothing written.
+fn dry_run(
+    existing: &State,
+    current: Option<String>,
+    old: Option<&Manifest>,
+    read: &Read,
+    opts: &Options,
+) -> Outcome {
+    let new_m = &read.opened.manifest;
+    let from_runtime = current
+        .as_deref()
+        .map_or(opts.runtime, |c| runtime_of(existing, c));
+    let dir = current.as_deref().map(|c| existing.generation(c));
+    let steps = switch::plan_steps(
+        dir.as_deref().zip(old),
+        from_runtime,
+        &|c| {
+            let rel = new_m.components.get(c)?.runtimes.get(opts.runtime.name())?;
+            String::from_utf8(read.checked.files.get(rel)?.clone()).ok()
+        },
+        new_m,
+        opts.runtime,
+    );
+    Outcome {
+        generation: new_m.id().to_owned(),
+        previous: current,
+        runtime: opts.runtime,
+        from_runtime,
+        steps,
+    }
 }
 
 /// Switches back to the rollback generation.
-pub fn rollback(opts: &Options) -> Result<Outcome> {
+pub fn rollback(opts: &Options, progress: &Reporter) -> Result<Outcome> {
+    progress.phase("rollback");
     let state = State::open(&opts.root)?;
     let _lock = state.lock()?;
     let Some(target) = state.pointer("rollback") else {
         bail!("rollback: no previous generation to return to");
     };
     let runtime = runtime_of(&state, &target);
-    switch(&state, &target, runtime, opts, true)
-}
-
-fn print_plan(old: Option<&str>, plan: &Outcome) {
-    let short = |s: &str| s.chars().take(12).collect::<String>();
-    println!(
-        "generation {} → {}",
-        old.map_or_else(|| "(none)".to_owned(), short),
-        short(&plan.generation)
-    );
-    for s in &plan.steps {
-        println!("  {:<7} {} ({})", s.action.to_string(), plan.unit(s), s.why);
-    }
+    switch(&state, &target, runtime, opts, true, progress)
 }
 
 impl Outcome {
@@ -583,50 +620,84 @@ fn stage_generation(
         .tempdir_in(state.dir.join("generations"))?;
     let gen = Root::open(tmp.path(), Links::Refuse)?;
     for (name, c) in &m.components {
-        let ids = stage::diff_ids(state, &c.image)?;
-        let diff_of = |d: &Digest| ids.iter().find(|(l, _)| l == d).map(|(_, i)| i.clone());
-        let root_layers: Vec<(Digest, Option<Digest>)> = c
-            .root_layers
-            .iter()
-            .map(|d| (d.clone(), diff_of(d)))
-            .collect();
-        // Root trees are shared by id: an id that is not what its layers make would reuse
-        // another tree, or store this one under a name that means other content.
-        let mut diff_ids = Vec::new();
-        for (layer, diff) in &root_layers {
-            let diff = diff.as_ref().with_context(|| {
-                format!("component `{name}`: root layer {layer} is not a layer of its image")
-            })?;
-            diff_ids.push(diff.as_str());
-        }
-        let root_id = crate::digest::sha256_hex(diff_ids.join("\n").as_bytes());
-        if root_id != c.root {
-            bail!(
-                "component `{name}`: root id {} is not the digest of its layers' diff_ids ({root_id})",
-                c.root
-            );
-        }
-        stage::root_tree(state, &c.root, &root_layers, owners)
-            .with_context(|| format!("root tree of {name}"))?;
-        fail_point("stage-root");
-        // The configuration layer, extracted on its own: it becomes the live configuration.
-        let config_dir = Path::new("config").join(name);
-        gen.mkdir_all(&config_dir, 0o755)?;
-        let diff = diff_of(&c.config_layer);
-        if diff.as_ref() != Some(&c.config) {
-            bail!("component `{name}`: the manifest's config diff_id is not the image's");
-        }
-        stage::extract_blob(
-            state,
-            &c.config_layer,
-            diff.as_ref(),
-            &gen.sub(&config_dir)?,
-            owners,
-        )
-        .with_context(|| format!("configuration of {name}"))?;
+        stage_component(state, &gen, name, c, owners)?;
     }
-    // Every other file, as verified, with the manifest's mode and owner. Secrets live in 0700
-    // directories owned by their component's user.
+    stage_files(&gen, m, files, owners)?;
+    link_runtimes(&gen, m)?;
+    gen.write_atomic(Path::new("manifest.json"), &opened.bytes, 0o644)?;
+    if let Some(sig) = &opened.signature {
+        gen.write_atomic(Path::new(crate::manifest::SIGNATURE), sig, 0o644)?;
+    }
+    gen.sync_fs()?;
+    fail_point("stage-before-rename");
+    fs::rename(tmp.path(), &dst).with_context(|| format!("renaming into {}", dst.display()))?;
+    let _ = tmp.keep();
+    state::sync_path(&state.dir.join("generations"))?;
+    fail_point("stage-after-rename");
+    Ok(())
+}
+
+/// Stages one component: its shared root tree (checked against its layers' `diff_id`s) and its
+/// configuration layer, extracted on its own into `config/<name>` of the generation.
+fn stage_component(
+    state: &State,
+    gen: &Root,
+    name: &str,
+    c: &crate::manifest::ComponentEntry,
+    owners: bool,
+) -> Result<()> {
+    let ids = stage::diff_ids(state, &c.image)?;
+    let diff_of = |d: &Digest| ids.iter().find(|(l, _)| l == d).map(|(_, i)| i.clone());
+    let root_layers: Vec<(Digest, Option<Digest>)> = c
+        .root_layers
+        .iter()
+        .map(|d| (d.clone(), diff_of(d)))
+        .collect();
+    // Root trees are shared by id: an id that is not what its layers make would reuse
+    // another tree, or store this one under a name that means other content.
+    let mut diff_ids = Vec::new();
+    for (layer, diff) in &root_layers {
+        let diff = diff.as_ref().with_context(|| {
+            format!("component `{name}`: root layer {layer} is not a layer of its image")
+        })?;
+        diff_ids.push(diff.as_str());
+    }
+    let root_id = crate::digest::sha256_hex(diff_ids.join("\n").as_bytes());
+    if root_id != c.root {
+        bail!(
+            "component `{name}`: root id {} is not the digest of its layers' diff_ids ({root_id})",
+            c.root
+        );
+    }
+    stage::root_tree(state, &c.root, &root_layers, owners)
+        .with_context(|| format!("root tree of {name}"))?;
+    fail_point("stage-root");
+    // The configuration layer, extracted on its own: it becomes the live configuration.
+    let config_dir = Path::new("config").join(name);
+    gen.mkdir_all(&config_dir, 0o755)?;
+    let diff = diff_of(&c.config_layer);
+    if diff.as_ref() != Some(&c.config) {
+        bail!("component `{name}`: the manifest's config diff_id is not the image's");
+    }
+    stage::extract_blob(
+        state,
+        &c.config_layer,
+        diff.as_ref(),
+        &gen.sub(&config_dir)?,
+        owners,
+    )
+    .with_context(|| format!("configuration of {name}"))?;
+    Ok(())
+}
+
+/// Writes every other file, as verified, with the manifest's mode and owner. Secrets live in
+/// 0700 directories owned by their component's user.
+fn stage_files(
+    gen: &Root,
+    m: &Manifest,
+    files: &BTreeMap<String, Vec<u8>>,
+    owners: bool,
+) -> Result<()> {
     for (rel, bytes) in files {
         let path = Path::new(rel);
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -654,8 +725,12 @@ fn stage_generation(
             }
         }
     }
-    // What the nspawn and podman runtimes find through `current`: each component's machine
-    // directory (a link to its root tree) and an OCI layout of the images over the blob store.
+    Ok(())
+}
+
+/// What the nspawn and podman runtimes find through `current`: each component's machine
+/// directory (a link to its root tree) and an OCI layout of the images over the blob store.
+fn link_runtimes(gen: &Root, m: &Manifest) -> Result<()> {
     gen.mkdir(Path::new("machines"), 0o755)?;
     for (name, c) in &m.components {
         gen.symlink(
@@ -665,15 +740,5 @@ fn stage_generation(
     }
     gen.mkdir_all(Path::new("oci"), 0o755)?;
     gen.symlink(Path::new("../../../blobs"), Path::new("oci/blobs"))?;
-    gen.write_atomic(Path::new("manifest.json"), &opened.bytes, 0o644)?;
-    if let Some(sig) = &opened.signature {
-        gen.write_atomic(Path::new(crate::manifest::SIGNATURE), sig, 0o644)?;
-    }
-    gen.sync_fs()?;
-    fail_point("stage-before-rename");
-    fs::rename(tmp.path(), &dst).with_context(|| format!("renaming into {}", dst.display()))?;
-    let _ = tmp.keep();
-    state::sync_path(&state.dir.join("generations"))?;
-    fail_point("stage-after-rename");
     Ok(())
 }

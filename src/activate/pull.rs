@@ -20,6 +20,7 @@ use anyhow::{bail, Context, Result};
 use crate::fsx::{Links, Root};
 use crate::manifest::{Digest, Manifest, SIGNATURE};
 use crate::plural::count;
+use crate::progress::Reporter;
 use crate::registry::{Client, Reference};
 use crate::ship::artifact::{bundle_files, BundleFile, ARTIFACT_TYPE, GENERATION, HOST};
 
@@ -87,6 +88,7 @@ pub fn pull(
     into: &Path,
     store: Option<&Root>,
     verify_signature: &mut dyn FnMut(&mut Client, &str, &Digest) -> Result<()>,
+    progress: &Reporter,
 ) -> Result<Pulled> {
     let mut r = Reference::parse(src.reference)?;
     if r.tag.is_none() && r.digest.is_none() {
@@ -96,21 +98,51 @@ pub fn pull(
         .digest
         .as_ref()
         .map_or_else(|| r.tag.clone().unwrap_or_default(), ToString::to_string);
+    progress.phase("pull");
     let mut client = Client::new(&r.host, src.registry)?;
+    let (files, digest, generation) = artifact(&mut client, &r, &at, host)?;
+    verify_signature(&mut client, &r.repo, &digest)?;
+    let mut p = Puller {
+        client,
+        shown: display(&r, &at),
+        repo: r.repo.clone(),
+        dir: Root::open(into, Links::Refuse)?,
+        store,
+        handled: std::collections::BTreeSet::new(),
+        pulled: Pulled {
+            artifact: Some(digest),
+            ..Pulled::default()
+        },
+        progress,
+    };
+    let manifest = p.bundle_files(&files, host, &generation)?;
+    let repo_of = p.images()?;
+    p.blobs(&manifest, &repo_of)?;
+    p.pulled.requests = p.client.stats.total();
+    Ok(p.pulled)
+}
+
+/// The bundle artifact at `at`: its files, its digest and the generation it claims, once its
+/// type and its host are checked.
+fn artifact(
+    client: &mut Client,
+    r: &Reference,
+    at: &str,
+    host: &str,
+) -> Result<(Vec<BundleFile>, Digest, String)> {
     let (media_type, bytes, digest) = client
-        .get_manifest(&r.repo, &at, &[MANIFEST])
-        .with_context(|| format!("the bundle `{}`", display(&r, &at)))?;
+        .get_manifest(&r.repo, at, &[MANIFEST])
+        .with_context(|| format!("the bundle `{}`", display(r, at)))?;
     if media_type != MANIFEST && !media_type.is_empty() {
         bail!(
             "`{}` is a `{media_type}`, not a bundle artifact",
-            display(&r, &at)
+            display(r, at)
         );
     }
-    let files =
-        bundle_files(&bytes).with_context(|| format!("the bundle `{}`", display(&r, &at)))?;
+    let files = bundle_files(&bytes).with_context(|| format!("the bundle `{}`", display(r, at)))?;
     let artifact: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     if artifact["artifactType"].as_str() != Some(ARTIFACT_TYPE) {
-        bail!("`{}` is not an infragen bundle", display(&r, &at));
+        bail!("`{}` is not an infragen bundle", display(r, at));
     }
     // The artifact names its host: another host's bundle is refused before anything more is
     // fetched (the signed manifest.json is checked again below).
@@ -118,21 +150,42 @@ pub fn pull(
     if claimed_host != host {
         bail!(
             "`{}` is the bundle of host `{claimed_host}`, and this host is `{host}`; nothing was changed",
-            display(&r, &at)
+            display(r, at)
         );
     }
     let claimed_generation = artifact["annotations"][GENERATION]
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    verify_signature(&mut client, &r.repo, &digest)?;
+    Ok((files, digest, claimed_generation))
+}
 
-    let dir = Root::open(into, Links::Refuse)?;
-    // A stored blob counts as there only at the size its verified descriptor gives (it is
-    // hashed again whenever it is read); one of another size was not written by a verified
-    // import, and is refused rather than trusted or silently replaced.
-    let stored = |d: &Digest, size: u64| -> Result<bool> {
-        let Some(s) = store else { return Ok(false) };
+/// A pull under way, once the artifact and its signature are checked.
+struct Puller<'a> {
+    client: Client,
+    /// The reference as shown in errors.
+    shown: String,
+    /// The bundle's repository.
+    repo: String,
+    /// The private directory.
+    dir: Root,
+    /// The host's blob store.
+    store: Option<&'a Root>,
+    /// Blobs counted already.
+    handled: std::collections::BTreeSet<Digest>,
+    pulled: Pulled,
+    progress: &'a Reporter,
+}
+
+impl Puller<'_> {
+    /// Whether the host's store holds blob `d`. A stored blob counts as there only at the size
+    /// its verified descriptor gives (it is hashed again whenever it is read); one of another
+    /// size was not written by a verified import, and is refused rather than trusted or
+    /// silently replaced.
+    fn stored(&self, d: &Digest, size: u64) -> Result<bool> {
+        let Some(s) = self.store else {
+            return Ok(false);
+        };
         match s.meta(Path::new(d.hex())).ok().flatten() {
             None => Ok(false),
             Some(m) if m.size == size && m.kind == crate::fsx::Kind::File => Ok(true),
@@ -142,150 +195,206 @@ pub fn pull(
                 s.path().join(d.hex()).display()
             ),
         }
-    };
-    let mut handled = std::collections::BTreeSet::new();
-    let mut pulled = Pulled {
-        artifact: Some(digest),
-        ..Pulled::default()
-    };
-    let by_path: BTreeMap<&str, &BundleFile> = files.iter().map(|f| (f.path.as_str(), f)).collect();
-    // The signed manifest first: it says what every other file must be.
-    let Some(m) = by_path.get("manifest.json") else {
-        bail!("the bundle `{}` has no manifest.json", display(&r, &at));
-    };
-    let manifest_bytes = fetch_small(&mut client, &r.repo, m)?;
-    let manifest = Manifest::parse(&manifest_bytes)
-        .with_context(|| format!("manifest.json of `{}`", display(&r, &at)))?;
-    if manifest.host != host {
-        bail!(
-            "`{}` is the bundle of host `{}`, and this host is `{host}`",
-            display(&r, &at),
-            manifest.host
-        );
-    }
-    if manifest.id() != claimed_generation {
-        bail!(
-            "the bundle `{}` claims generation `{claimed_generation}`, its manifest.json is generation `{}`",
-            display(&r, &at),
-            manifest.id()
-        );
-    }
-    dir.write_atomic(Path::new("manifest.json"), &manifest_bytes, 0o600)?;
-    if let Some(s) = by_path.get(SIGNATURE) {
-        let sig = fetch_small(&mut client, &r.repo, s)?;
-        dir.write_atomic(Path::new(SIGNATURE), &sig, 0o600)?;
-    }
-    pulled.files = 1;
-    for f in &files {
-        if f.path == "manifest.json" || f.path == SIGNATURE {
-            continue;
-        }
-        match manifest.files.get(&f.path) {
-            Some(e) if e.digest == f.digest => {}
-            Some(e) => bail!(
-                "the bundle `{}` carries `{}` as {}, its signed manifest says {}",
-                display(&r, &at),
-                f.path,
-                f.digest,
-                e.digest
-            ),
-            None => bail!(
-                "the bundle `{}` carries `{}`, which its signed manifest does not list",
-                display(&r, &at),
-                f.path
-            ),
-        }
-        if f.path.starts_with("oci/blobs/") {
-            bail!(
-                "the bundle `{}` carries the blob `{}` as a file; blobs come from image repositories",
-                display(&r, &at),
-                f.path
-            );
-        }
-        fetch_into(&mut client, &r.repo, &dir, &f.path, &f.digest, f.size)?;
-        pulled.files += 1;
-    }
-    for path in manifest.files.keys() {
-        if !path.starts_with("oci/blobs/") && !by_path.contains_key(path.as_str()) {
-            bail!(
-                "the bundle `{}` lacks `{path}`, which its signed manifest lists",
-                display(&r, &at)
-            );
-        }
     }
 
-    // Which repository holds each blob: the index names the images, their manifests the rest.
-    let index: serde_json::Value = serde_json::from_slice(&dir.read(Path::new("oci/index.json"))?)
-        .context("oci/index.json")?;
-    let mut repo_of: BTreeMap<Digest, (String, u64)> = BTreeMap::new();
-    for d in index["manifests"].as_array().into_iter().flatten() {
-        let name = d["annotations"][crate::oci::layout::REF_NAME]
-            .as_str()
-            .context("oci/index.json: an image without a ref name")?;
-        let digest = Digest::parse(d["digest"].as_str().unwrap_or(""))?;
-        let size = d["size"].as_u64().context("oci/index.json: a size")?;
-        let repo = sibling(&r.repo, name);
-        crate::registry::check_repo(&repo).map_err(|e| anyhow::anyhow!("image `{name}`: {e}"))?;
-        let in_store = stored(&digest, size)?;
-        let bytes = if let Some(s) = store.filter(|_| in_store) {
-            let b = s.read(Path::new(digest.hex()))?;
-            if Digest::of(&b) != digest {
-                bail!("stored blob {digest} is corrupt");
+    /// The signed manifest first (it says what every other file must be), then every other
+    /// file of the artifact, each one the manifest lists with the same digest.
+    fn bundle_files(
+        &mut self,
+        files: &[BundleFile],
+        host: &str,
+        claimed_generation: &str,
+    ) -> Result<Manifest> {
+        let shown = self.shown.clone();
+        let by_path: BTreeMap<&str, &BundleFile> =
+            files.iter().map(|f| (f.path.as_str(), f)).collect();
+        let Some(m) = by_path.get("manifest.json") else {
+            bail!("the bundle `{shown}` has no manifest.json");
+        };
+        let manifest_bytes = fetch_small(&mut self.client, &self.repo, m)?;
+        let manifest = Manifest::parse(&manifest_bytes)
+            .with_context(|| format!("manifest.json of `{shown}`"))?;
+        if manifest.host != host {
+            bail!(
+                "`{shown}` is the bundle of host `{}`, and this host is `{host}`",
+                manifest.host
+            );
+        }
+        if manifest.id() != claimed_generation {
+            bail!(
+                "the bundle `{shown}` claims generation `{claimed_generation}`, its manifest.json is generation `{}`",
+                manifest.id()
+            );
+        }
+        self.dir
+            .write_atomic(Path::new("manifest.json"), &manifest_bytes, 0o600)?;
+        if let Some(s) = by_path.get(SIGNATURE) {
+            let sig = fetch_small(&mut self.client, &self.repo, s)?;
+            self.dir.write_atomic(Path::new(SIGNATURE), &sig, 0o600)?;
+        }
+        self.pulled.files = 1;
+        for f in files {
+            if f.path == "manifest.json" || f.path == SIGNATURE {
+                continue;
             }
-            if handled.insert(digest.clone()) {
-                pulled.reused += 1;
+            match manifest.files.get(&f.path) {
+                Some(e) if e.digest == f.digest => {}
+                Some(e) => bail!(
+                    "the bundle `{shown}` carries `{}` as {}, its signed manifest says {}",
+                    f.path,
+                    f.digest,
+                    e.digest
+                ),
+                None => bail!(
+                    "the bundle `{shown}` carries `{}`, which its signed manifest does not list",
+                    f.path
+                ),
             }
-            b
-        } else {
-            // An image manifest is served by the manifests endpoint (a registry need not serve
-            // it as a blob); the client checks that it hashes to the digest asked for.
-            let (_, bytes, _) = client
-                .get_manifest(&repo, digest.as_str(), &[MANIFEST])
-                .with_context(|| format!("image `{name}`"))?;
-            if bytes.len() as u64 != size {
+            if f.path.starts_with("oci/blobs/") {
                 bail!(
-                    "image `{name}`: manifest {digest} is {} bytes, the index says {size}",
-                    bytes.len()
+                    "the bundle `{shown}` carries the blob `{}` as a file; blobs come from image repositories",
+                    f.path
                 );
             }
-            if handled.insert(digest.clone()) {
-                dir.mkdir_all(Path::new("oci/blobs/sha256"), 0o700)?;
-                dir.write_atomic(&blob_path(&digest), &bytes, 0o600)?;
-                pulled.fetched += 1;
-                pulled.fetched_bytes += size;
+            let repo = self.repo.clone();
+            self.fetch_into(&repo, &f.path, &f.digest, f.size)?;
+            self.pulled.files += 1;
+        }
+        for path in manifest.files.keys() {
+            if !path.starts_with("oci/blobs/") && !by_path.contains_key(path.as_str()) {
+                bail!("the bundle `{shown}` lacks `{path}`, which its signed manifest lists");
             }
-            bytes
-        };
-        let m: serde_json::Value =
-            serde_json::from_slice(&bytes).with_context(|| format!("image manifest {digest}"))?;
-        for d in std::iter::once(&m["config"]).chain(m["layers"].as_array().into_iter().flatten()) {
-            let blob = Digest::parse(d["digest"].as_str().unwrap_or(""))?;
-            let size = d["size"].as_u64().context("a descriptor without a size")?;
-            repo_of.entry(blob).or_insert((repo.clone(), size));
         }
+        Ok(manifest)
     }
-    for path in manifest.files.keys() {
-        let Some(hex) = path.strip_prefix("oci/blobs/sha256/") else {
-            continue;
-        };
-        let digest = Digest::parse(&format!("sha256:{hex}"))?;
-        if !handled.insert(digest.clone()) {
-            continue;
+
+    /// Which repository holds each blob: the index names the images, their manifests (fetched
+    /// unless stored) the rest.
+    fn images(&mut self) -> Result<BTreeMap<Digest, (String, u64)>> {
+        let index: serde_json::Value =
+            serde_json::from_slice(&self.dir.read(Path::new("oci/index.json"))?)
+                .context("oci/index.json")?;
+        let mut repo_of: BTreeMap<Digest, (String, u64)> = BTreeMap::new();
+        for d in index["manifests"].as_array().into_iter().flatten() {
+            let name = d["annotations"][crate::oci::layout::REF_NAME]
+                .as_str()
+                .context("oci/index.json: an image without a ref name")?;
+            let digest = Digest::parse(d["digest"].as_str().unwrap_or(""))?;
+            let size = d["size"].as_u64().context("oci/index.json: a size")?;
+            let repo = sibling(&self.repo, name);
+            crate::registry::check_repo(&repo)
+                .map_err(|e| anyhow::anyhow!("image `{name}`: {e}"))?;
+            let bytes = self.image_manifest(name, &repo, &digest, size)?;
+            let m: serde_json::Value = serde_json::from_slice(&bytes)
+                .with_context(|| format!("image manifest {digest}"))?;
+            for d in
+                std::iter::once(&m["config"]).chain(m["layers"].as_array().into_iter().flatten())
+            {
+                let blob = Digest::parse(d["digest"].as_str().unwrap_or(""))?;
+                let size = d["size"].as_u64().context("a descriptor without a size")?;
+                repo_of.entry(blob).or_insert((repo.clone(), size));
+            }
         }
-        let Some((repo, size)) = repo_of.get(&digest) else {
+        Ok(repo_of)
+    }
+
+    /// Image `name`'s manifest, from the store or the registry (kept in the private directory).
+    fn image_manifest(
+        &mut self,
+        name: &str,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<Vec<u8>> {
+        if let Some(s) = self
+            .store
+            .filter(|_| self.stored(digest, size).unwrap_or(false))
+        {
+            let b = s.read(Path::new(digest.hex()))?;
+            if Digest::of(&b) != *digest {
+                bail!("stored blob {digest} is corrupt");
+            }
+            if self.handled.insert(digest.clone()) {
+                self.pulled.reused += 1;
+            }
+            return Ok(b);
+        }
+        // Refuses a stored blob of the wrong size.
+        self.stored(digest, size)?;
+        // An image manifest is served by the manifests endpoint (a registry need not serve it
+        // as a blob); the client checks that it hashes to the digest asked for.
+        let (_, bytes, _) = self
+            .client
+            .get_manifest(repo, digest.as_str(), &[MANIFEST])
+            .with_context(|| format!("image `{name}`"))?;
+        if bytes.len() as u64 != size {
             bail!(
-                "the bundle `{}` lists blob {digest}, which none of its images uses",
-                display(&r, &at)
+                "image `{name}`: manifest {digest} is {} bytes, the index says {size}",
+                bytes.len()
             );
-        };
-        if stored(&digest, *size)? {
-            pulled.reused += 1;
-            continue;
         }
-        fetch_blob(&mut client, repo, &dir, &digest, *size, &mut pulled)?;
+        if self.handled.insert(digest.clone()) {
+            self.dir.mkdir_all(Path::new("oci/blobs/sha256"), 0o700)?;
+            self.dir.write_atomic(&blob_path(digest), &bytes, 0o600)?;
+            self.pulled.fetched += 1;
+            self.pulled.fetched_bytes += size;
+        }
+        Ok(bytes)
     }
-    pulled.requests = client.stats.total();
-    Ok(pulled)
+
+    /// Every blob the manifest lists and the store lacks, from its image's repository.
+    fn blobs(
+        &mut self,
+        manifest: &Manifest,
+        repo_of: &BTreeMap<Digest, (String, u64)>,
+    ) -> Result<()> {
+        for path in manifest.files.keys() {
+            let Some(hex) = path.strip_prefix("oci/blobs/sha256/") else {
+                continue;
+            };
+            let digest = Digest::parse(&format!("sha256:{hex}"))?;
+            if !self.handled.insert(digest.clone()) {
+                continue;
+            }
+            let Some((repo, size)) = repo_of.get(&digest) else {
+                bail!(
+                    "the bundle `{}` lists blob {digest}, which none of its images uses",
+                    self.shown
+                );
+            };
+            if self.stored(&digest, *size)? {
+                self.pulled.reused += 1;
+                continue;
+            }
+            let rel = blob_path(&digest);
+            self.fetch_into(repo, &rel.to_string_lossy(), &digest, *size)?;
+            self.pulled.fetched += 1;
+            self.pulled.fetched_bytes += size;
+        }
+        Ok(())
+    }
+
+    /// Streams `digest` into `rel` of the private directory under a temporary name, renamed
+    /// when it verifies; its bytes are reported as they arrive.
+    fn fetch_into(&mut self, repo: &str, rel: &str, digest: &Digest, size: u64) -> Result<()> {
+        let rel = crate::fsx::relative(Path::new(rel))?;
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        if !parent.as_os_str().is_empty() {
+            self.dir.mkdir_all(parent, 0o700)?;
+        }
+        let file = self.dir.create_atomic(&rel, 0o600)?;
+        let name = rel.display().to_string();
+        self.progress.start("pull", &name, Some(size));
+        let mut counted = crate::progress::Counted::new(file, self.progress, "pull", &name, size);
+        self.client
+            .get_blob_to(repo, digest, size, &mut counted)
+            .with_context(|| format!("`{name}` from `{repo}`"))?;
+        let (file, bytes) = counted.into_inner();
+        file.commit()?;
+        self.progress
+            .done("pull", &name, bytes, Some(digest.as_str()));
+        Ok(())
+    }
 }
 
 fn display(r: &Reference, at: &str) -> String {
@@ -311,42 +420,6 @@ fn fetch_small(client: &mut Client, repo: &str, f: &BundleFile) -> Result<Vec<u8
     let mut bytes = Vec::new();
     client.get_blob_to(repo, &f.digest, f.size, &mut bytes)?;
     Ok(bytes)
-}
-
-fn fetch_blob(
-    client: &mut Client,
-    repo: &str,
-    dir: &Root,
-    digest: &Digest,
-    size: u64,
-    pulled: &mut Pulled,
-) -> Result<()> {
-    let rel = blob_path(digest);
-    fetch_into(client, repo, dir, &rel.to_string_lossy(), digest, size)?;
-    pulled.fetched += 1;
-    pulled.fetched_bytes += size;
-    Ok(())
-}
-
-/// Streams `digest` into `rel` of `dir` under a temporary name, renamed when it verifies.
-fn fetch_into(
-    client: &mut Client,
-    repo: &str,
-    dir: &Root,
-    rel: &str,
-    digest: &Digest,
-    size: u64,
-) -> Result<()> {
-    let rel = crate::fsx::relative(Path::new(rel))?;
-    let parent = rel.parent().unwrap_or(Path::new(""));
-    if !parent.as_os_str().is_empty() {
-        dir.mkdir_all(parent, 0o700)?;
-    }
-    let mut file = dir.create_atomic(&rel, 0o600)?;
-    client
-        .get_blob_to(repo, digest, size, &mut file)
-        .with_context(|| format!("`{}` from `{repo}`", rel.display()))?;
-    file.commit()
 }
 
 #[cfg(test)]

@@ -241,95 +241,13 @@ impl Runtime {
                 &current.join(format!("units/infra-{c}.service")),
                 Path::new(&format!("etc/systemd/system/infra-{c}.service")),
             ),
-            Runtime::Nspawn => {
-                // The container's root is read-only: its mount points must exist in the tree.
-                let text =
-                    fs::read_to_string(state.dir.join(format!("current/nspawn/infra-{c}.nspawn")))
-                        .with_context(|| format!("the .nspawn file of {c}"))?;
-                let tree = state.dir.join("roots").join(root_id);
-                let mut points = super::stage::mount_points(&text, &state.root);
-                points.extend(
-                    text.lines()
-                        .find_map(|l| l.trim().strip_prefix("User="))
-                        .and_then(|u| super::stage::home_of(&tree, u.trim()))
-                        .map(|target| super::stage::MountPoint {
-                            target,
-                            file: false,
-                        }),
-                );
-                super::stage::ensure_mount_points(&tree, &points)
-                    .with_context(|| format!("mount points in the root tree of {c}"))?;
-                link(
-                    state,
-                    &current.join(format!("nspawn/infra-{c}.nspawn")),
-                    Path::new(&format!("etc/systemd/nspawn/infra-{c}.nspawn")),
-                )?;
-                link(
-                    state,
-                    &current.join(format!("machines/infra-{c}")),
-                    Path::new(&format!("var/lib/machines/infra-{c}")),
-                )
-            }
+            Runtime::Nspawn => install_nspawn(state, c, root_id, &current),
             Runtime::Podman => link(
                 state,
                 &current.join(format!("quadlet/infra-{c}.container")),
                 Path::new(&format!("etc/containers/systemd/infra-{c}.container")),
             ),
-            Runtime::Portable => {
-                let profile = Path::new("etc/systemd/portable/profile/infragen/service.conf");
-                let host_root = Root::open(&state.root, Links::InRoot)?;
-                let same = host_root
-                    .meta(profile)?
-                    .is_some_and(|m| m.kind == Kind::File)
-                    && host_root.read(profile)? == PORTABLE_PROFILE.as_bytes();
-                if !same {
-                    host_root.mkdir_all(profile.parent().expect("has parent"), 0o755)?;
-                    host_root.write_atomic(profile, PORTABLE_PROFILE.as_bytes(), 0o644)?;
-                }
-                let unit_text = fs::read(
-                    state
-                        .dir
-                        .join(format!("current/portable/infra-{c}.service")),
-                )
-                .with_context(|| format!("the portable unit of {c}"))?;
-                let image = portable_image(state, c, root_id, &unit_text)?;
-                let name = image
-                    .file_name()
-                    .expect("named")
-                    .to_string_lossy()
-                    .into_owned();
-                let path = Path::new(STATE).join("portables").join(&name);
-                if !host.systemd {
-                    // `--root`: nothing to attach to; leave the image where `portablectl attach
-                    // infra-<c>` finds it on the booted host.
-                    return link(
-                        state,
-                        &path,
-                        Path::new(&format!("var/lib/portables/infra-{c}")),
-                    );
-                }
-                let attached = attached(state, c);
-                if attached
-                    .iter()
-                    .any(|p| p.file_name() == Some(name.as_ref()))
-                {
-                    return Ok(());
-                }
-                let verb = if attached.is_empty() {
-                    "attach"
-                } else {
-                    "reattach"
-                };
-                host.run(
-                    "portablectl",
-                    &[
-                        verb,
-                        "--no-reload",
-                        "--profile=infragen",
-                        &path.to_string_lossy(),
-                    ],
-                )
-            }
+            Runtime::Portable => install_portable(state, host, c, root_id),
         }
     }
 
@@ -533,4 +451,93 @@ fn portable_image(state: &State, c: &str, root_id: &str, unit_text: &[u8]) -> Re
     let _ = tmp.keep();
     sync_path(&dir)?;
     Ok(dst)
+}
+
+/// Installs component `c` for systemd-nspawn: its mount points in its (read-only) root tree,
+/// its `.nspawn` file and its machine directory.
+fn install_nspawn(state: &State, c: &str, root_id: &str, current: &Path) -> Result<()> {
+    // The container's root is read-only: its mount points must exist in the tree.
+    let text = fs::read_to_string(state.dir.join(format!("current/nspawn/infra-{c}.nspawn")))
+        .with_context(|| format!("the .nspawn file of {c}"))?;
+    let tree = state.dir.join("roots").join(root_id);
+    let mut points = super::stage::mount_points(&text, &state.root);
+    points.extend(
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("User="))
+            .and_then(|u| super::stage::home_of(&tree, u.trim()))
+            .map(|target| super::stage::MountPoint {
+                target,
+                file: false,
+            }),
+    );
+    super::stage::ensure_mount_points(&tree, &points)
+        .with_context(|| format!("mount points in the root tree of {c}"))?;
+    link(
+        state,
+        &current.join(format!("nspawn/infra-{c}.nspawn")),
+        Path::new(&format!("etc/systemd/nspawn/infra-{c}.nspawn")),
+    )?;
+    link(
+        state,
+        &current.join(format!("machines/infra-{c}")),
+        Path::new(&format!("var/lib/machines/infra-{c}")),
+    )
+}
+
+/// Installs component `c` as a portable service: the `infragen` profile, the image, and (with
+/// systemd) `portablectl attach` or `reattach` unless the same image is attached.
+fn install_portable(state: &State, host: &Host, c: &str, root_id: &str) -> Result<()> {
+    let profile = Path::new("etc/systemd/portable/profile/infragen/service.conf");
+    let host_root = Root::open(&state.root, Links::InRoot)?;
+    let same = host_root
+        .meta(profile)?
+        .is_some_and(|m| m.kind == Kind::File)
+        && host_root.read(profile)? == PORTABLE_PROFILE.as_bytes();
+    if !same {
+        host_root.mkdir_all(profile.parent().expect("has parent"), 0o755)?;
+        host_root.write_atomic(profile, PORTABLE_PROFILE.as_bytes(), 0o644)?;
+    }
+    let unit_text = fs::read(
+        state
+            .dir
+            .join(format!("current/portable/infra-{c}.service")),
+    )
+    .with_context(|| format!("the portable unit of {c}"))?;
+    let image = portable_image(state, c, root_id, &unit_text)?;
+    let name = image
+        .file_name()
+        .expect("named")
+        .to_string_lossy()
+        .into_owned();
+    let path = Path::new(STATE).join("portables").join(&name);
+    if !host.systemd {
+        // `--root`: nothing to attach to; leave the image where `portablectl attach
+        // infra-<c>` finds it on the booted host.
+        return link(
+            state,
+            &path,
+            Path::new(&format!("var/lib/portables/infra-{c}")),
+        );
+    }
+    let attached = attached(state, c);
+    if attached
+        .iter()
+        .any(|p| p.file_name() == Some(name.as_ref()))
+    {
+        return Ok(());
+    }
+    let verb = if attached.is_empty() {
+        "attach"
+    } else {
+        "reattach"
+    };
+    host.run(
+        "portablectl",
+        &[
+            verb,
+            "--no-reload",
+            "--profile=infragen",
+            &path.to_string_lossy(),
+        ],
+    )
 }

@@ -18,6 +18,7 @@ use super::runtime::{Host, Runtime};
 use super::state::{self, fail_point, State};
 use super::{euid_is_root, read_manifest, Options, Outcome};
 use crate::fsx::{write_file_atomic, Kind, Links, Root};
+use crate::progress::{Event, Reporter};
 
 /// Makes `to` equal to `from` (both below the state directory `st`), file by file, each
 /// replaced by rename so that a reloading service never reads half a file; modes and owners
@@ -283,6 +284,19 @@ struct Persisted {
     runtime: String,
 }
 
+/// Where a switch starts from: what ran until now and how, and what to do.
+#[allow(clippy::struct_field_names)] // `from` is the rollback target, as in `plan.json`
+struct From {
+    /// The generation switched from (the rollback target), when another.
+    from: Option<String>,
+    /// What was current before the switch, the same generation included.
+    before: Option<String>,
+    /// The runtime `before` ran with.
+    runtime: Runtime,
+    /// The steps, in order.
+    steps: Vec<Step>,
+}
+
 /// Switches the host to generation `id` (staged) run with `runtime`, with the health gate and
 /// automatic rollback.
 pub fn switch(
@@ -291,19 +305,75 @@ pub fn switch(
     runtime: Runtime,
     opts: &Options,
     gate: bool,
+    progress: &Reporter,
 ) -> Result<Outcome> {
     let host = Host {
         systemd: opts.systemd,
     };
     runtime.check_host(&host)?;
+    progress.phase("switch");
     let new = read_manifest(&state.generation(id).join("manifest.json"))?;
-    let previous = state.pointer("current");
     // What `infragen rollback` returned to before this switch: restored if the gate sends the
     // host back, so that the failed generation does not become the rollback target.
     let rollback_before = state.pointer("rollback");
-    // Resume: a plan left by an interrupted run toward this generation is finished, not redone.
     let plan_file = state.dir.join("plan.json");
-    let resumed: Option<Persisted> = fs::read(&plan_file)
+    let start = where_from(state, id, runtime, &host)?;
+    persist(&plan_file, &start, id, runtime)?;
+    stop(state, &start, runtime, &host)?;
+    let recorded = flip(state, &start, id, runtime)?;
+    let components = &new.components;
+    let installed = recorded
+        .map_err(|e| ("*".to_owned(), e))
+        .and_then(|()| install(state, id, components, runtime, &host));
+    fail_point("after-live");
+    let mut failure: Option<(String, String)> = match installed {
+        Ok(()) => None,
+        Err((component, e)) if gate => Some((component, format!("could not be installed: {e:#}"))),
+        Err((_, e)) => return Err(e),
+    };
+    if failure.is_none() {
+        failure = act(&start.steps, runtime, &host, gate, progress)?;
+    }
+    fail_point("after-actions");
+    if gate && opts.systemd && failure.is_none() {
+        progress.phase("probe");
+        failure = probe_all(&start.steps, components, opts.health_timeout);
+    }
+    if let Some((component, what)) = failure {
+        let _ = fs::remove_file(&plan_file);
+        let back = Back {
+            state,
+            id,
+            runtime,
+            opts,
+            host: &host,
+            progress,
+        };
+        let status = host.status(&runtime.unit(&component));
+        let back = back.go(&start, rollback_before.as_deref(), components)?;
+        let who = if component == "*" {
+            "the generation".to_owned()
+        } else {
+            format!("component `{component}`")
+        };
+        bail!("{who} {what}\n{back}\nunit status:\n{status}");
+    }
+    fs::remove_file(&plan_file).ok();
+    state::sync_path(&state.dir)?;
+    Ok(Outcome {
+        generation: id.to_owned(),
+        previous: start.before,
+        runtime,
+        from_runtime: start.runtime,
+        steps: start.steps,
+    })
+}
+
+/// What the switch starts from, resuming a plan an interrupted run left toward this
+/// generation (finished, not redone), and the steps to take.
+fn where_from(state: &State, id: &str, runtime: Runtime, host: &Host) -> Result<From> {
+    let previous = state.pointer("current");
+    let resumed: Option<Persisted> = fs::read(state.dir.join("plan.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .filter(|p: &Persisted| {
@@ -350,32 +420,52 @@ pub fn switch(
             }
         })
         .collect();
+    Ok(From {
+        from,
+        before,
+        runtime: before_runtime,
+        steps,
+    })
+}
+
+/// Writes `plan.json`, so that an interrupted run resumes this switch.
+fn persist(plan_file: &Path, start: &From, id: &str, runtime: Runtime) -> Result<()> {
     write_file_atomic(
-        &plan_file,
+        plan_file,
         &serde_json::to_vec(&Persisted {
-            from: from.clone(),
-            before: before.clone(),
+            from: start.from.clone(),
+            before: start.before.clone(),
             to: id.to_owned(),
-            steps: steps.clone(),
-            from_runtime: before_runtime.name().to_owned(),
+            steps: start.steps.clone(),
+            from_runtime: start.runtime.name().to_owned(),
             runtime: runtime.name().to_owned(),
         })?,
         0o644,
     )?;
     fail_point("plan-written");
+    Ok(())
+}
 
-    if before_runtime == runtime {
-        for s in steps.iter().filter(|s| s.action == Action::Stop) {
-            runtime.remove(state, &host, &s.component)?;
+/// Stops what goes: the removed components, or every component of a runtime being left.
+fn stop(state: &State, start: &From, runtime: Runtime, host: &Host) -> Result<()> {
+    if start.runtime == runtime {
+        for s in start.steps.iter().filter(|s| s.action == Action::Stop) {
+            runtime.remove(state, host, &s.component)?;
         }
-    } else if let Some(b) = &before {
+    } else if let Some(b) = &start.before {
         let old = read_manifest(&state.generation(b).join("manifest.json"))?;
         for c in old.components.keys() {
-            before_runtime.remove(state, &host, c)?;
+            start.runtime.remove(state, host, c)?;
         }
     }
     fail_point("after-stop");
-    if let Some(f) = &from {
+    Ok(())
+}
+
+/// Moves `rollback` and `current`, and records the generation in the history. The outer error
+/// is a failure before the switch; the inner one, after it (it goes through the gate).
+fn flip(state: &State, start: &From, id: &str, runtime: Runtime) -> Result<Result<()>> {
+    if let Some(f) = &start.from {
         state.set_pointer("rollback", f)?;
     }
     if runtime_of(state, id) != runtime || !state.generation(id).join("runtime").is_file() {
@@ -393,22 +483,22 @@ pub fn switch(
         .and_then(|()| state.push_history(id))
         .with_context(|| format!("recording {}", state.dir.join("history").display()));
     fail_point("after-switch");
+    Ok(recorded)
+}
 
-    let components = &new.components;
-    let installed = recorded
-        .map_err(|e| ("*".to_owned(), e))
-        .and_then(|()| install(state, id, components, runtime, &host));
-    fail_point("after-live");
-    let mut failure: Option<(String, String)> = match installed {
-        Ok(()) => None,
-        Err((component, e)) if gate => Some((component, format!("could not be installed: {e:#}"))),
-        Err((_, e)) => return Err(e),
-    };
-    // A unit that fails to start fails the gate like a failed probe.
-    for s in steps.iter().take_while(|_| failure.is_none()) {
+/// Starts, restarts or reloads what the steps say. A unit that fails to start fails the gate
+/// like a failed probe: returned as the failure (component, what) when gated.
+fn act(
+    steps: &[Step],
+    runtime: Runtime,
+    host: &Host,
+    gate: bool,
+    progress: &Reporter,
+) -> Result<Option<(String, String)>> {
+    for s in steps {
         let done = match s.action {
-            Action::Start | Action::Keep => runtime.start(&host, &s.component),
-            Action::Restart => runtime.restart(&host, &s.component),
+            Action::Start | Action::Keep => runtime.start(host, &s.component),
+            Action::Restart => runtime.restart(host, &s.component),
             Action::Reload => host.systemctl(&["reload", &runtime.unit(&s.component)]),
             Action::Stop => Ok(()),
         };
@@ -416,47 +506,83 @@ pub fn switch(
             if !gate {
                 return Err(e);
             }
-            failure = Some((s.component.clone(), format!("did not {}: {e:#}", s.action)));
-            break;
+            return Ok(Some((
+                s.component.clone(),
+                format!("did not {}: {e:#}", s.action),
+            )));
+        }
+        if s.action != Action::Keep {
+            progress.event(Event::Step {
+                action: s.action.to_string(),
+                component: s.component.clone(),
+                unit: runtime.unit(&s.component),
+                why: s.why.clone(),
+            });
         }
     }
-    fail_point("after-actions");
-    if gate && opts.systemd && failure.is_none() {
-        for s in steps
-            .iter()
-            .filter(|s| matches!(s.action, Action::Start | Action::Restart | Action::Reload))
-        {
-            let Some(probe) = components.get(&s.component).and_then(|c| c.health.as_ref()) else {
-                continue;
-            };
-            if let Err(e) = probe::until(probe, opts.health_timeout) {
-                failure = Some((
-                    s.component.clone(),
-                    format!(
-                        "failed its health probe ({}): {e:#}",
-                        probe::describe(probe)
-                    ),
-                ));
-                break;
-            }
+    Ok(None)
+}
+
+/// Probes every started, restarted or reloaded component; the first failure, if any.
+fn probe_all(
+    steps: &[Step],
+    components: &Components,
+    timeout: std::time::Duration,
+) -> Option<(String, String)> {
+    for s in steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::Start | Action::Restart | Action::Reload))
+    {
+        let Some(probe) = components.get(&s.component).and_then(|c| c.health.as_ref()) else {
+            continue;
+        };
+        if let Err(e) = probe::until(probe, timeout) {
+            return Some((
+                s.component.clone(),
+                format!(
+                    "failed its health probe ({}): {e:#}",
+                    probe::describe(probe)
+                ),
+            ));
         }
     }
-    if let Some((component, what)) = failure {
-        let status = host.status(&runtime.unit(&component));
-        let _ = fs::remove_file(&plan_file);
-        let back = match &before {
-            Some(b) if b != id || before_runtime != runtime => {
-                match switch(state, b, before_runtime, opts, false) {
+    None
+}
+
+/// Sending the host back after a failed gate.
+struct Back<'a> {
+    state: &'a State,
+    id: &'a str,
+    runtime: Runtime,
+    opts: &'a Options,
+    host: &'a Host,
+    progress: &'a Reporter,
+}
+
+impl Back<'_> {
+    /// Returns to what ran before (or to nothing) and says what happened.
+    fn go(
+        &self,
+        start: &From,
+        rollback_before: Option<&str>,
+        components: &Components,
+    ) -> Result<String> {
+        let state = self.state;
+        Ok(match &start.before {
+            Some(b) if b != self.id || start.runtime != self.runtime => {
+                self.progress.phase("rollback");
+                match switch(state, b, start.runtime, self.opts, false, self.progress) {
                     Ok(_) => {
-                        match &rollback_before {
+                        match rollback_before {
                             Some(r) => state.set_pointer("rollback", r)?,
                             None => {
                                 let _ = fs::remove_file(state.dir.join("rollback"));
                             }
                         }
                         format!(
-                            "rolled back to generation {} ({before_runtime} runtime)",
-                            &b[..12.min(b.len())]
+                            "rolled back to generation {} ({} runtime)",
+                            &b[..12.min(b.len())],
+                            start.runtime
                         )
                     }
                     Err(re) => format!("rollback failed too: {re:#}"),
@@ -464,28 +590,15 @@ pub fn switch(
             }
             Some(_) => "the generation was already current and stays so; the other components were left alone".to_owned(),
             None => {
+                self.progress.phase("rollback");
                 // Nothing was active before: leave nothing active now.
                 for name in components.keys() {
-                    let _ = runtime.remove(state, &host, name);
+                    let _ = self.runtime.remove(state, self.host, name);
                 }
                 let _ = fs::remove_file(state.dir.join("current"));
-                let _ = host.systemctl(&["daemon-reload"]);
+                let _ = self.host.systemctl(&["daemon-reload"]);
                 "no previous generation: the new components were stopped and removed".to_owned()
             }
-        };
-        let who = if component == "*" {
-            "the generation".to_owned()
-        } else {
-            format!("component `{component}`")
-        };
-        bail!("{who} {what}\n{back}\nunit status:\n{status}");
+        })
     }
-    fs::remove_file(&plan_file).ok();
-    state::sync_path(&state.dir)?;
-    Ok(Outcome {
-        generation: id.to_owned(),
-        runtime,
-        from_runtime: before_runtime,
-        steps,
-    })
 }

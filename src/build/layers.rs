@@ -14,6 +14,7 @@ use crate::lock::ImageLock;
 use crate::oci::blob::BlobStore;
 use crate::oci::layer::{self, EntryKind, LayerEntry};
 use crate::pkg::fetch::{AptConfig, Cache};
+use crate::progress::Reporter;
 
 /// Format version of cached layers: bump when layer content rules change.
 const LAYER_FORMAT: &str = "infragen-layer-1";
@@ -104,6 +105,7 @@ pub(super) fn build_jobs(
     layers: &mut Layers,
     cache: &Cache,
     opts: &Options,
+    progress: &Reporter,
 ) -> Result<()> {
     if jobs.is_empty() {
         return Ok(());
@@ -120,10 +122,7 @@ pub(super) fn build_jobs(
                     break;
                 };
                 let p = job.package;
-                let result = cache
-                    .deb(&p.name, &p.filename, &p.sha256, &opts.repos, &sources)
-                    .and_then(|bytes| package_entries(&bytes, job.recipe))
-                    .and_then(|entries| make_layer(entries, epoch, store))
+                let result = package_layer(&job, cache, &sources, opts, epoch, store, progress)
                     .with_context(|| format!("package `{}` {}", p.name, p.version));
                 let failed = result.is_err();
                 results.lock().expect("results").push((job.key, result));
@@ -139,6 +138,27 @@ pub(super) fn build_jobs(
         layers.record(&key, &result?)?;
     }
     Ok(())
+}
+
+/// One package's layer: its `.deb` fetched (or found in the cache or a local repository),
+/// read, and written as a compressed layer into the store.
+fn package_layer(
+    job: &Job,
+    cache: &Cache,
+    sources: &[crate::pkg::apt::Source],
+    opts: &Options,
+    epoch: u64,
+    store: &BlobStore,
+    progress: &Reporter,
+) -> Result<LayerInfo> {
+    let p = job.package;
+    progress.start("download", &p.name, Some(p.size));
+    let bytes = cache.deb(&p.name, &p.filename, &p.sha256, &opts.repos, sources)?;
+    progress.done("download", &p.name, bytes.len() as u64, Some(&p.sha256));
+    progress.start("layer", &p.name, None);
+    let layer = make_layer(package_entries(&bytes, job.recipe)?, epoch, store)?;
+    progress.done("layer", &p.name, layer.size, Some(&layer.digest));
+    Ok(layer)
 }
 
 /// Layers of a base image, when pinned: from the bases layout when one is given, else from

@@ -31,6 +31,7 @@ use crate::oci::blob::BlobStore;
 use crate::oci::layout;
 use crate::pkg::fetch::Cache;
 use crate::plan::{Component, Plan};
+use crate::progress::{Event, Reporter};
 use crate::tree::Tree;
 
 pub use crate::image::{Built, LayerInfo};
@@ -88,7 +89,7 @@ impl Report {
 }
 
 /// Builds the images of every infra host of `plan` into `opts.out`.
-pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
+pub fn build(plan: &Plan, tree: &Tree, opts: &Options, progress: &Reporter) -> Result<Report> {
     // Refuse a directory infragen may not replace before any work (`replace_dir` checks again).
     crate::tree::check_out(&opts.out)?;
     // A bad key fails before any work.
@@ -100,7 +101,6 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
     // A component the profile takes from its upstream image is built from that recipe.
     let recipes = crate::upstream::recipes(crate::image::recipes()?, &plan.upstream);
     let lock = Lock::load(&opts.lock)?;
-    let cache = Cache::new(&opts.cache);
     let store = BlobStore::open(opts.cache.join("store"))?;
     // One time source: SOURCE_DATE_EPOCH when given, else the lock's.
     let epoch = std::env::var("SOURCE_DATE_EPOCH")
@@ -114,12 +114,62 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
         built: 0,
     };
     let mut report = Report::default();
+    progress.phase("layers");
+    let below = package_layers(
+        plan,
+        &recipes,
+        &lock,
+        &mut layers,
+        &mut report,
+        opts,
+        progress,
+    )?;
+    let staging = tempfile::Builder::new()
+        .prefix(".infragen-build-")
+        .tempdir_in(parent(&opts.out)?)?;
+    let host = HostBuild {
+        plan,
+        tree,
+        recipes: &recipes,
+        below: &below,
+        staging: staging.path(),
+        signer: signer.as_ref(),
+        progress,
+    };
+    for h in &plan.hosts {
+        progress.phase("images");
+        host.images(h, &mut layers, &mut report)?;
+        progress.phase("bundle");
+        let generation = host.bundle(h, &report)?;
+        report.generations.insert(h.ip.to_string(), generation);
+    }
+    report.layers_built = layers.built;
+    progress.phase("write");
+    fs::write(staging.path().join("digests.txt"), report.digests())?;
+    set_mode(staging.path(), 0o755)?;
+    crate::tree::replace_dir(&opts.out, staging)?;
+    Ok(report)
+}
 
-    // Package layers per image: the same for every host. Missing ones are built in parallel.
+/// What lies below each image's own layers, per component: its package layers (built on every
+/// core when missing) or its base image's layers, or why it cannot be built; and what the SBOM
+/// lists.
+type Below = BTreeMap<Component, (Result<Vec<LayerInfo>, String>, sbom::Contents)>;
+
+/// The package (or base image) layers of every component some host enables: the same for
+/// every host. Missing package layers are built in parallel.
+fn package_layers(
+    plan: &Plan,
+    recipes: &BTreeMap<Component, crate::image::Recipe>,
+    lock: &Lock,
+    layers: &mut Layers,
+    report: &mut Report,
+    opts: &Options,
+    progress: &Reporter,
+) -> Result<Below> {
     let mut jobs: Vec<Job> = Vec::new();
     let mut wanted: Vec<(Component, &crate::lock::ImageLock, Vec<String>)> = Vec::new();
-    let mut package_layers: BTreeMap<Component, Result<Vec<LayerInfo>, String>> = BTreeMap::new();
-    let mut contents: BTreeMap<Component, sbom::Contents> = BTreeMap::new();
+    let mut below = Below::new();
     for c in Component::ALL {
         if !plan.hosts.iter().any(|h| h.enabled().contains(&c)) {
             continue;
@@ -132,14 +182,17 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
             lock.image(c, r)?
         };
         if r.base.is_some() {
-            let mut got = base_layers(entry, opts, &store, &mut report.base_blobs_fetched);
+            let name = c.name().to_owned();
+            progress.start("base", &name, None);
+            let mut got = base_layers(entry, opts, layers.store, &mut report.base_blobs_fetched);
             if upstream && got.is_ok() {
-                if let Err(e) = upstream_entrypoint(entry, opts, &store, r) {
+                if let Err(e) = upstream_entrypoint(entry, opts, layers.store, r) {
                     got = Err(e);
                 }
             }
-            package_layers.insert(c, got);
-            contents.insert(c, sbom::Contents::of(entry, &[]));
+            let bytes = got.as_ref().map_or(0, |l| l.iter().map(|l| l.size).sum());
+            progress.done("base", &name, bytes, None);
+            below.insert(c, (got, sbom::Contents::of(entry, &[])));
             continue;
         }
         let mut keys = Vec::new();
@@ -163,7 +216,7 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
     }
     // Largest first, so that the long ones do not end up last on one core.
     jobs.sort_by_key(|j| (j.package.size, j.key.clone()));
-    build_jobs(jobs, &mut layers, &cache, opts)?;
+    build_jobs(jobs, layers, &Cache::new(&opts.cache), opts, progress)?;
     for (c, entry, keys) in wanted {
         let mut infos = Vec::new();
         for key in keys {
@@ -173,21 +226,42 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
                     .with_context(|| format!("layer `{key}` missing after build"))?,
             );
         }
-        contents.insert(c, sbom::Contents::of(entry, &infos));
-        package_layers.insert(c, Ok(infos));
+        let contents = sbom::Contents::of(entry, &infos);
+        below.insert(c, (Ok(infos), contents));
     }
+    Ok(below)
+}
 
-    let staging = tempfile::Builder::new()
-        .prefix(".infragen-build-")
-        .tempdir_in(parent(&opts.out)?)?;
-    for h in &plan.hosts {
+/// What every host's images and bundle are made from.
+struct HostBuild<'a> {
+    plan: &'a Plan,
+    tree: &'a Tree,
+    recipes: &'a BTreeMap<Component, crate::image::Recipe>,
+    below: &'a Below,
+    /// The staging directory, renamed to the output directory at the end.
+    staging: &'a Path,
+    signer: Option<&'a crate::sign::SigningKey>,
+    progress: &'a Reporter,
+}
+
+impl HostBuild<'_> {
+    /// Host `h`'s images (each with its SBOM) in its OCI layout; the ones that cannot be built
+    /// go to the report's `incomplete`.
+    fn images(
+        &self,
+        h: &crate::plan::HostPlan,
+        layers: &mut Layers,
+        report: &mut Report,
+    ) -> Result<()> {
         let host = h.ip.to_string();
-        let layout_dir = staging.path().join(&host).join("oci");
+        let store = layers.store;
+        let layout_dir = self.staging.join(&host).join("oci");
         let host_store = BlobStore::open(&layout_dir)?;
         let mut refs = BTreeMap::new();
         for c in h.enabled() {
-            let r = &recipes[&c];
-            let below = match &package_layers[&c] {
+            let r = &self.recipes[&c];
+            let (below, contents) = &self.below[&c];
+            let mut image_layers = match below {
                 Ok(l) => l.clone(),
                 Err(why) => {
                     report
@@ -198,13 +272,12 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
                     continue;
                 }
             };
-            let mut image_layers = below;
             // Small layers are cached by content: an unchanged config is not rebuilt.
-            for entries in [recipe_entries(r), config_entries(tree, &host, c)] {
+            for entries in [recipe_entries(r), config_entries(self.tree, &host, c)] {
                 let key = content_key(&entries);
                 image_layers.push(layers.get(&key, || Ok(entries))?);
             }
-            let spec = image_spec(plan, h, c, r, epoch)?;
+            let spec = image_spec(self.plan, h, c, r, layers.epoch)?;
             let layer_refs: Vec<layout::LayerRef> = image_layers
                 .iter()
                 .map(|l| layout::LayerRef {
@@ -213,18 +286,27 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
                     size: l.size,
                 })
                 .collect();
-            let manifest = layout::write_image(&store, &spec, &layer_refs)?;
-            link_image(&store, &host_store, &manifest.digest)?;
-            report.hosts.entry(host.clone()).or_default().insert(
-                c.name().to_owned(),
-                Built {
-                    digest: manifest.digest.clone(),
-                    layers: image_layers,
-                },
-            );
+            let manifest = layout::write_image(store, &spec, &layer_refs)?;
+            link_image(store, &host_store, &manifest.digest)?;
+            let built = Built {
+                digest: manifest.digest.clone(),
+                layers: image_layers,
+            };
+            self.progress.event(Event::Image {
+                host: host.clone(),
+                component: c.name().to_owned(),
+                digest: built.digest.clone(),
+                layers: built.layers.len(),
+                bytes: built.compressed(),
+            });
+            report
+                .hosts
+                .entry(host.clone())
+                .or_default()
+                .insert(c.name().to_owned(), built);
             let reference = format!("infra-{}", c.name());
-            let doc = sbom::document(&reference, &host, &manifest.digest, &contents[&c], epoch)?;
-            let sbom_dir = staging.path().join(&host).join("sbom");
+            let doc = sbom::document(&reference, &host, &manifest.digest, contents, layers.epoch)?;
+            let sbom_dir = self.staging.join(&host).join("sbom");
             fs::create_dir_all(&sbom_dir)?;
             let mut text = serde_json::to_vec_pretty(&doc)?;
             text.push(b'\n');
@@ -232,16 +314,22 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
             refs.insert(reference, manifest);
         }
         layout::write_index(&layout_dir, &refs)?;
-        // Secrets stay outside every image, mode 0600.
+        Ok(())
+    }
+
+    /// Host `h`'s secrets (outside every image, mode 0600), `INCOMPLETE` note and bundle
+    /// manifest; returns its generation id.
+    fn bundle(&self, h: &crate::plan::HostPlan, report: &Report) -> Result<String> {
+        let host = h.ip.to_string();
         let mut secrets = Tree::default();
         let prefix = format!("{host}/secrets/");
-        for (path, e) in tree.iter() {
+        for (path, e) in self.tree.iter() {
             if let Some(rest) = path.strip_prefix(&prefix) {
                 secrets.add(rest.to_owned(), e.mode, e.data.clone());
             }
         }
         if !secrets.is_empty() {
-            let dir = staging.path().join(&host).join("secrets");
+            let dir = self.staging.join(&host).join("secrets");
             fs::create_dir_all(&dir)?;
             secrets.write_into(&dir)?;
             set_mode(&dir, 0o700)?;
@@ -251,7 +339,7 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
                 .iter()
                 .map(|(c, why)| format!("infra-{c}: {why}\n"))
                 .collect();
-            fs::write(staging.path().join(&host).join("INCOMPLETE"), text)?;
+            fs::write(self.staging.join(&host).join("INCOMPLETE"), text)?;
         }
         let incomplete: Vec<String> = report
             .incomplete
@@ -260,23 +348,23 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
             .unwrap_or_default();
         let images = report.hosts.get(&host).cloned().unwrap_or_default();
         let generation = crate::bundle::write(
-            &staging.path().join(&host),
-            plan,
+            &self.staging.join(&host),
+            self.plan,
             h,
             &images,
-            &recipes,
-            tree,
-            &plan.digest,
+            self.recipes,
+            self.tree,
+            &self.plan.digest,
             &incomplete,
-            signer.as_ref(),
+            self.signer,
         )?;
-        report.generations.insert(host.clone(), generation);
+        self.progress.event(Event::Bundle {
+            host: host.clone(),
+            path: host,
+            generation: generation.clone(),
+        });
+        Ok(generation)
     }
-    report.layers_built = layers.built;
-    fs::write(staging.path().join("digests.txt"), report.digests())?;
-    set_mode(staging.path(), 0o755)?;
-    crate::tree::replace_dir(&opts.out, staging)?;
-    Ok(report)
 }
 
 /// Checks a pinned upstream image's entrypoint against its recipe (`crate::upstream`).

@@ -59,11 +59,6 @@ pub fn write(
     // A host with a key has its secrets as `<name>.age` (crate::secrets); the credential keeps
     // its name.
     let sealed = crate::secrets::recipients(h);
-    let suffix = if sealed.is_some() {
-        crate::secrets::SUFFIX
-    } else {
-        ""
-    };
     let mut files = Tree::default();
     let mut components = BTreeMap::new();
     let allow = allow_list(plan);
@@ -71,17 +66,122 @@ pub fn write(
         let Some(built) = images.get(c.name()) else {
             continue;
         };
-        let r = &recipes[&c];
-        let unit = format!("infra-{}.service", c.name());
-        let (root_layers, config_layer) = built.layers.split_at(built.layers.len() - 1);
-        let root_id = crate::digest::sha256_hex(
-            root_layers
-                .iter()
-                .map(|l| l.diff_id.as_str())
-                .collect::<Vec<_>>()
-                .join("\n")
-                .as_bytes(),
+        let shape = Shape::of(h, c, &recipes[&c], tree, sealed.is_some());
+        let entry = shape.files(plan, built, &allow, &mut files)?;
+        components.insert(c.name().to_owned(), entry);
+    }
+    files.write_into(dir)?;
+    let mut manifest = Manifest {
+        version: if sealed.is_some() {
+            crate::manifest::VERSION_SEALED
+        } else {
+            crate::manifest::VERSION
+        },
+        infragen: env!("CARGO_PKG_VERSION").to_owned(),
+        host: host.clone(),
+        profile: ProfileRef {
+            name: plan.name.clone(),
+            digest: profile_digest.to_owned(),
+        },
+        version_string: h.version.clone(),
+        files: list_files(dir, &components)?,
+        components,
+        incomplete: incomplete.to_vec(),
+        recipients: sealed.map(|to| to.iter().map(ToString::to_string).collect()),
+        generation: None,
+    };
+    let generation = manifest.compute_generation();
+    manifest.generation = Some(generation.clone());
+    manifest
+        .check()
+        .context("the manifest this build made does not check (a bug)")?;
+    let bytes = manifest.to_canonical();
+    fs::write(dir.join("manifest.json"), &bytes)?;
+    if let Some(key) = sign {
+        fs::write(dir.join(SIGNATURE), key.sign(&bytes, &host)?)?;
+    }
+    Ok(generation)
+}
+
+/// Every file under `dir` with its digest, and the mode and owner a host gives it.
+fn list_files(
+    dir: &Path,
+    components: &BTreeMap<String, ComponentEntry>,
+) -> Result<BTreeMap<String, FileEntry>> {
+    let mut listed = BTreeMap::new();
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let rel = entry
+            .path()
+            .strip_prefix(dir)?
+            .to_string_lossy()
+            .into_owned();
+        // Blobs are named by their digest, checked when they entered the store (and by every
+        // host on activation): hashing them again here would only cost time.
+        let digest = if let Some(name) = rel
+            .strip_prefix("oci/blobs/sha256/")
+            .filter(|n| crate::manifest::is_hex64(n))
+        {
+            Digest::parse(&format!("sha256:{name}"))?
+        } else {
+            Digest::of(
+                &fs::read(entry.path())
+                    .with_context(|| format!("reading {}", entry.path().display()))?,
+            )
+        };
+        // Modes and owners on the host come from here, never from the files: secrets are the
+        // component user's alone, everything else is root's and world-readable.
+        let (mode, uid, gid) = if let Some(rest) = rel.strip_prefix("secrets/") {
+            // A component not built (incomplete) still keeps its secrets root's alone.
+            let user = rest
+                .split_once('/')
+                .and_then(|(c, _)| components.get(c))
+                .map_or((0, 0), |c: &ComponentEntry| (c.user.uid, c.user.gid));
+            (0o600, user.0, user.1)
+        } else {
+            (0o644, 0, 0)
+        };
+        listed.insert(
+            rel,
+            FileEntry {
+                digest,
+                mode,
+                uid,
+                gid,
+            },
         );
+    }
+    Ok(listed)
+}
+
+/// What one component's units are made of, on one host.
+struct Shape<'a> {
+    h: &'a HostPlan,
+    c: Component,
+    r: &'a Recipe,
+    host: String,
+    /// `/etc/<dir>` directories its rendered configuration fills (bound from `live/`).
+    config_dirs: BTreeSet<String>,
+    /// Its secrets' names (as credentials).
+    secrets: Vec<String>,
+    vols: Vec<Volume>,
+    /// `/var/lib/infragen/live/<c>`.
+    live: String,
+    /// `/var/lib/infragen/secrets/<c>`.
+    creds_host: String,
+    /// Read-only binds: the configuration, then the read-only volumes.
+    binds_ro: Vec<String>,
+    /// Read-write binds: the other volumes.
+    binds: Vec<String>,
+}
+
+impl<'a> Shape<'a> {
+    fn of(h: &'a HostPlan, c: Component, r: &'a Recipe, tree: &Tree, sealed: bool) -> Self {
+        let host = h.ip.to_string();
+        let suffix = if sealed { crate::secrets::SUFFIX } else { "" };
         let config_prefix = format!("{host}/{}/", c.name());
         let mut config_dirs: BTreeSet<String> = BTreeSet::new();
         for (p, _) in tree.iter() {
@@ -102,7 +202,6 @@ pub fn write(
             .collect();
         let vols = volumes(h, c, r);
         let live = format!("{STATE}/live/{}", c.name());
-        let creds_host = format!("{STATE}/secrets/{}", c.name());
         let binds_ro: Vec<String> = config_dirs
             .iter()
             .map(|d| format!("{live}{d}:{d}"))
@@ -117,16 +216,126 @@ pub fn write(
             .filter(|v| !v.read_only)
             .map(|v| format!("{}:{}", v.host, v.path))
             .collect();
-        // The component's own directories that are not volumes: private tmpfs in every runtime.
-        let scratch: Vec<_> = r
+        Self {
+            h,
+            c,
+            r,
+            host,
+            config_dirs,
+            secrets,
+            vols,
+            creds_host: format!("{STATE}/secrets/{}", c.name()),
+            live,
+            binds_ro,
+            binds,
+        }
+    }
+
+    /// The component's own directories that are not volumes: private tmpfs in every runtime.
+    fn scratch(&self) -> Vec<&'a crate::image::Dir> {
+        self.r
             .dirs
             .iter()
             .filter(|d| {
-                d.owner.as_deref() == Some(r.user.name.as_str())
-                    && !vols.iter().any(|v| v.path == d.path)
+                d.owner.as_deref() == Some(self.r.user.name.as_str())
+                    && !self.vols.iter().any(|v| v.path == d.path)
             })
-            .collect();
-        let tmpfs: Vec<String> = scratch
+            .collect()
+    }
+
+    /// The reload signal without `SIG`.
+    fn reload(&self) -> Option<String> {
+        self.r
+            .reload
+            .as_deref()
+            .map(|s| s.trim_start_matches("SIG").to_owned())
+    }
+
+    /// Adds the component's unit for every runtime to `files`; returns its manifest entry.
+    fn files(
+        &self,
+        plan: &Plan,
+        built: &Built,
+        allow: &str,
+        files: &mut Tree,
+    ) -> Result<ComponentEntry> {
+        let (root_layers, config_layer) = built.layers.split_at(built.layers.len() - 1);
+        let root_id = crate::digest::sha256_hex(
+            root_layers
+                .iter()
+                .map(|l| l.diff_id.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+                .as_bytes(),
+        );
+        let exec = image_args(self.h, self.c, self.r)
+            .iter()
+            .map(|a| systemd_arg(a))
+            .collect::<Vec<_>>()
+            .join(" ");
+        self.units(plan, &exec, &root_id, allow, files)?;
+        self.nspawn(plan, &exec, files)?;
+        self.quadlet(plan, files)?;
+        let (c, r) = (self.c, self.r);
+        let unit = format!("infra-{}.service", c.name());
+        Ok(ComponentEntry {
+            image: Digest::parse(&built.digest)?,
+            reference: format!("infra-{}", c.name()),
+            root: root_id,
+            root_layers: root_layers
+                .iter()
+                .map(|l| Digest::parse(&l.digest))
+                .collect::<Result<_>>()?,
+            config_layer: Digest::parse(&config_layer[0].digest)?,
+            config: Digest::parse(&config_layer[0].diff_id)?,
+            config_dirs: self.config_dirs.iter().cloned().collect(),
+            unit: unit.clone(),
+            runtimes: Runtimes {
+                unit: format!("units/{unit}"),
+                nspawn: format!("nspawn/infra-{}.nspawn", c.name()),
+                portable: format!("portable/{unit}"),
+                podman: format!("quadlet/infra-{}.container", c.name()),
+            },
+            user: User {
+                name: r.user.name.clone(),
+                uid: r.user.uid,
+                gid: r.user.gid,
+            },
+            data: self.vols.clone(),
+            secrets: self.secrets.clone(),
+            reload: Reload {
+                signal: r.reload.clone(),
+                on: if r.reload.is_some() {
+                    "config"
+                } else {
+                    "never"
+                }
+                .to_owned(),
+            },
+            health: probe(self.h, r),
+        })
+    }
+
+    /// `units/infra-<c>.service` (the root tree by `RootDirectory=`) and
+    /// `portable/infra-<c>.service` (the same unit, hardening included, without
+    /// `RootDirectory=`: `portablectl attach` supplies the image).
+    fn units(
+        &self,
+        plan: &Plan,
+        exec: &str,
+        root_id: &str,
+        allow: &str,
+        files: &mut Tree,
+    ) -> Result<()> {
+        let (c, r) = (self.c, self.r);
+        let unit = format!("infra-{}.service", c.name());
+        let sb = sandbox(c, self.h.chrony.as_ref().is_some_and(|x| x.control_clock));
+        let after: Vec<String> = match c {
+            Component::Vmalert | Component::Grafana => vec!["infra-vmetrics.service".into()],
+            _ => vec![],
+        };
+        let tmpfs: Vec<String> = self
+            .scratch()
             .iter()
             .map(|d| {
                 format!(
@@ -135,38 +344,18 @@ pub fn write(
                 )
             })
             .collect();
-        let credentials: Vec<String> = secrets
+        let credentials: Vec<String> = self
+            .secrets
             .iter()
-            .map(|s| format!("{s}:{creds_host}/{s}"))
+            .map(|s| format!("{s}:{}/{s}", self.creds_host))
             .collect();
-        let args = image_args(h, c, r);
-        let exec = args
-            .iter()
-            .map(|a| systemd_arg(a))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let sb = sandbox(c, h.chrony.as_ref().is_some_and(|x| x.control_clock));
-        let reload = r
-            .reload
-            .as_deref()
-            .map(|s| s.trim_start_matches("SIG").to_owned());
-        let after: Vec<String> = match c {
-            Component::Vmalert | Component::Grafana => vec!["infra-vmetrics.service".into()],
-            _ => vec![],
-        };
-        let nofile = match c {
-            Component::Vmetrics | Component::Vlogs | Component::Vtraces => "1048576",
-            Component::Vmalert => "131072",
-            Component::Nginx => "65535",
-            _ => "16384",
-        };
         let ctx = json!({
-            "name": c.name(), "host": host, "profile": plan.name, "exec": exec, "reload": reload,
+            "name": c.name(), "host": self.host, "profile": plan.name, "exec": exec, "reload": self.reload(),
             "stop_timeout": if matches!(c, Component::Vmetrics | Component::Vlogs | Component::Vtraces | Component::Vmalert) { 120 } else { 30 },
-            "nofile": nofile, "root": format!("{STATE}/roots/{root_id}"), "uid": r.user.uid, "gid": r.user.gid,
-            "binds_ro": binds_ro, "binds": binds, "tmpfs": tmpfs, "credentials": credentials,
+            "nofile": nofile(c), "root": format!("{STATE}/roots/{root_id}"), "uid": r.user.uid, "gid": r.user.gid,
+            "binds_ro": self.binds_ro, "binds": self.binds, "tmpfs": tmpfs, "credentials": credentials,
             "caps": sb.caps, "families": sb.families, "private_users": sb.private_users,
-            "ip_allow": if sb.loopback { Some(allow.clone()) } else { None }, "clock": sb.clock, "after": after,
+            "ip_allow": if sb.loopback { Some(allow) } else { None }, "clock": sb.clock, "after": after,
             "portable": false,
         });
         files.add(
@@ -174,8 +363,6 @@ pub fn write(
             0o644,
             crate::render::template("unit.service", &ctx)?,
         );
-        // The portable unit is the same unit, hardening included, without `RootDirectory=`:
-        // `portablectl attach` supplies the image.
         let mut portable = ctx.clone();
         portable["portable"] = json!(true);
         files.add(
@@ -183,27 +370,56 @@ pub fn write(
             0o644,
             crate::render::template("unit.service", &portable)?,
         );
-        let nspawn_binds_ro: Vec<String> = binds_ro
+        Ok(())
+    }
+
+    /// `nspawn/infra-<c>.nspawn`.
+    fn nspawn(&self, plan: &Plan, exec: &str, files: &mut Tree) -> Result<()> {
+        let (c, r) = (self.c, self.r);
+        let sb = sandbox(c, self.h.chrony.as_ref().is_some_and(|x| x.control_clock));
+        let tmpfs: Vec<String> = self
+            .scratch()
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}:uid={},gid={},mode={}",
+                    d.path, r.user.uid, r.user.gid, d.mode
+                )
+            })
+            .collect();
+        let binds_ro: Vec<String> = self
+            .binds_ro
             .iter()
             .cloned()
-            .chain(
-                (!secrets.is_empty())
-                    .then(|| format!("{creds_host}:/run/credentials/infra-{}.service", c.name())),
-            )
+            .chain((!self.secrets.is_empty()).then(|| {
+                format!(
+                    "{}:/run/credentials/infra-{}.service",
+                    self.creds_host,
+                    c.name()
+                )
+            }))
             .collect();
         let nspawn = json!({
-            "name": c.name(), "host": host, "profile": plan.name, "exec": exec, "user": r.user.name,
-            "caps": sb.caps, "nofile": nofile, "binds_ro": nspawn_binds_ro, "binds": binds, "tmpfs": tmpfs, "env": r.env,
+            "name": c.name(), "host": self.host, "profile": plan.name, "exec": exec, "user": r.user.name,
+            "caps": sb.caps, "nofile": nofile(c), "binds_ro": binds_ro, "binds": self.binds, "tmpfs": tmpfs, "env": r.env,
         });
         files.add(
             format!("nspawn/infra-{}.nspawn", c.name()),
             0o644,
             crate::render::template("unit.nspawn", &nspawn)?,
         );
-        let volumes_q: Vec<String> = config_dirs
+        Ok(())
+    }
+
+    /// `quadlet/infra-<c>.container` (podman).
+    fn quadlet(&self, plan: &Plan, files: &mut Tree) -> Result<()> {
+        let (c, r) = (self.c, self.r);
+        let sb = sandbox(c, self.h.chrony.as_ref().is_some_and(|x| x.control_clock));
+        let volumes_q: Vec<String> = self
+            .config_dirs
             .iter()
-            .map(|d| format!("{live}{d}:{d}:ro"))
-            .chain(vols.iter().map(|v| {
+            .map(|d| format!("{}{d}:{d}:ro", self.live))
+            .chain(self.vols.iter().map(|v| {
                 format!(
                     "{}:{}{}",
                     v.host,
@@ -211,21 +427,23 @@ pub fn write(
                     if v.read_only { ":ro" } else { "" }
                 )
             }))
-            .chain((!secrets.is_empty()).then(|| {
+            .chain((!self.secrets.is_empty()).then(|| {
                 format!(
-                    "{creds_host}:/run/credentials/infra-{}.service:ro",
+                    "{}:/run/credentials/infra-{}.service:ro",
+                    self.creds_host,
                     c.name()
                 )
             }))
             .collect();
         // podman refuses tmpfs `uid=`/`gid=`: the mount point's owner comes from the image's
         // directory (copied up), only the mode is given.
-        let tmpfs_q: Vec<String> = scratch
+        let tmpfs_q: Vec<String> = self
+            .scratch()
             .iter()
             .map(|d| format!("{}:rw,mode={}", d.path, d.mode))
             .collect();
         let quadlet = json!({
-            "name": c.name(), "host": host, "profile": plan.name, "reload": reload, "uid": r.user.uid, "gid": r.user.gid,
+            "name": c.name(), "host": self.host, "profile": plan.name, "reload": self.reload(), "uid": r.user.uid, "gid": r.user.gid,
             "image": format!("oci:{STATE}/current/oci:infra-{}", c.name()),
             "add_caps": sb.caps.split_whitespace().collect::<Vec<_>>(), "volumes": volumes_q, "secrets": Vec::<String>::new(),
             "tmpfs": tmpfs_q,
@@ -235,122 +453,18 @@ pub fn write(
             0o644,
             crate::render::template("unit.container", &quadlet)?,
         );
-        components.insert(
-            c.name().to_owned(),
-            ComponentEntry {
-                image: Digest::parse(&built.digest)?,
-                reference: format!("infra-{}", c.name()),
-                root: root_id,
-                root_layers: root_layers
-                    .iter()
-                    .map(|l| Digest::parse(&l.digest))
-                    .collect::<Result<_>>()?,
-                config_layer: Digest::parse(&config_layer[0].digest)?,
-                config: Digest::parse(&config_layer[0].diff_id)?,
-                config_dirs: config_dirs.into_iter().collect(),
-                unit: unit.clone(),
-                runtimes: Runtimes {
-                    unit: format!("units/{unit}"),
-                    nspawn: format!("nspawn/infra-{}.nspawn", c.name()),
-                    portable: format!("portable/{unit}"),
-                    podman: format!("quadlet/infra-{}.container", c.name()),
-                },
-                user: User {
-                    name: r.user.name.clone(),
-                    uid: r.user.uid,
-                    gid: r.user.gid,
-                },
-                data: vols,
-                secrets,
-                reload: Reload {
-                    signal: r.reload.clone(),
-                    on: if r.reload.is_some() {
-                        "config"
-                    } else {
-                        "never"
-                    }
-                    .to_owned(),
-                },
-                health: probe(h, r),
-            },
-        );
+        Ok(())
     }
-    files.write_into(dir)?;
-    let mut listed = BTreeMap::new();
-    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
-        let entry = entry?;
-        if entry.file_type().is_file() {
-            let rel = entry
-                .path()
-                .strip_prefix(dir)?
-                .to_string_lossy()
-                .into_owned();
-            // Blobs are named by their digest, checked when they entered the store (and by
-            // every host on activation): hashing them again here would only cost time.
-            let digest = if let Some(name) = rel
-                .strip_prefix("oci/blobs/sha256/")
-                .filter(|n| crate::manifest::is_hex64(n))
-            {
-                Digest::parse(&format!("sha256:{name}"))?
-            } else {
-                Digest::of(
-                    &fs::read(entry.path())
-                        .with_context(|| format!("reading {}", entry.path().display()))?,
-                )
-            };
-            // Modes and owners on the host come from here, never from the files: secrets are
-            // the component user's alone, everything else is root's and world-readable.
-            let (mode, uid, gid) = if let Some(rest) = rel.strip_prefix("secrets/") {
-                // A component not built (incomplete) still keeps its secrets root's alone.
-                let user = rest
-                    .split_once('/')
-                    .and_then(|(c, _)| components.get(c))
-                    .map_or((0, 0), |c: &ComponentEntry| (c.user.uid, c.user.gid));
-                (0o600, user.0, user.1)
-            } else {
-                (0o644, 0, 0)
-            };
-            listed.insert(
-                rel,
-                FileEntry {
-                    digest,
-                    mode,
-                    uid,
-                    gid,
-                },
-            );
-        }
+}
+
+/// The open-files limit of a component's service.
+fn nofile(c: Component) -> &'static str {
+    match c {
+        Component::Vmetrics | Component::Vlogs | Component::Vtraces => "1048576",
+        Component::Vmalert => "131072",
+        Component::Nginx => "65535",
+        _ => "16384",
     }
-    let mut manifest = Manifest {
-        version: if sealed.is_some() {
-            crate::manifest::VERSION_SEALED
-        } else {
-            crate::manifest::VERSION
-        },
-        infragen: env!("CARGO_PKG_VERSION").to_owned(),
-        host: host.clone(),
-        profile: ProfileRef {
-            name: plan.name.clone(),
-            digest: profile_digest.to_owned(),
-        },
-        version_string: h.version.clone(),
-        components,
-        incomplete: incomplete.to_vec(),
-        files: listed,
-        recipients: sealed.map(|to| to.iter().map(ToString::to_string).collect()),
-        generation: None,
-    };
-    let generation = manifest.compute_generation();
-    manifest.generation = Some(generation.clone());
-    manifest
-        .check()
-        .context("the manifest this build made does not check (a bug)")?;
-    let bytes = manifest.to_canonical();
-    fs::write(dir.join("manifest.json"), &bytes)?;
-    if let Some(key) = sign {
-        fs::write(dir.join(SIGNATURE), key.sign(&bytes, &host)?)?;
-    }
-    Ok(generation)
 }
 
 /// Recomputes every digest of a bundle against its manifest; returns the differences.

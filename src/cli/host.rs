@@ -2,6 +2,9 @@
 
 use std::path::Path;
 
+use serde::Serialize;
+
+use super::Ui;
 use crate::activate::{Action, Options, Outcome};
 
 /// `text` with control characters but newlines and tabs escaped (`\u{1b}`): the names in an
@@ -18,26 +21,68 @@ fn printable(text: &str) -> String {
         .collect()
 }
 
-fn fail(e: &anyhow::Error) -> i32 {
-    eprintln!("error: {}", printable(&format!("{e:#}")));
+fn fail(e: &anyhow::Error, ui: &Ui) -> i32 {
+    ui.error(printable(&format!("{e:#}")));
     1
 }
 
-/// Prints what an activation or rollback did: every step but the components left alone.
-fn report(result: anyhow::Result<Outcome>, verb: &str) -> i32 {
-    match result {
-        Ok(o) => {
-            for s in o.steps.iter().filter(|s| s.action != Action::Keep) {
-                println!("  {:<7} {} ({})", s.action.to_string(), o.unit(s), s.why);
-            }
-            println!(
-                "{verb}: generation {} is current ({} runtime)",
-                o.generation, o.runtime
-            );
-            0
-        }
-        Err(e) => fail(&e),
+/// A step of an activation, rollback or plan, as the result lists it.
+#[derive(Serialize)]
+struct StepOut {
+    action: String,
+    component: String,
+    unit: String,
+    why: String,
+}
+
+/// Prints what an activation or rollback did (every step but the components left alone), or
+/// with `dry_run` the plan; sets the result.
+fn report(result: anyhow::Result<Outcome>, verb: &str, dry_run: bool, ui: &Ui) -> i32 {
+    let o = match result {
+        Ok(o) => o,
+        Err(e) => return fail(&e, ui),
+    };
+    let short = |s: &str| s.chars().take(12).collect::<String>();
+    if dry_run {
+        ui.say(format!(
+            "generation {} → {}",
+            o.previous
+                .as_deref()
+                .map_or_else(|| "(none)".to_owned(), short),
+            short(&o.generation)
+        ));
     }
+    let mut steps = Vec::new();
+    for s in o
+        .steps
+        .iter()
+        .filter(|s| dry_run || s.action != Action::Keep)
+    {
+        ui.say(format!(
+            "  {:<7} {} ({})",
+            s.action.to_string(),
+            o.unit(s),
+            s.why
+        ));
+        steps.push(StepOut {
+            action: s.action.to_string(),
+            component: s.component.clone(),
+            unit: o.unit(s),
+            why: s.why.clone(),
+        });
+    }
+    if !dry_run {
+        ui.say(format!(
+            "{verb}: generation {} is current ({} runtime)",
+            o.generation, o.runtime
+        ));
+    }
+    ui.set("dry_run", dry_run);
+    ui.set("generation", &o.generation);
+    ui.set("previous", &o.previous);
+    ui.set("runtime", o.runtime.to_string());
+    ui.set("steps", steps);
+    0
 }
 
 pub(super) fn activate(
@@ -45,125 +90,145 @@ pub(super) fn activate(
     opts: &Options,
     registry: &crate::registry::Options,
     pull_only: bool,
+    ui: &Ui,
 ) -> i32 {
+    let progress = &ui.progress;
     // A path that exists is a bundle on disk; anything else must be a registry reference.
     let result = if Path::new(bundle).exists() {
         if pull_only {
-            return fail(&anyhow::anyhow!(
-                "--pull-only takes a registry reference, and `{bundle}` is a path"
-            ));
+            return fail(
+                &anyhow::anyhow!(
+                    "--pull-only takes a registry reference, and `{bundle}` is a path"
+                ),
+                ui,
+            );
         }
-        crate::activate::activate(Path::new(bundle), opts)
+        crate::activate::activate(Path::new(bundle), opts, progress)
     } else {
         match crate::registry::Reference::parse(bundle) {
             Err(e) => {
-                eprintln!(
-                    "error: `{bundle}` is neither a bundle on disk nor a registry reference: {e:#}"
-                );
+                ui.error(format!(
+                    "`{bundle}` is neither a bundle on disk nor a registry reference: {e:#}"
+                ));
                 return 2;
             }
-            Ok(_) => match crate::activate::activate_from(bundle, registry, opts, pull_only) {
-                Ok((_, None)) => return 0,
-                Ok((_, Some(outcome))) => Ok(outcome),
-                Err(e) => Err(e),
-            },
+            Ok(_) => {
+                match crate::activate::activate_from(bundle, registry, opts, pull_only, progress) {
+                    Ok((pulled, None)) => {
+                        ui.set("pulled", pulled.artifact.as_ref().map(ToString::to_string));
+                        ui.set("fetched_bytes", pulled.fetched_bytes);
+                        return 0;
+                    }
+                    Ok((_, Some(outcome))) => Ok(outcome),
+                    Err(e) => Err(e),
+                }
+            }
         }
     };
-    if opts.dry_run {
-        // The plan was printed; nothing happened to report.
-        return result.map_or_else(|e| fail(&e), |_| 0);
-    }
-    report(result, "activate")
+    report(result, "activate", opts.dry_run, ui)
 }
 
-pub(super) fn rollback(opts: &Options) -> i32 {
-    report(crate::activate::rollback(opts), "rollback")
+pub(super) fn rollback(opts: &Options, ui: &Ui) -> i32 {
+    report(
+        crate::activate::rollback(opts, &ui.progress),
+        "rollback",
+        false,
+        ui,
+    )
 }
 
-pub(super) fn status(opts: &Options) -> i32 {
+pub(super) fn status(opts: &Options, ui: &Ui) -> i32 {
     match crate::activate::status(&opts.root, opts.systemd) {
         Ok(s) => {
-            print!("{s}");
+            ui.say(s.to_string().trim_end_matches('\n'));
+            ui.set_all(s);
             0
         }
-        Err(e) => fail(&e),
+        Err(e) => fail(&e, ui),
     }
 }
 
-pub(super) fn generations(opts: &Options) -> i32 {
+pub(super) fn generations(opts: &Options, ui: &Ui) -> i32 {
     match crate::activate::generations(&opts.root) {
         Ok(list) => {
-            for l in list {
-                println!("{l}");
+            for l in &list {
+                ui.say(l);
             }
+            ui.set("generations", list);
             0
         }
-        Err(e) => fail(&e),
+        Err(e) => fail(&e, ui),
     }
 }
 
-pub(super) fn gc(opts: &Options, keep: usize) -> i32 {
+pub(super) fn gc(opts: &Options, keep: usize, ui: &Ui) -> i32 {
     match crate::activate::gc(&opts.root, keep) {
         Ok(removed) => {
             for r in &removed {
-                println!("removed {r}");
+                ui.say(format!("removed {r}"));
             }
-            println!("{} removed", removed.len());
+            ui.say(format!("{} removed", removed.len()));
             0
         }
-        Err(e) => fail(&e),
+        Err(e) => fail(&e, ui),
     }
 }
 
-pub(super) fn verify(bundle: &Path, keys: &[std::path::PathBuf]) -> i32 {
-    let signed = || -> anyhow::Result<String> {
-        use anyhow::Context as _;
-        let opened = crate::bundle::Opened::open(bundle)?;
-        let Some(sig) = &opened.signature else {
-            anyhow::ensure!(keys.is_empty(), "the bundle is not signed");
-            return Ok("not signed".to_owned());
-        };
-        if keys.is_empty() {
-            return Ok("signed (no --key given to check the signature with)".to_owned());
-        }
-        let trusted = keys
-            .iter()
-            .map(|k| {
-                let text = std::fs::read_to_string(k)
-                    .with_context(|| format!("reading {}", k.display()))?;
-                crate::sign::PublicKey::from_pem(&text).with_context(|| format!("{}", k.display()))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let key = crate::sign::verify(&opened.bytes, sig, &opened.manifest.host, &trusted)?;
-        Ok(format!(
-            "signed by key {key} for host `{}`",
-            opened.manifest.host
-        ))
+/// How a verified bundle is signed: a sentence for people, and the key that signed it.
+fn signed(bundle: &Path, keys: &[std::path::PathBuf]) -> anyhow::Result<(String, Option<String>)> {
+    use anyhow::Context as _;
+    let opened = crate::bundle::Opened::open(bundle)?;
+    let Some(sig) = &opened.signature else {
+        anyhow::ensure!(keys.is_empty(), "the bundle is not signed");
+        return Ok(("not signed".to_owned(), None));
     };
+    if keys.is_empty() {
+        return Ok((
+            "signed (no --key given to check the signature with)".to_owned(),
+            None,
+        ));
+    }
+    let trusted = keys
+        .iter()
+        .map(|k| {
+            let text =
+                std::fs::read_to_string(k).with_context(|| format!("reading {}", k.display()))?;
+            crate::sign::PublicKey::from_pem(&text).with_context(|| format!("{}", k.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let key = crate::sign::verify(&opened.bytes, sig, &opened.manifest.host, &trusted)?;
+    Ok((
+        format!("signed by key {key} for host `{}`", opened.manifest.host),
+        Some(key.to_string()),
+    ))
+}
+
+pub(super) fn verify(bundle: &Path, keys: &[std::path::PathBuf], ui: &Ui) -> i32 {
+    ui.set("path", bundle.display().to_string());
+    ui.progress.phase("verify");
     match crate::bundle::verify(bundle) {
-        Ok(problems) if problems.is_empty() => match signed() {
-            Ok(how) => {
-                println!(
+        Ok(problems) if problems.is_empty() => match signed(bundle, keys) {
+            Ok((how, key)) => {
+                ui.say(format!(
                     "{}: every file matches the manifest; {how}",
                     bundle.display()
-                );
+                ));
+                ui.set("signed_by", key);
                 0
             }
             Err(e) => {
-                eprintln!("error: {}: {e:#}", bundle.display());
+                ui.error(format!("{}: {e:#}", bundle.display()));
                 1
             }
         },
         Ok(problems) => {
             for p in &problems {
-                eprintln!(
-                    "error: {}",
-                    printable(&format!("{}: {p}", bundle.display()))
-                );
+                ui.error(printable(&format!("{}: {p}", bundle.display())));
             }
+            ui.set("problems", &problems);
             1
         }
-        Err(e) => fail(&e),
+        Err(e) => fail(&e, ui),
     }
 }
 
@@ -181,7 +246,10 @@ pub(super) fn host_init(root: &Path) -> i32 {
             eprintln!("hint: put it in the profile as this host's `infragen_host_key`");
             0
         }
-        Err(e) => fail(&e),
+        Err(e) => {
+            eprintln!("error: {}", printable(&format!("{e:#}")));
+            1
+        }
     }
 }
 

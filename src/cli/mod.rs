@@ -16,7 +16,10 @@ use crate::plan::Plan;
 mod docs;
 mod host;
 mod ship;
+mod ui;
 mod work;
+
+use ui::{Switches, Ui};
 
 pub use work::params_reference;
 use work::{build, check, lock, render, repo_sync};
@@ -34,9 +37,29 @@ Examples:
 #[derive(Parser)]
 #[command(name = "infragen", version, after_help = EXAMPLES)]
 struct Cli {
+    /// Print errors only: no result lines, warnings or progress
+    #[arg(long, short, global = true, conflicts_with_all = ["verbose", "json"])]
+    quiet: bool,
+    /// One plain line per event on stderr (phases, downloads, layers, steps), no progress bars
+    #[arg(long, short, global = true)]
+    verbose: bool,
+    /// JSON lines on stdout, one event per line and a final `result` object
+    /// (check, build, activate, status, generations, verify; docs/json.md)
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
+
+/// The commands `--json` applies to.
+const JSON_COMMANDS: [&str; 6] = [
+    "check",
+    "build",
+    "activate",
+    "status",
+    "generations",
+    "verify",
+];
 
 #[derive(Subcommand)]
 enum Command {
@@ -446,14 +469,14 @@ struct BaseArgs {
 impl BaseArgs {
     /// The base registry, when `--base-registry` or `$INFRAGEN_BASE_REGISTRY` names one; on an
     /// invalid value prints the error and returns 2.
-    fn registry(&self) -> Result<Option<crate::bases::BaseRegistry>, i32> {
+    fn registry(&self, ui: &Ui) -> Result<Option<crate::bases::BaseRegistry>, i32> {
         let options = crate::registry::Options {
             plain_http: self.plain_http,
             authfile: self.authfile.clone(),
             ..crate::registry::Options::default()
         };
         crate::bases::BaseRegistry::from_args(self.base_registry.as_deref(), options).map_err(|e| {
-            eprintln!("error: {e:#}");
+            ui.error(format!("{e:#}"));
             2
         })
     }
@@ -471,21 +494,89 @@ struct ProfileArgs {
 
 /// Runs the command line `args` and returns the process exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
+            // `--json` asked for a result object even when the command line is wrong.
+            if e.use_stderr() && args.iter().any(|a| a == "--json") {
+                ui::usage_error(None, &e.render().to_string());
+            }
             let _ = e.print();
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    match cli.command {
-        Command::Check(p) => check(&p),
+    let name = cli.command.name();
+    let switches = Switches {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+        json: cli.json,
+    };
+    if cli.json && !JSON_COMMANDS.contains(&name) {
+        let text = format!(
+            "`--json` is not supported by `{name}`\nhint: it applies to {}",
+            JSON_COMMANDS.join(", ")
+        );
+        ui::usage_error(Some(name), &text);
+        eprintln!("error: {text}");
+        return 2;
+    }
+    let ui = Ui::new(name, switches);
+    let code = match cli.command {
+        Command::Activate { .. }
+        | Command::Rollback { .. }
+        | Command::Status { .. }
+        | Command::Generations { .. }
+        | Command::Gc { .. }
+        | Command::Verify { .. }
+        | Command::Host(_)
+        | Command::Key(_) => host_side(cli.command, &ui),
+        Command::Params => {
+            print!("{}", params_reference());
+            0
+        }
+        Command::Completions { shell } => docs::completions(Cli::command(), shell),
+        Command::Man { out } => docs::man(Cli::command(), out.as_deref()),
+        other => build_side(other, &ui),
+    };
+    ui.finish(code)
+}
+
+impl Command {
+    /// The command's name, as typed.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Check(_) => "check",
+            Command::Render { .. } => "render",
+            Command::Build { .. } => "build",
+            Command::Key(_) => "key",
+            Command::Host(_) => "host",
+            Command::Lock { .. } => "lock",
+            Command::Repo(_) => "repo",
+            Command::Activate { .. } => "activate",
+            Command::Rollback { .. } => "rollback",
+            Command::Status { .. } => "status",
+            Command::Generations { .. } => "generations",
+            Command::Gc { .. } => "gc",
+            Command::Verify { .. } => "verify",
+            Command::Push { .. } => "push",
+            Command::Params => "params",
+            Command::Completions { .. } => "completions",
+            Command::Man { .. } => "man",
+        }
+    }
+}
+
+/// check, render, build, lock, repo, push.
+fn build_side(command: Command, ui: &Ui) -> i32 {
+    match command {
+        Command::Check(p) => check(&p, ui),
         Command::Render {
             profile,
             out,
             validate,
             strict,
-        } => render(&profile, &out, validate, strict),
+        } => render(&profile, &out, validate, strict, ui),
         Command::Build {
             profile,
             store,
@@ -496,21 +587,17 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             sign_key,
             passphrase_file,
         } => build(
-            &profile,
-            &store,
-            &base,
-            &out,
-            validate,
-            strict,
-            sign_key.as_deref().map(|k| (k, passphrase_file.as_deref())),
+            &work::BuildArgs {
+                profile: &profile,
+                store: &store,
+                base: &base,
+                out: &out,
+                validate,
+                strict,
+                sign_key: sign_key.as_deref().map(|k| (k, passphrase_file.as_deref())),
+            },
+            ui,
         ),
-        Command::Key(KeyCommand::Generate {
-            out,
-            passphrase_file,
-        }) => host::key_generate(&out, passphrase_file.as_deref()),
-        Command::Host(HostCommand::Init { host }) => {
-            host::host_init(&host.options(false, false, 0).root)
-        }
         Command::Lock {
             store,
             base,
@@ -519,48 +606,17 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             allow_unsigned,
             apt_dir,
         } => lock(
-            &store,
-            &base,
-            only_bases,
-            profile.as_deref(),
-            allow_unsigned,
-            &apt_dir,
+            &work::LockArgs {
+                store: &store,
+                base: &base,
+                only_bases,
+                profile: profile.as_deref(),
+                allow_unsigned,
+                apt_dir: &apt_dir,
+            },
+            ui,
         ),
-        Command::Repo(RepoCommand::Sync {
-            profile,
-            store,
-            dir,
-            images,
-            registry_dir,
-            sign,
-        }) => {
-            let key = match sign.load() {
-                Ok(k) => k,
-                Err(code) => return code,
-            };
-            let code = repo_sync(&profile, &store, dir.as_deref());
-            match images {
-                Some(out) if code == 0 => {
-                    match ship::registry_dir(&profile, registry_dir.as_deref()) {
-                        Ok(d) => ship::images(&out, &d, key.as_ref()),
-                        Err(code) => code,
-                    }
-                }
-                _ => code,
-            }
-        }
-        Command::Repo(RepoCommand::Images {
-            profile,
-            images,
-            registry_dir,
-            sign,
-        }) => match (
-            ship::registry_dir(&profile, registry_dir.as_deref()),
-            sign.load(),
-        ) {
-            (Ok(d), Ok(key)) => ship::images(&images, &d, key.as_ref()),
-            (Err(code), _) | (_, Err(code)) => code,
-        },
+        Command::Repo(r) => repo(r, ui),
         Command::Push {
             out,
             reference,
@@ -578,9 +634,65 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
                     chunk_size,
                 },
                 key.as_ref(),
+                ui,
             ),
             Err(code) => code,
         },
+        _ => unreachable!("run sends only build-side commands here"),
+    }
+}
+
+/// `repo sync` and `repo images`.
+fn repo(command: RepoCommand, ui: &Ui) -> i32 {
+    match command {
+        RepoCommand::Sync {
+            profile,
+            store,
+            dir,
+            images,
+            registry_dir,
+            sign,
+        } => {
+            let key = match sign.load() {
+                Ok(k) => k,
+                Err(code) => return code,
+            };
+            let code = repo_sync(&profile, &store, dir.as_deref(), ui);
+            match images {
+                Some(out) if code == 0 => {
+                    match ship::registry_dir(&profile, registry_dir.as_deref(), ui) {
+                        Ok(d) => ship::images(&out, &d, key.as_ref(), ui),
+                        Err(code) => code,
+                    }
+                }
+                _ => code,
+            }
+        }
+        RepoCommand::Images {
+            profile,
+            images,
+            registry_dir,
+            sign,
+        } => match (
+            ship::registry_dir(&profile, registry_dir.as_deref(), ui),
+            sign.load(),
+        ) {
+            (Ok(d), Ok(key)) => ship::images(&images, &d, key.as_ref(), ui),
+            (Err(code), _) | (_, Err(code)) => code,
+        },
+    }
+}
+
+/// activate, rollback, status, generations, gc, verify, host, key.
+fn host_side(command: Command, ui: &Ui) -> i32 {
+    match command {
+        Command::Key(KeyCommand::Generate {
+            out,
+            passphrase_file,
+        }) => host::key_generate(&out, passphrase_file.as_deref()),
+        Command::Host(HostCommand::Init { host }) => {
+            host::host_init(&host.options(false, false, 0).root)
+        }
         Command::Activate {
             bundle,
             pull_only,
@@ -603,21 +715,16 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
                 authfile,
                 ..crate::registry::Options::default()
             };
-            host::activate(&bundle, &opts, &registry, pull_only)
+            host::activate(&bundle, &opts, &registry, pull_only, ui)
         }
         Command::Rollback {
             host,
             health_timeout,
-        } => host::rollback(&host.options(false, true, health_timeout)),
-        Command::Status { host } => host::status(&host.options(false, false, 0)),
-        Command::Generations { host } => host::generations(&host.options(false, false, 0)),
-        Command::Gc { host, keep } => host::gc(&host.options(false, false, 0), keep),
-        Command::Verify { bundle, keys } => host::verify(&bundle, &keys),
-        Command::Params => {
-            print!("{}", params_reference());
-            0
-        }
-        Command::Completions { shell } => docs::completions(Cli::command(), shell),
-        Command::Man { out } => docs::man(Cli::command(), out.as_deref()),
+        } => host::rollback(&host.options(false, true, health_timeout), ui),
+        Command::Status { host } => host::status(&host.options(false, false, 0), ui),
+        Command::Generations { host } => host::generations(&host.options(false, false, 0), ui),
+        Command::Gc { host, keep } => host::gc(&host.options(false, false, 0), keep, ui),
+        Command::Verify { bundle, keys } => host::verify(&bundle, &keys, ui),
+        _ => unreachable!("run sends only host-side commands here"),
     }
 }

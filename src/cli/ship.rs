@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::ProfileArgs;
+use super::{ProfileArgs, Ui};
 use crate::registry::{Client, Options, Reference};
 use crate::ship::{self, StaticTree};
 
@@ -13,6 +13,7 @@ pub(super) fn push(
     reference: &str,
     options: &Options,
     key: Option<&crate::sign::SigningKey>,
+    ui: &Ui,
 ) -> i32 {
     let r = match Reference::parse(reference) {
         Ok(r) if r.tag.is_none() && r.digest.is_none() => r,
@@ -32,9 +33,9 @@ pub(super) fn push(
             return 1;
         }
     };
-    match ship::push(out, &mut client, &r.repo, key) {
+    match ship::push(out, &mut client, &r.repo, key, &ui.progress) {
         Ok(s) => {
-            println!("pushed {} to {r}: {s}", out.display());
+            ui.say(format!("pushed {} to {r}: {s}", out.display()));
             0
         }
         Err(e) => {
@@ -46,11 +47,11 @@ pub(super) fn push(
 
 /// The static tree's directory: `--registry-dir`, else `<repo_home>/registry` of the profile's
 /// first infra host that serves the repository.
-pub(super) fn registry_dir(p: &ProfileArgs, dir: Option<&Path>) -> Result<PathBuf, i32> {
+pub(super) fn registry_dir(p: &ProfileArgs, dir: Option<&Path>, ui: &Ui) -> Result<PathBuf, i32> {
     if let Some(d) = dir {
         return Ok(d.to_path_buf());
     }
-    let plan = super::work::load_plan(p)?;
+    let plan = super::work::load_plan(p, ui)?;
     plan.hosts
         .iter()
         .find_map(|h| {
@@ -66,16 +67,21 @@ pub(super) fn registry_dir(p: &ProfileArgs, dir: Option<&Path>) -> Result<PathBu
 }
 
 /// Lays out the static tree of `images` (a build's output) in `dir`, namespace `infragen`.
-pub(super) fn images(images: &Path, dir: &Path, key: Option<&crate::sign::SigningKey>) -> i32 {
+pub(super) fn images(
+    images: &Path,
+    dir: &Path,
+    key: Option<&crate::sign::SigningKey>,
+    ui: &Ui,
+) -> i32 {
     let mut tree = StaticTree::new(dir);
-    match ship::push(images, &mut tree, ship::NAMESPACE, key) {
+    match ship::push(images, &mut tree, ship::NAMESPACE, key, &ui.progress) {
         Ok(s) => {
-            println!(
+            ui.say(format!(
                 "{}: static registry tree of {} (`{}/…`): {s}",
                 dir.display(),
                 images.display(),
                 ship::NAMESPACE
-            );
+            ));
             0
         }
         Err(e) => {

@@ -1,9 +1,12 @@
 //! The build side of the command line: check, render, build, lock, repo sync, params.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::{BaseArgs, ProfileArgs, StoreArgs};
+use serde::Serialize;
+
+use super::{BaseArgs, ProfileArgs, StoreArgs, Ui};
 use crate::plan::{self, Plan};
 use crate::plural::count;
 use crate::problem::Problems;
@@ -11,25 +14,25 @@ use crate::profile::{self, LoadError};
 use crate::{params, render, validate};
 
 /// Loads and resolves a profile, printing warnings; on failure prints the error and returns 2.
-pub(super) fn load_plan(p: &ProfileArgs) -> Result<Plan, i32> {
+pub(super) fn load_plan(p: &ProfileArgs, ui: &Ui) -> Result<Plan, i32> {
     let inventory = profile::load(&p.profile, &p.address_map).map_err(|e: LoadError| {
-        eprintln!("error: {e}");
+        ui.error(&e);
         2
     })?;
     let plan = plan::resolve(&inventory).map_err(|e: Problems| {
-        eprintln!("error: {e}");
+        ui.error(&e);
         2
     })?;
     for w in &plan.warnings {
-        eprintln!("warning: {}: {w}", plan.source);
+        ui.warn(format!("{}: {w}", plan.source));
     }
     Ok(plan)
 }
 
 /// Refuses an output directory infragen may not replace, before any work is done.
-fn check_out(out: &std::path::Path) -> Result<(), i32> {
+fn check_out(out: &Path, ui: &Ui) -> Result<(), i32> {
     crate::tree::check_out(out).map_err(|e| {
-        eprintln!("error: {e}");
+        ui.error(&e);
         out_code(&e)
     })
 }
@@ -49,213 +52,288 @@ fn failure_code(e: &anyhow::Error) -> i32 {
         .map_or(1, out_code)
 }
 
-pub(super) fn check(p: &ProfileArgs) -> i32 {
-    let plan = match load_plan(p) {
+/// One infra host of `check --json`.
+#[derive(Serialize)]
+struct CheckedHost {
+    host: String,
+    seq: u32,
+    admin: bool,
+    components: Vec<&'static str>,
+    disabled: BTreeMap<String, String>,
+}
+
+pub(super) fn check(p: &ProfileArgs, ui: &Ui) -> i32 {
+    let plan = match load_plan(p, ui) {
         Ok(plan) => plan,
         Err(code) => return code,
     };
-    println!(
+    ui.say(format!(
         "{}: {} of {} in the inventory",
         plan.source,
         count(plan.hosts.len(), "infra host"),
         plan.inventory_hosts
-    );
+    ));
+    let mut hosts = Vec::new();
     for h in &plan.hosts {
-        let on: Vec<&str> = h.enabled().iter().map(|c| c.name()).collect();
-        println!(
+        let on: Vec<&'static str> = h.enabled().iter().map(|c| c.name()).collect();
+        ui.say(format!(
             "  {} infra-{}{}: {}",
             h.ip,
             h.seq,
             if h.is_admin { " (admin)" } else { "" },
             on.join(" ")
-        );
+        ));
         for (c, why) in &h.disabled {
-            println!("    {c} disabled by {why}");
+            ui.say(format!("    {c} disabled by {why}"));
         }
+        hosts.push(CheckedHost {
+            host: h.ip.to_string(),
+            seq: h.seq,
+            admin: h.is_admin,
+            components: on,
+            disabled: h
+                .disabled
+                .iter()
+                .map(|(c, why)| (c.to_string(), why.clone()))
+                .collect(),
+        });
     }
+    ui.set("source", &plan.source);
+    ui.set("inventory_hosts", plan.inventory_hosts);
+    ui.set("hosts", hosts);
     0
 }
 
 pub(super) fn render(
     p: &ProfileArgs,
-    out: &std::path::Path,
+    out: &Path,
     run_validators: bool,
     strict: bool,
+    ui: &Ui,
 ) -> i32 {
-    if let Err(code) = check_out(out) {
+    if let Err(code) = check_out(out, ui) {
         return code;
     }
-    let plan = match load_plan(p) {
+    let plan = match load_plan(p, ui) {
         Ok(plan) => plan,
         Err(code) => return code,
     };
     let tree = match render::plan(&plan) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            ui.error(format!("{e:#}"));
             return 1;
         }
     };
     if run_validators {
         match validate::tree(&plan, &tree) {
             Ok(report) => {
-                print!("{}", report.text());
-                for w in report.warnings() {
-                    eprintln!("warning: {w}");
-                }
+                validated(&report, ui);
                 if !report.ok(strict) {
-                    eprintln!(
-                        "error: validation failed; nothing was written to {}",
+                    ui.error(format!(
+                        "validation failed; nothing was written to {}",
                         out.display()
-                    );
+                    ));
                     return 1;
                 }
             }
             Err(e) => {
-                eprintln!("error: validation could not run: {e:#}");
+                ui.error(format!("validation could not run: {e:#}"));
                 return 1;
             }
         }
     }
     if let Err(e) = tree.write_atomic(out) {
-        eprintln!("error: {e:#}");
+        ui.error(format!("{e:#}"));
         return failure_code(&e);
     }
-    println!(
+    ui.say(format!(
         "rendered {} for {} into {}",
         count(tree.len(), "file"),
         count(plan.hosts.len(), "infra host"),
         out.display()
-    );
+    ));
     0
 }
 
-pub(super) fn build(
-    p: &ProfileArgs,
-    s: &StoreArgs,
-    b: &BaseArgs,
-    out: &std::path::Path,
-    run_validators: bool,
-    strict: bool,
-    sign_key: Option<(&std::path::Path, Option<&std::path::Path>)>,
-) -> i32 {
-    if let Err(code) = check_out(out) {
+/// Shows what the checkers said: their report, then their warnings.
+fn validated(report: &validate::Report, ui: &Ui) {
+    let text = report.text();
+    if !text.is_empty() {
+        ui.say(text.trim_end_matches('\n'));
+    }
+    for w in report.warnings() {
+        ui.warn(w.clone());
+    }
+}
+
+/// What `infragen build` was asked.
+pub(super) struct BuildArgs<'a> {
+    pub profile: &'a ProfileArgs,
+    pub store: &'a StoreArgs,
+    pub base: &'a BaseArgs,
+    pub out: &'a Path,
+    pub validate: bool,
+    pub strict: bool,
+    pub sign_key: Option<(&'a Path, Option<&'a Path>)>,
+}
+
+pub(super) fn build(a: &BuildArgs, ui: &Ui) -> i32 {
+    if let Err(code) = check_out(a.out, ui) {
         return code;
     }
-    let plan = match load_plan(p) {
+    let plan = match load_plan(a.profile, ui) {
         Ok(plan) => plan,
         Err(code) => return code,
     };
-    let base_registry = match b.registry() {
+    let base_registry = match a.base.registry(ui) {
         Ok(r) => r,
         Err(code) => return code,
     };
     // Hosts whose secrets stay in clear: said once the build succeeded, not before an error.
     let mut in_clear = Vec::new();
-    let result = (|| -> anyhow::Result<crate::build::Report> {
-        let mut tree = render::plan(&plan)?;
-        let mut sealing = None;
-        if let Some(first) = plan.hosts.first() {
-            let pki = crate::pki::Pki::open(&s.pki(&plan), &first.pki.ca_cn, first.pki.ca_create)?;
-            crate::pki::add_material(&plan, &pki, &mut tree)?;
-            sealing = Some(pki.sealing_key());
-        }
-        if run_validators {
-            let report = validate::tree(&plan, &tree)?;
-            print!("{}", report.text());
-            for w in report.warnings() {
-                eprintln!("warning: {w}");
-            }
-            if !report.ok(strict) {
-                anyhow::bail!(
-                    "validation failed; nothing was written to {}",
-                    out.display()
-                );
-            }
-        }
-        // Secrets are encrypted after the validators ran on them in clear, before any is
-        // written: the bundle holds only ciphertext for hosts with a key.
-        if let Some(key) = &sealing {
-            let (sealed, clear) = crate::secrets::seal(&plan, &tree, key)?;
-            tree = sealed;
-            in_clear = clear;
-        }
-        let opts = crate::build::Options {
-            out: out.to_path_buf(),
-            cache: s.cache(),
-            lock: s.lock.clone(),
-            repos: s.repos.clone(),
-            bases: s.bases.clone(),
-            base_registry: base_registry.clone(),
-            sign_key: sign_key.map(|(k, _)| k.to_path_buf()),
-            sign_passphrase: match sign_key.and_then(|(_, p)| p) {
-                Some(p) => Some(crate::sign::sealed::read_passphrase_file(p)?),
-                None => None,
-            },
-        };
-        crate::build::build(&plan, &tree, &opts)
-    })();
+    let result = build_images(a, &plan, base_registry.as_ref(), &mut in_clear, ui);
     if result.is_ok() && !in_clear.is_empty() {
-        eprintln!(
-            "warning: secrets in clear for {} without `infragen_host_key`: {}",
+        ui.warn(format!(
+            "secrets in clear for {} without `infragen_host_key`: {}",
             count(in_clear.len(), "host"),
             in_clear.join(", ")
-        );
+        ));
     }
-    let report = match result {
-        Ok(r) => r,
+    match result {
+        Ok(report) => built(a, &plan, &report, base_registry.as_ref(), ui),
         Err(e) => {
-            eprintln!("error: {e:#}");
-            return failure_code(&e);
+            ui.error(format!("{e:#}"));
+            failure_code(&e)
         }
+    }
+}
+
+/// Renders, adds the PKI material, validates when asked, seals secrets, then builds.
+fn build_images(
+    a: &BuildArgs,
+    plan: &Plan,
+    base_registry: Option<&crate::bases::BaseRegistry>,
+    in_clear: &mut Vec<String>,
+    ui: &Ui,
+) -> anyhow::Result<crate::build::Report> {
+    let progress = &ui.progress;
+    progress.phase("render");
+    let mut tree = render::plan(plan)?;
+    let mut sealing = None;
+    if let Some(first) = plan.hosts.first() {
+        progress.phase("pki");
+        let pki = crate::pki::Pki::open(&a.store.pki(plan), &first.pki.ca_cn, first.pki.ca_create)?;
+        crate::pki::add_material(plan, &pki, &mut tree)?;
+        sealing = Some(pki.sealing_key());
+    }
+    if a.validate {
+        progress.phase("validate");
+        let report = validate::tree(plan, &tree)?;
+        validated(&report, ui);
+        if !report.ok(a.strict) {
+            anyhow::bail!(
+                "validation failed; nothing was written to {}",
+                a.out.display()
+            );
+        }
+    }
+    // Secrets are encrypted after the validators ran on them in clear, before any is
+    // written: the bundle holds only ciphertext for hosts with a key.
+    if let Some(key) = &sealing {
+        progress.phase("seal");
+        let (sealed, clear) = crate::secrets::seal(plan, &tree, key)?;
+        tree = sealed;
+        *in_clear = clear;
+    }
+    let opts = crate::build::Options {
+        out: a.out.to_path_buf(),
+        cache: a.store.cache(),
+        lock: a.store.lock.clone(),
+        repos: a.store.repos.clone(),
+        bases: a.store.bases.clone(),
+        base_registry: base_registry.cloned(),
+        sign_key: a.sign_key.map(|(k, _)| k.to_path_buf()),
+        sign_passphrase: match a.sign_key.and_then(|(_, p)| p) {
+            Some(p) => Some(crate::sign::sealed::read_passphrase_file(p)?),
+            None => None,
+        },
     };
-    for (host, images) in &report.hosts {
-        for (c, b) in images {
-            println!(
+    crate::build::build(plan, &tree, &opts, progress)
+}
+
+/// One image of `build --json`'s result.
+#[derive(Serialize)]
+struct BuiltImage<'a> {
+    host: &'a str,
+    component: &'a str,
+    digest: &'a str,
+    layers: usize,
+    bytes: u64,
+}
+
+/// Prints (or sets as the result) what a build made; 1 when `--strict` and incomplete.
+fn built(
+    a: &BuildArgs,
+    plan: &Plan,
+    report: &crate::build::Report,
+    base_registry: Option<&crate::bases::BaseRegistry>,
+    ui: &Ui,
+) -> i32 {
+    let mut images = Vec::new();
+    for (host, built) in &report.hosts {
+        for (c, b) in built {
+            ui.say(format!(
                 "{host} infra-{c:<13} {} ({}, {:.1} MiB compressed)",
                 b.digest,
                 count(b.layers.len(), "layer"),
                 mib(b.compressed())
-            );
+            ));
+            images.push(BuiltImage {
+                host,
+                component: c,
+                digest: &b.digest,
+                layers: b.layers.len(),
+                bytes: b.compressed(),
+            });
         }
     }
     if report.base_blobs_fetched > 0 {
-        if let Some(r) = &base_registry {
-            println!(
+        if let Some(r) = base_registry {
+            ui.say(format!(
                 "fetched {} from `{}`",
                 count(report.base_blobs_fetched, "base image blob"),
                 r.base
-            );
+            ));
         }
     }
     let mut incomplete = false;
     for (host, missing) in &report.incomplete {
         for (c, why) in missing {
-            eprintln!("warning: {host}: infra-{c} not built: {why}");
+            ui.warn(format!("{host}: infra-{c} not built: {why}"));
             incomplete = true;
         }
     }
-    println!(
+    ui.say(format!(
         "built {} for {} into {} ({} built, the rest from the cache){}",
-        count(
-            report
-                .hosts
-                .values()
-                .map(std::collections::BTreeMap::len)
-                .sum::<usize>(),
-            "image"
-        ),
+        count(images.len(), "image"),
         count(plan.hosts.len(), "host"),
-        out.display(),
+        a.out.display(),
         count(report.layers_built, "layer"),
         if incomplete {
             "; INCOMPLETE, see warnings"
         } else {
             ""
         }
-    );
-    if incomplete && strict {
-        eprintln!("error: some images could not be built (--strict)");
+    ));
+    ui.set("out", a.out.display().to_string());
+    ui.set("images", images);
+    ui.set("generations", &report.generations);
+    ui.set("incomplete", &report.incomplete);
+    ui.set("layers_built", report.layers_built);
+    ui.set("base_blobs_fetched", report.base_blobs_fetched);
+    if incomplete && a.strict {
+        ui.error("some images could not be built (--strict)");
         return 1;
     }
     0
@@ -266,112 +344,122 @@ fn mib(n: u64) -> f64 {
     n as f64 / 1_048_576.0
 }
 
-pub(super) fn lock(
-    s: &StoreArgs,
-    b: &BaseArgs,
-    only_bases: bool,
-    profile: Option<&str>,
-    allow_unsigned: bool,
-    apt_dir: &std::path::Path,
-) -> i32 {
-    let trust = if allow_unsigned {
-        crate::pkg::fetch::Trust::AllowUnsigned
-    } else {
-        crate::pkg::fetch::Trust::Signed
-    };
-    let registry = match b.registry() {
+/// What `infragen lock` was asked.
+pub(super) struct LockArgs<'a> {
+    pub store: &'a StoreArgs,
+    pub base: &'a BaseArgs,
+    pub only_bases: bool,
+    pub profile: Option<&'a str>,
+    pub allow_unsigned: bool,
+    pub apt_dir: &'a Path,
+}
+
+pub(super) fn lock(a: &LockArgs, ui: &Ui) -> i32 {
+    let registry = match a.base.registry(ui) {
         Ok(r) => r,
         Err(code) => return code,
     };
     // The profile only says which upstream images to pin: an invalid one is invalid input.
-    let chosen = match profile {
-        Some(p) => match load_plan(&ProfileArgs {
-            profile: p.to_owned(),
-            address_map: Vec::new(),
-        }) {
+    let chosen = match a.profile {
+        Some(p) => match load_plan(
+            &ProfileArgs {
+                profile: p.to_owned(),
+                address_map: Vec::new(),
+            },
+            ui,
+        ) {
             Ok(plan) => Some(plan.upstream),
             Err(code) => return code,
         },
         None => None,
     };
-    let result = (|| -> anyhow::Result<(crate::lock::Lock, Vec<String>)> {
-        let recipes = crate::image::recipes()?;
-        let upstream = chosen
-            .as_ref()
-            .map(|c| crate::upstream::lock_recipes(&recipes, c));
-        let mut lock = if only_bases {
-            let previous = crate::lock::Lock::load(&s.lock)?;
-            let mut lock = crate::lock::rebase(&recipes, &previous, s.bases.as_deref())?;
-            crate::lock::set_upstream(
-                &mut lock,
-                upstream.as_ref(),
-                Some(&previous),
-                s.bases.as_deref(),
-            )?;
-            lock
-        } else {
-            let previous = crate::lock::Lock::load(&s.lock).ok();
-            let mut lock = crate::lock::resolve(
-                &recipes,
-                &crate::pkg::fetch::AptConfig {
-                    etc: apt_dir.to_path_buf(),
-                },
-                "amd64",
-                trust,
-                previous.as_ref(),
-                s.bases.as_deref(),
-            )?;
-            crate::lock::set_upstream(
-                &mut lock,
-                upstream.as_ref(),
-                previous.as_ref(),
-                s.bases.as_deref(),
-            )?;
-            lock
-        };
-        let problems = match &registry {
-            Some(r) => crate::bases::pin(&mut lock, r),
-            None => Vec::new(),
-        };
-        lock.save(&s.lock)?;
-        Ok((lock, problems))
-    })();
-    match result {
+    match resolve_lock(a, chosen.as_ref(), registry.as_ref()) {
         Ok((lock, problems)) => {
-            for (name, image) in &lock.images {
-                match &image.base {
-                    Some(b) => println!(
-                        "{name:<13} base {}:{} {}",
-                        b.name,
-                        b.tag,
-                        b.digest.as_deref().unwrap_or("(not pinned)")
-                    ),
-                    None => println!(
-                        "{name:<13} {}, {:.1} MiB installed",
-                        count(image.packages.len(), "package"),
-                        mib(image.packages.iter().map(|p| p.installed_size * 1024).sum())
-                    ),
-                }
-            }
+            locked(&lock, ui);
             for p in &problems {
-                eprintln!("warning: {p}");
+                ui.warn(p.clone());
             }
-            println!("wrote {}", s.lock.display());
+            ui.say(format!("wrote {}", a.store.lock.display()));
             0
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            ui.error(format!("{e:#}"));
             1
         }
     }
 }
 
-pub(super) fn repo_sync(p: &ProfileArgs, s: &StoreArgs, dir: Option<&std::path::Path>) -> i32 {
-    let plan = match load_plan(p) {
+/// Resolves (or, with `--only-bases`, re-pins) the lock, pins the base images, and saves it.
+fn resolve_lock(
+    a: &LockArgs,
+    chosen: Option<&BTreeMap<crate::plan::Component, crate::upstream::Upstream>>,
+    registry: Option<&crate::bases::BaseRegistry>,
+) -> anyhow::Result<(crate::lock::Lock, Vec<String>)> {
+    let s = a.store;
+    let recipes = crate::image::recipes()?;
+    let upstream = chosen.map(|c| crate::upstream::lock_recipes(&recipes, c));
+    let (mut lock, previous) = if a.only_bases {
+        let previous = crate::lock::Lock::load(&s.lock)?;
+        let lock = crate::lock::rebase(&recipes, &previous, s.bases.as_deref())?;
+        (lock, Some(previous))
+    } else {
+        let trust = if a.allow_unsigned {
+            crate::pkg::fetch::Trust::AllowUnsigned
+        } else {
+            crate::pkg::fetch::Trust::Signed
+        };
+        let previous = crate::lock::Lock::load(&s.lock).ok();
+        let lock = crate::lock::resolve(
+            &recipes,
+            &crate::pkg::fetch::AptConfig {
+                etc: a.apt_dir.to_path_buf(),
+            },
+            "amd64",
+            trust,
+            previous.as_ref(),
+            s.bases.as_deref(),
+        )?;
+        (lock, previous)
+    };
+    crate::lock::set_upstream(
+        &mut lock,
+        upstream.as_ref(),
+        previous.as_ref(),
+        s.bases.as_deref(),
+    )?;
+    let problems = match registry {
+        Some(r) => crate::bases::pin(&mut lock, r),
+        None => Vec::new(),
+    };
+    lock.save(&s.lock)?;
+    Ok((lock, problems))
+}
+
+/// One line per locked image.
+fn locked(lock: &crate::lock::Lock, ui: &Ui) {
+    for (name, image) in &lock.images {
+        match &image.base {
+            Some(b) => ui.say(format!(
+                "{name:<13} base {}:{} {}",
+                b.name,
+                b.tag,
+                b.digest.as_deref().unwrap_or("(not pinned)")
+            )),
+            None => ui.say(format!(
+                "{name:<13} {}, {:.1} MiB installed",
+                count(image.packages.len(), "package"),
+                mib(image.packages.iter().map(|p| p.installed_size * 1024).sum())
+            )),
+        }
+    }
+}
+
+pub(super) fn repo_sync(p: &ProfileArgs, s: &StoreArgs, dir: Option<&Path>, ui: &Ui) -> i32 {
+    let plan = match load_plan(p, ui) {
         Ok(plan) => plan,
         Err(code) => return code,
     };
-    let dir = dir.map(std::path::Path::to_path_buf).or_else(|| {
+    let dir = dir.map(Path::to_path_buf).or_else(|| {
         plan.hosts.iter().find_map(|h| {
             h.nginx
                 .as_ref()
@@ -380,21 +468,22 @@ pub(super) fn repo_sync(p: &ProfileArgs, s: &StoreArgs, dir: Option<&std::path::
         })
     });
     let Some(dir) = dir else {
-        eprintln!("error: no infra host of the profile serves a repository (`repo_enabled`)\nhint: pass --dir");
+        ui.error(
+            "no infra host of the profile serves a repository (`repo_enabled`)\nhint: pass --dir",
+        );
         return 2;
     };
-    let result = crate::repo::sync(&dir, &s.lock, &s.cache(), &s.repos);
-    match result {
+    match crate::repo::sync(&dir, &s.lock, &s.cache(), &s.repos) {
         Ok(n) => {
-            println!(
+            ui.say(format!(
                 "{}: {}, Packages index and repo_complete written",
                 dir.display(),
                 count(n, "package")
-            );
+            ));
             0
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            ui.error(format!("{e:#}"));
             1
         }
     }

@@ -25,6 +25,7 @@ pub use tree::StaticTree;
 
 use crate::manifest::{Digest, Manifest};
 use crate::oci::layout::MANIFEST_MEDIA_TYPE;
+use crate::progress::Reporter;
 use crate::registry::{check_repo, valid_tag, Pushed, Stats};
 use crate::sign::SigningKey;
 
@@ -155,6 +156,7 @@ pub fn push(
     sink: &mut dyn Sink,
     namespace: &str,
     key: Option<&SigningKey>,
+    progress: &Reporter,
 ) -> Result<Summary> {
     check_repo(namespace).map_err(|e| anyhow::anyhow!("namespace `{namespace}`: {e}"))?;
     let mut hosts = Vec::new();
@@ -180,7 +182,9 @@ pub fn push(
         done: BTreeSet::new(),
         key,
         work: work.path().to_path_buf(),
+        progress,
     };
+    progress.phase("push");
     for (dir, m) in &hosts {
         let layout = dir.join("oci");
         for (name, digest) in
@@ -228,15 +232,20 @@ struct Pusher<'a> {
     key: Option<&'a SigningKey>,
     /// A private directory for the signature blobs.
     work: PathBuf,
+    progress: &'a Reporter,
 }
 
 impl Pusher<'_> {
     fn blob(&mut self, repo: &str, digest: &Digest, size: u64, source: &Path) -> Result<()> {
-        match self
+        let name = format!("{repo}@{digest}");
+        self.progress.start("push", &name, Some(size));
+        let pushed = self
             .sink
             .put_blob(repo, digest, size, source)
-            .with_context(|| format!("pushing blob {digest} to `{repo}`"))?
-        {
+            .with_context(|| format!("pushing blob {digest} to `{repo}`"))?;
+        self.progress
+            .done("push", &name, size, Some(digest.as_str()));
+        match pushed {
             Pushed::Uploaded => {
                 self.summary.uploaded += 1;
                 self.summary.bytes += size;

@@ -149,7 +149,14 @@ fn the_static_tree_is_laid_out_linked_and_left_alone_when_unchanged() {
     bundle(&out, "10.0.0.2", &[]);
     let root = tmp.path().join("registry");
     let mut sink = StaticTree::new(&root);
-    let s = push(&out, &mut sink, "infragen", None).unwrap();
+    let s = push(
+        &out,
+        &mut sink,
+        "infragen",
+        None,
+        &crate::progress::Reporter::silent(),
+    )
+    .unwrap();
     // Images: the shared layer, layer a and config a, then an own layer and config per host
     // (the shared layer mounted into each host's repository). The bundle repository: `{}`,
     // the unit and oci-layout (the same for both hosts: once), a secret, two index.json and
@@ -209,7 +216,14 @@ fn the_static_tree_is_laid_out_linked_and_left_alone_when_unchanged() {
     // Again: nothing written, not even touched.
     let before = snapshot(&root);
     let mut again = StaticTree::new(&root);
-    let s = push(&out, &mut again, "infragen", None).unwrap();
+    let s = push(
+        &out,
+        &mut again,
+        "infragen",
+        None,
+        &crate::progress::Reporter::silent(),
+    )
+    .unwrap();
     assert_eq!(
         (s.uploaded, s.mounted, s.manifests, again.written),
         (0, 0, 0, 0),
@@ -239,7 +253,14 @@ fn a_secret_in_clear_is_refused_before_anything_is_written() {
     let root = tmp.path().join("registry");
     let e = format!(
         "{:#}",
-        push(&out, &mut StaticTree::new(&root), "infragen", None).unwrap_err()
+        push(
+            &out,
+            &mut StaticTree::new(&root),
+            "infragen",
+            None,
+            &crate::progress::Reporter::silent()
+        )
+        .unwrap_err()
     );
     assert_eq!(
         e,

@@ -4,6 +4,7 @@
 pub mod distribution;
 pub mod rawtar;
 pub mod registry;
+pub mod schema;
 pub mod tier;
 
 use std::fs;
