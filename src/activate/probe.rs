@@ -20,13 +20,17 @@ pub fn once(probe: &Probe) -> Result<()> {
     match probe {
         Probe::Http { address, path } => {
             let url = format!("http://{address}{path}");
-            let agent = ureq::AgentBuilder::new()
-                .timeout(Duration::from_secs(2))
-                .build();
+            // The host's own services: never through a proxy, every status an answer.
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .timeout_global(Some(Duration::from_secs(2)))
+                .proxy(None)
+                .http_status_as_error(false)
+                .build()
+                .into();
             match agent.get(&url).call() {
-                Ok(r) if (200..300).contains(&r.status()) => Ok(()),
-                Ok(r) => bail!("GET {url}: status {}", r.status()),
-                Err(e) => bail!("GET {url}: {e}"),
+                Ok(r) if r.status().is_success() => Ok(()),
+                Ok(r) => bail!("GET {url}: status {}", r.status().as_u16()),
+                Err(e) => bail!("GET {url}: {}", crate::net::describe(&e)),
             }
         }
         Probe::Dns { address, name } => {

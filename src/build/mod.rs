@@ -133,7 +133,9 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options) -> Result<Report> {
     // A component the profile takes from its upstream image is built from that recipe.
     let recipes = crate::upstream::recipes(crate::image::recipes()?, &plan.upstream);
     let lock = Lock::load(&opts.lock)?;
-    let cache = Cache::new(&opts.cache);
+    let cache = Cache::new(&opts.cache).with_downloader(crate::pkg::fetch::Downloader::new(
+        crate::net::Proxies::from_env().with_profile(&plan.proxy_env),
+    ));
     let store = BlobStore::open(opts.cache.join("store"))?;
     // One time source: SOURCE_DATE_EPOCH when given, else the lock's.
     let epoch = std::env::var("SOURCE_DATE_EPOCH")

@@ -289,16 +289,18 @@ pub(super) fn lock(
             profile: p.to_owned(),
             address_map: Vec::new(),
         }) {
-            Ok(plan) => Some(plan.upstream),
+            Ok(plan) => Some((plan.upstream, plan.proxy_env)),
             Err(code) => return code,
         },
         None => None,
     };
+    let proxies = crate::net::Proxies::from_env()
+        .with_profile(&chosen.as_ref().map(|(_, p)| p.clone()).unwrap_or_default());
     let result = (|| -> anyhow::Result<(crate::lock::Lock, Vec<String>)> {
         let recipes = crate::image::recipes()?;
         let upstream = chosen
             .as_ref()
-            .map(|c| crate::upstream::lock_recipes(&recipes, c));
+            .map(|(c, _)| crate::upstream::lock_recipes(&recipes, c));
         let mut lock = if only_bases {
             let previous = crate::lock::Lock::load(&s.lock)?;
             let mut lock = crate::lock::rebase(&recipes, &previous, s.bases.as_deref())?;
@@ -315,6 +317,7 @@ pub(super) fn lock(
                 &recipes,
                 &crate::pkg::fetch::AptConfig {
                     etc: apt_dir.to_path_buf(),
+                    proxies,
                 },
                 "amd64",
                 trust,

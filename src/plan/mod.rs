@@ -8,6 +8,7 @@ mod check;
 mod components;
 mod portal;
 mod ports;
+mod proxy;
 mod read;
 mod targets;
 mod upstream;
@@ -246,6 +247,9 @@ pub struct Plan {
     /// `infragen_upstream_images`: components taken from their upstream image, the same on
     /// every infra host.
     pub upstream: BTreeMap<Component, crate::upstream::Upstream>,
+    /// `proxy_env`: the proxies package downloads go through (`net::Proxies::with_profile`),
+    /// the same on every infra host.
+    pub proxy_env: BTreeMap<String, String>,
 }
 
 /// `builtin:<name>`, or the file name of a profile path.
@@ -339,6 +343,7 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
 
     let mut hosts = Vec::new();
     let mut upstream: Option<(String, BTreeMap<Component, crate::upstream::Upstream>)> = None;
+    let mut proxy_env: Option<(String, BTreeMap<String, String>)> = None;
     for node in &infra {
         let host = node.ip.to_string();
         let key = infra_hosts
@@ -364,6 +369,18 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
             }
             Some(_) => {}
         }
+        let proxies = proxy::read(&mut r);
+        match &proxy_env {
+            None => proxy_env = Some((key.to_owned(), proxies)),
+            Some((first, before)) if *before != proxies => {
+                let path = r.var(proxy::PARAM).map(|v| v.path).unwrap_or_default();
+                r.problem(
+                    &path,
+                    format!("differs from host `{first}`'s: images are built once for every infra host, so every host downloads packages the same way"),
+                );
+            }
+            Some(_) => {}
+        }
     }
 
     let warnings = misspellings(inventory);
@@ -378,6 +395,7 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
             inventory_hosts: inventory.hosts.len(),
             warnings,
             upstream: upstream.map(|(_, u)| u).unwrap_or_default(),
+            proxy_env: proxy_env.map(|(_, p)| p).unwrap_or_default(),
         })
     } else {
         Err(Problems::new(&inventory.source, problems))
