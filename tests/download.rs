@@ -61,7 +61,9 @@ fn connection(
         if reader.read_line(&mut first)? == 0 {
             return Ok(());
         }
-        let path = first.split_whitespace().nth(1).unwrap_or("").to_owned();
+        let mut words = first.split_whitespace();
+        let method = words.next().unwrap_or("").to_owned();
+        let path = words.next().unwrap_or("").to_owned();
         let mut range = None;
         loop {
             let mut line = String::new();
@@ -78,6 +80,11 @@ fn connection(
             path,
             range: range.clone(),
         });
+        // As a proxy: the tunnel is opened, and what comes through it is served the same way.
+        if method == "CONNECT" {
+            out.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")?;
+            continue;
+        }
         let answer = {
             let mut q = queue.lock().unwrap();
             if q.len() > 1 {
@@ -411,4 +418,52 @@ fn metadata_is_retried_and_read_whole() {
     let got = infragen::pkg::fetch::get_with(&quick(), &format!("http://{addr}/Release")).unwrap();
     assert_eq!(got, text);
     assert_eq!(seen.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn the_profiles_proxy_carries_a_download_and_loopback_stays_direct() {
+    // The host below is never resolved or reached: the proxy (ours, on loopback) is asked.
+    let proxy = "127.0.52.9:3128";
+    let file = content(20_000);
+    let log = serve(proxy, vec![Answer::Full(200, file.clone())]);
+    let proxy_env =
+        std::collections::BTreeMap::from([("http_proxy".to_owned(), format!("http://{proxy}"))]);
+    let proxies = infragen::net::Proxies::from_vars(|_| None).with_profile(&proxy_env);
+    let d = Downloader::new(proxies);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("x.deb");
+    let expected = Expected {
+        sha256: &sha(&file),
+        size: Some(file.len() as u64),
+    };
+    d.download(
+        "http://deb.example.invalid/pool/x.deb",
+        &dest,
+        expected,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), file);
+    let seen = log.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|s| s.path.contains("deb.example.invalid")),
+        "the proxy was not asked for the host: {seen:?}"
+    );
+    // A loopback server is reached directly, with the same downloader.
+    let addr = "127.0.52.10:8080";
+    let direct = serve(addr, vec![Answer::Full(200, file.clone())]);
+    std::fs::remove_file(&dest).unwrap();
+    d.download(
+        &format!("http://{addr}/x.deb"),
+        &dest,
+        expected,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(direct.lock().unwrap().len(), 1);
+    assert_eq!(
+        log.lock().unwrap().len(),
+        seen.len(),
+        "the proxy saw the loopback request"
+    );
 }
