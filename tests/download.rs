@@ -21,6 +21,8 @@ enum Answer {
     Cut { len: usize, body: Vec<u8> },
     /// The part of `file` the request's `Range` asks for, as a `206`.
     Range(Vec<u8>),
+    /// A `206` of `file` one byte past what the request's `Range` asks for.
+    Shifted(Vec<u8>),
 }
 
 /// A request as the server saw it: path and `Range` header.
@@ -93,30 +95,32 @@ fn connection(
                 q.front().cloned().unwrap()
             }
         };
-        match answer {
+        match &answer {
             Answer::Full(status, body) => {
                 let head = format!(
                     "HTTP/1.1 {status} X\r\nContent-Length: {}\r\n\r\n",
                     body.len()
                 );
                 out.write_all(head.as_bytes())?;
-                out.write_all(&body)?;
+                out.write_all(body)?;
             }
             Answer::Cut { len, body } => {
                 out.write_all(
                     format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").as_bytes(),
                 )?;
-                out.write_all(&body)?;
+                out.write_all(body)?;
                 out.flush()?;
                 return Ok(());
             }
-            Answer::Range(file) => {
-                let from: usize = range
-                    .as_deref()
-                    .and_then(|r| r.strip_prefix("bytes="))
-                    .and_then(|r| r.strip_suffix('-'))
-                    .and_then(|r| r.parse().ok())
-                    .unwrap_or(0);
+            Answer::Range(file) | Answer::Shifted(file) => {
+                let shift = usize::from(matches!(answer, Answer::Shifted(_)));
+                let from: usize = shift
+                    + range
+                        .as_deref()
+                        .and_then(|r| r.strip_prefix("bytes="))
+                        .and_then(|r| r.strip_suffix('-'))
+                        .and_then(|r| r.parse().ok())
+                        .unwrap_or(0);
                 let rest = &file[from..];
                 out.write_all(
                     format!(
@@ -263,6 +267,41 @@ fn a_server_that_ignores_range_sends_the_file_again() {
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert_eq!(seen[1].range.as_deref(), Some("bytes=50000-"));
+}
+
+#[test]
+fn another_range_than_the_one_asked_is_not_spliced_in() {
+    let addr = "127.0.52.11:8080";
+    let file = content(200_000);
+    let seen = serve(
+        addr,
+        vec![
+            Answer::Cut {
+                len: file.len(),
+                body: file[..50_000].to_vec(),
+            },
+            Answer::Shifted(file.clone()),
+            Answer::Full(200, file.clone()),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("x.deb");
+    let expected = Expected {
+        sha256: &sha(&file),
+        size: Some(file.len() as u64),
+    };
+    quick()
+        .download(
+            &format!("http://{addr}/x.deb"),
+            &dest,
+            expected,
+            &mut |_, _| {},
+        )
+        .unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), file);
+    let seen = seen.lock().unwrap().clone();
+    let ranges: Vec<Option<&str>> = seen.iter().map(|s| s.range.as_deref()).collect();
+    assert_eq!(ranges, [None, Some("bytes=50000-"), None]);
 }
 
 #[test]

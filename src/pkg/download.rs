@@ -256,7 +256,14 @@ impl Downloader {
                 return Err(Failure::Retry(e));
             }
             206 if resumes_at(&resp, partial.done) => {}
-            // A whole answer (the server ignores `Range`) or another range: from the start.
+            // Another range than the one asked: its bytes fit nowhere; the next try asks for all.
+            206 => {
+                partial.restart().map_err(fatal)?;
+                return Err(Failure::Retry(anyhow!(
+                    "fetching {url}: the server answered another range than the one asked"
+                )));
+            }
+            // A whole answer (the server ignores `Range`): from the start.
             _ if partial.done > 0 => partial.restart().map_err(fatal)?,
             _ => {}
         }
