@@ -506,3 +506,64 @@ fn the_profiles_proxy_carries_a_download_and_loopback_stays_direct() {
         "the proxy saw the loopback request"
     );
 }
+
+#[test]
+fn a_download_that_failed_is_resumed_by_the_next_run() {
+    // The first run: every try is cut, at 60,000 bytes then later; what came is kept.
+    let addr = "127.0.52.15:8080";
+    let file = content(300_000);
+    let cut = |at: usize| Answer::Cut {
+        len: file.len(),
+        body: file[..at].to_vec(),
+    };
+    let first = serve(addr, vec![cut(60_000)]);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(dir.path()).with_downloader(quick());
+    let fetch = |cache: &Cache, addr: &str| {
+        cache.fetch(
+            "hello",
+            "pool/h/hello.deb",
+            &sha(&file),
+            Some(file.len() as u64),
+            &[],
+            &[source(addr)],
+            &mut |_, _| {},
+        )
+    };
+    let e = format!("{:#}", fetch(&cache, addr).unwrap_err());
+    assert!(e.contains("gave up after 3 attempts"), "{e}");
+    // The first try got 60,000 bytes; the next two asked for the rest and got a whole answer
+    // cut again (a server ignoring `Range`), so 60,000 bytes are what is kept.
+    assert_eq!(first.lock().unwrap().len(), 3);
+    let partial = dir.path().join(format!("debs/.{}.deb.partial", sha(&file)));
+    assert_eq!(std::fs::read(&partial).unwrap(), file[..60_000]);
+
+    // The next run asks only for the rest.
+    let addr = "127.0.52.16:8080";
+    let second = serve(addr, vec![Answer::Range(file.clone())]);
+    let path = fetch(&cache, addr).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), file);
+    let seen = second.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].range.as_deref(), Some("bytes=60000-"));
+    assert_eq!(files(dir.path()), vec![path]);
+
+    // Kept bytes of another file: thrown away, the file fetched whole.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("debs")).unwrap();
+    let partial = dir.path().join(format!("debs/.{}.deb.partial", sha(&file)));
+    std::fs::write(&partial, vec![b'x'; 1000]).unwrap();
+    let addr = "127.0.52.17:8080";
+    let third = serve(addr, vec![Answer::Range(file.clone())]);
+    let cache = Cache::new(dir.path()).with_downloader(quick());
+    let path = fetch(&cache, addr).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), file);
+    let ranges: Vec<Option<String>> = third
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.range.clone())
+        .collect();
+    assert_eq!(ranges, [Some("bytes=1000-".to_owned()), None]);
+    assert_eq!(files(dir.path()), vec![path]);
+}

@@ -1,10 +1,13 @@
 //! HTTP downloads of packages and their metadata: streamed, resumed, retried, checked.
 //!
 //! A `.deb` is streamed into a temporary file beside its place in the cache
-//! ([`crate::fsx::AtomicFile`]), hashed on the way, and renamed into place only when its sha256
-//! (and size, when known) match. A transfer cut mid-body goes on from where it stopped with a
-//! `Range` request; the hash checked at the end is still the whole file's, and a server that
-//! ignores `Range` sends the file again from its start. Connection errors, timeouts and `5xx`
+//! ([`crate::fsx::AtomicFile::resume`]: `.<name>.partial`), hashed on the way, and renamed into
+//! place only when its sha256 (and size, when known) match. A transfer cut mid-body goes on
+//! from where it stopped with a `Range` request, in the same run or, when every try failed on
+//! the connection, in the next one (the bytes kept are hashed again first); the hash checked
+//! at the end is still the whole file's, a server that ignores `Range` sends the file again
+//! from its start, and kept bytes that do not lead to the right file are thrown away and the
+//! file fetched once more whole. Connection errors, timeouts and `5xx`
 //! answers are tried again, [`ATTEMPTS`] times in all, with a backoff; a `4xx` answer and a
 //! hash or size mismatch never are. Metadata (`InRelease`, `Packages`) is read into memory,
 //! bounded by [`MAX_METADATA`], with the same retries: its callers parse it whole.
@@ -15,7 +18,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use url::Url;
 
 use crate::digest::Hasher;
@@ -92,6 +95,14 @@ enum Failure {
     Fatal(anyhow::Error),
 }
 
+impl Failure {
+    fn into_error(self) -> anyhow::Error {
+        match self {
+            Failure::Retry(e) | Failure::Fatal(e) => e,
+        }
+    }
+}
+
 /// A file being downloaded: the temporary file, the hash and count of what it holds.
 struct Partial {
     file: AtomicFile,
@@ -100,6 +111,22 @@ struct Partial {
 }
 
 impl Partial {
+    /// Takes the `held` bytes an earlier run left in the file as downloaded (hashing them),
+    /// or empties the file when they are more than the file expected.
+    fn take_held(&mut self, held: u64, expected: Expected<'_>) -> std::io::Result<()> {
+        if expected.size.is_some_and(|s| held > s) {
+            return self.restart();
+        }
+        let f = self.file.file();
+        f.seek(SeekFrom::Start(0))?;
+        let copied = std::io::copy(&mut f.take(held), &mut self.hasher)?;
+        if copied != held {
+            return self.restart();
+        }
+        self.done = held;
+        Ok(())
+    }
+
     /// Empties the file, to receive it again from its start.
     fn restart(&mut self) -> std::io::Result<()> {
         self.file.file().set_len(0)?;
@@ -121,25 +148,29 @@ impl Downloader {
         }
     }
 
-    /// Tries `once` up to [`Downloader::attempts`] times, waiting between tries.
-    fn retry<T>(&self, url: &str, mut once: impl FnMut() -> Result<T, Failure>) -> Result<T> {
+    /// Tries `once` up to [`Downloader::attempts`] times, waiting between tries; the last
+    /// failure is a [`Failure::Retry`] when every try failed in a way worth another.
+    fn retry<T>(
+        &self,
+        url: &str,
+        mut once: impl FnMut() -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
         let mut wait = self.backoff;
         let mut tries = 0;
         loop {
             tries += 1;
             match once() {
-                Ok(v) => return Ok(v),
-                Err(Failure::Fatal(e)) => return Err(e),
                 Err(Failure::Retry(e)) if tries >= self.attempts.max(1) => {
-                    return Err(e.context(format!(
+                    return Err(Failure::Retry(e.context(format!(
                         "fetching {url}: gave up after {}",
                         crate::plural::count(tries, "attempt")
-                    )));
+                    ))));
                 }
                 Err(Failure::Retry(_)) => {
                     std::thread::sleep(wait);
                     wait *= 2;
                 }
+                done => return done,
             }
         }
     }
@@ -188,7 +219,7 @@ impl Downloader {
 
     /// The body of `url`, at most [`MAX_METADATA`] bytes.
     pub fn get(&self, url: &str) -> Result<Vec<u8>> {
-        self.retry(url, || {
+        let got = self.retry(url, || {
             let resp = self.send(url, 0)?;
             let mut bytes = Vec::new();
             resp.into_body()
@@ -202,12 +233,15 @@ impl Downloader {
                 )));
             }
             Ok(bytes)
-        })
+        });
+        got.map_err(Failure::into_error)
     }
 
     /// Downloads `url` into `dest` (whose directory exists): streamed into a temporary file
-    /// beside it, renamed into place only when it is `expected`. On any error nothing is left
-    /// at `dest` or beside it.
+    /// beside it, renamed into place only when it is `expected`. What an interrupted run left
+    /// in that file (`.<name>.partial`) is hashed and gone on from with `Range`. When every try
+    /// failed on the connection, what came is kept there for the next run; on any other error
+    /// nothing is left at `dest` or beside it.
     pub fn download(
         &self,
         url: &str,
@@ -215,22 +249,48 @@ impl Downloader {
         expected: Expected<'_>,
         progress: Progress<'_>,
     ) -> Result<()> {
+        let (file, held) = match AtomicFile::resume(dest, 0o644)? {
+            Some(resumed) => resumed,
+            // Another process is downloading the same file: this one makes its own.
+            None => (AtomicFile::create(dest, 0o644)?, 0),
+        };
         let mut partial = Partial {
-            file: AtomicFile::create(dest, 0o644)?,
+            file,
             hasher: Hasher::new(),
             done: 0,
         };
-        self.retry(url, || self.transfer(url, &mut partial, expected, progress))?;
-        let got = partial.hasher.finish();
-        if got.hex() != expected.sha256 {
-            return Err(Mismatch {
-                url: url.to_owned(),
-                got: got.hex().to_owned(),
-                expected: expected.sha256.to_owned(),
-            }
-            .into());
+        if held > 0 {
+            partial
+                .take_held(held, expected)
+                .with_context(|| format!("reading what an earlier run downloaded of {url}"))?;
         }
-        partial.file.commit()
+        let mut result = self.retry(url, || self.transfer(url, &mut partial, expected, progress));
+        if held > 0 && !usable(&partial, expected, &result) {
+            // The bytes of an earlier run may be of another file: once more from the start.
+            partial.restart().context("emptying the partial download")?;
+            result = self.retry(url, || self.transfer(url, &mut partial, expected, progress));
+        }
+        match result {
+            Err(Failure::Retry(e)) => {
+                if partial.done > 0 {
+                    partial.file.keep();
+                }
+                Err(e)
+            }
+            Err(Failure::Fatal(e)) => Err(e),
+            Ok(()) => {
+                let got = partial.hasher.clone().finish();
+                if got.hex() != expected.sha256 {
+                    return Err(Mismatch {
+                        url: url.to_owned(),
+                        got: got.hex().to_owned(),
+                        expected: expected.sha256.to_owned(),
+                    }
+                    .into());
+                }
+                partial.file.commit()
+            }
+        }
     }
 
     /// One try: the rest of the file (all of it when nothing is there yet) appended to
@@ -318,4 +378,14 @@ fn resumes_at(resp: &net::Response, at: u64) -> bool {
         .and_then(|r| r.strip_prefix("bytes "))
         .and_then(|r| r.split_once('-'))
         .is_some_and(|(start, _)| start.trim().parse() == Ok(at))
+}
+
+/// Whether a resumed transfer that ended with `result` may stand: it holds the expected file,
+/// or failed on the connection (what it holds is kept for later).
+fn usable(partial: &Partial, expected: Expected<'_>, result: &Result<(), Failure>) -> bool {
+    match result {
+        Ok(()) => partial.hasher.clone().finish().hex() == expected.sha256,
+        Err(Failure::Retry(_)) => true,
+        Err(Failure::Fatal(_)) => false,
+    }
 }
