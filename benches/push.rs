@@ -69,7 +69,12 @@ impl Registry {
             .spawn()
             .expect("starting /usr/bin/docker-registry (apt-get install docker-registry)");
         let deadline = Instant::now() + Duration::from_secs(20);
-        while ureq::get(&format!("http://{addr}/v2/")).call().is_err() {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(1)))
+            .proxy(None)
+            .build()
+            .into();
+        while agent.get(&format!("http://{addr}/v2/")).call().is_err() {
             assert!(
                 Instant::now() < deadline,
                 "docker-registry on {addr}: no answer"

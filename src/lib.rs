@@ -18,6 +18,7 @@ pub mod image;
 pub mod keypath;
 pub mod lock;
 pub mod manifest;
+pub mod net;
 pub mod oci;
 pub mod params;
 pub mod pkg;

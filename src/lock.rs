@@ -173,8 +173,9 @@ pub fn resolve(
     let mut packages = Vec::new();
     let mut newest = 0u64;
     let mut failures = Vec::new();
+    let downloader = fetch::Downloader::new(apt.proxies.clone());
     for s in &sources {
-        match fetch::packages(s, arch, trust) {
+        match fetch::packages(s, arch, trust, &downloader) {
             Ok((p, date)) => {
                 packages.extend(p);
                 newest = newest.max(date.unwrap_or(0));

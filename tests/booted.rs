@@ -382,15 +382,17 @@ fn fetched(o: &Output) -> usize {
 }
 
 fn get(url: &str) -> Option<String> {
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(3))
-        .build();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(3)))
+        .proxy(None)
+        .build()
+        .into();
     agent
         .get(url)
         .call()
         .ok()
         .filter(|r| r.status() == 200)
-        .and_then(|r| r.into_string().ok())
+        .and_then(|mut r| r.body_mut().read_to_string().ok())
 }
 
 fn eventually(what: &str, secs: u64, mut f: impl FnMut() -> Option<String>) -> String {

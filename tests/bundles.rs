@@ -396,13 +396,11 @@ fn nspawn(host: &Path, component: &str, dir: &Path) -> Machine {
 
 fn http_ok(url: &str, machine: &Machine) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(2))
-        .build();
+    let agent = common::distribution::direct(Duration::from_secs(2));
     loop {
-        if let Ok(r) = agent.get(url).call() {
+        if let Ok(mut r) = agent.get(url).call() {
             if r.status() == 200 {
-                return r.into_string().unwrap_or_default();
+                return r.body_mut().read_to_string().unwrap_or_default();
             }
         }
         assert!(

@@ -403,7 +403,7 @@ fn zero_bomb_is_refused_before_decompressing() {
     h.set_mode(0o644);
     h.set_size(size);
     h.set_cksum();
-    let mut encoder = xz2::write::XzEncoder::new(Vec::new(), 1);
+    let mut encoder = liblzma::write::XzEncoder::new(Vec::new(), 1);
     let mut plain = h.as_bytes().chain(io::repeat(0).take(size + 1024));
     io::copy(&mut plain, &mut encoder).unwrap();
     let bytes = deb_with("data.tar.xz", &encoder.finish().unwrap());
@@ -659,7 +659,7 @@ fn real_package() {
     let names: Vec<_> = members.iter().map(|m| m.name).collect();
     assert_eq!(names, ["debian-binary", "control.tar.xz", "data.tar.xz"]);
     let mut plain = Vec::new();
-    xz2::read::XzDecoder::new(members[2].data)
+    liblzma::read::XzDecoder::new(members[2].data)
         .read_to_end(&mut plain)
         .unwrap();
     for (data_name, data) in [

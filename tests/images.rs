@@ -252,8 +252,13 @@ fn serve_and_get(bundle: &Path, id: &str, url: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut last = String::new();
     let body = loop {
-        match ureq::get(url).timeout(Duration::from_secs(2)).call() {
-            Ok(r) if r.status() == 200 => break Some(r.into_string().unwrap_or_default()),
+        match common::distribution::direct(Duration::from_secs(2))
+            .get(url)
+            .call()
+        {
+            Ok(mut r) if r.status() == 200 => {
+                break Some(r.body_mut().read_to_string().unwrap_or_default())
+            }
             Ok(r) => last = format!("status {}", r.status()),
             Err(e) => last = e.to_string(),
         }

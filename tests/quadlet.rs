@@ -35,7 +35,13 @@ fn quadlet() -> PathBuf {
         .clone();
     source.suites = vec!["trixie".to_owned()];
     source.components = vec!["main".to_owned()];
-    let (packages, _) = fetch::packages(&source, "amd64", Trust::Signed).expect("trixie index");
+    let (packages, _) = fetch::packages(
+        &source,
+        "amd64",
+        Trust::Signed,
+        &fetch::Downloader::default(),
+    )
+    .expect("trixie index");
     let podman = packages
         .iter()
         .find(|p| p.name == "podman")

@@ -1,128 +1,78 @@
-//! Supply chain of infragen itself (docs/reliability.md): every crate in `Cargo.lock` comes from
-//! the crates.io registry (no git or path dependencies besides infragen), and its license
-//! expression is satisfiable with permissive licenses only. `cargo deny` would do this and the
-//! advisory check too, but its advisory database lives on GitHub, which this machine cannot
-//! reach; the license and source rules are checked here from `cargo metadata`.
+//! Supply chain of infragen itself (docs/tests.md, integration tier): `cargo deny` checks every
+//! crate in `Cargo.lock` against `deny.toml` — permissive licenses only, crates.io as the only
+//! source, duplicate versions reported. It runs offline; its `advisories` check needs the
+//! advisory database from GitHub, which CI cannot reach, and is not run here.
 
-use std::process::Command;
+mod common;
 
-/// Licenses a dependency may be used under.
-const ALLOWED: &[&str] = &[
-    "MIT",
-    "Apache-2.0",
-    "Apache-2.0 WITH LLVM-exception",
-    "BSD-2-Clause",
-    "BSD-3-Clause",
-    "ISC",
-    "Zlib",
-    "0BSD",
-    "Unlicense",
-    "BSL-1.0",
-    "CC0-1.0",
-    "Unicode-3.0",
-    "CDLA-Permissive-2.0",
-];
+use std::path::Path;
+use std::process::{Command, Output};
 
-/// Whether an SPDX license expression can be satisfied with `ALLOWED` licenses: `OR` (also the
-/// old `/`) needs one side, `AND` both; `WITH` keeps the exception with its license.
-fn satisfiable(expr: &str) -> bool {
-    let spaced = expr
-        .replace('(', " ( ")
-        .replace(')', " ) ")
-        .replace('/', " OR ");
-    let tokens: Vec<&str> = spaced.split_whitespace().collect();
-    let mut at = 0;
-    let ok = or(&tokens, &mut at);
-    ok && at == tokens.len()
-}
+use common::tier::{binary, Tier};
 
-fn or(t: &[&str], at: &mut usize) -> bool {
-    let mut ok = and(t, at);
-    while t.get(*at) == Some(&"OR") {
-        *at += 1;
-        ok |= and(t, at);
+/// `cargo deny --offline --locked check licenses bans sources` in the crate, with `config`
+/// (instead of `deny.toml`) when given;
+/// fails the test, saying how to install it, when cargo-deny is missing.
+fn deny(config: Option<&Path>) -> Output {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["deny", "--offline", "--locked"]);
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
     }
-    ok
-}
-
-fn and(t: &[&str], at: &mut usize) -> bool {
-    let mut ok = atom(t, at);
-    while t.get(*at) == Some(&"AND") {
-        *at += 1;
-        ok &= atom(t, at);
-    }
-    ok
-}
-
-fn atom(t: &[&str], at: &mut usize) -> bool {
-    match t.get(*at) {
-        Some(&"(") => {
-            *at += 1;
-            let ok = or(t, at);
-            if t.get(*at) == Some(&")") {
-                *at += 1;
-                ok
-            } else {
-                false
-            }
-        }
-        Some(id) => {
-            *at += 1;
-            let mut name = (*id).to_owned();
-            if t.get(*at) == Some(&"WITH") {
-                name = format!("{name} WITH {}", t.get(*at + 1).unwrap_or(&""));
-                *at += 2;
-            }
-            ALLOWED.contains(&name.as_str())
-        }
-        None => false,
-    }
-}
-
-#[test]
-fn the_expression_reader_decides_correctly() {
-    assert!(satisfiable("MIT OR Apache-2.0"));
-    assert!(satisfiable("(MIT OR Apache-2.0) AND Unicode-3.0"));
-    assert!(satisfiable("MIT/Apache-2.0"));
-    assert!(satisfiable("MIT OR Apache-2.0 OR LGPL-2.1-or-later"));
-    assert!(satisfiable("Apache-2.0 WITH LLVM-exception"));
-    assert!(!satisfiable("GPL-3.0-only"));
-    assert!(!satisfiable("MIT AND GPL-2.0-only"));
-    assert!(!satisfiable("LGPL-2.1-or-later WITH LLVM-exception"));
-    assert!(!satisfiable("(MIT"));
-    assert!(!satisfiable(""));
+    let o = cmd
+        .args(["check", "licenses", "bans", "sources"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("running cargo");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !err.contains("no such command"),
+        "cargo-deny is not installed\nhint: `cargo install --locked cargo-deny --version 0.20.2` \
+         (`.ci/deps` does it), or leave the integration tier out with INFRAGEN_TIERS \
+         (docs/tests.md)"
+    );
+    o
 }
 
 #[test]
 fn every_dependency_is_from_crates_io_under_a_permissive_license() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let o = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--locked"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("cargo metadata");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let meta: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let mut problems = Vec::new();
-    let packages = meta["packages"].as_array().unwrap();
-    for p in packages {
-        let id = format!(
-            "{} {}",
-            p["name"].as_str().unwrap(),
-            p["version"].as_str().unwrap()
-        );
-        if p["name"] == "infragen" {
-            continue;
-        }
-        match p["source"].as_str() {
-            Some(s) if s.starts_with("registry+") && s.ends_with("crates.io-index") => {}
-            other => problems.push(format!("{id}: source {other:?}")),
-        }
-        match p["license"].as_str() {
-            Some(l) if satisfiable(l) => {}
-            other => problems.push(format!("{id}: license {other:?}")),
-        }
-    }
-    assert!(packages.len() > 50, "{} packages", packages.len());
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    binary(Tier::Integration, "tests/supply.rs");
+    let o = deny(None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "cargo deny refused:\n{err}");
+    // The summary comes on stdout, the diagnostics (duplicate versions: warnings) on stderr.
+    let summary = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(summary.trim(), "bans ok, licenses ok, sources ok", "{err}");
+}
+
+#[test]
+fn cargo_deny_refuses_a_license_outside_the_allowed_set() {
+    // The canary: with Apache-2.0 struck from the allowed set, crates licensed under it alone
+    // (and infragen's own dependencies have some) are refused by name.
+    binary(Tier::Integration, "tests/supply.rs");
+    let ours = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deny.toml"))
+        .expect("deny.toml");
+    let narrowed = ours.replace("    \"Apache-2.0\",\n", "");
+    assert_ne!(
+        narrowed, ours,
+        "deny.toml allows Apache-2.0 on a line of its own"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("deny.toml");
+    std::fs::write(&config, narrowed).unwrap();
+    let o = deny(Some(&config));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "not refused:\n{err}");
+    assert!(err.contains("error[rejected]"), "{err}");
+    assert!(
+        err.contains("oci-spec v0.10.0"),
+        "a crate under Apache-2.0 alone is named:\n{err}"
+    );
+    let summary = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        summary.trim(),
+        "bans ok, licenses FAILED, sources ok",
+        "{err}"
+    );
 }

@@ -20,13 +20,17 @@ pub fn once(probe: &Probe) -> Result<()> {
     match probe {
         Probe::Http { address, path } => {
             let url = format!("http://{address}{path}");
-            let agent = ureq::AgentBuilder::new()
-                .timeout(Duration::from_secs(2))
-                .build();
+            // The host's own services: never through a proxy, every status an answer.
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .timeout_global(Some(Duration::from_secs(2)))
+                .proxy(None)
+                .http_status_as_error(false)
+                .build()
+                .into();
             match agent.get(&url).call() {
-                Ok(r) if (200..300).contains(&r.status()) => Ok(()),
-                Ok(r) => bail!("GET {url}: status {}", r.status()),
-                Err(e) => bail!("GET {url}: {e}"),
+                Ok(r) if r.status().is_success() => Ok(()),
+                Ok(r) => bail!("GET {url}: status {}", r.status().as_u16()),
+                Err(e) => bail!("GET {url}: {}", crate::net::describe(&e)),
             }
         }
         Probe::Dns { address, name } => {
@@ -95,4 +99,41 @@ pub fn ntp(address: &str) -> Result<()> {
         bail!("no NTP server reply");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+
+    /// Answers each connection on `addr` with `status`, `times` times.
+    fn serve(addr: &'static str, status: u16, times: usize) {
+        let listener = std::net::TcpListener::bind(addr).unwrap();
+        std::thread::spawn(move || {
+            for s in listener.incoming().take(times).flatten() {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut line = String::new();
+                while r.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    line.clear();
+                }
+                let _ = write!(&s, "HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+    }
+
+    #[test]
+    fn an_http_probe_wants_a_2xx_answer() {
+        serve("127.0.52.12:8080", 204, 1);
+        serve("127.0.52.13:8080", 503, 1);
+        let probe = |address: &str| Probe::Http {
+            address: address.to_owned(),
+            path: "/health".to_owned(),
+        };
+        once(&probe("127.0.52.12:8080")).unwrap();
+        let e = once(&probe("127.0.52.13:8080")).unwrap_err().to_string();
+        assert_eq!(e, "GET http://127.0.52.13:8080/health: status 503");
+        // Nothing listening: refused, named.
+        let e = once(&probe("127.0.52.14:8080")).unwrap_err().to_string();
+        assert!(e.starts_with("GET http://127.0.52.14:8080/health: "), "{e}");
+    }
 }

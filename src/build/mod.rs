@@ -216,7 +216,10 @@ fn package_layers(
     }
     // Largest first, so that the long ones do not end up last on one core.
     jobs.sort_by_key(|j| (j.package.size, j.key.clone()));
-    build_jobs(jobs, layers, &Cache::new(&opts.cache), opts, progress)?;
+    let cache = Cache::new(&opts.cache).with_downloader(crate::pkg::fetch::Downloader::new(
+        crate::net::Proxies::from_env().with_profile(&plan.proxy_env),
+    ));
+    build_jobs(jobs, layers, &cache, opts, progress)?;
     for (c, entry, keys) in wanted {
         let mut infos = Vec::new();
         for key in keys {

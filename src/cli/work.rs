@@ -368,12 +368,19 @@ pub(super) fn lock(a: &LockArgs, ui: &Ui) -> i32 {
             },
             ui,
         ) {
-            Ok(plan) => Some(plan.upstream),
+            Ok(plan) => Some((plan.upstream, plan.proxy_env)),
             Err(code) => return code,
         },
         None => None,
     };
-    match resolve_lock(a, chosen.as_ref(), registry.as_ref()) {
+    let proxies = crate::net::Proxies::from_env()
+        .with_profile(&chosen.as_ref().map(|(_, p)| p.clone()).unwrap_or_default());
+    match resolve_lock(
+        a,
+        chosen.as_ref().map(|(u, _)| u),
+        proxies,
+        registry.as_ref(),
+    ) {
         Ok((lock, problems)) => {
             locked(&lock, ui);
             for p in &problems {
@@ -393,6 +400,7 @@ pub(super) fn lock(a: &LockArgs, ui: &Ui) -> i32 {
 fn resolve_lock(
     a: &LockArgs,
     chosen: Option<&BTreeMap<crate::plan::Component, crate::upstream::Upstream>>,
+    proxies: crate::net::Proxies,
     registry: Option<&crate::bases::BaseRegistry>,
 ) -> anyhow::Result<(crate::lock::Lock, Vec<String>)> {
     let s = a.store;
@@ -413,6 +421,7 @@ fn resolve_lock(
             &recipes,
             &crate::pkg::fetch::AptConfig {
                 etc: a.apt_dir.to_path_buf(),
+                proxies,
             },
             "amd64",
             trust,

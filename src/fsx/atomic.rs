@@ -5,8 +5,9 @@
 //!
 //! [`Root::create_atomic`] / [`Root::write_atomic`] are for host writes (the directory resolved
 //! beneath the root as its [`super::Links`] rule says); [`AtomicFile::create`] /
-//! [`write_file_atomic`] for what the build writes by path (outputs, caches, the lock). It
-//! does not create directories or choose modes: callers do.
+//! [`write_file_atomic`] for what the build writes by path (outputs, caches, the lock);
+//! [`AtomicFile::resume`] for a download that may go on in a later run (a stable temporary
+//! name, locked while open). It does not create directories or choose modes: callers do.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -34,6 +35,8 @@ pub struct AtomicFile {
     file: File,
     shown: PathBuf,
     committed: bool,
+    /// Left in place when dropped uncommitted ([`AtomicFile::keep`]).
+    keep: bool,
 }
 
 impl AtomicFile {
@@ -80,6 +83,7 @@ impl AtomicFile {
                 file: File::from(fd),
                 shown,
                 committed: false,
+                keep: false,
             };
             // The mode given at creation is filtered by the umask; set it exactly. On error,
             // dropping `this` removes the temporary file.
@@ -88,6 +92,64 @@ impl AtomicFile {
                 .with_context(|| format!("setting the mode of {}", this.shown.display()))?;
             return Ok(this);
         }
+    }
+
+    /// Opens the file that will replace `path` under a stable temporary name beside it,
+    /// `.<name>.partial`, to go on with what an earlier run left there (a download that
+    /// stopped): returns it with the bytes it holds, its cursor at their end, readable. It is
+    /// locked (`flock`) while open: `None` when another process has it (that caller then
+    /// writes its own with [`AtomicFile::create`]). Dropped uncommitted, it is removed unless
+    /// [`AtomicFile::keep`] was called.
+    pub fn resume(path: &Path, mode: u32) -> Result<Option<(Self, u64)>> {
+        let name = path
+            .file_name()
+            .with_context(|| format!("`{}`: no file name", path.display()))?;
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let root = Root::open(parent, Links::Refuse)?;
+        let (dir, name) = root.parent_with(Path::new(name), OFlags::RDONLY)?;
+        let mut tmp = OsString::from(".");
+        tmp.push(name);
+        tmp.push(".partial");
+        let fd = rustix::fs::openat(
+            &dir,
+            &tmp,
+            OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode & 0o777),
+        )
+        .map_err(errno)
+        .with_context(|| format!("opening the partial file of {}", path.display()))?;
+        match rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(Errno::WOULDBLOCK) => return Ok(None),
+            Err(e) => {
+                return Err(errno(e))
+                    .with_context(|| format!("locking the partial file of {}", path.display()))
+            }
+        }
+        let mut this = Self {
+            dir,
+            tmp,
+            name: name.to_owned(),
+            file: File::from(fd),
+            shown: path.to_path_buf(),
+            committed: false,
+            keep: false,
+        };
+        rustix::fs::fchmod(&this.file, Mode::from_raw_mode(mode & 0o7777))
+            .map_err(errno)
+            .with_context(|| format!("setting the mode of {}", this.shown.display()))?;
+        let held = io::Seek::seek(&mut this.file, io::SeekFrom::End(0))
+            .with_context(|| format!("reading the partial file of {}", path.display()))?;
+        Ok(Some((this, held)))
+    }
+
+    /// Leaves the temporary file in place if this is dropped uncommitted: a
+    /// [`AtomicFile::resume`]d download goes on from it in a later run.
+    pub fn keep(&mut self) {
+        self.keep = true;
     }
 
     /// The open temporary file (to write to, or for its metadata).
@@ -123,7 +185,7 @@ impl Write for AtomicFile {
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        if !self.committed {
+        if !self.committed && !self.keep {
             let _ = rustix::fs::unlinkat(&self.dir, &self.tmp, AtFlags::empty());
         }
     }
@@ -284,5 +346,29 @@ mod tests {
         assert!(root.write_atomic(Path::new("d"), b"x", 0o644).is_err());
         drop(root.create_atomic(Path::new("g"), 0o644).unwrap());
         assert_eq!(names(t.path()), ["d", "f"]);
+    }
+
+    #[test]
+    fn a_resumed_file_is_kept_when_asked_locked_while_open_and_committed_in_place() {
+        let t = tempfile::tempdir().unwrap();
+        let dest = t.path().join("p.deb");
+        let (mut f, held) = AtomicFile::resume(&dest, 0o644).unwrap().unwrap();
+        assert_eq!(held, 0);
+        // Another opener (another process, or another open here) is told to make its own.
+        assert!(AtomicFile::resume(&dest, 0o644).unwrap().is_none());
+        f.write_all(b"half").unwrap();
+        f.keep();
+        drop(f);
+        assert_eq!(names(t.path()), [".p.deb.partial"]);
+        let (mut f, held) = AtomicFile::resume(&dest, 0o644).unwrap().unwrap();
+        assert_eq!(held, 4);
+        f.write_all(b" and the rest").unwrap();
+        f.commit().unwrap();
+        assert_eq!(names(t.path()), ["p.deb"]);
+        assert_eq!(fs::read(&dest).unwrap(), b"half and the rest");
+        // Not kept: removed like any other.
+        let (f, _) = AtomicFile::resume(&dest, 0o644).unwrap().unwrap();
+        drop(f);
+        assert_eq!(names(t.path()), ["p.deb"]);
     }
 }

@@ -7,24 +7,31 @@
 //! Packages, then in the lock). Unsigned metadata is refused unless explicitly allowed.
 
 use std::fs;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::apt::{self, Package, Source};
+pub use super::download::{Downloader, Expected, Mismatch, Progress};
+use crate::digest::{HashWriter, Hasher};
+use crate::fsx::AtomicFile;
 
-/// Where APT configuration lives (a test may point it elsewhere).
+/// Where APT configuration lives (a test may point it elsewhere), and the proxies its
+/// sources are reached through.
 pub struct AptConfig {
     /// `/etc/apt` usually.
     pub etc: PathBuf,
+    /// The environment's proxies, with the profile's `proxy_env` over them when a profile is
+    /// given.
+    pub proxies: crate::net::Proxies,
 }
 
 impl Default for AptConfig {
     fn default() -> Self {
         Self {
             etc: PathBuf::from("/etc/apt"),
+            proxies: crate::net::Proxies::from_env(),
         }
     }
 }
@@ -65,25 +72,25 @@ impl AptConfig {
     }
 }
 
-/// Reads a URL (`http(s)://` or `file:`) or fails with the URL in the message.
+/// Reads a URL (`http(s)://` or `file:`) or fails with the URL in the message; HTTP through
+/// the environment's proxies, retried ([`Downloader::get`]).
 pub fn get(url: &str) -> Result<Vec<u8>> {
-    if let Some(path) = url
-        .strip_prefix("file://")
-        .or_else(|| url.strip_prefix("file:"))
-    {
-        return fs::read(path).with_context(|| format!("reading {url}"));
+    get_with(&Downloader::default(), url)
+}
+
+/// [`get`] with `downloader`.
+pub fn get_with(downloader: &Downloader, url: &str) -> Result<Vec<u8>> {
+    match file_path(url) {
+        Some(path) => fs::read(path).with_context(|| format!("reading {url}")),
+        None => downloader.get(url),
     }
-    let response = ureq::get(url)
-        .timeout(std::time::Duration::from_secs(120))
-        .call()
-        .map_err(|e| anyhow!("fetching {url}: {e}"))?;
-    let mut bytes = Vec::new();
-    response
-        .into_reader()
-        .take(4 << 30)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("reading {url}"))?;
-    Ok(bytes)
+}
+
+/// The path of a `file:` URL.
+fn file_path(url: &str) -> Option<&Path> {
+    url.strip_prefix("file://")
+        .or_else(|| url.strip_prefix("file:"))
+        .map(Path::new)
 }
 
 fn join(base: &str, rel: &str) -> String {
@@ -132,8 +139,13 @@ pub fn verify_signed(url: &str, bytes: &[u8], keyring: Option<&str>) -> Result<S
 }
 
 /// Every package of `source` for `arch`, with the chain Release → Packages verified, and the
-/// newest `Date:` of its Release files.
-pub fn packages(source: &Source, arch: &str, trust: Trust) -> Result<(Vec<Package>, Option<u64>)> {
+/// newest `Date:` of its Release files; fetched with `downloader`.
+pub fn packages(
+    source: &Source,
+    arch: &str,
+    trust: Trust,
+    downloader: &Downloader,
+) -> Result<(Vec<Package>, Option<u64>)> {
     let mut all = Vec::new();
     let mut newest: Option<u64> = None;
     for suite in &source.suites {
@@ -143,7 +155,7 @@ pub fn packages(source: &Source, arch: &str, trust: Trust) -> Result<(Vec<Packag
             _ if flat => join(&source.uri, suite),
             _ => join(&source.uri, &format!("dists/{suite}")),
         };
-        let (release, date) = release(source, &dists, trust)?;
+        let (release, date) = release(source, &dists, trust, downloader)?;
         newest = newest.max(date);
         let components: Vec<String> = if flat {
             vec![String::new()]
@@ -163,7 +175,7 @@ pub fn packages(source: &Source, arch: &str, trust: Trust) -> Result<(Vec<Packag
                     continue;
                 }
                 let url = join(&dists, &rel);
-                let bytes = get(&url)?;
+                let bytes = get_with(downloader, &url)?;
                 apt::verify(&rel, &bytes, &release).map_err(|e| anyhow!("{url}: {e}"))?;
                 let text = apt::decompress(name, &bytes).map_err(|e| anyhow!("{url}: {e}"))?;
                 let text = String::from_utf8(text).with_context(|| format!("{url}: not UTF-8"))?;
@@ -179,15 +191,20 @@ pub fn packages(source: &Source, arch: &str, trust: Trust) -> Result<(Vec<Packag
     Ok((all, newest))
 }
 
-fn release(source: &Source, dists: &str, trust: Trust) -> Result<(apt::Release, Option<u64>)> {
+fn release(
+    source: &Source,
+    dists: &str,
+    trust: Trust,
+    downloader: &Downloader,
+) -> Result<(apt::Release, Option<u64>)> {
     let url = join(dists, "InRelease");
-    let text = match get(&url) {
+    let text = match get_with(downloader, &url) {
         Ok(bytes) if source.trusted => apt::strip_clearsign(&String::from_utf8_lossy(&bytes))
             .map_err(|e| anyhow!("{url}: {e}"))?,
         Ok(bytes) => verify_signed(&url, &bytes, source.signed_by.as_deref())?,
         Err(_) => {
             let url = join(dists, "Release");
-            let bytes = get(&url)?;
+            let bytes = get_with(downloader, &url)?;
             if !source.trusted && trust == Trust::Signed {
                 bail!("{url}: repository metadata is not signed (no InRelease)\nhint: pass --allow-unsigned to accept it; package digests are still checked");
             }
@@ -201,17 +218,27 @@ fn release(source: &Source, dists: &str, trust: Trust) -> Result<(apt::Release, 
     ))
 }
 
-/// The `.deb` cache: `<dir>/<sha256>.deb`, verified on every read.
+/// The `.deb` cache: `<dir>/debs/<sha256>.deb`, verified on every read.
 pub struct Cache {
     dir: PathBuf,
+    downloader: Downloader,
 }
 
 impl Cache {
-    /// A cache rooted at `dir` (created when needed).
+    /// A cache rooted at `dir` (created when needed), downloading through the environment's
+    /// proxies.
     pub fn new(dir: &Path) -> Self {
         Self {
             dir: dir.to_path_buf(),
+            downloader: Downloader::default(),
         }
+    }
+
+    /// This cache, downloading with `downloader` (the profile's proxies).
+    #[must_use]
+    pub fn with_downloader(mut self, downloader: Downloader) -> Self {
+        self.downloader = downloader;
+        self
     }
 
     /// The default cache: `$XDG_CACHE_HOME/infragen` or `~/.cache/infragen`.
@@ -225,8 +252,14 @@ impl Cache {
         )
     }
 
-    /// The package file with `sha256`, from the cache, a local repository, or the sources.
-    /// Whatever the origin, the bytes must hash to `sha256` or they are refused.
+    /// Where the package with `sha256` is kept.
+    fn path(&self, sha256: &str) -> PathBuf {
+        self.dir.join("debs").join(format!("{sha256}.deb"))
+    }
+
+    /// The package file with `sha256`, from the cache, a local repository, or the sources
+    /// ([`Cache::fetch`]). Whatever the origin, the bytes must hash to `sha256` or they are
+    /// refused.
     pub fn deb(
         &self,
         name: &str,
@@ -235,41 +268,72 @@ impl Cache {
         local: &[PathBuf],
         sources: &[Source],
     ) -> Result<Vec<u8>> {
-        let cached = self.dir.join("debs").join(format!("{sha256}.deb"));
+        let cached = self.path(sha256);
         if let Ok(bytes) = fs::read(&cached) {
             if self::sha256(&bytes) == sha256 {
                 return Ok(bytes);
             }
         }
+        let path = self.fetch(name, filename, sha256, None, local, sources, &mut |_, _| {})?;
+        let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        if self::sha256(&bytes) != sha256 {
+            bail!(
+                "{}: changed after it was verified (sha256 {sha256} expected)",
+                path.display()
+            );
+        }
+        Ok(bytes)
+    }
+
+    /// Puts the package with `sha256` (and `size`, when known) in the cache unless it is there
+    /// already, and returns its path: copied from a local repository, else downloaded from the
+    /// first source that has it (streamed, resumed, retried: [`Downloader::download`]).
+    /// `progress` follows a download. Nothing unverified is ever left in the cache.
+    #[allow(clippy::too_many_arguments)] // the lock's facts of one package, and where to look
+    pub fn fetch(
+        &self,
+        name: &str,
+        filename: &str,
+        sha256: &str,
+        size: Option<u64>,
+        local: &[PathBuf],
+        sources: &[Source],
+        progress: Progress<'_>,
+    ) -> Result<PathBuf> {
+        let cached = self.path(sha256);
+        if hash_file(&cached).ok().as_deref() == Some(sha256) {
+            return Ok(cached);
+        }
+        let dir = cached.parent().expect("has parent");
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let base = filename.rsplit('/').next().unwrap_or(filename);
         let mut tried = Vec::new();
         for dir in local {
             let p = dir.join(base);
-            if let Ok(bytes) = fs::read(&p) {
-                if self::sha256(&bytes) == sha256 {
-                    Self::store(&cached, &bytes)?;
-                    return Ok(bytes);
-                }
-                bail!(
-                    "{}: sha256 {} does not match the lock's {sha256} for `{name}`",
-                    p.display(),
-                    self::sha256(&bytes)
-                );
+            if p.exists() {
+                copy_verified(&p, &cached, sha256, name)?;
+                return Ok(cached);
             }
             tried.push(p.display().to_string());
         }
+        let expected = Expected { sha256, size };
         for s in sources {
             let url = join(&s.uri, filename);
-            match get(&url) {
-                Ok(bytes) => {
-                    let got = self::sha256(&bytes);
-                    if got != sha256 {
-                        bail!(
-                            "{url}: sha256 {got} does not match the lock's {sha256} for `{name}`"
-                        );
-                    }
-                    Self::store(&cached, &bytes)?;
-                    return Ok(bytes);
+            let got = match file_path(&url) {
+                Some(p) => copy_verified(p, &cached, sha256, name),
+                None => self
+                    .downloader
+                    .download(&url, &cached, expected, &mut *progress),
+            };
+            match got {
+                Ok(()) => return Ok(cached),
+                // A source serving other bytes under this name is not tried around.
+                Err(e) if e.downcast_ref::<Mismatch>().is_some() => {
+                    let m = e.downcast_ref::<Mismatch>().expect("checked");
+                    bail!(
+                        "{url}: sha256 {} does not match the lock's {sha256} for `{name}`",
+                        m.got
+                    );
                 }
                 Err(e) => tried.push(format!("{e:#}")),
             }
@@ -277,14 +341,32 @@ impl Cache {
         bail!("package `{name}` ({filename}, sha256 {sha256}) is not available:\n  {}\nhint: run `infragen lock` if the mirror moved on, or fill a local repository with `infragen repo sync`", tried.join("\n  "))
     }
 
-    fn store(path: &Path, bytes: &[u8]) -> Result<()> {
-        let dir = path.parent().expect("has parent");
-        fs::create_dir_all(dir)?;
-        crate::fsx::write_file_atomic(path, bytes, 0o644)
-    }
-
     /// The cache directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// The hex sha256 of the file at `path`, read in pieces.
+fn hash_file(path: &Path) -> std::io::Result<String> {
+    let mut h = Hasher::new();
+    std::io::copy(&mut fs::File::open(path)?, &mut h)?;
+    Ok(h.finish().hex().to_owned())
+}
+
+/// Copies `src` to `dest` atomically, hashed on the way; refused (nothing written) unless it
+/// hashes to `sha256`, the lock's for package `name`.
+fn copy_verified(src: &Path, dest: &Path, sha256: &str, name: &str) -> Result<()> {
+    let mut from = fs::File::open(src).with_context(|| format!("reading {}", src.display()))?;
+    let mut to = HashWriter::new(AtomicFile::create(dest, 0o644)?);
+    std::io::copy(&mut from, &mut to).with_context(|| format!("copying {}", src.display()))?;
+    let got = to.digest();
+    if got.hex() != sha256 {
+        bail!(
+            "{}: sha256 {} does not match the lock's {sha256} for `{name}`",
+            src.display(),
+            got.hex()
+        );
+    }
+    to.into_inner().commit()
 }

@@ -5,6 +5,7 @@
 
 pub mod apt;
 pub mod deb;
+pub mod download;
 pub mod fetch;
 pub mod resolve;
 pub mod version;

@@ -9,6 +9,7 @@ mod components;
 mod flags;
 mod portal;
 mod ports;
+mod proxy;
 mod read;
 mod targets;
 mod upstream;
@@ -168,6 +169,9 @@ pub struct Plan {
     /// `infragen_upstream_images`: components taken from their upstream image, the same on
     /// every infra host.
     pub upstream: BTreeMap<Component, crate::upstream::Upstream>,
+    /// `proxy_env`: the proxies package downloads go through (`net::Proxies::with_profile`),
+    /// the same on every infra host.
+    pub proxy_env: BTreeMap<String, String>,
 }
 
 /// `builtin:<name>`, or the file name of a profile path.
@@ -209,7 +213,7 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
         .collect();
     let targets = targets::compute(&resolved, &infra, &mut problems);
     let dns = targets::dns_records(&resolved, &mut problems);
-    let (hosts, upstream) = host_plans(inventory, &infra_hosts, &infra, &dns, &mut problems);
+    let shared = host_plans(inventory, &infra_hosts, &infra, &dns, &mut problems);
 
     let warnings = misspellings(inventory);
     if problems.is_empty() {
@@ -218,11 +222,12 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
             name: stable_name(&inventory.source),
             digest: inventory.digest.clone(),
             infra,
-            hosts,
+            hosts: shared.hosts,
             targets,
             inventory_hosts: inventory.hosts.len(),
             warnings,
-            upstream,
+            upstream: shared.upstream,
+            proxy_env: shared.proxy_env,
         })
     } else {
         Err(Problems::new(&inventory.source, problems))
@@ -277,20 +282,27 @@ fn infra_nodes(
     infra
 }
 
-/// Every infra host's plan, and the upstream images they all take (the same on every host, or
-/// a problem).
+/// What [`host_plans`] reads: every infra host's plan, and what must be the same on all of them.
+struct HostPlans {
+    hosts: Vec<HostPlan>,
+    /// The upstream images every infra host takes.
+    upstream: BTreeMap<Component, crate::upstream::Upstream>,
+    /// `proxy_env`, the same on every infra host.
+    proxy_env: BTreeMap<String, String>,
+}
+
+/// Every infra host's plan, and the upstream images and proxies they all take (the same on
+/// every host, or a problem).
 fn host_plans(
     inventory: &Inventory,
     infra_hosts: &[&str],
     infra: &[InfraNode],
     dns: &BTreeMap<String, Vec<String>>,
     problems: &mut Vec<Problem>,
-) -> (
-    Vec<HostPlan>,
-    BTreeMap<Component, crate::upstream::Upstream>,
-) {
+) -> HostPlans {
     let mut hosts = Vec::new();
     let mut upstream: Option<(String, BTreeMap<Component, crate::upstream::Upstream>)> = None;
+    let mut proxy_env: Option<(String, BTreeMap<String, String>)> = None;
     for node in infra {
         let host = node.ip.to_string();
         let key = infra_hosts
@@ -316,8 +328,24 @@ fn host_plans(
             }
             Some(_) => {}
         }
+        let proxies = proxy::read(&mut r);
+        match &proxy_env {
+            None => proxy_env = Some((key.to_owned(), proxies)),
+            Some((first, before)) if *before != proxies => {
+                let path = r.var(proxy::PARAM).map(|v| v.path).unwrap_or_default();
+                r.problem(
+                    &path,
+                    format!("differs from host `{first}`'s: images are built once for every infra host, so every host downloads packages the same way"),
+                );
+            }
+            Some(_) => {}
+        }
     }
-    (hosts, upstream.map(|(_, u)| u).unwrap_or_default())
+    HostPlans {
+        hosts,
+        upstream: upstream.map(|(_, u)| u).unwrap_or_default(),
+        proxy_env: proxy_env.map(|(_, p)| p).unwrap_or_default(),
+    }
 }
 
 /// Identity, ports and enabled set of one infra host.

@@ -119,3 +119,30 @@ fn the_alertmanager_cluster_port_counts_only_in_a_cluster() {
         "{e}"
     );
 }
+
+#[test]
+fn proxy_env_is_read_as_strings_and_the_same_on_every_infra_host() {
+    let p = plan("all:\n  children:\n    infra: { hosts: { 10.1.0.1: { infra_seq: 1 } } }\n  vars:\n    admin_ip: 10.1.0.1\n    proxy_env: { no_proxy: 'localhost,10.0.0.0/8', https_proxy: 'http://10.1.0.9:3128' }\n").unwrap();
+    assert_eq!(
+        p.proxy_env,
+        BTreeMap::from([
+            ("https_proxy".to_owned(), "http://10.1.0.9:3128".to_owned()),
+            ("no_proxy".to_owned(), "localhost,10.0.0.0/8".to_owned()),
+        ])
+    );
+    let text = plan("all:\n  children:\n    infra: { hosts: { 10.1.0.1: { infra_seq: 1, proxy_env: [x] }, 10.1.0.2: { infra_seq: 2, proxy_env: { https_proxy: [a] } } } }\n  vars: { admin_ip: 10.1.0.1 }\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("expected a mapping of variable names to values, found a list"),
+        "{text}"
+    );
+    assert!(
+        text.contains("proxy_env.https_proxy (host `10.1.0.2`): expected a string, found a list"),
+        "{text}"
+    );
+    let text = plan("all:\n  children:\n    infra: { hosts: { 10.1.0.1: { infra_seq: 1 }, 10.1.0.2: { infra_seq: 2, proxy_env: { all_proxy: 'http://p:1' } } } }\n  vars: { admin_ip: 10.1.0.1 }\n")
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("differs from host `10.1.0.1`'s"), "{text}");
+}

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use sha2::Digest as _;
 use url::Url;
 
-use super::client::{check_header_digest, drain, Body, Client};
+use super::client::{check_header_digest, drain, header, Body, Client, Response};
 use crate::manifest::Digest;
 
 /// What pushing a blob did.
@@ -36,10 +36,10 @@ impl Client {
     pub fn blob_exists(&mut self, repo: &str, digest: &Digest) -> Result<Option<u64>> {
         let url = self.url(&format!("{repo}/blobs/{digest}"))?;
         let resp = self.send("HEAD", &url, &[], Body::Empty, repo)?;
-        match resp.status() {
+        match resp.status().as_u16() {
             200 => {
                 self.remember(repo, digest);
-                Ok(resp.header("content-length").and_then(|l| l.parse().ok()))
+                Ok(header(&resp, "content-length").and_then(|l| l.parse().ok()))
             }
             404 => Ok(None),
             _ => Err(self.unexpected(resp, &format!("`HEAD {url}`"))),
@@ -82,7 +82,7 @@ impl Client {
                 .append_pair("from", from);
         }
         let resp = self.send("POST", &start, &[], Body::Empty, repo)?;
-        match resp.status() {
+        match resp.status().as_u16() {
             201 if from.is_some() => {
                 drain(resp);
                 self.remember(repo, digest);
@@ -210,8 +210,8 @@ impl Client {
 /// The `Location` of an upload answer, resolved against the request URL. It must stay on the
 /// registry (same scheme, host and port): the upload goes on with the registry's
 /// `Authorization`, which another host must never receive.
-fn location(resp: &ureq::Response, base: &Url) -> Result<Url> {
-    let Some(l) = resp.header("location") else {
+fn location(resp: &Response, base: &Url) -> Result<Url> {
+    let Some(l) = header(resp, "location") else {
         bail!("registry answered `{base}` without a `Location`");
     };
     let url = base

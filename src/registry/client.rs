@@ -15,6 +15,8 @@ use url::Url;
 use super::auth::{self, Challenge, Credentials};
 use super::Stats;
 use crate::manifest::Digest;
+use crate::net::{self, Proxies, Timeouts};
+pub(super) use crate::net::{header, Response};
 
 /// The largest manifest this client reads.
 pub const MAX_MANIFEST: u64 = 4 << 20;
@@ -83,9 +85,9 @@ impl<R: Read> Read for Paced<R> {
 }
 
 /// The body of `resp`, paced (see [`Paced`]) from `start`.
-pub(super) fn paced(resp: ureq::Response, start: std::time::Instant) -> Paced<impl Read> {
+pub(super) fn paced(resp: Response, start: std::time::Instant) -> Paced<impl Read> {
     Paced {
-        inner: resp.into_reader(),
+        inner: resp.into_body().into_reader(),
         start,
         grace: grace(),
         read: 0,
@@ -145,6 +147,8 @@ pub struct Client {
     pub stats: Stats,
     host: String,
     agent: ureq::Agent,
+    /// The proxies of the environment (`https_proxy`, `no_proxy`, …).
+    proxies: Proxies,
     credentials: Option<Credentials>,
     /// Tokens by `realm service scope`.
     tokens: BTreeMap<String, String>,
@@ -166,20 +170,21 @@ impl Client {
         let grace = grace();
         // Redirects are followed by `send_sized`, not by `ureq`; without `--plain-http` any
         // request that is not HTTPS is refused.
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(15))
-            .timeout_read(grace)
-            .timeout_write(grace)
-            .https_only(!options.plain_http)
-            .redirects(0)
-            .user_agent(concat!("infragen/", env!("CARGO_PKG_VERSION")))
-            .build();
+        let agent = net::agent(
+            &Timeouts {
+                connect: Duration::from_secs(15),
+                response: grace,
+                idle: grace,
+            },
+            !options.plain_http,
+        );
         Ok(Self {
             plain_http: options.plain_http,
             chunk_size: options.chunk_size.max(1),
             stats: Stats::default(),
             host: host.to_owned(),
             agent,
+            proxies: Proxies::from_env(),
             credentials,
             tokens: BTreeMap::new(),
             authorization: BTreeMap::new(),
@@ -211,7 +216,7 @@ impl Client {
         headers: &[(&str, &str)],
         body: Body<'_>,
         repo: &str,
-    ) -> Result<ureq::Response> {
+    ) -> Result<Response> {
         self.send_sized(method, url, headers, body, repo, MAX_MANIFEST)
     }
 
@@ -225,7 +230,7 @@ impl Client {
         body: Body<'_>,
         repo: &str,
         down: u64,
-    ) -> Result<ureq::Response> {
+    ) -> Result<Response> {
         let mut resp = self.send_authorized(method, url, headers, body, repo, down)?;
         // Redirects of `GET` and `HEAD` (registries send blob downloads to storage) are
         // followed here, not by `ureq`, which panics on a `Location` without a host: at most
@@ -233,12 +238,12 @@ impl Client {
         // `Authorization` the registry was sent. The content is checked by digest as ever.
         let mut at = url.clone();
         for hop in 0..=MAX_REDIRECTS {
-            if !matches!(resp.status(), 301 | 302 | 303 | 307 | 308)
+            if !matches!(resp.status().as_u16(), 301 | 302 | 303 | 307 | 308)
                 || !(method == "GET" || method == "HEAD")
             {
                 return Ok(resp);
             }
-            let Some(location) = resp.header("location").map(str::to_owned) else {
+            let Some(location) = header(&resp, "location").map(str::to_owned) else {
                 return Ok(resp);
             };
             drain(resp);
@@ -259,15 +264,8 @@ impl Client {
                     if self.plain_http { "http(s)://" } else { "https://" }
                 );
             };
-            let mut req = self.agent.request_url(method, &next);
-            for (k, v) in headers {
-                req = req.set(k, v);
-            }
-            let req = req.timeout(deadline(
-                self.grace,
-                if method == "HEAD" { 0 } else { down },
-            ));
-            resp = self.call(method, &next, req, Body::Empty)?;
+            let timeout = deadline(self.grace, if method == "HEAD" { 0 } else { down });
+            resp = self.call(method, &next, headers, None, Body::Empty, timeout)?;
             at = next;
         }
         unreachable!("the loop returns or bails by its last hop")
@@ -282,19 +280,20 @@ impl Client {
         body: Body<'_>,
         repo: &str,
         down: u64,
-    ) -> Result<ureq::Response> {
+    ) -> Result<Response> {
         let mut retried = false;
         loop {
-            let mut req = self.agent.request_url(method, url);
-            for (k, v) in headers {
-                req = req.set(k, v);
-            }
-            if let Some(a) = self.authorization.get(repo) {
-                req = req.set("Authorization", a);
-            }
+            let authorization = self.authorization.get(repo).cloned();
             let down = if method == "HEAD" { 0 } else { down };
-            let req = req.timeout(deadline(self.grace, body.len().max(down)));
-            let resp = self.call(method, url, req, body)?;
+            let timeout = deadline(self.grace, body.len().max(down));
+            let resp = self.call(
+                method,
+                url,
+                headers,
+                authorization.as_deref(),
+                body,
+                timeout,
+            )?;
             if resp.status() != 401 || retried {
                 if resp.status() == 401 {
                     bail!(
@@ -307,8 +306,10 @@ impl Client {
             }
             retried = true;
             let challenges: Vec<Challenge> = resp
-                .all("www-authenticate")
-                .into_iter()
+                .headers()
+                .get_all("www-authenticate")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
                 .map(auth::parse_challenge)
                 .collect::<Result<_>>()?;
             drain(resp);
@@ -317,42 +318,83 @@ impl Client {
         }
     }
 
-    /// One request, counted; transport errors become errors naming the request.
+    /// One request, counted, within `timeout` overall; transport errors become errors naming
+    /// the request. Goes through the environment's proxy for `url`, if any.
     fn call(
         &mut self,
         method: &str,
         url: &Url,
-        req: ureq::Request,
+        headers: &[(&str, &str)],
+        authorization: Option<&str>,
         body: Body<'_>,
-    ) -> Result<ureq::Response> {
+        timeout: Duration,
+    ) -> Result<Response> {
         *self.stats.requests.entry(method.to_owned()).or_default() += 1;
         self.stats.bytes_up += body.len();
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(url.as_str());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(a) = authorization {
+            req = req.header("Authorization", a);
+        }
+        let proxy = self.proxies.for_url(url)?;
+        let invalid = || format!("`{method} {url}` is not a valid request");
         self.sent = std::time::Instant::now();
         let result = match body {
-            Body::Empty if method == "GET" || method == "HEAD" => req.call(),
-            Body::Empty => req.set("Content-Length", "0").send_bytes(&[]),
-            Body::Bytes(b) => req.send_bytes(b),
+            Body::Empty if method == "GET" || method == "HEAD" => {
+                self.run(req.body(()).with_context(invalid)?, timeout, proxy)
+            }
+            Body::Empty => self.run(
+                req.header("Content-Length", "0")
+                    .body(&[][..])
+                    .with_context(invalid)?,
+                timeout,
+                proxy,
+            ),
+            Body::Bytes(b) => self.run(req.body(b).with_context(invalid)?, timeout, proxy),
             Body::File { path, offset, len } => {
                 let mut f = std::fs::File::open(path)
                     .with_context(|| format!("opening `{}`", path.display()))?;
                 f.seek(SeekFrom::Start(offset))
                     .with_context(|| format!("reading `{}`", path.display()))?;
-                req.set("Content-Length", &len.to_string())
-                    .send(f.take(len))
+                let req = req
+                    .header("Content-Length", len.to_string())
+                    .body(ureq::SendBody::from_owned_reader(f.take(len)))
+                    .with_context(invalid)?;
+                self.run(req, timeout, proxy)
             }
         };
-        match result {
-            Ok(r) | Err(ureq::Error::Status(_, r)) => Ok(r),
-            Err(ureq::Error::Transport(t)) => Err(anyhow!(
-                "cannot reach registry `{}` (`{method} {url}`): {t}{}",
+        result.map_err(|e| {
+            anyhow!(
+                "cannot reach registry `{}` (`{method} {url}`): {}{}",
                 self.host,
-                if self.plain_http || t.kind() == ureq::ErrorKind::InsecureRequestHttpsOnly {
+                net::describe(&e),
+                if self.plain_http || matches!(e, ureq::Error::RequireHttpsOnly(_)) {
                     ""
                 } else {
                     "\nhint: a registry without TLS needs `--plain-http`"
                 }
-            )),
-        }
+            )
+        })
+    }
+
+    /// Runs `req` within `timeout`, through `proxy` when there is one.
+    fn run(
+        &self,
+        req: ureq::http::Request<impl ureq::AsSendBody>,
+        timeout: Duration,
+        proxy: Option<ureq::Proxy>,
+    ) -> Result<Response, ureq::Error> {
+        let req = self
+            .agent
+            .configure_request(req)
+            .timeout_global(Some(timeout))
+            .proxy(proxy)
+            .build();
+        self.agent.run(req)
     }
 
     /// The `Authorization` value that answers `challenges` (a bearer challenge preferred).
@@ -404,19 +446,23 @@ impl Client {
                 q.append_pair("scope", s);
             }
         }
-        let mut req = self.agent.request_url("GET", &token_url);
-        if let Some(c) = &self.credentials {
-            req = req.set("Authorization", &c.basic());
-        }
-        let req = req.timeout(deadline(self.grace, 1 << 20));
-        let resp = self.call("GET", &token_url, req, Body::Empty)?;
+        let basic = self.credentials.as_ref().map(Credentials::basic);
+        let timeout = deadline(self.grace, 1 << 20);
+        let resp = self.call(
+            "GET",
+            &token_url,
+            &[],
+            basic.as_deref(),
+            Body::Empty,
+            timeout,
+        )?;
         if resp.status() != 200 {
             if resp.status() == 401 && self.credentials.is_none() {
                 return Err(no_credentials());
             }
             bail!(
                 "token server `{token_url}` answered {} for registry `{}`",
-                resp.status(),
+                resp.status().as_u16(),
                 self.host
             );
         }
@@ -465,8 +511,8 @@ struct Token {
 
 impl Client {
     /// An error for an unexpected answer, with the registry's error codes when it gave them.
-    pub(super) fn unexpected(&mut self, resp: ureq::Response, what: &str) -> anyhow::Error {
-        let status = resp.status();
+    pub(super) fn unexpected(&mut self, resp: Response, what: &str) -> anyhow::Error {
+        let status = resp.status().as_u16();
         let body =
             read_limited(resp, 64 << 10, &mut self.stats.bytes_down, self.sent).unwrap_or_default();
         anyhow!(
@@ -520,22 +566,21 @@ impl Client {
         if resp.status() != 200 {
             return Err(self.unexpected(resp, &format!("`GET {url}`")));
         }
-        let media_type = resp
-            .header("content-type")
+        let media_type = header(&resp, "content-type")
             .unwrap_or("")
             .split(';')
             .next()
             .unwrap_or("")
             .trim()
             .to_owned();
-        let header = resp.header("docker-content-digest").map(str::to_owned);
+        let sent_digest = header(&resp, "docker-content-digest").map(str::to_owned);
         let bytes = read_limited(resp, MAX_MANIFEST, &mut self.stats.bytes_down, self.sent)
             .with_context(|| format!("manifest `{repo}:{reference}`"))?;
         let digest = Digest::of(&bytes);
         if reference.starts_with("sha256:") && reference != digest.as_str() {
             bail!("manifest `{repo}@{reference}` from registry `{}` hashes to {digest}\nhint: the registry or something between it and us altered the manifest", self.host);
         }
-        if let Some(h) = header {
+        if let Some(h) = sent_digest {
             if h != digest.as_str() {
                 bail!("manifest `{repo}:{reference}` from registry `{}` hashes to {digest}, but the registry says {h}", self.host);
             }
@@ -549,12 +594,12 @@ impl Client {
         let url = self.url(&format!("{repo}/manifests/{reference}"))?;
         let accept = super::MANIFEST_TYPES.join(", ");
         let resp = self.send("HEAD", &url, &[("Accept", &accept)], Body::Empty, repo)?;
-        match resp.status() {
+        match resp.status().as_u16() {
             200 => {}
             404 => return Ok(None),
             _ => return Err(self.unexpected(resp, &format!("`HEAD {url}`"))),
         }
-        match resp.header("docker-content-digest").map(Digest::parse) {
+        match header(&resp, "docker-content-digest").map(Digest::parse) {
             Some(Ok(d)) => {
                 if reference.starts_with("sha256:") && d.as_str() != reference {
                     bail!("registry `{}` says `{repo}@{reference}` is {d}", self.host);
@@ -586,7 +631,7 @@ impl Client {
             if resp.status() != 200 {
                 return Err(self.unexpected(resp, &format!("`GET {url}`")));
             }
-            let next = resp.header("link").and_then(next_link).map(str::to_owned);
+            let next = header(&resp, "link").and_then(next_link).map(str::to_owned);
             let bytes = read_limited(resp, MAX_MANIFEST, &mut self.stats.bytes_down, self.sent)?;
             let list: List = serde_json::from_slice(&bytes)
                 .with_context(|| format!("the tag list of `{repo}`"))?;
@@ -611,8 +656,8 @@ fn next_link(link: &str) -> Option<&str> {
 }
 
 /// Checks `Docker-Content-Digest`, when present, against `digest`.
-pub(super) fn check_header_digest(resp: &ureq::Response, digest: &Digest, url: &Url) -> Result<()> {
-    if let Some(h) = resp.header("docker-content-digest") {
+pub(super) fn check_header_digest(resp: &Response, digest: &Digest, url: &Url) -> Result<()> {
+    if let Some(h) = header(resp, "docker-content-digest") {
         if h != digest.as_str() {
             bail!("`{url}`: the registry says {h}, the content is {digest}");
         }
@@ -622,7 +667,7 @@ pub(super) fn check_header_digest(resp: &ureq::Response, digest: &Digest, url: &
 
 /// Reads a response body of at most `limit` bytes, paced from `start`; more is an error.
 pub(super) fn read_limited(
-    resp: ureq::Response,
+    resp: Response,
     limit: u64,
     counter: &mut u64,
     start: std::time::Instant,
@@ -638,8 +683,11 @@ pub(super) fn read_limited(
 
 /// Reads and drops a small body, so that the connection can be reused (within the request's
 /// deadline).
-pub(super) fn drain(resp: ureq::Response) {
-    let _ = std::io::copy(&mut resp.into_reader().take(64 << 10), &mut std::io::sink());
+pub(super) fn drain(resp: Response) {
+    let _ = std::io::copy(
+        &mut resp.into_body().into_reader().take(64 << 10),
+        &mut std::io::sink(),
+    );
 }
 
 /// ` (CODE: message; …)` from a distribution error body, or nothing.

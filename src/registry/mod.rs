@@ -1,5 +1,5 @@
-//! A client of OCI registries (distribution spec v1.1) over `ureq`: references, credentials,
-//! manifests, blobs and tags, with every request counted.
+//! A client of OCI registries (distribution spec v1.1) over `ureq` (agents from `net`):
+//! references, credentials, manifests, blobs and tags, with every request counted.
 //!
 //! Owns the wire: what to send to a registry and how to check what comes back (digests, sizes,
 //! limits). It does not decide what to push (`ship`) or what a host pulls (`activate`).

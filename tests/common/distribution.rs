@@ -60,8 +60,8 @@ impl Distribution {
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let ok = ureq::get(&format!("http://{}/v2/", me.host))
-                .timeout(Duration::from_secs(1))
+            let ok = direct(Duration::from_secs(1))
+                .get(&format!("http://{}/v2/", me.host))
                 .call()
                 .is_ok();
             if ok {
@@ -86,53 +86,84 @@ impl Distribution {
 
     /// The manifest `reference` of `repo` (an OCI image manifest), or `None` when unknown.
     pub fn get_manifest(&self, repo: &str, reference: &str) -> Option<Vec<u8>> {
-        let r = ureq::get(&self.url(&format!("{repo}/manifests/{reference}")))
-            .set("Accept", "application/vnd.oci.image.manifest.v1+json")
+        let r = direct(Duration::from_secs(30))
+            .get(&self.url(&format!("{repo}/manifests/{reference}")))
+            .header("Accept", "application/vnd.oci.image.manifest.v1+json")
             .call();
         match r {
-            Ok(resp) => Some(read(resp)),
-            Err(ureq::Error::Status(404, _)) => None,
+            Ok(resp) if resp.status() == 404 => None,
+            Ok(resp) if resp.status() == 200 => Some(read(resp)),
+            Ok(resp) => panic!("GET manifest {repo}:{reference}: status {}", resp.status()),
             Err(e) => panic!("GET manifest {repo}:{reference}: {e}"),
         }
     }
 
     /// The blob `digest` of `repo`.
     pub fn get_blob(&self, repo: &str, digest: &str) -> anyhow::Result<Vec<u8>> {
-        let resp = ureq::get(&self.url(&format!("{repo}/blobs/{digest}"))).call()?;
+        let resp = direct(Duration::from_secs(60))
+            .get(&self.url(&format!("{repo}/blobs/{digest}")))
+            .call()?;
+        anyhow::ensure!(
+            resp.status() == 200,
+            "GET blob {digest}: status {}",
+            resp.status()
+        );
         Ok(read(resp))
     }
 
     /// Uploads `bytes` as blob `digest` of `repo` (one monolithic `POST` + `PUT`).
     pub fn put_blob(&self, repo: &str, digest: &str, bytes: &[u8]) {
-        let resp = ureq::post(&self.url(&format!("{repo}/blobs/uploads/")))
-            .send_bytes(&[])
+        let resp = direct(Duration::from_secs(30))
+            .post(&self.url(&format!("{repo}/blobs/uploads/")))
+            .send_empty()
             .expect("starting an upload");
-        let location = resp.header("Location").expect("a Location").to_owned();
+        assert_eq!(resp.status(), 202, "starting an upload");
+        let location = resp
+            .headers()
+            .get("Location")
+            .and_then(|l| l.to_str().ok())
+            .expect("a Location")
+            .to_owned();
         let location = if location.starts_with('/') {
             format!("http://{}{location}", self.host)
         } else {
             location
         };
         let sep = if location.contains('?') { '&' } else { '?' };
-        ureq::put(&format!("{location}{sep}digest={digest}"))
-            .set("Content-Type", "application/octet-stream")
-            .send_bytes(bytes)
+        let resp = direct(Duration::from_secs(60))
+            .put(&format!("{location}{sep}digest={digest}"))
+            .header("Content-Type", "application/octet-stream")
+            .send(bytes)
             .unwrap_or_else(|e| panic!("PUT blob {digest}: {e}"));
+        assert_eq!(resp.status(), 201, "PUT blob {digest}");
     }
 
     /// Puts `bytes` as manifest `reference` (a tag) of `repo`.
     pub fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) {
-        ureq::put(&self.url(&format!("{repo}/manifests/{reference}")))
-            .set("Content-Type", media_type)
-            .send_bytes(bytes)
+        let resp = direct(Duration::from_secs(30))
+            .put(&self.url(&format!("{repo}/manifests/{reference}")))
+            .header("Content-Type", media_type)
+            .send(bytes)
             .unwrap_or_else(|e| panic!("PUT manifest {repo}:{reference}: {e}"));
+        assert_eq!(resp.status(), 201, "PUT manifest {repo}:{reference}");
     }
 }
 
-fn read(resp: ureq::Response) -> Vec<u8> {
+fn read(resp: ureq::http::Response<ureq::Body>) -> Vec<u8> {
     let mut out = Vec::new();
-    std::io::Read::read_to_end(&mut resp.into_reader(), &mut out).unwrap();
+    std::io::Read::read_to_end(&mut resp.into_body().into_reader(), &mut out).unwrap();
     out
+}
+
+/// An agent for test traffic on loopback: never through a proxy, every status an answer,
+/// `timeout` overall.
+pub fn direct(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .proxy(None)
+        .http_status_as_error(false)
+        .build()
+        .into()
 }
 
 impl Drop for Distribution {

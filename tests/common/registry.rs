@@ -64,7 +64,11 @@ impl Registry {
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if ureq::get(&format!("http://{}/v2/", r.addr)).call().is_ok() {
+            if super::distribution::direct(Duration::from_secs(1))
+                .get(&format!("http://{}/v2/", r.addr))
+                .call()
+                .is_ok()
+            {
                 return r;
             }
             if let Ok(Some(status)) = r.child.try_wait() {

@@ -236,7 +236,7 @@ pub fn decompress(name: &str, bytes: &[u8]) -> Result<Vec<u8>, AptError> {
     let mut out = Vec::new();
     let result = match suffix {
         Some("gz") => flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut out),
-        Some("xz") => xz2::read::XzDecoder::new_multi_decoder(bytes).read_to_end(&mut out),
+        Some("xz") => liblzma::read::XzDecoder::new_multi_decoder(bytes).read_to_end(&mut out),
         Some("bz2" | "lzma" | "lz4" | "zst" | "Z") => {
             return Err(AptError::Compression {
                 path: name.to_owned(),
@@ -373,7 +373,7 @@ SHA256: 0CE1D5E09BE853C9D02EE820D152078111E2A99AF810ACA891E75A9215B3B926
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(text).unwrap();
         let gz = gz.finish().unwrap();
-        let mut xz = xz2::write::XzEncoder::new(Vec::new(), 6);
+        let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 6);
         xz.write_all(text).unwrap();
         let xz = xz.finish().unwrap();
         assert_eq!(

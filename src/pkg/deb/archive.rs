@@ -71,9 +71,9 @@ pub(super) fn open<'a>(
         "" => Box::new(m.data),
         ".gz" => Box::new(flate2::read::GzDecoder::new(m.data)),
         ".xz" => {
-            let stream = xz2::stream::Stream::new_stream_decoder(XZ_MEMLIMIT, 0)
+            let stream = liblzma::stream::Stream::new_stream_decoder(XZ_MEMLIMIT, 0)
                 .map_err(|e| failed(e.into()))?;
-            Box::new(xz2::read::XzDecoder::new_stream(m.data, stream))
+            Box::new(liblzma::read::XzDecoder::new_stream(m.data, stream))
         }
         ".zst" => Box::new(
             ruzstd::decoding::StreamingDecoder::new(m.data)
