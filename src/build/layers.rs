@@ -120,11 +120,21 @@ pub(super) fn build_jobs(
                     break;
                 };
                 let p = job.package;
-                let result = cache
-                    .deb(&p.name, &p.filename, &p.sha256, &opts.repos, &sources)
-                    .and_then(|bytes| package_entries(&bytes, job.recipe))
-                    .and_then(|entries| make_layer(entries, epoch, store))
-                    .with_context(|| format!("package `{}` {}", p.name, p.version));
+                let result = match cache.deb(
+                    &p.name,
+                    &p.version,
+                    &p.filename,
+                    &p.sha256,
+                    &opts.repos,
+                    &sources,
+                ) {
+                    // names the package and its version already, and what to run
+                    Err(e) if e.is::<crate::pkg::fetch::Vanished>() => Err(e),
+                    fetched => fetched
+                        .and_then(|bytes| package_entries(&bytes, job.recipe))
+                        .and_then(|entries| make_layer(entries, epoch, store))
+                        .with_context(|| format!("package `{}` {}", p.name, p.version)),
+                };
                 let failed = result.is_err();
                 results.lock().expect("results").push((job.key, result));
                 if failed {

@@ -65,18 +65,68 @@ impl AptConfig {
     }
 }
 
-/// Reads a URL (`http(s)://` or `file:`) or fails with the URL in the message.
+/// A URL that is not there: the server answered 404 Not Found, or a `file:` path does not exist.
+#[derive(Debug)]
+pub struct NotFound(pub String);
+
+impl std::fmt::Display for NotFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: 404 Not Found", self.0)
+    }
+}
+
+impl std::error::Error for NotFound {}
+
+/// A locked package that every APT source answered [`NotFound`] for: the mirror dropped the
+/// pinned version (a security update replaced it). Says which, and what to run.
+#[derive(Debug)]
+pub struct Vanished {
+    /// `Package:`.
+    pub name: String,
+    /// `Version:`.
+    pub version: String,
+    /// Where it was looked for.
+    pub urls: Vec<String>,
+}
+
+impl std::fmt::Display for Vanished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "package `{}` {} is not on the mirror any more (404 Not Found: {}): the lock pins a \
+             version the mirror has dropped\nhint: run `infragen lock` to pin the versions the \
+             mirror has now (pass the same --lock), then build again; `infragen repo sync` keeps \
+             a local copy of the pinned packages",
+            self.name,
+            self.version,
+            self.urls.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for Vanished {}
+
+/// Reads a URL (`http(s)://` or `file:`) or fails with the URL in the message; a URL that is
+/// not there fails with [`NotFound`].
 pub fn get(url: &str) -> Result<Vec<u8>> {
     if let Some(path) = url
         .strip_prefix("file://")
         .or_else(|| url.strip_prefix("file:"))
     {
-        return fs::read(path).with_context(|| format!("reading {url}"));
+        return match fs::read(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(NotFound(url.to_owned()).into())
+            }
+            read => read.with_context(|| format!("reading {url}")),
+        };
     }
     let response = ureq::get(url)
         .timeout(std::time::Duration::from_secs(120))
         .call()
-        .map_err(|e| anyhow!("fetching {url}: {e}"))?;
+        .map_err(|e| match e {
+            ureq::Error::Status(404, _) => NotFound(url.to_owned()).into(),
+            e => anyhow!("fetching {url}: {e}"),
+        })?;
     let mut bytes = Vec::new();
     response
         .into_reader()
@@ -226,10 +276,12 @@ impl Cache {
     }
 
     /// The package file with `sha256`, from the cache, a local repository, or the sources.
-    /// Whatever the origin, the bytes must hash to `sha256` or they are refused.
+    /// Whatever the origin, the bytes must hash to `sha256` or they are refused. When every
+    /// source answers 404, the error is [`Vanished`], naming `name` and `version`.
     pub fn deb(
         &self,
         name: &str,
+        version: &str,
         filename: &str,
         sha256: &str,
         local: &[PathBuf],
@@ -258,6 +310,7 @@ impl Cache {
             }
             tried.push(p.display().to_string());
         }
+        let mut gone = Vec::new();
         for s in sources {
             let url = join(&s.uri, filename);
             match get(&url) {
@@ -271,10 +324,20 @@ impl Cache {
                     Self::store(&cached, &bytes)?;
                     return Ok(bytes);
                 }
+                Err(e) if e.is::<NotFound>() => gone.push(url),
                 Err(e) => tried.push(format!("{e:#}")),
             }
         }
-        bail!("package `{name}` ({filename}, sha256 {sha256}) is not available:\n  {}\nhint: run `infragen lock` if the mirror moved on, or fill a local repository with `infragen repo sync`", tried.join("\n  "))
+        if !gone.is_empty() && tried.len() == local.len() {
+            return Err(Vanished {
+                name: name.to_owned(),
+                version: version.to_owned(),
+                urls: gone,
+            }
+            .into());
+        }
+        tried.extend(gone.iter().map(|u| format!("{u}: 404 Not Found")));
+        bail!("package `{name}` {version} ({filename}, sha256 {sha256}) is not available:\n  {}\nhint: run `infragen lock` if the mirror moved on, or fill a local repository with `infragen repo sync`", tried.join("\n  "))
     }
 
     fn store(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -286,5 +349,99 @@ impl Cache {
     /// The cache directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(uri: &str) -> Source {
+        Source {
+            uri: uri.to_owned(),
+            suites: vec!["bookworm".to_owned()],
+            components: vec!["main".to_owned()],
+            signed_by: None,
+            arch: None,
+            trusted: false,
+        }
+    }
+
+    /// A server on 127.0.0.1 answering every request with `status`; its base URL.
+    fn server(status: &'static str) -> String {
+        use std::io::{BufRead as _, BufReader, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        url
+    }
+
+    const FILE: &str = "pool/main/d/dnsmasq/dnsmasq-base_2.90-4~deb12u1_amd64.deb";
+
+    fn fetch(sources: &[Source]) -> anyhow::Error {
+        let cache = tempfile::tempdir().unwrap();
+        let local = tempfile::tempdir().unwrap();
+        Cache::new(cache.path())
+            .deb(
+                "dnsmasq-base",
+                "2.90-4~deb12u1",
+                FILE,
+                &"1".repeat(64),
+                &[local.path().to_path_buf()],
+                sources,
+            )
+            .unwrap_err()
+    }
+
+    #[test]
+    fn a_package_every_source_answers_404_for_is_named_with_its_version_and_what_to_run() {
+        let web = server("404 Not Found");
+        let dir = tempfile::tempdir().unwrap();
+        let file = format!("file:{}", dir.path().display());
+        let e = fetch(&[source(&web), source(&file)]);
+        let v = e.downcast_ref::<Vanished>().expect("Vanished");
+        assert_eq!(
+            v.urls,
+            [format!("{web}/{FILE}"), format!("{file}/{FILE}")],
+            "{e:#}"
+        );
+        let text = format!("{e:#}");
+        assert!(
+            text.starts_with(
+                "package `dnsmasq-base` 2.90-4~deb12u1 is not on the mirror any more (404 Not Found: "
+            ),
+            "{text}"
+        );
+        assert!(text.contains("\nhint: run `infragen lock`"), "{text}");
+    }
+
+    #[test]
+    fn any_other_failure_is_not_taken_for_a_vanished_package() {
+        let web = server("404 Not Found");
+        let broken = server("500 Internal Server Error");
+        let e = fetch(&[source(&web), source(&broken)]);
+        assert!(e.downcast_ref::<Vanished>().is_none(), "{e:#}");
+        let text = format!("{e:#}");
+        assert!(
+            text.starts_with("package `dnsmasq-base` 2.90-4~deb12u1 (pool/"),
+            "{text}"
+        );
+        assert!(
+            text.contains("404 Not Found") && text.contains("500"),
+            "{text}"
+        );
     }
 }
