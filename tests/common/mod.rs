@@ -47,9 +47,25 @@ pub fn infragen_sh(prelude: &str, args: &str) -> std::process::Command {
 
 /// The tests' own `$XDG_CACHE_HOME`, under Cargo's temporary directory for tests
 /// (`target/tmp`): a cache the tests share with each other (packages are checked by sha256 on
-/// every read), never the user's `~/.cache/infragen`.
+/// every read), never the user's `~/.cache/infragen`. When that directory is not writable (the
+/// binaries built by another user), a temporary directory of this process instead.
 pub fn test_cache_home() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache")
+    static HOME: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| {
+        let shared = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache");
+        let writable =
+            fs::create_dir_all(&shared).is_ok() && tempfile::tempfile_in(&shared).is_ok();
+        if writable {
+            shared
+        } else {
+            tempfile::Builder::new()
+                .prefix("infragen-test-cache-")
+                .tempdir()
+                .unwrap()
+                .keep()
+        }
+    })
+    .clone()
 }
 
 /// A lock of real Debian packages resolved when the tests run (`infragen lock` against this
