@@ -203,7 +203,9 @@ fn build_hermetic(
         .arg(&pki)
         .arg(&repo.dir)
         .env_remove("SOURCE_DATE_EPOCH")
-        // Nothing but the made repository: a package missing there must not be fetched.
+        // Only the made repository serves these packages: their sha256 are nobody else's, so
+        // one missing there fails the build rather than coming from a mirror. The proxy that
+        // goes nowhere stops a fetch early where the HTTP client honours it.
         .env("http_proxy", "http://127.0.0.1:9")
         .env("https_proxy", "http://127.0.0.1:9");
     for (k, v) in env {
