@@ -77,6 +77,7 @@ pub fn sync(dir: &Path, lock: &Path, cache: &Path, repos: &[PathBuf]) -> Result<
                 }
                 let b = cache.deb(
                     &p.name,
+                    &p.version,
                     &p.filename,
                     &p.sha256,
                     repos,

@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 fn infragen(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_infragen"))
+    common::infragen()
         .args(args)
         .env_remove("INFRAGEN_FAILPOINT")
         .output()
@@ -54,7 +54,7 @@ fn bundles() -> &'static Bundles {
             let p = dir.join(name).join("single.yml");
             fs::write(&p, text).unwrap();
             let out = dir.join(name).join("out");
-            let lock = root().join("infragen.lock");
+            let lock = common::lock().to_path_buf();
             ok(
                 &infragen(&[
                     "build",
@@ -518,7 +518,7 @@ fn interruptions_at_any_point_leave_one_complete_generation_and_rerunning_conver
         ];
         if rng.next().is_multiple_of(2) {
             let point = FAIL_POINTS[rng.below(FAIL_POINTS.len())];
-            let o = Command::new(env!("CARGO_BIN_EXE_infragen"))
+            let o = common::infragen()
                 .args(args)
                 .env("INFRAGEN_FAILPOINT", point)
                 .output()
@@ -528,7 +528,7 @@ fn interruptions_at_any_point_leave_one_complete_generation_and_rerunning_conver
             }
         } else {
             let delay = rng.next() % 60;
-            let mut child = Command::new(env!("CARGO_BIN_EXE_infragen"))
+            let mut child = common::infragen()
                 .args(args)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -1019,7 +1019,7 @@ fn a_full_disk_after_the_switch_rolls_back() {
     let host = tempfile::tempdir().unwrap();
     ok(&activate(&b.a, host.path(), &[]), "activate A");
     enrol(host.path(), "127.0.40.10");
-    let o = Command::new(env!("CARGO_BIN_EXE_infragen"))
+    let o = common::infragen()
         .args(["activate", b.b.to_str().unwrap(), "--root"])
         .arg(host.path())
         .env("INFRAGEN_FAILPOINT", "history-enospc")

@@ -22,7 +22,7 @@ use infragen::registry::{Client, Options, DOCKER_LIST, DOCKER_MANIFEST};
 const GRAFANA: &str = "grafana/grafana-oss";
 
 fn infragen(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_infragen"))
+    common::infragen()
         .args(args)
         .env_remove("SOURCE_DATE_EPOCH")
         .env_remove("INFRAGEN_BASE_REGISTRY")
@@ -105,7 +105,7 @@ fn setup(dir: &Path) -> (PathBuf, PathBuf) {
     let profile = dir.join("grafana-only.yml");
     fs::write(&profile, text).unwrap();
     let lock = dir.join("infragen.lock");
-    fs::copy(root().join("infragen.lock"), &lock).unwrap();
+    fs::copy(common::lock(), &lock).unwrap();
     (profile, lock)
 }
 

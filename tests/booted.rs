@@ -40,9 +40,8 @@ fn debian_root(dest: &Path) {
     let _once = MAKING
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let cache = std::env::var_os("HOME")
-        .map_or_else(|| PathBuf::from("/var/cache"), PathBuf::from)
-        .join(".cache/infragen/test");
+    // the tests' own cache (`target/tmp`), never the user's
+    let cache = common::test_cache_home().join("infragen-test");
     // systemd-container: the nspawn and portable runtimes are activated inside too
     let tarball = cache.join("debian-bookworm-systemd-container.tar");
     if !tarball.is_file() {
@@ -129,11 +128,7 @@ impl Booted {
     fn boot(dir: &Path, name: &str) -> Self {
         let rootfs = dir.join("root");
         debian_root(&rootfs);
-        fs::copy(
-            env!("CARGO_BIN_EXE_infragen"),
-            rootfs.join("usr/local/bin/infragen"),
-        )
-        .unwrap();
+        fs::copy(common::bin(), rootfs.join("usr/local/bin/infragen")).unwrap();
         let nspawn = Command::new("systemd-nspawn")
             .args(["-b", "--register=no", "--keep-unit", "-M", name, "-D"])
             .arg(&rootfs)
@@ -305,9 +300,9 @@ fn build_hosts(dir: &Path, name: &str, text: &str) -> Vec<PathBuf> {
     let profile = pdir.join("profile.yml");
     fs::write(&profile, text).unwrap();
     let out = pdir.join("out");
-    let lock = root().join("infragen.lock");
+    let lock = common::lock().to_path_buf();
     let pki = dir.join("pki");
-    let o = Command::new(env!("CARGO_BIN_EXE_infragen"))
+    let o = common::infragen()
         .args([
             "build",
             "--profile",
@@ -347,7 +342,7 @@ fn with_host_key(text: &str, ip: &str, key: &str) -> String {
 
 /// Pushes a build's output (signed with the test key) to `repo` over plain HTTP.
 fn push(host_bundle: &Path, repo: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_infragen"))
+    common::infragen()
         .arg("push")
         .arg(host_bundle.parent().unwrap())
         .args([repo, "--plain-http", "--sign-key"])
@@ -655,7 +650,7 @@ fn three_node_on_three_booted_systemds() {
         &hosts[0].activate(&bundles[0], "bundle"),
         &format!("activate {}", bundles[0].display()),
     );
-    let o = Command::new(env!("CARGO_BIN_EXE_infragen"))
+    let o = common::infragen()
         .args(["repo", "images", "--profile"])
         .arg(dir.path().join("three/profile.yml"))
         .arg("--images")
@@ -708,7 +703,7 @@ fn three_node_on_three_booted_systemds() {
     )
     .unwrap();
     let rendered = dir.path().join("rendered");
-    let o = Command::new(env!("CARGO_BIN_EXE_infragen"))
+    let o = common::infragen()
         .args([
             "render",
             "--profile",

@@ -27,7 +27,7 @@ fn build(profile: &str, dir: &Path, extra: &[&str]) -> PathBuf {
         "--out",
         out.to_str().unwrap(),
     ];
-    let lock = root().join("infragen.lock");
+    let lock = common::lock().to_path_buf();
     let pki = dir.join("pki");
     args.extend([
         "--lock",
@@ -36,7 +36,7 @@ fn build(profile: &str, dir: &Path, extra: &[&str]) -> PathBuf {
         pki.to_str().unwrap(),
     ]);
     args.extend_from_slice(extra);
-    let o = Command::new(env!("CARGO_BIN_EXE_infragen"))
+    let o = common::infragen()
         .args(&args)
         .env_remove("SOURCE_DATE_EPOCH")
         .output()
@@ -484,7 +484,7 @@ fn manifests_list_every_file_and_verify_finds_any_change() {
     let out = build("single-node", dir.path(), &[]);
     let host = out.join("10.10.10.10");
     let verify = |what: &str| {
-        Command::new(env!("CARGO_BIN_EXE_infragen"))
+        common::infragen()
             .args(["verify"])
             .arg(&host)
             .output()

@@ -4,6 +4,8 @@
 //! The commands are taken from `infragen --help` (and `infragen <command> --help` for nested
 //! ones), so a command added later is checked without this file changing.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write as _;
@@ -12,7 +14,7 @@ use std::process::{Command, Output, Stdio};
 
 /// Runs `infragen args…`; panics with both streams unless it succeeded with nothing on stderr.
 fn infragen(args: &[&str]) -> Vec<u8> {
-    let out = Command::new(env!("CARGO_BIN_EXE_infragen"))
+    let out = common::infragen()
         .args(args)
         .output()
         .expect("run infragen");
@@ -146,7 +148,7 @@ fn every_shell_gets_a_script_naming_every_command() {
             "{shell}: the script differs between runs"
         );
     }
-    let bad = Command::new(env!("CARGO_BIN_EXE_infragen"))
+    let bad = common::infragen()
         .args(["completions", "tcsh"])
         .output()
         .unwrap();
@@ -220,7 +222,8 @@ fn the_man_page_is_clean_roff_naming_every_command() {
         let out = Command::new("sh")
             .args(["-c", "infragen=\"$1\"; \"$infragen\" man | man -l -"])
             .arg("sh")
-            .arg(env!("CARGO_BIN_EXE_infragen"))
+            .arg(common::bin())
+            .env("XDG_CACHE_HOME", common::test_cache_home())
             .env("MANPAGER", "cat")
             .env("MANWIDTH", "80")
             .output()

@@ -194,6 +194,7 @@ fn a_download_cut_mid_body_resumes_with_range_and_is_whole() {
     let path = cache
         .fetch(
             "hello",
+            "1.0",
             "pool/main/h/hello.deb",
             &sha(&file),
             Some(file.len() as u64),
@@ -220,6 +221,7 @@ fn a_download_cut_mid_body_resumes_with_range_and_is_whole() {
     cache
         .fetch(
             "hello",
+            "1.0",
             "pool/main/h/hello.deb",
             &sha(&file),
             None,
@@ -230,7 +232,14 @@ fn a_download_cut_mid_body_resumes_with_range_and_is_whole() {
         .unwrap();
     assert_eq!(
         cache
-            .deb("hello", "pool/main/h/hello.deb", &sha(&file), &[], &[])
+            .deb(
+                "hello",
+                "1.0",
+                "pool/main/h/hello.deb",
+                &sha(&file),
+                &[],
+                &[]
+            )
             .unwrap(),
         file
     );
@@ -352,6 +361,7 @@ fn a_wrong_hash_is_refused_at_once_with_nothing_left_in_the_cache() {
     let e = cache
         .fetch(
             "hello",
+            "1.0",
             "pool/h/hello.deb",
             &sha(&file),
             Some(file.len() as u64),
@@ -412,6 +422,7 @@ fn a_404_names_the_url_and_is_not_retried() {
     let e = cache
         .fetch(
             "gone",
+            "1.0",
             "pool/g/gone.deb",
             &sha,
             None,
@@ -522,6 +533,7 @@ fn a_download_that_failed_is_resumed_by_the_next_run() {
     let fetch = |cache: &Cache, addr: &str| {
         cache.fetch(
             "hello",
+            "1.0",
             "pool/h/hello.deb",
             &sha(&file),
             Some(file.len() as u64),

@@ -4,6 +4,12 @@
 //! under `tests/cases/<case>/expected/` as plain files, with their modes in
 //! `tests/cases/<case>/modes`. Any change to rendering shows up as a reviewable diff.
 //!
+//! Golden image digests: the same inventories built from packages made here (a flat APT
+//! repository of `.deb` files, `tests/common/hermetic.rs`, resolved by `infragen lock`), so that
+//! `tests/cases/<case>/digests.txt` changes only when infragen's output does, never because
+//! Debian's mirror moved on. Builds of real packages are checked for reproducibility instead
+//! (`tests/images.rs`).
+//!
 //! To accept a change: `INFRAGEN_BLESS=1 cargo test --test golden`, then review `git diff`.
 
 mod common;
@@ -14,7 +20,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 
 /// Every file below `dir`: relative path → (mode, bytes).
 fn read_tree(dir: &Path) -> BTreeMap<String, (u32, Vec<u8>)> {
@@ -44,13 +49,8 @@ fn render(
 ) -> (tempfile::TempDir, BTreeMap<String, (u32, Vec<u8>)>) {
     let tmp = tempfile::tempdir().expect("temp dir");
     let out = tmp.path().join("out");
-    let script = format!("{prelude}; exec \"$0\" render --profile \"$1\" --out \"$2\"");
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(script)
-        .arg(env!("CARGO_BIN_EXE_infragen"))
-        .arg(profile)
-        .arg(&out);
+    let mut cmd = common::infragen_sh(prelude, "render --profile \"$1\" --out \"$2\"");
+    cmd.arg(profile).arg(&out);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -165,54 +165,216 @@ fn same_inputs_same_bytes_whatever_the_environment() {
     }
 }
 
-/// The catalog's "20 processes → one output", for whole builds: twenty `infragen build` runs at
-/// once, sharing one cache and one fresh PKI directory, write byte-identical bundles (manifests
-/// and their canonical JSON, images, SBOMs, certificates: the PKI is made once, not twenty times).
+/// The made repository and its lock, once for every test here.
+fn hermetic() -> &'static common::hermetic::Repo {
+    static REPO: std::sync::OnceLock<common::hermetic::Repo> = std::sync::OnceLock::new();
+    REPO.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("infragen-hermetic-")
+            .tempdir()
+            .expect("temp dir")
+            .keep();
+        common::hermetic::repo(&dir)
+    })
+}
+
+/// Builds `fixture` from the made packages with the committed throwaway PKI of
+/// `tests/cases/meta/pki` (certificates are part of the config layers) into `out`, with its own
+/// cache `cache`; returns `digests.txt`.
+fn build_hermetic(
+    fixture: &Path,
+    out: &Path,
+    cache: &Path,
+    prelude: &str,
+    env: &[(&str, &str)],
+) -> String {
+    let repo = hermetic();
+    // copied, so that nothing is written into the repository
+    let pki = out.parent().expect("parent").join("pki");
+    common::copy_tree(&root().join("tests/cases/meta/pki"), &pki);
+    let mut cmd = common::infragen_sh(
+        prelude,
+        "build --profile \"$1\" --out \"$2\" --cache \"$3\" --lock \"$4\" --pki \"$5\" --repo \"$6\"",
+    );
+    cmd.arg(fixture)
+        .arg(out)
+        .arg(cache)
+        .arg(&repo.lock)
+        .arg(&pki)
+        .arg(&repo.dir)
+        .env_remove("SOURCE_DATE_EPOCH")
+        // Only the made repository serves these packages: their sha256 are nobody else's, so
+        // one missing there fails the build rather than coming from a mirror. The proxy that
+        // goes nowhere stops a fetch early where the HTTP client honours it.
+        .env("http_proxy", "http://127.0.0.1:9")
+        .env("https_proxy", "http://127.0.0.1:9");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    common::ok(
+        &cmd.output().expect("run infragen"),
+        &format!("build {}", fixture.display()),
+    );
+    fs::read_to_string(out.join("digests.txt")).expect("digests.txt")
+}
+
+/// Compares `digests` with the golden list of `case` (`INFRAGEN_BLESS=1` writes it).
+fn golden_digests(case: &str, digests: &str) {
+    let golden = root().join("tests/cases").join(case).join("digests.txt");
+    if std::env::var_os("INFRAGEN_BLESS").is_some() {
+        fs::write(&golden, digests).expect("write digests");
+    }
+    let want = fs::read_to_string(&golden)
+        .unwrap_or_else(|e| panic!("{}: {e} (INFRAGEN_BLESS=1 writes it)", golden.display()));
+    assert_eq!(
+        digests, want,
+        "{case}: image digests changed; if intended, rerun `INFRAGEN_BLESS=1 cargo test --test golden` and review"
+    );
+}
+
+/// The OCI blobs of a layout, sorted.
+fn blobs(layout: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(layout.join("blobs/sha256"))
+        .expect("blobs")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Our meta-style inventory built twice from the made packages — different directories, empty
+/// caches, umask, time zone and locale — gives the same blobs and the committed digests.
 #[test]
-fn twenty_concurrent_builds_write_the_same_bytes() {
-    if !common::tier::part(
-        common::tier::Tier::Integration,
-        "tests/golden.rs::twenty_concurrent_builds_write_the_same_bytes: twenty builds of images from Debian packages fetched from the mirror",
-    ) {
+fn meta_fixture_images_match_golden_digests() {
+    let fixture = root().join("tests/fixtures/pigsty/meta.yml");
+    let (a, b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let first = build_hermetic(
+        &fixture,
+        &a.path().join("x/out"),
+        &a.path().join("cache"),
+        "umask 022",
+        &[("TZ", "UTC"), ("LC_ALL", "C")],
+    );
+    let second = build_hermetic(
+        &fixture,
+        &b.path().join("elsewhere/deeper/out"),
+        &b.path().join("cache"),
+        "umask 077",
+        &[("TZ", "Pacific/Chatham"), ("LC_ALL", "C.UTF-8")],
+    );
+    assert_eq!(first, second);
+    assert_eq!(
+        first.lines().count(),
+        7,
+        "every Debian-sourced image:\n{first}"
+    );
+    assert_eq!(
+        blobs(&a.path().join("x/out/10.10.10.10/oci")),
+        blobs(&b.path().join("elsewhere/deeper/out/10.10.10.10/oci"))
+    );
+    golden_digests("meta", &first);
+}
+
+/// Pigsty's own `meta.yml`, an extra when `../shared` is beside the repository (CI has it).
+#[test]
+fn pigsty_meta_fixture_images_match_golden_digests() {
+    let fixture = root().join("../shared/fixtures/pigsty/meta.yml");
+    if !fixture.is_file() {
+        common::tier::loud(&format!(
+            "SKIPPED extra golden digests pigsty-meta: {} is absent (a clone alone); the `meta` case covers the same shape",
+            fixture.display()
+        ));
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let pki = dir.path().join("pki");
-    let children: Vec<_> = (0..20)
-        .map(|i| {
-            Command::new(env!("CARGO_BIN_EXE_infragen"))
-                .args(["build", "--profile", "single-node", "--out"])
-                .arg(dir.path().join(format!("out{i}")))
-                .arg("--lock")
-                .arg(root().join("infragen.lock"))
-                .arg("--pki")
-                .arg(&pki)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("infragen build")
+    let dir = tempfile::tempdir().expect("dir");
+    let digests = build_hermetic(
+        &fixture,
+        &dir.path().join("out"),
+        &dir.path().join("cache"),
+        "umask 022",
+        &[],
+    );
+    golden_digests("pigsty-meta", &digests);
+}
+
+/// The made packages are what the lock pins, and are what the images hold: the nginx image's
+/// package layer has the made `/usr/sbin/nginx`, and vmalert's leaves out the binaries its
+/// recipe excludes.
+#[test]
+fn the_made_packages_are_the_ones_built_into_the_images() {
+    let repo = hermetic();
+    let lock: serde_json::Value =
+        serde_json::from_slice(&fs::read(&repo.lock).expect("lock")).expect("json");
+    let pinned: Vec<(&str, &str)> = lock["images"]["nginx"]["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().expect("name"),
+                p["version"].as_str().expect("version"),
+            )
         })
         .collect();
-    for (i, child) in children.into_iter().enumerate() {
-        let o = child.wait_with_output().unwrap();
-        assert!(
-            o.status.success(),
-            "build {i}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
-    let first = read_tree(&dir.path().join("out0"));
-    assert!(first.keys().any(|k| k.ends_with("manifest.json")));
-    for i in 1..20 {
-        let other = read_tree(&dir.path().join(format!("out{i}")));
-        let differ: Vec<&String> = first
-            .keys()
-            .chain(other.keys())
-            .filter(|k| first.get(*k) != other.get(*k))
-            .collect();
-        assert!(
-            differ.is_empty(),
-            "build {i} differs from build 0: {differ:?}"
-        );
-    }
+    // the recipe's packages (with the common ones of images/common/defaults.yml) and the
+    // library they depend on, each the made version
+    let recipes = infragen::image::recipes().expect("recipes");
+    let mut want: Vec<&str> = recipes[&infragen::plan::Component::Nginx]
+        .packages
+        .iter()
+        .map(String::as_str)
+        .chain(["libinfragen-test0"])
+        .collect();
+    want.sort_unstable();
+    want.dedup();
+    assert!(want.contains(&"nginx"), "{want:?}");
+    let want: Vec<(&str, &str)> = want
+        .into_iter()
+        .map(|n| (n, common::hermetic::VERSION))
+        .collect();
+    assert_eq!(pinned, want);
+    // 2026-01-01, the made Release's Date
+    assert_eq!(lock["source_date_epoch"], 1_767_225_600);
+    let dir = tempfile::tempdir().expect("dir");
+    let out = dir.path().join("out");
+    build_hermetic(
+        &root().join("tests/fixtures/pigsty/meta.yml"),
+        &out,
+        &dir.path().join("cache"),
+        "umask 022",
+        &[],
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &fs::read(out.join("10.10.10.10/manifest.json")).expect("manifest.json"),
+    )
+    .expect("json");
+    let layer_paths = |component: &str| -> Vec<String> {
+        let mut paths = Vec::new();
+        for d in manifest["components"][component]["root_layers"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{component}: root_layers in {manifest}"))
+        {
+            let hex = d.as_str().expect("digest").trim_start_matches("sha256:");
+            let blob = fs::read(out.join("10.10.10.10/oci/blobs/sha256").join(hex)).expect("blob");
+            let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&blob[..]));
+            for e in tar.entries().expect("tar") {
+                let e = e.expect("entry");
+                paths.push(e.path().expect("path").to_string_lossy().into_owned());
+            }
+        }
+        paths
+    };
+    let has = |paths: &[String], p: &str| paths.iter().any(|x| x.trim_start_matches("./") == p);
+    let nginx = layer_paths("nginx");
+    assert!(has(&nginx, "usr/sbin/nginx"), "{nginx:?}");
+    assert!(
+        has(&nginx, "usr/lib/x86_64-linux-gnu/libinfragen-test.so.0"),
+        "{nginx:?}"
+    );
+    let vmalert = layer_paths("vmalert");
+    assert!(has(&vmalert, "usr/bin/vmalert"), "{vmalert:?}");
+    assert!(!has(&vmalert, "usr/bin/victoria-metrics"), "{vmalert:?}");
 }

@@ -35,7 +35,7 @@ const HOST: &str = "127.0.40.10";
 const VICTIM: &str = "vmalert";
 
 fn infragen() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_infragen"));
+    let mut c = common::infragen();
     c.env_remove("INFRAGEN_FAILPOINT");
     c
 }
@@ -82,7 +82,7 @@ fn fixture() -> &'static Fixture {
                 .arg("--out")
                 .arg(&out)
                 .arg("--lock")
-                .arg(root().join("infragen.lock"))
+                .arg(common::lock())
                 .arg("--pki")
                 .arg(dir.join("pki"))
                 .arg("--sign-key")
@@ -468,7 +468,8 @@ impl Case {
     fn activate_measured(&self, bundle: &Path) -> (Output, u64, i32) {
         const MEASURE: &str = "import resource,subprocess,sys; r=subprocess.run(sys.argv[1:]); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)";
         let o = Command::new("python3")
-            .args(["-c", MEASURE, env!("CARGO_BIN_EXE_infragen"), "activate"])
+            .args(["-c", MEASURE, common::bin(), "activate"])
+            .env("XDG_CACHE_HOME", common::test_cache_home())
             .arg(bundle)
             .arg("--root")
             .arg(self.host())

@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -420,7 +420,7 @@ fn host_root() -> tempfile::TempDir {
 /// and its peak memory (KiB, from /usr/bin/time when there is one).
 fn activate(root: &Path, addr: &str, extra: &[&str], env: &[(&str, &str)]) -> (Output, Duration) {
     let start = Instant::now();
-    let mut c = Command::new(env!("CARGO_BIN_EXE_infragen"));
+    let mut c = common::infragen();
     c.args([
         "activate",
         &format!("{addr}/ns/bundle"),

@@ -1,12 +1,15 @@
 //! OCI images checked by real OCI tools: `skopeo inspect`, `umoci unpack`, and `runc` running
 //! nginx (serving the rendered portal) and VictoriaMetrics (answering `/health`) on 127.0.0.0/8
 //! addresses. Also reproducibility (two builds, different directories, caches, umask, time zone
-//! and locale, identical digests), golden digests for Pigsty's `meta.yml`, and refusal of
-//! tampered inputs (a `.deb` not matching the lock, a stale lock, unsigned or inconsistent
-//! repository metadata).
+//! and locale, identical digests; twenty concurrent builds), and refusal of tampered inputs (a
+//! `.deb` not matching the lock, a stale lock, unsigned or inconsistent repository metadata, a
+//! pinned package gone from the mirror).
 //!
-//! Needs skopeo, umoci and runc (`.ci/run` installs them), and Debian's mirror or a warm
-//! package cache for the locked packages.
+//! Real packages: the lock is resolved when the tests run (`common::lock`), so a security update
+//! on Debian's mirror does not break them; golden digests come from made packages instead
+//! (`tests/golden.rs`).
+//!
+//! Needs skopeo, umoci and runc (`.ci/run` installs them), and Debian's mirror.
 
 mod common;
 
@@ -18,12 +21,12 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-fn lock_file() -> PathBuf {
-    root().join("infragen.lock")
+fn lock_file() -> &'static Path {
+    common::lock()
 }
 
 fn infragen(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_infragen"));
+    let mut cmd = common::infragen();
     cmd.args(args).env_remove("SOURCE_DATE_EPOCH");
     for (k, v) in env {
         cmd.env(k, v);
@@ -361,14 +364,11 @@ fn build_fixture(
     // nothing is written into the repository.
     let pki = out.parent().expect("parent").join("pki");
     copy_tree(&root().join("tests/cases/meta/pki"), &pki);
-    let script = format!(
-        "{prelude}; exec \"$0\" build --profile \"$1\" --out \"$2\" --cache \"$3\" --lock \"$4\" --pki \"$5\""
+    let mut cmd = common::infragen_sh(
+        prelude,
+        "build --profile \"$1\" --out \"$2\" --cache \"$3\" --lock \"$4\" --pki \"$5\"",
     );
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(script)
-        .arg(env!("CARGO_BIN_EXE_infragen"))
-        .arg(fixture)
+    cmd.arg(fixture)
         .arg(out)
         .arg(cache)
         .arg(lock_file())
@@ -390,20 +390,6 @@ fn build_meta(out: &Path, cache: &Path, prelude: &str, env: &[(&str, &str)]) -> 
     build_fixture(&fixture, out, cache, prelude, env)
 }
 
-/// Compares `digests` with the golden list of `case` (`INFRAGEN_BLESS=1` writes it).
-fn golden_digests(case: &str, digests: &str) {
-    let golden = root().join("tests/cases").join(case).join("digests.txt");
-    if std::env::var_os("INFRAGEN_BLESS").is_some() {
-        fs::write(&golden, digests).unwrap();
-    }
-    let want = fs::read_to_string(&golden)
-        .unwrap_or_else(|e| panic!("{}: {e} (INFRAGEN_BLESS=1 writes it)", golden.display()));
-    assert_eq!(
-        digests, want,
-        "{case}: image digests changed; if intended, rerun with INFRAGEN_BLESS=1 and review"
-    );
-}
-
 fn blobs(layout: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(layout.join("blobs/sha256"))
         .unwrap()
@@ -413,8 +399,10 @@ fn blobs(layout: &Path) -> Vec<String> {
     v
 }
 
+/// Real packages: two builds anywhere give the same digests and blobs (no committed digests:
+/// those come from made packages, `tests/golden.rs`).
 #[test]
-fn two_builds_anywhere_give_identical_digests_and_match_the_golden_list() {
+fn two_builds_anywhere_give_identical_digests() {
     common::tier::binary(common::tier::Tier::Integration, "tests/images.rs");
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
@@ -425,13 +413,10 @@ fn two_builds_anywhere_give_identical_digests_and_match_the_golden_list() {
         "umask 022",
         &[("TZ", "UTC"), ("LC_ALL", "C")],
     );
-    let warm = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/infragen/debs"));
     let cold_cache = b.path().join("cache");
-    if let Some(warm) = warm.filter(|w| w.is_dir()) {
-        // share downloaded packages (verified by sha256 on use), not layers
-        fs::create_dir_all(&cold_cache).unwrap();
-        let _ = std::os::unix::fs::symlink(warm, cold_cache.join("debs"));
-    }
+    // Downloaded packages are shared (verified by sha256 on use), not layers.
+    fs::create_dir_all(&cold_cache).unwrap();
+    std::os::unix::fs::symlink(a.path().join("cache/debs"), cold_cache.join("debs")).unwrap();
     let second = build_meta(
         &b.path().join("elsewhere/deeper/out"),
         &cold_cache,
@@ -439,34 +424,146 @@ fn two_builds_anywhere_give_identical_digests_and_match_the_golden_list() {
         &[("TZ", "Pacific/Chatham"), ("LC_ALL", "C.UTF-8")],
     );
     assert_eq!(first, second);
+    assert_eq!(first.lines().count(), 7, "{first}");
     assert_eq!(
         blobs(&a.path().join("x/out/10.10.10.10/oci")),
         blobs(&b.path().join("elsewhere/deeper/out/10.10.10.10/oci"))
     );
-    golden_digests("meta", &first);
 }
 
-/// Pigsty's own `meta.yml`, an extra when `../shared` is beside the repository (CI has it).
+/// The catalog's "20 processes → one output", for whole builds: twenty `infragen build` runs at
+/// once, sharing one cache and one fresh PKI directory, write byte-identical bundles (manifests
+/// and their canonical JSON, images, SBOMs, certificates: the PKI is made once, not twenty times).
 #[test]
-fn pigsty_meta_matches_its_golden_digest_list() {
+fn twenty_concurrent_builds_write_the_same_bytes() {
     common::tier::binary(common::tier::Tier::Integration, "tests/images.rs");
-    let fixture = root().join("../shared/fixtures/pigsty/meta.yml");
-    if !fixture.is_file() {
-        common::tier::loud(&format!(
-            "SKIPPED extra golden digests pigsty-meta: {} is absent (a clone alone); the `meta` case covers the same shape",
-            fixture.display()
-        ));
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let digests = build_fixture(
-        &fixture,
-        &dir.path().join("out"),
-        &dir.path().join("cache"),
-        "umask 022",
+    let pki = dir.path().join("pki");
+    let cache = dir.path().join("cache");
+    // The packages come downloaded (by the shared build, into the tests' cache): twenty cold
+    // downloads of every package at once test the mirror and DNS, not infragen. Layers, images
+    // and the PKI are made by the twenty at once.
+    built();
+    fs::create_dir_all(&cache).unwrap();
+    std::os::unix::fs::symlink(
+        common::test_cache_home().join("infragen/debs"),
+        cache.join("debs"),
+    )
+    .unwrap();
+    let children: Vec<_> = (0..20)
+        .map(|i| {
+            common::infragen()
+                .args(["build", "--profile", "single-node", "--out"])
+                .arg(dir.path().join(format!("out{i}")))
+                .arg("--lock")
+                .arg(lock_file())
+                .arg("--pki")
+                .arg(&pki)
+                .arg("--cache")
+                .arg(&cache)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("infragen build")
+        })
+        .collect();
+    for (i, child) in children.into_iter().enumerate() {
+        let o = child.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "build {i}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let first = tree(&dir.path().join("out0"));
+    assert!(first.keys().any(|k| k.ends_with("manifest.json")));
+    for i in 1..20 {
+        let other = tree(&dir.path().join(format!("out{i}")));
+        let differ: Vec<&String> = first
+            .keys()
+            .chain(other.keys())
+            .filter(|k| first.get(*k) != other.get(*k))
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "build {i} differs from build 0: {differ:?}"
+        );
+    }
+}
+
+/// Every file below `dir`: relative path → (mode, bytes).
+fn tree(dir: &Path) -> std::collections::BTreeMap<String, (u32, Vec<u8>)> {
+    use std::os::unix::fs::PermissionsExt as _;
+    walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let rel = e.path().strip_prefix(dir).unwrap();
+            let mode = e.metadata().unwrap().permissions().mode() & 0o7777;
+            (
+                rel.to_string_lossy().into_owned(),
+                (mode, fs::read(e.path()).unwrap()),
+            )
+        })
+        .collect()
+}
+
+/// A lock pinning a version the mirror does not have (as after a security update replaced it)
+/// fails the build naming the package and the version, and says to run `infragen lock`.
+#[test]
+fn a_pinned_package_gone_from_the_mirror_is_named_with_what_to_run() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/images.rs");
+    let dir = tempfile::tempdir().unwrap();
+    let mut lock: serde_json::Value =
+        serde_json::from_slice(&fs::read(lock_file()).unwrap()).unwrap();
+    let pkgs = lock["images"]["dnsmasq"]["packages"]
+        .as_array_mut()
+        .unwrap();
+    let p = pkgs
+        .iter_mut()
+        .find(|p| p["name"] == "dnsmasq-base")
+        .unwrap();
+    let version = p["version"].as_str().unwrap().to_owned();
+    let gone = format!("{version}+vanished1");
+    // pool file names leave the epoch out
+    let bare = |v: &str| v.split_once(':').map_or(v, |(_, rest)| rest).to_owned();
+    let filename = p["filename"].as_str().unwrap().replace(
+        &format!("_{}_", bare(&version)),
+        &format!("_{}_", bare(&gone)),
+    );
+    assert_ne!(filename, p["filename"].as_str().unwrap());
+    p["version"] = gone.clone().into();
+    p["filename"] = filename.into();
+    p["sha256"] = "1".repeat(64).into();
+    let vanished = dir.path().join("infragen.lock");
+    fs::write(&vanished, serde_json::to_vec_pretty(&lock).unwrap()).unwrap();
+    let o = infragen(
+        &[
+            "build",
+            "--profile",
+            "single-node",
+            "--out",
+            dir.path().join("out").to_str().unwrap(),
+            "--lock",
+            vanished.to_str().unwrap(),
+            "--cache",
+            dir.path().join("cache").to_str().unwrap(),
+        ],
         &[],
     );
-    golden_digests("pigsty-meta", &digests);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "package `dnsmasq-base` {gone} is not on the mirror any more"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("404"), "{err}");
+    assert!(err.contains("hint: run `infragen lock`"), "{err}");
+    assert!(!dir.path().join("out").exists(), "nothing is written");
 }
 
 #[test]

@@ -5,10 +5,11 @@
 //! Table-driven: the helpers come first, then the table. Each case writes its profile to a
 //! fresh temporary directory, so the path in messages is replaced by `{file}` before comparing.
 
+mod common;
+
 use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 /// One malformed profile and the whole stderr it must produce, line by line.
 struct Case {
@@ -76,7 +77,7 @@ fn run(case: &Case) -> Vec<String> {
     let file = tmp.path().join("profile.yml");
     fs::write(&file, &case.profile).expect("write profile");
     let out = tmp.path().join("out");
-    let output = Command::new(env!("CARGO_BIN_EXE_infragen"))
+    let output = common::infragen()
         .arg("render")
         .arg("--profile")
         .arg(&file)
@@ -915,7 +916,7 @@ fn base_profile_renders() {
     )
     .expect("write profile");
     let out = tmp.path().join("out");
-    let status = Command::new(env!("CARGO_BIN_EXE_infragen"))
+    let status = common::infragen()
         .arg("render")
         .arg("--profile")
         .arg(&file)

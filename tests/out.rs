@@ -2,14 +2,16 @@
 //! empty or marked as infragen's (`.infragen-out`); any other is refused with exit 2 and left
 //! exactly as it was, with nothing written beside it.
 
+mod common;
+
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 /// Runs `infragen <command> --profile single-node --out <out>` (build with its stores under
 /// `dir`, so nothing outside the temporary directory is touched).
 fn run(command: &str, dir: &Path, out: &Path) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_infragen"));
+    let mut cmd = common::infragen();
     cmd.args([command, "--profile", "single-node", "--out"])
         .arg(out)
         .env_remove("RUST_BACKTRACE");

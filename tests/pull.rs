@@ -17,7 +17,7 @@ use common::{enrol, ok, root, signing_key};
 const HOST: &str = "10.10.10.10";
 
 fn infragen(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_infragen"))
+    common::infragen()
         .args(args)
         .env_remove("REGISTRY_AUTH_FILE")
         .env("HOME", "/nonexistent")
@@ -65,7 +65,7 @@ fn build(dir: &Path, key: &str, interval: &str) -> PathBuf {
         "--out",
         s(&out),
         "--lock",
-        s(&root().join("infragen.lock")),
+        s(common::lock()),
         "--pki",
         s(&dir.join("../pki")),
         "--sign-key",

@@ -22,9 +22,8 @@ use infragen::pkg::fetch::{self, AptConfig, Cache, Trust};
 
 /// Quadlet from the next release's podman, extracted once and cached.
 fn quadlet() -> PathBuf {
-    let cache = std::env::var_os("HOME")
-        .map_or_else(|| PathBuf::from("/var/cache"), PathBuf::from)
-        .join(".cache/infragen/test");
+    // the tests' own cache (`target/tmp`), never the user's
+    let cache = common::test_cache_home().join("infragen-test");
     let sources = AptConfig::default().sources().expect("APT sources");
     let mut source = sources
         .iter()
@@ -51,7 +50,14 @@ fn quadlet() -> PathBuf {
         return bin;
     }
     let bytes = Cache::new(&cache)
-        .deb("podman", &podman.filename, &podman.sha256, &[], &[source])
+        .deb(
+            "podman",
+            &podman.version,
+            &podman.filename,
+            &podman.sha256,
+            &[],
+            &[source],
+        )
         .expect("podman .deb");
     let deb = infragen::pkg::deb::read(&bytes, &infragen::pkg::deb::Limits::default())
         .expect("podman .deb reads");
@@ -93,13 +99,13 @@ fn quadlet_turns_every_container_file_into_a_service() {
     )
     .unwrap();
     let out = dir.path().join("out");
-    let o = Command::new(env!("CARGO_BIN_EXE_infragen"))
+    let o = common::infragen()
         .args(["build", "--profile"])
         .arg(&profile)
         .arg("--out")
         .arg(&out)
         .arg("--lock")
-        .arg(root().join("infragen.lock"))
+        .arg(common::lock())
         .arg("--pki")
         .arg(dir.path().join("pki"))
         .output()

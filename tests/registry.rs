@@ -342,11 +342,11 @@ fn bearer_challenges_fetch_a_token_with_the_auth_file_credentials() {
 /// Builds `profile` into `dir/out` (its own PKI state in `dir/pki`).
 fn build(profile: &str, dir: &Path) -> std::path::PathBuf {
     let out = dir.join("out");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_infragen"))
+    let o = common::infragen()
         .args(["build", "--profile", profile, "--out"])
         .arg(&out)
         .arg("--lock")
-        .arg(common::root().join("infragen.lock"))
+        .arg(common::lock())
         .arg("--pki")
         .arg(dir.join("pki"))
         .env_remove("SOURCE_DATE_EPOCH")
@@ -363,7 +363,7 @@ fn build_sealed(dir: &Path) -> std::path::PathBuf {
     for ip in ["10.10.10.10", "10.10.10.11", "10.10.10.12"] {
         let root = dir.join("hosts").join(ip);
         std::fs::create_dir_all(&root).unwrap();
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_infragen"))
+        let o = common::infragen()
             .args(["host", "init", "--root"])
             .arg(&root)
             .output()
@@ -385,7 +385,7 @@ fn build_sealed(dir: &Path) -> std::path::PathBuf {
 }
 
 fn push(out: &Path, reference: &str, extra: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_infragen"))
+    common::infragen()
         .arg("push")
         .arg(out)
         .arg(reference)

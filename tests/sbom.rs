@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{ok, root};
+use common::ok;
 
 use std::fs;
 use std::path::Path;
@@ -30,17 +30,17 @@ fn every_image_has_a_valid_sbom_listing_exactly_its_packages() {
     common::tier::binary(common::tier::Tier::Integration, "tests/sbom.rs");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let o = Command::new(env!("CARGO_BIN_EXE_infragen"))
+    let o = common::infragen()
         .args(["build", "--profile", "single-node", "--out"])
         .arg(&out)
         .arg("--lock")
-        .arg(root().join("infragen.lock"))
+        .arg(common::lock())
         .arg("--pki")
         .arg(dir.path().join("pki"))
         .output()
         .unwrap();
     ok(&o, "build");
-    let lock = json(&root().join("infragen.lock"));
+    let lock = json(common::lock());
     let bundle = out.join("10.10.10.10");
     let manifest = json(&bundle.join("manifest.json"));
     let mut checked = 0;

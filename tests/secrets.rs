@@ -24,7 +24,7 @@ const SECRETS: [&str; 3] = [
 ];
 
 fn infragen(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_infragen"))
+    common::infragen()
         .args(args)
         .env_remove("INFRAGEN_FAILPOINT")
         .output()
@@ -105,7 +105,7 @@ fn builds() -> &'static Builds {
                 "--out",
                 out.to_str().unwrap(),
                 "--lock",
-                root().join("infragen.lock").to_str().unwrap(),
+                common::lock().to_str().unwrap(),
                 "--pki",
                 dir.join("pki").to_str().unwrap(),
                 "--sign-key",

@@ -159,7 +159,7 @@ impl Scratch {
 
 /// `infragen key generate --out DIR [--passphrase-file F]`: (sigstore key, public key).
 fn generate(dir: &Path, pass: Option<&Path>) -> (PathBuf, PublicKey) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_infragen"));
+    let mut cmd = common::infragen();
     cmd.args(["key", "generate", "--out"]).arg(dir);
     if let Some(p) = pass {
         cmd.arg("--passphrase-file").arg(p);

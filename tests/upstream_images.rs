@@ -23,7 +23,7 @@ const VM: &str = "victoriametrics/victoria-metrics";
 const TAG: &str = "v1.110.0";
 
 fn infragen(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_infragen"))
+    common::infragen()
         .args(args)
         .env_remove("SOURCE_DATE_EPOCH")
         .env_remove("INFRAGEN_BASE_REGISTRY")
@@ -111,7 +111,7 @@ fn setup(dir: &Path, upstream: Option<&str>) -> (PathBuf, PathBuf) {
     let profile = dir.join("vmetrics-only.yml");
     fs::write(&profile, text).unwrap();
     let lock = dir.join("infragen.lock");
-    fs::copy(root().join("infragen.lock"), &lock).unwrap();
+    fs::copy(common::lock(), &lock).unwrap();
     (profile, lock)
 }
 

@@ -122,8 +122,14 @@ pub(super) fn build_jobs(
                     break;
                 };
                 let p = job.package;
-                let result = package_layer(&job, cache, &sources, opts, epoch, store, progress)
-                    .with_context(|| format!("package `{}` {}", p.name, p.version));
+                let result =
+                    match package_layer(&job, cache, &sources, opts, epoch, store, progress) {
+                        // names the package and its version already, and what to run
+                        Err(e) if e.is::<crate::pkg::fetch::Vanished>() => Err(e),
+                        built => {
+                            built.with_context(|| format!("package `{}` {}", p.name, p.version))
+                        }
+                    };
                 let failed = result.is_err();
                 results.lock().expect("results").push((job.key, result));
                 if failed {
@@ -153,7 +159,14 @@ fn package_layer(
 ) -> Result<LayerInfo> {
     let p = job.package;
     progress.start("download", &p.name, Some(p.size));
-    let bytes = cache.deb(&p.name, &p.filename, &p.sha256, &opts.repos, sources)?;
+    let bytes = cache.deb(
+        &p.name,
+        &p.version,
+        &p.filename,
+        &p.sha256,
+        &opts.repos,
+        sources,
+    )?;
     progress.done("download", &p.name, bytes.len() as u64, Some(&p.sha256));
     progress.start("layer", &p.name, None);
     let layer = make_layer(package_entries(&bytes, job.recipe)?, epoch, store)?;

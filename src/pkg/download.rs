@@ -137,6 +137,18 @@ impl Partial {
     }
 }
 
+/// A URL that is not there: the server answered 404 Not Found, or a `file:` path does not exist.
+#[derive(Debug)]
+pub struct NotFound(pub String);
+
+impl std::fmt::Display for NotFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: 404 Not Found", self.0)
+    }
+}
+
+impl std::error::Error for NotFound {}
+
 impl Downloader {
     /// A downloader through `proxies`.
     pub fn new(proxies: Proxies) -> Self {
@@ -204,6 +216,9 @@ impl Downloader {
         let status = resp.status();
         if status.is_success() || (from > 0 && status == 416) {
             return Ok(resp);
+        }
+        if status == 404 {
+            return Err(Failure::Fatal(NotFound(url.to_owned()).into()));
         }
         let e = anyhow!(
             "fetching {url}: the server answered {} {}",

@@ -13,7 +13,7 @@ use std::process::Command;
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::apt::{self, Package, Source};
-pub use super::download::{Downloader, Expected, Mismatch, Progress};
+pub use super::download::{Downloader, Expected, Mismatch, NotFound, Progress};
 use crate::digest::{HashWriter, Hasher};
 use crate::fsx::AtomicFile;
 
@@ -72,6 +72,35 @@ impl AptConfig {
     }
 }
 
+/// A locked package that every APT source answered [`NotFound`] for: the mirror dropped the
+/// pinned version (a security update replaced it). Says which, and what to run.
+#[derive(Debug)]
+pub struct Vanished {
+    /// `Package:`.
+    pub name: String,
+    /// `Version:`.
+    pub version: String,
+    /// Where it was looked for.
+    pub urls: Vec<String>,
+}
+
+impl std::fmt::Display for Vanished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "package `{}` {} is not on the mirror any more (404 Not Found: {}): the lock pins a \
+             version the mirror has dropped\nhint: run `infragen lock` to pin the versions the \
+             mirror has now (pass the same --lock), then build again; `infragen repo sync` keeps \
+             a local copy of the pinned packages",
+            self.name,
+            self.version,
+            self.urls.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for Vanished {}
+
 /// Reads a URL (`http(s)://` or `file:`) or fails with the URL in the message; HTTP through
 /// the environment's proxies, retried ([`Downloader::get`]).
 pub fn get(url: &str) -> Result<Vec<u8>> {
@@ -81,7 +110,12 @@ pub fn get(url: &str) -> Result<Vec<u8>> {
 /// [`get`] with `downloader`.
 pub fn get_with(downloader: &Downloader, url: &str) -> Result<Vec<u8>> {
     match file_path(url) {
-        Some(path) => fs::read(path).with_context(|| format!("reading {url}")),
+        Some(path) => match fs::read(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(NotFound(url.to_owned()).into())
+            }
+            read => read.with_context(|| format!("reading {url}")),
+        },
         None => downloader.get(url),
     }
 }
@@ -259,10 +293,12 @@ impl Cache {
 
     /// The package file with `sha256`, from the cache, a local repository, or the sources
     /// ([`Cache::fetch`]). Whatever the origin, the bytes must hash to `sha256` or they are
-    /// refused.
+    /// refused. When every source answers 404, the error is [`Vanished`], naming `name` and
+    /// `version`.
     pub fn deb(
         &self,
         name: &str,
+        version: &str,
         filename: &str,
         sha256: &str,
         local: &[PathBuf],
@@ -274,7 +310,16 @@ impl Cache {
                 return Ok(bytes);
             }
         }
-        let path = self.fetch(name, filename, sha256, None, local, sources, &mut |_, _| {})?;
+        let path = self.fetch(
+            name,
+            version,
+            filename,
+            sha256,
+            None,
+            local,
+            sources,
+            &mut |_, _| {},
+        )?;
         let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         if self::sha256(&bytes) != sha256 {
             bail!(
@@ -288,11 +333,13 @@ impl Cache {
     /// Puts the package with `sha256` (and `size`, when known) in the cache unless it is there
     /// already, and returns its path: copied from a local repository, else downloaded from the
     /// first source that has it (streamed, resumed, retried: [`Downloader::download`]).
-    /// `progress` follows a download. Nothing unverified is ever left in the cache.
+    /// `progress` follows a download. Nothing unverified is ever left in the cache. When every
+    /// source answers 404, the error is [`Vanished`], naming `name` and `version`.
     #[allow(clippy::too_many_arguments)] // the lock's facts of one package, and where to look
     pub fn fetch(
         &self,
         name: &str,
+        version: &str,
         filename: &str,
         sha256: &str,
         size: Option<u64>,
@@ -317,6 +364,7 @@ impl Cache {
             tried.push(p.display().to_string());
         }
         let expected = Expected { sha256, size };
+        let mut gone = Vec::new();
         for s in sources {
             let url = join(&s.uri, filename);
             let got = match file_path(&url) {
@@ -335,10 +383,20 @@ impl Cache {
                         m.got
                     );
                 }
+                Err(e) if e.is::<NotFound>() => gone.push(url),
                 Err(e) => tried.push(format!("{e:#}")),
             }
         }
-        bail!("package `{name}` ({filename}, sha256 {sha256}) is not available:\n  {}\nhint: run `infragen lock` if the mirror moved on, or fill a local repository with `infragen repo sync`", tried.join("\n  "))
+        if !gone.is_empty() && tried.len() == local.len() {
+            return Err(Vanished {
+                name: name.to_owned(),
+                version: version.to_owned(),
+                urls: gone,
+            }
+            .into());
+        }
+        tried.extend(gone.iter().map(|u| format!("{u}: 404 Not Found")));
+        bail!("package `{name}` {version} ({filename}, sha256 {sha256}) is not available:\n  {}\nhint: run `infragen lock` if the mirror moved on, or fill a local repository with `infragen repo sync`", tried.join("\n  "))
     }
 
     /// The cache directory.
@@ -357,7 +415,12 @@ fn hash_file(path: &Path) -> std::io::Result<String> {
 /// Copies `src` to `dest` atomically, hashed on the way; refused (nothing written) unless it
 /// hashes to `sha256`, the lock's for package `name`.
 fn copy_verified(src: &Path, dest: &Path, sha256: &str, name: &str) -> Result<()> {
-    let mut from = fs::File::open(src).with_context(|| format!("reading {}", src.display()))?;
+    let mut from = match fs::File::open(src) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(NotFound(format!("file:{}", src.display())).into())
+        }
+        opened => opened.with_context(|| format!("reading {}", src.display()))?,
+    };
     let mut to = HashWriter::new(AtomicFile::create(dest, 0o644)?);
     std::io::copy(&mut from, &mut to).with_context(|| format!("copying {}", src.display()))?;
     let got = to.digest();
@@ -369,4 +432,98 @@ fn copy_verified(src: &Path, dest: &Path, sha256: &str, name: &str) -> Result<()
         );
     }
     to.into_inner().commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(uri: &str) -> Source {
+        Source {
+            uri: uri.to_owned(),
+            suites: vec!["bookworm".to_owned()],
+            components: vec!["main".to_owned()],
+            signed_by: None,
+            arch: None,
+            trusted: false,
+        }
+    }
+
+    /// A server on 127.0.0.1 answering every request with `status`; its base URL.
+    fn server(status: &'static str) -> String {
+        use std::io::{BufRead as _, BufReader, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        url
+    }
+
+    const FILE: &str = "pool/main/d/dnsmasq/dnsmasq-base_2.90-4~deb12u1_amd64.deb";
+
+    fn fetch(sources: &[Source]) -> anyhow::Error {
+        let cache = tempfile::tempdir().unwrap();
+        let local = tempfile::tempdir().unwrap();
+        Cache::new(cache.path())
+            .deb(
+                "dnsmasq-base",
+                "2.90-4~deb12u1",
+                FILE,
+                &"1".repeat(64),
+                &[local.path().to_path_buf()],
+                sources,
+            )
+            .unwrap_err()
+    }
+
+    #[test]
+    fn a_package_every_source_answers_404_for_is_named_with_its_version_and_what_to_run() {
+        let web = server("404 Not Found");
+        let dir = tempfile::tempdir().unwrap();
+        let file = format!("file:{}", dir.path().display());
+        let e = fetch(&[source(&web), source(&file)]);
+        let v = e.downcast_ref::<Vanished>().expect("Vanished");
+        assert_eq!(
+            v.urls,
+            [format!("{web}/{FILE}"), format!("{file}/{FILE}")],
+            "{e:#}"
+        );
+        let text = format!("{e:#}");
+        assert!(
+            text.starts_with(
+                "package `dnsmasq-base` 2.90-4~deb12u1 is not on the mirror any more (404 Not Found: "
+            ),
+            "{text}"
+        );
+        assert!(text.contains("\nhint: run `infragen lock`"), "{text}");
+    }
+
+    #[test]
+    fn any_other_failure_is_not_taken_for_a_vanished_package() {
+        let web = server("404 Not Found");
+        let broken = server("500 Internal Server Error");
+        let e = fetch(&[source(&web), source(&broken)]);
+        assert!(e.downcast_ref::<Vanished>().is_none(), "{e:#}");
+        let text = format!("{e:#}");
+        assert!(
+            text.starts_with("package `dnsmasq-base` 2.90-4~deb12u1 (pool/"),
+            "{text}"
+        );
+        assert!(
+            text.contains("404 Not Found") && text.contains("500"),
+            "{text}"
+        );
+    }
 }

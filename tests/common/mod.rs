@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod distribution;
+pub mod hermetic;
 pub mod rawtar;
 pub mod registry;
 pub mod schema;
@@ -17,6 +18,84 @@ use std::time::Duration;
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The `infragen` binary under test, with its default cache moved off the user's
+/// (`$XDG_CACHE_HOME` set to [`test_cache_home`]): every test runs it through here, never as
+/// `Command::new(env!("CARGO_BIN_EXE_infragen"))` (`tests/tiers.rs` checks).
+pub fn infragen() -> std::process::Command {
+    let mut cmd = std::process::Command::new(bin());
+    cmd.env("XDG_CACHE_HOME", test_cache_home());
+    cmd
+}
+
+/// The path of the `infragen` binary, for a program that runs it itself (a shell, Python, a
+/// container's root): give that program `XDG_CACHE_HOME` = [`test_cache_home`] as well.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_infragen")
+}
+
+/// [`infragen`] run by `sh -c '<prelude>; exec infragen <args>'` (a umask, say): `args` may use
+/// `"$1"`, `"$2"`, … for the arguments the caller adds.
+pub fn infragen_sh(prelude: &str, args: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("{prelude}; exec \"$0\" {args}"))
+        .arg(bin())
+        .env("XDG_CACHE_HOME", test_cache_home());
+    cmd
+}
+
+/// The tests' own `$XDG_CACHE_HOME`, under Cargo's temporary directory for tests
+/// (`target/tmp`): a cache the tests share with each other (packages are checked by sha256 on
+/// every read), never the user's `~/.cache/infragen`. When that directory is not writable (the
+/// binaries built by another user), a temporary directory of this process instead.
+pub fn test_cache_home() -> PathBuf {
+    static HOME: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| {
+        let shared = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache");
+        let writable =
+            fs::create_dir_all(&shared).is_ok() && tempfile::tempfile_in(&shared).is_ok();
+        if writable {
+            shared
+        } else {
+            tempfile::Builder::new()
+                .prefix("infragen-test-cache-")
+                .tempdir()
+                .unwrap()
+                .keep()
+        }
+    })
+    .clone()
+}
+
+/// A lock of real Debian packages resolved when the tests run (`infragen lock` against this
+/// machine's APT sources, base image pins kept from the committed `infragen.lock`), once per
+/// test binary; or `$INFRAGEN_TEST_LOCK` when set (`./test` resolves one for every binary). The
+/// committed lock pins versions Debian's mirror drops with each security update: the tests of
+/// real packages do not depend on it.
+pub fn lock() -> &'static Path {
+    static LOCK: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    LOCK.get_or_init(|| {
+        if let Some(given) = std::env::var_os("INFRAGEN_TEST_LOCK").filter(|v| !v.is_empty()) {
+            return PathBuf::from(given);
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("infragen-lock-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        let lock = dir.join("infragen.lock");
+        fs::copy(root().join("infragen.lock"), &lock).unwrap();
+        let o = infragen()
+            .args(["lock", "--lock"])
+            .arg(&lock)
+            .env_remove("SOURCE_DATE_EPOCH")
+            .output()
+            .unwrap();
+        ok(&o, "infragen lock (against this machine's APT sources)");
+        lock
+    })
 }
 
 /// The command's stdout; panics with both streams when it failed.
@@ -151,6 +230,11 @@ pub fn xz(bytes: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
+/// zstd, fastest.
+pub fn zst(bytes: &[u8]) -> Vec<u8> {
+    ruzstd::encoding::compress_to_vec(bytes, ruzstd::encoding::CompressionLevel::Fastest)
+}
+
 /// xorshift64*: a small seeded generator for the randomized tests (their seed is printed, so a
 /// failure can be replayed).
 pub struct Rng(pub u64);
@@ -185,7 +269,7 @@ pub fn signing_key() -> &'static (PathBuf, PathBuf) {
             .tempdir()
             .unwrap()
             .keep();
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_infragen"))
+        let o = infragen()
             .args(["key", "generate", "--out"])
             .arg(&dir)
             .output()

@@ -14,8 +14,9 @@
 //!
 //! A test binary whose tests all belong to one tier calls [`binary`] first in each test: when
 //! its tier is not chosen, the binary prints one line and exits before any test reports `ok`, so
-//! a skipped tier is never counted as passed. Fast binaries with a part that needs a tool (a
-//! checker run on a fixture) call [`part`] for that part.
+//! a skipped tier is never counted as passed. A test that needs a tool lives in a binary of its
+//! tier (`tests/<name>_integration.rs` beside a fast `tests/<name>.rs`), never in a fast binary
+//! returning early: libtest would report it `ok`.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -108,18 +109,6 @@ pub fn binary(tier: Tier, file: &str) {
             tier.name()
         ));
         std::process::exit(0);
-    }
-}
-
-/// The gate of one part of a test: `true` when `tier` runs; otherwise a `SKIPPED` line naming
-/// `what`, and `false`.
-pub fn part(tier: Tier, what: &str) -> bool {
-    match chosen(tier) {
-        Ok(()) => true,
-        Err(why) => {
-            loud(&format!("SKIPPED {} part ({what}): {why}", tier.name()));
-            false
-        }
     }
 }
 
