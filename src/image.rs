@@ -178,11 +178,11 @@ const RECIPES: &[(Component, &str)] = &[
 /// Every recipe, with the defaults merged in, by component.
 pub fn recipes() -> Result<BTreeMap<Component, Recipe>> {
     let defaults: Defaults =
-        serde_yaml::from_str(DEFAULTS).context("images/common/defaults.yml")?;
+        crate::yaml::from_str_as(DEFAULTS).context("images/common/defaults.yml")?;
     let mut out = BTreeMap::new();
     for (c, text) in RECIPES {
-        let mut r: Recipe =
-            serde_yaml::from_str(text).with_context(|| format!("images/{}/image.yml", c.name()))?;
+        let mut r: Recipe = crate::yaml::from_str_as(text)
+            .with_context(|| format!("images/{}/image.yml", c.name()))?;
         if r.packages.is_empty() == r.base.is_none() {
             bail!(
                 "images/{}/image.yml: give either `packages` or `base`",
@@ -283,13 +283,13 @@ mod tests {
             .1;
         let bad = grafana.replace("ports: [grafana_port]", "ports: [grafana]");
         assert_ne!(bad, grafana);
-        let e = serde_yaml::from_str::<Recipe>(&bad)
+        let e = crate::yaml::from_str_as::<Recipe>(&bad)
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("ports[0]: unknown variant `grafana`"), "{e}");
         let bad = grafana.replace("port: grafana_port }", "port: graphana_port }");
         assert_ne!(bad, grafana);
-        assert!(serde_yaml::from_str::<Recipe>(&bad).is_err());
+        assert!(crate::yaml::from_str_as::<Recipe>(&bad).is_err());
     }
 
     #[test]

@@ -21,7 +21,10 @@ pub(super) fn load_plan(p: &ProfileArgs) -> Result<Plan, i32> {
         2
     })?;
     for w in &plan.warnings {
-        eprintln!("warning: {}: {w}", plan.source);
+        match w.position(&inventory.positions) {
+            Some(at) => eprintln!("warning: {}:{at}: {w}", plan.source),
+            None => eprintln!("warning: {}: {w}", plan.source),
+        }
     }
     Ok(plan)
 }

@@ -277,7 +277,7 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
             "all.children.infra",
             "the profile has no `infra` group with hosts; there is nothing to build",
         ));
-        return Err(Problems::new(&inventory.source, problems));
+        return Err(Problems::new(&inventory.source, problems).located(&inventory.positions));
     }
 
     // First pass: identity and ports of every infra host (peers need them).
@@ -380,7 +380,7 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
             upstream: upstream.map(|(_, u)| u).unwrap_or_default(),
         })
     } else {
-        Err(Problems::new(&inventory.source, problems))
+        Err(Problems::new(&inventory.source, problems).located(&inventory.positions))
     }
 }
 

@@ -2,7 +2,7 @@
 //! domains, paths, auth, log, raw config through `config`, upstream endpoint), a domain served
 //! twice, and the `home` entry the default server needs.
 
-use serde_yaml::Value;
+use crate::yaml::Value;
 
 use super::{config, Portal, PortalKind, SslMode};
 use crate::keypath;
@@ -99,7 +99,7 @@ fn entry_portal(
     r: &mut Reader,
     name: &str,
     path: &str,
-    entry: &serde_yaml::Mapping,
+    entry: &crate::yaml::Mapping,
     admin_ip: &str,
     home_root: &str,
     sslmode: SslMode,
