@@ -42,10 +42,13 @@ impl Problem {
 }
 
 impl Problem {
-    /// Whether the problem is about the key itself (an unknown or duplicate key), so that it
-    /// is reported at the key rather than at its value.
+    /// Whether the problem is about the key itself (an unknown or duplicate key, a key the
+    /// address map makes the same as another), so that it is reported at the key rather than
+    /// at its value.
     fn is_about_key(&self) -> bool {
-        self.message.starts_with("unknown") || self.message.starts_with("duplicate key")
+        self.message.starts_with("unknown")
+            || self.message.starts_with("duplicate key")
+            || self.message.contains("this key")
     }
 
     /// Where the problem's key path was written, when `positions` knows it (a built-in

@@ -1,9 +1,11 @@
 //! Profiles: Pigsty's inventory dialect, parsed into an [`Inventory`] with Ansible's precedence.
 //!
-//! Owns reading profile text (built-in or from a file), YAML syntax errors with line and column,
-//! the group/host structure (`all.children.<group>.hosts/vars/children`, `all.hosts`, `all.vars`)
-//! and variable precedence. It knows nothing about what a parameter means: that is `plan`.
-//! The limits checked before parsing (size, nesting, alias expansion) are in `bounds`.
+//! Owns reading profile text (built-in or from a file), YAML errors with line and column, the
+//! group/host structure (`all.children.<group>.hosts/vars/children`, `all.hosts`, `all.vars`),
+//! variable precedence, and the position of every key path ([`Inventory::positions`]), by
+//! which problems found later are located. It knows nothing about what a parameter means: that
+//! is `plan`. The YAML reader is `yaml`; the limits (size, nesting, alias expansion) are in
+//! `bounds`.
 
 pub mod address_map;
 pub mod bounds;
@@ -550,6 +552,31 @@ all:
             panic!("{err}")
         };
         assert_eq!(p.list.len(), 2, "{p}");
+    }
+
+    #[test]
+    fn problems_are_located_after_the_address_map() {
+        let map = address_map::AddressMap(vec![
+            address_map::Rule::parse("10.10.10.=127.0.10.").unwrap()
+        ]);
+        let text = "all:\n  hosts:\n    10.10.10.10: {}\n    127.0.10.10: {}\n  varz: 1\n";
+        let err = parse_mapped("p.yml", text, &map).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "p.yml: 1 problem in profile\n  p.yml:3:5: all.hosts.\"127.0.10.10\": `--address-map` makes this key the same as another"
+        );
+        // A mapped key path is found at the position of the key as written.
+        let text = "all:\n  children:\n    infra:\n      hosts:\n        10.10.10.10: { x: 1 }\n      hostz: 1\n";
+        let err = parse_mapped("p.yml", text, &map).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("p.yml:6:7: all.children.infra.hostz"),
+            "{err}"
+        );
+        let ok =
+            parse_mapped("p.yml", "all:\n  hosts:\n    10.10.10.10: { x: 1 }\n", &map).unwrap();
+        let p = ok.positions.locate(r#"all.hosts."127.0.10.10".x"#, false);
+        assert_eq!(p.map(|p| (p.line, p.column)), Some((3, 23)));
     }
 
     #[test]

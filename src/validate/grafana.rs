@@ -261,7 +261,7 @@ fn provisioning(
     };
     let doc: Value = match crate::yaml::from_str(&text) {
         Ok(d) => d,
-        Err(e) => return vec![format!("{path}: {e}")],
+        Err(e) => return vec![format!("{path}:{}: {e}", e.at())],
     };
     let mut out = Vec::new();
     let Some(map) = doc.as_mapping() else {
