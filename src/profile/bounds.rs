@@ -12,7 +12,7 @@ use std::fmt;
 
 use crate::yaml;
 
-/// Largest profile, in bytes (1 MiB): a thousand times the largest real inventory.
+/// Largest profile, in bytes (1 MiB): some eighty times the largest real inventory.
 pub const MAX_BYTES: usize = 1 << 20;
 
 /// Deepest nesting of block and flow collections.
