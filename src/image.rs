@@ -174,10 +174,10 @@ const DEFAULTS: &str = include_str!("../images/common/defaults.yml");
 /// Every recipe, with the defaults merged in, by component.
 pub fn recipes() -> Result<BTreeMap<Component, Recipe>> {
     let defaults: Defaults =
-        serde_yaml::from_str(DEFAULTS).context("images/common/defaults.yml")?;
+        crate::yaml::from_str_as(DEFAULTS).context("images/common/defaults.yml")?;
     let mut out = BTreeMap::new();
     for c in Component::ALL {
-        let mut r: Recipe = serde_yaml::from_str(c.describe().recipe)
+        let mut r: Recipe = crate::yaml::from_str_as(c.describe().recipe)
             .with_context(|| format!("images/{}/image.yml", c.name()))?;
         if r.packages.is_empty() == r.base.is_none() {
             bail!(
@@ -275,13 +275,13 @@ mod tests {
         let grafana = Component::Grafana.describe().recipe;
         let bad = grafana.replace("ports: [grafana_port]", "ports: [grafana]");
         assert_ne!(bad, grafana);
-        let e = serde_yaml::from_str::<Recipe>(&bad)
+        let e = crate::yaml::from_str_as::<Recipe>(&bad)
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("ports[0]: unknown variant `grafana`"), "{e}");
         let bad = grafana.replace("port: grafana_port }", "port: graphana_port }");
         assert_ne!(bad, grafana);
-        assert!(serde_yaml::from_str::<Recipe>(&bad).is_err());
+        assert!(crate::yaml::from_str_as::<Recipe>(&bad).is_err());
     }
 
     #[test]

@@ -37,3 +37,4 @@ pub mod sign;
 pub mod tree;
 pub mod upstream;
 pub mod validate;
+pub mod yaml;

@@ -271,8 +271,7 @@ mod tests {
     fn every_default_parses() {
         for p in PARAMS {
             if let Some(d) = p.default {
-                serde_yaml::from_str::<serde_yaml::Value>(d)
-                    .unwrap_or_else(|e| panic!("{}: {e}", p.name));
+                crate::yaml::from_str(d).unwrap_or_else(|e| panic!("{}: {e}", p.name));
             }
         }
     }

@@ -2,9 +2,15 @@
 //!
 //! Every stage before `render` collects problems instead of stopping at the first one, so a
 //! user sees everything wrong with a profile at once. Only `cli` prints them.
+//!
+//! A problem carries a key path, not a position: validators know where a value sits in the
+//! profile, not where it was written. [`Problems`] holds the profile's positions and turns each
+//! path into `file:line:column` when it is displayed, the one place problems become messages.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+
+use crate::yaml::{Pos, Positions};
 
 /// One thing wrong (or suspicious) in a profile, located by key path and host.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -35,6 +41,38 @@ impl Problem {
     }
 }
 
+impl Problem {
+    /// Whether the problem is about the key itself (an unknown or duplicate key, a key the
+    /// address map makes the same as another), so that it is reported at the key rather than
+    /// at its value.
+    fn is_about_key(&self) -> bool {
+        self.message.starts_with("unknown")
+            || self.message.starts_with("duplicate key")
+            || self.message.contains("this key")
+    }
+
+    /// Where the problem's key path was written, when `positions` knows it (a built-in
+    /// default, `default:<name>`, was not written anywhere).
+    pub fn position(&self, positions: &Positions) -> Option<Pos> {
+        if self.path.starts_with("default:") {
+            None
+        } else if self.path == "(top)" {
+            positions.locate("", false)
+        } else {
+            positions.locate(&self.path, self.is_about_key())
+        }
+    }
+
+    /// The problem as one line, starting with `source:line:column` of its key path when
+    /// `positions` knows it.
+    pub fn located(&self, source: &str, positions: &Positions) -> String {
+        match self.position(positions) {
+            Some(at) => format!("{source}:{at}: {self}"),
+            None => self.to_string(),
+        }
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.host {
@@ -51,6 +89,8 @@ pub struct Problems {
     pub source: String,
     /// The problems, sorted and deduplicated.
     pub list: Vec<Problem>,
+    /// Where the profile's key paths were written (empty when not known).
+    pub positions: Positions,
 }
 
 impl Problems {
@@ -80,7 +120,15 @@ impl Problems {
         Self {
             source: source.to_owned(),
             list,
+            positions: Positions::default(),
         }
+    }
+
+    /// The same problems, reported at the positions of their key paths in `positions`.
+    #[must_use]
+    pub fn located(mut self, positions: &Positions) -> Self {
+        self.positions = positions.clone();
+        self
     }
 }
 
@@ -94,7 +142,7 @@ impl fmt::Display for Problems {
             crate::plural::count(n, "problem")
         )?;
         for p in &self.list {
-            write!(f, "\n  {p}")?;
+            write!(f, "\n  {}", p.located(&self.source, &self.positions))?;
         }
         Ok(())
     }

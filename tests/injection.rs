@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_yaml::Value;
+use infragen::yaml::{Mapping, Value};
 
 mod common;
 
@@ -107,7 +107,7 @@ fn html_unescape(s: &str) -> String {
 fn render_with(base: &Value, key: &str, value: &str) -> Result<BTreeMap<String, Vec<u8>>, String> {
     let mut doc = base.clone();
     doc["all"]["vars"][key] = if key == "infra_services" {
-        let mut card = serde_yaml::Mapping::new();
+        let mut card = Mapping::new();
         for (k, v) in [
             ("name", "Metrics"),
             ("url", "/vmetrics/vmui/"),
@@ -120,7 +120,7 @@ fn render_with(base: &Value, key: &str, value: &str) -> Result<BTreeMap<String, 
     } else {
         Value::from(value)
     };
-    let text = serde_yaml::to_string(&doc).unwrap();
+    let text = infragen::yaml::to_string(&doc).unwrap();
     let inventory = infragen::profile::parse("inject.yml", &text).map_err(|e| e.to_string())?;
     let plan = infragen::plan::resolve(&inventory).map_err(|e| e.to_string())?;
     let tree = infragen::render::plan(&plan).map_err(|e| format!("{e:#}"))?;
@@ -151,7 +151,7 @@ fn found_elsewhere<'a>(
 #[test]
 fn hostile_strings_are_refused_or_round_trip_exactly() {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let base: Value = serde_yaml::from_str(
+    let base: Value = infragen::yaml::from_str(
         &std::fs::read_to_string(root.join("profiles/single-node.yml")).unwrap(),
     )
     .unwrap();

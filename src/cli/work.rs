@@ -24,7 +24,10 @@ pub(super) fn load_plan(p: &ProfileArgs, ui: &Ui) -> Result<Plan, i32> {
         2
     })?;
     for w in &plan.warnings {
-        ui.warn(format!("{}: {w}", plan.source));
+        match w.position(&inventory.positions) {
+            Some(at) => ui.warn(format!("{}:{at}: {w}", plan.source)),
+            None => ui.warn(format!("{}: {w}", plan.source)),
+        }
     }
     Ok(plan)
 }

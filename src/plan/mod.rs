@@ -193,7 +193,7 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
             "all.children.infra",
             "the profile has no `infra` group with hosts; there is nothing to build",
         ));
-        return Err(Problems::new(&inventory.source, problems));
+        return Err(Problems::new(&inventory.source, problems).located(&inventory.positions));
     }
     // First pass: identity and ports of every infra host (peers need them).
     let infra = infra_nodes(inventory, &infra_hosts, &mut problems);
@@ -230,7 +230,7 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
             proxy_env: shared.proxy_env,
         })
     } else {
-        Err(Problems::new(&inventory.source, problems))
+        Err(Problems::new(&inventory.source, problems).located(&inventory.positions))
     }
 }
 

@@ -58,10 +58,10 @@ mod tests {
     fn names_are_parameters_and_parse_back() {
         for p in PortParam::ALL {
             assert!(crate::params::get(p.name()).is_some(), "{p}");
-            let back: PortParam = serde_yaml::from_str(p.name()).unwrap();
+            let back: PortParam = crate::yaml::from_str_as(p.name()).unwrap();
             assert_eq!(back, p);
         }
-        let e = serde_yaml::from_str::<PortParam>("grafana").unwrap_err();
+        let e = crate::yaml::from_str_as::<PortParam>("grafana").unwrap_err();
         assert!(
             e.to_string().starts_with("unknown variant `grafana`"),
             "{e}"

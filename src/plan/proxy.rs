@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_yaml::Value;
+use crate::yaml::Value;
 
 use super::read::Reader;
 use crate::profile::kind;

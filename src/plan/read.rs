@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use serde_yaml::Value;
+use crate::yaml::Value;
 
 use crate::duration::{self, Duration, Unit};
 use crate::params;
@@ -43,7 +43,7 @@ impl<'a> Reader<'a> {
             return Some(v.clone());
         }
         let default = params::get(name).and_then(|p| p.default)?;
-        let value = serde_yaml::from_str(default).expect("built-in defaults are valid YAML");
+        let value = crate::yaml::from_str(default).expect("built-in defaults are valid YAML");
         Some(Var {
             value,
             path: format!("default:{name}"),

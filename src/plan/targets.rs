@@ -273,8 +273,8 @@ fn redis(
     let mut groups = Vec::new();
     for (k, _) in map {
         let port = match k {
-            serde_yaml::Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
-            serde_yaml::Value::String(s) => s.parse().ok(),
+            crate::yaml::Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+            crate::yaml::Value::String(s) => s.parse().ok(),
             _ => None,
         };
         let Some(port) = port.filter(|p| *p > 0) else {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_yaml::Value;
+use crate::yaml::Value;
 
 use crate::plan::Component;
 use crate::profile::kind;

@@ -9,7 +9,7 @@
 
 use std::net::Ipv4Addr;
 
-use serde_yaml::Value;
+use crate::yaml::Value;
 
 /// One rule: the leading octets of matching addresses and what replaces them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,9 +185,9 @@ mod tests {
     #[test]
     fn maps_keys_and_values_after_parsing() {
         let text = "# 10.10.10.10 is the admin node\nall:\n  hosts:\n    10.10.10.10: { note: 110.10.10.5 }\n  vars:\n    admin_ip: 10.10.10.10\n    grafana_admin_password: 10.10.10.secret\n    list: [ 'http://10.10.10.11:80' ]\n";
-        let mut v: Value = serde_yaml::from_str(text).unwrap();
+        let mut v: Value = crate::yaml::from_str(text).unwrap();
         assert!(map(&["10.10.10.=127.0.10."]).apply(&mut v, "").is_empty());
-        let want: Value = serde_yaml::from_str(
+        let want: Value = crate::yaml::from_str(
             "all:\n  hosts:\n    127.0.10.10: { note: 110.10.10.5 }\n  vars:\n    admin_ip: 127.0.10.10\n    grafana_admin_password: 10.10.10.secret\n    list: [ 'http://127.0.10.11:80' ]\n",
         )
         .unwrap();
@@ -197,7 +197,7 @@ mod tests {
     #[test]
     fn keys_that_become_one_are_reported() {
         let mut v: Value =
-            serde_yaml::from_str("hosts:\n  10.10.10.10: {}\n  127.0.10.10: {}\n").unwrap();
+            crate::yaml::from_str("hosts:\n  10.10.10.10: {}\n  127.0.10.10: {}\n").unwrap();
         let clashes = map(&["10.10.10.=127.0.10."]).apply(&mut v, "all");
         assert_eq!(clashes, [r#"all.hosts."127.0.10.10""#]);
     }

@@ -1,23 +1,18 @@
-//! Limits a profile must stay within before it is parsed: its size, its nesting and how many
-//! values it expands to through YAML aliases.
+//! Limits a profile must stay within: its size, its nesting and how many values it expands to
+//! through YAML aliases.
 //!
-//! They keep hostile text cheap to refuse. libyaml's time grows with the square of the flow
-//! nesting (400 KB of `{a: {a: …` take minutes); `serde_yaml` follows every alias anew and
-//! bounds only the number of alias jumps, which stops the classic "billion laughs" but not one
-//! long list repeated by many aliases (5 KB expand to a million values; 50 KB run for more
-//! than a minute); and it reads a few MB/s at best. The limits sit far above any real
-//! inventory: the largest we know (Pigsty's own, in the test fixtures) are 12 KB, nest at most
-//! 9 levels deep and hold a few hundred values.
-//! Owns the limits and their checks; the nesting scan itself is `depth`.
+//! They keep hostile text cheap to refuse. The size is checked before parsing; nesting and
+//! alias expansion are checked by the parser as it reads (`yaml::Limits`), so text nested past
+//! the limit or repeating one list through many aliases is refused at the event that goes past
+//! it, after reading no more than that. The limits sit far above any real inventory: the
+//! largest we know (Pigsty's own, in the test fixtures) are 12 KB, nest at most 9 levels deep
+//! and hold a few hundred values. Owns the limits and their messages.
 
-use std::cell::Cell;
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, Visitor};
+use crate::yaml;
 
-use super::depth;
-
-/// Largest profile, in bytes (1 MiB): `serde_yaml` parses that in under a second.
+/// Largest profile, in bytes (1 MiB): some eighty times the largest real inventory.
 pub const MAX_BYTES: usize = 1 << 20;
 
 /// Deepest nesting of block and flow collections.
@@ -25,6 +20,12 @@ pub const MAX_DEPTH: usize = 64;
 
 /// Most values a profile may hold, counting every value an alias repeats each time it is used.
 pub const MAX_VALUES: usize = 200_000;
+
+/// The limits the parser checks.
+pub const LIMITS: yaml::Limits = yaml::Limits {
+    depth: MAX_DEPTH,
+    values: MAX_VALUES,
+};
 
 /// Which limit a profile went past.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,165 +76,52 @@ impl fmt::Display for Exceeded {
     }
 }
 
-/// Checks every limit on `text`. YAML syntax errors are left to the parser that follows.
+/// Checks the limit that is known before parsing: the size. The others are checked while
+/// parsing (`LIMITS`).
 pub fn check(text: &str) -> Result<(), Exceeded> {
     if text.len() > MAX_BYTES {
         return Err(Exceeded::Size(Some(text.len() as u64)));
     }
-    depth::check(text, MAX_DEPTH).map_err(|d| Exceeded::Depth {
-        line: d.line,
-        column: d.column,
-    })?;
-    values(text, MAX_VALUES)
-}
-
-/// Walks the document the way `serde_yaml` builds a value, aliases expanded, and stops after
-/// `max` values: the walk, unlike building the value, has a budget.
-fn values(text: &str, max: usize) -> Result<(), Exceeded> {
-    let count = Count {
-        seen: &Cell::new(0),
-        max,
-        over: &Cell::new(false),
-    };
-    let Some(document) = serde_yaml::Deserializer::from_str(text).next() else {
-        return Ok(());
-    };
-    match count.deserialize(document) {
-        Err(e) if count.over.get() => Err(Exceeded::Values(
-            e.location().map(|l| (l.line(), l.column())),
-        )),
-        // Anything else is a syntax error, which parsing reports with its location.
-        _ => Ok(()),
-    }
-}
-
-/// A visitor that counts values and fails once there are more than `max`.
-#[derive(Clone, Copy)]
-struct Count<'c> {
-    seen: &'c Cell<usize>,
-    max: usize,
-    over: &'c Cell<bool>,
-}
-
-impl Count<'_> {
-    fn tick<E: de::Error>(self) -> Result<(), E> {
-        self.seen.set(self.seen.get() + 1);
-        if self.seen.get() > self.max {
-            self.over.set(true);
-            return Err(E::custom("too many values"));
-        }
-        Ok(())
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for Count<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Count<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        self.tick()
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        self.tick()
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        self.tick()
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        self.tick()
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        self.tick()
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.tick()
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        self.tick()
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        self.deserialize(d)
-    }
-
-    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        self.deserialize(d)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        self.tick()?;
-        while seq.next_element_seed(self)?.is_some() {}
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        self.tick()?;
-        while map.next_key_seed(self)?.is_some() {
-            map.next_value_seed(self)?;
-        }
-        Ok(())
-    }
-
-    /// A tagged value (`!tag value`).
-    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<(), A::Error> {
-        use de::VariantAccess as _;
-        self.tick()?;
-        let ((), variant) = data.variant_seed(self)?;
-        variant.newtype_variant_seed(self)
-    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, Instant};
+
+    fn values(text: &str, max: usize) -> Result<(), yaml::Error> {
+        yaml::parse(
+            text,
+            yaml::Limits {
+                depth: MAX_DEPTH,
+                values: max,
+            },
+        )
+        .map(|_| ())
+    }
 
     #[test]
     fn aliases_count_every_value_they_repeat() {
         let ten = |item: &str| [item; 10].join(", ");
-        // serde_yaml itself stops the classic "billion laughs" (it bounds alias jumps by the
-        // number of events), but not one wide list repeated by as many aliases: 6 KB, 4 million
-        // values.
+        // One wide list repeated by as many aliases: 6 KB, 4 million values.
         let wide = format!(
             "a: &a [{}]\nb: [{}]\n",
             vec!["x"; 2000].join(","),
             vec!["*a"; 2000].join(",")
         );
-        // The location is the value being repeated when the budget ran out.
+        // The location is the alias that would go past the budget.
         let err = values(&wide, MAX_VALUES).unwrap_err();
-        assert!(matches!(err, Exceeded::Values(Some((1, _)))), "{err:?}");
+        assert!(
+            matches!(err, yaml::Error::Values { at } if at.line == 2),
+            "{err:?}"
+        );
 
         // The mapping, its two keys, the list and its ten items, then the list and its items
         // again through the alias: 25.
         let small = format!("a: &a [{}]\nb: *a\n", ten("x"));
         assert_eq!(values(&small, 25), Ok(()));
         assert!(values(&small, 24).is_err());
-        // A tagged value counts itself, its tag and its content.
-        assert_eq!(values("a: !t [1]", 6), Ok(()));
-        assert!(values("a: !t [1]", 5).is_err());
-    }
-
-    #[test]
-    fn syntax_errors_are_left_to_the_parser() {
-        assert_eq!(values("a: [1, 2", 10), Ok(()));
-        assert_eq!(values("", 10), Ok(()));
-        assert_eq!(check("a: *nowhere"), Ok(()));
     }
 
     #[test]
@@ -250,8 +138,39 @@ mod tests {
         );
     }
 
+    /// Hostile nesting of every kind is refused at the level past the limit, within a second
+    /// (the parser stops there instead of reading the rest).
+    #[test]
+    fn hostile_nesting_is_refused_at_once() {
+        let block: String = (0..20_000)
+            .map(|i| format!("{}a:\n", " ".repeat(i % 5000)))
+            .collect();
+        for (name, text, at) in [
+            // In flow context the scanner reads ahead of the events and stops itself at 255 levels.
+            ("flow sequences", "[".repeat(4_000_000), (1, 256)),
+            ("flow mappings", "{a: ".repeat(1_000_000), (1, 1021)),
+            (
+                "flow sequences, one a line",
+                "[\n".repeat(2_000_000),
+                (256, 1),
+            ),
+            ("block mappings", block, (65, 65)),
+            ("block sequences", "- ".repeat(2_000_000), (1, 129)),
+        ] {
+            let start = Instant::now();
+            let err = yaml::parse(&text, LIMITS).unwrap_err();
+            let took = start.elapsed();
+            assert!(
+                matches!(err, yaml::Error::Depth { at: p } if (p.line, p.column) == at),
+                "{name}: {err:?}"
+            );
+            assert!(took < Duration::from_secs(1), "{name}: {took:?}");
+        }
+    }
+
     /// Every real inventory we have passes each limit by a wide margin: the built-in profiles
-    /// and Pigsty-dialect inventories (ours in tests/fixtures, Pigsty's own in ../shared) are at most 12 KB, 9 levels deep and 400 values.
+    /// and Pigsty-dialect inventories (ours in tests/fixtures, Pigsty's own in ../shared) are
+    /// at most 12 KB, 9 levels deep and 400 values.
     #[test]
     fn real_inventories_are_far_inside_the_limits() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -270,30 +189,16 @@ mod tests {
             .collect();
         files.sort();
         assert!(files.len() >= 9, "{files:?}");
+        let tight = yaml::Limits {
+            depth: MAX_DEPTH / 4,
+            values: MAX_VALUES / 100,
+        };
         for file in files {
             let text = std::fs::read_to_string(&file).expect("read");
-            let deepest = depth::check(&text, MAX_DEPTH).expect("within the depth limit");
-            let count = Count {
-                seen: &Cell::new(0),
-                max: MAX_VALUES,
-                over: &Cell::new(false),
-            };
-            count
-                .deserialize(serde_yaml::Deserializer::from_str(&text))
-                .expect("valid YAML");
-            let seen = count.seen.get();
-            eprintln!(
-                "{}: {} bytes, depth {deepest}, {seen} values",
-                file.display(),
-                text.len()
-            );
             assert!(text.len() * 64 < MAX_BYTES, "{}", file.display());
-            assert!(
-                deepest * 4 <= MAX_DEPTH,
-                "{}: depth {deepest}",
-                file.display()
-            );
-            assert!(seen * 100 < MAX_VALUES, "{}: {seen} values", file.display());
+            if let Err(e) = yaml::parse(&text, tight) {
+                panic!("{}: {e:?}", file.display());
+            }
         }
     }
 }

@@ -1,20 +1,22 @@
 //! Profiles: Pigsty's inventory dialect, parsed into an [`Inventory`] with Ansible's precedence.
 //!
-//! Owns reading profile text (built-in or from a file), YAML syntax errors with line and column,
-//! the group/host structure (`all.children.<group>.hosts/vars/children`, `all.hosts`, `all.vars`)
-//! and variable precedence. It knows nothing about what a parameter means: that is `plan`.
-//! The limits checked before parsing (size, nesting, alias expansion) are in `bounds`.
+//! Owns reading profile text (built-in or from a file), YAML errors with line and column, the
+//! group/host structure (`all.children.<group>.hosts/vars/children`, `all.hosts`, `all.vars`),
+//! variable precedence, and the position of every key path ([`Inventory::positions`]), by
+//! which problems found later are located. It knows nothing about what a parameter means: that
+//! is `plan`. The YAML reader is `yaml`; the limits (size, nesting, alias expansion) are in
+//! `bounds`.
 
 pub mod address_map;
 pub mod bounds;
-mod depth;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::Read as _;
 use std::path::Path;
 
-use serde_yaml::Value;
+pub use crate::yaml::kind;
+use crate::yaml::{self, Mapping, Value};
 
 use crate::keypath;
 use crate::problem::{Problem, Problems};
@@ -77,6 +79,9 @@ pub struct Inventory {
     pub groups: BTreeMap<String, Group>,
     /// Hosts by inventory key (the node's address).
     pub hosts: BTreeMap<String, Host>,
+    /// Where every key and value was written, by key path, so that a problem found later
+    /// (by `plan`) can be reported at its line and column.
+    pub positions: yaml::Positions,
 }
 
 /// Why a profile could not be loaded at all.
@@ -86,7 +91,7 @@ pub enum LoadError {
     NotFound(String),
     /// The file could not be read.
     Io(String, std::io::Error),
-    /// YAML syntax: file, line, column.
+    /// YAML syntax, a duplicate key or a bad merge key: file, line, column.
     Yaml {
         /// The profile.
         source: String,
@@ -97,8 +102,8 @@ pub enum LoadError {
         /// The parser's message.
         message: String,
     },
-    /// The text is past a limit checked before parsing: too large, too deeply nested, or
-    /// expanding to too many values through aliases.
+    /// The text is past a limit: too large (checked before parsing), too deeply nested, or
+    /// expanding to too many values through aliases (checked while parsing).
     Limit {
         /// The profile.
         source: String,
@@ -189,25 +194,23 @@ pub fn parse_mapped(
     text: &str,
     map: &address_map::AddressMap,
 ) -> Result<Inventory, LoadError> {
-    bounds::check(text).map_err(|exceeded| LoadError::Limit {
+    let limit = |exceeded| LoadError::Limit {
         source: source.to_owned(),
         exceeded,
-    })?;
-    let mut root: Value = serde_yaml::from_str(text).map_err(|e| {
-        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-        let message = e.to_string();
-        // serde_yaml appends " at line L column C"; the location is already in front.
-        let message = message
-            .split(" at line ")
-            .next()
-            .unwrap_or(&message)
-            .to_owned();
-        LoadError::Yaml {
+    };
+    bounds::check(text).map_err(limit)?;
+    let (mut root, spans) = yaml::parse(text, bounds::LIMITS).map_err(|e| match e {
+        yaml::Error::Depth { at } => limit(bounds::Exceeded::Depth {
+            line: at.line,
+            column: at.column,
+        }),
+        yaml::Error::Values { at } => limit(bounds::Exceeded::Values(Some((at.line, at.column)))),
+        other => LoadError::Yaml {
             source: source.to_owned(),
-            line,
-            column,
-            message,
-        }
+            line: other.at().line,
+            column: other.at().column,
+            message: other.to_string(),
+        },
     })?;
     let clashes: Vec<Problem> = map
         .apply(&mut root, "")
@@ -215,12 +218,18 @@ pub fn parse_mapped(
         .map(|path| Problem::at(&path, "`--address-map` makes this key the same as another"))
         .collect();
     if !clashes.is_empty() {
-        return Err(LoadError::Structure(Problems::new(source, clashes)));
+        return Err(LoadError::Structure(
+            Problems::new(source, clashes).located(&yaml::Positions::new(&root, &spans)),
+        ));
     }
+    // After the address map, so that positions are found under the mapped key paths.
+    let positions = yaml::Positions::new(&root, &spans);
     let mut walker = Walker::default();
     walker.root(&root);
     if !walker.problems.is_empty() {
-        return Err(LoadError::Structure(Problems::new(source, walker.problems)));
+        return Err(LoadError::Structure(
+            Problems::new(source, walker.problems).located(&positions),
+        ));
     }
     let mut inventory = Inventory {
         source: source.to_owned(),
@@ -229,6 +238,7 @@ pub fn parse_mapped(
         all_vars: walker.all_vars,
         groups: walker.groups,
         hosts: walker.hosts,
+        positions,
     };
     inventory.close_membership();
     Ok(inventory)
@@ -465,7 +475,7 @@ impl Walker {
             .collect()
     }
 
-    fn mapping<'v>(&mut self, value: &'v Value, path: &str) -> Option<&'v serde_yaml::Mapping> {
+    fn mapping<'v>(&mut self, value: &'v Value, path: &str) -> Option<&'v Mapping> {
         let map = value.as_mapping();
         if map.is_none() {
             self.problems.push(Problem::at(
@@ -479,29 +489,7 @@ impl Walker {
 
 /// A mapping key as text (YAML allows numbers and booleans as keys).
 fn scalar(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Null => String::new(),
-        other => serde_yaml::to_string(other)
-            .unwrap_or_default()
-            .trim()
-            .to_owned(),
-    }
-}
-
-/// The name of a YAML value's type, for messages.
-pub fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Sequence(_) => "a list",
-        Value::Mapping(_) => "a mapping",
-        Value::Tagged(_) => "a tagged value",
-    }
+    yaml::key_text(v)
 }
 
 /// Orders inventory keys by address (numerically), then as text.
@@ -574,6 +562,31 @@ all:
             panic!("{err}")
         };
         assert_eq!(p.list.len(), 2, "{p}");
+    }
+
+    #[test]
+    fn problems_are_located_after_the_address_map() {
+        let map = address_map::AddressMap(vec![
+            address_map::Rule::parse("10.10.10.=127.0.10.").unwrap()
+        ]);
+        let text = "all:\n  hosts:\n    10.10.10.10: {}\n    127.0.10.10: {}\n  varz: 1\n";
+        let err = parse_mapped("p.yml", text, &map).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "p.yml: 1 problem in profile\n  p.yml:3:5: all.hosts.\"127.0.10.10\": `--address-map` makes this key the same as another"
+        );
+        // A mapped key path is found at the position of the key as written.
+        let text = "all:\n  children:\n    infra:\n      hosts:\n        10.10.10.10: { x: 1 }\n      hostz: 1\n";
+        let err = parse_mapped("p.yml", text, &map).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("p.yml:6:7: all.children.infra.hostz"),
+            "{err}"
+        );
+        let ok =
+            parse_mapped("p.yml", "all:\n  hosts:\n    10.10.10.10: { x: 1 }\n", &map).unwrap();
+        let p = ok.positions.locate(r#"all.hosts."127.0.10.10".x"#, false);
+        assert_eq!(p.map(|p| (p.line, p.column)), Some((3, 23)));
     }
 
     #[test]

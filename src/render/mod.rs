@@ -104,7 +104,7 @@ pub fn template(name: &str, ctx: &impl Serialize) -> Result<String> {
 
 /// YAML from a serializer, with a one-line comment header.
 pub fn yaml(header: &str, value: &impl Serialize) -> Result<String> {
-    Ok(format!("# {header}\n{}", serde_yaml::to_string(value)?))
+    Ok(format!("# {header}\n{}", crate::yaml::to_string(value)?))
 }
 
 /// Where a component reads its credentials at run time.

@@ -178,7 +178,7 @@ pub fn vmetrics(plan: &Plan, h: &HostPlan, head: &Head, t: &mut Tree) -> Result<
             t.add(
                 format!("etc/vmetrics/targets/{dir}/{file}.yml"),
                 0o644,
-                serde_yaml::to_string(groups)?,
+                crate::yaml::to_string(groups)?,
             );
         }
     }

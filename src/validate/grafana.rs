@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 
-use serde_yaml::Value;
+use crate::yaml::Value;
 
 use super::{Outcome, Sandbox};
 
@@ -259,9 +259,9 @@ fn provisioning(
         Ok(t) => t,
         Err(e) => return vec![format!("{path}: {e}")],
     };
-    let doc: Value = match serde_yaml::from_str(&text) {
+    let doc: Value = match crate::yaml::from_str(&text) {
         Ok(d) => d,
-        Err(e) => return vec![format!("{path}: {e}")],
+        Err(e) => return vec![format!("{path}:{}: {e}", e.at())],
     };
     let mut out = Vec::new();
     let Some(map) = doc.as_mapping() else {

@@ -22,10 +22,10 @@ pub(super) fn pgrds(r: &mut Reader, ip: IpAddr) -> BTreeMap<String, Vec<TargetGr
     for (k, v) in map {
         let key = crate::keypath::join(
             &var.path,
-            serde_yaml::to_string(k).unwrap_or_default().trim(),
+            crate::yaml::to_string(k).unwrap_or_default().trim(),
         );
         let port = match k {
-            serde_yaml::Value::Number(n) => n
+            crate::yaml::Value::Number(n) => n
                 .as_u64()
                 .and_then(|n| u16::try_from(n).ok())
                 .filter(|p| *p > 0),
@@ -37,7 +37,7 @@ pub(super) fn pgrds(r: &mut Reader, ip: IpAddr) -> BTreeMap<String, Vec<TargetGr
         };
         let get = |f: &str| {
             v.get(f).map(|x| {
-                serde_yaml::to_string(x)
+                crate::yaml::to_string(x)
                     .unwrap_or_default()
                     .trim()
                     .trim_matches('\'')

@@ -2,7 +2,7 @@
 //! domains, paths, auth, log, raw config through `config`, upstream endpoint), a domain served
 //! twice, and the `home` entry the default server needs.
 
-use serde_yaml::Value;
+use crate::yaml::Value;
 
 use super::{config, Portal, PortalKind, SslMode};
 use crate::keypath;
@@ -111,7 +111,7 @@ struct Context<'a> {
 struct Entry<'a> {
     name: &'a str,
     path: &'a str,
-    map: &'a serde_yaml::Mapping,
+    map: &'a crate::yaml::Mapping,
     ok: bool,
 }
 
@@ -313,7 +313,7 @@ fn entry_portal(
     r: &mut Reader,
     name: &str,
     path: &str,
-    map: &serde_yaml::Mapping,
+    map: &crate::yaml::Mapping,
     cx: &Context,
 ) -> Option<Portal> {
     let mut e = Entry {

@@ -178,7 +178,7 @@ fn users(r: &mut Reader, secrets: &mut Vec<(String, String)>) -> Vec<String> {
     for (k, v) in map {
         let name = k.as_str().map_or_else(
             || {
-                serde_yaml::to_string(k)
+                crate::yaml::to_string(k)
                     .unwrap_or_default()
                     .trim()
                     .to_owned()
