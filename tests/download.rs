@@ -433,7 +433,7 @@ fn a_404_names_the_url_and_is_not_retried() {
         .unwrap_err();
     assert_eq!(
         format!("{e:#}"),
-        format!("package `gone` (pool/g/gone.deb, sha256 {sha}) is not available:\n  fetching http://{addr}/debian/pool/g/gone.deb: the server answered 404 Not Found\nhint: run `infragen lock` if the mirror moved on, or fill a local repository with `infragen repo sync`")
+        format!("package `gone` 1.0 is not on the mirror any more (404 Not Found: http://{addr}/debian/pool/g/gone.deb): the lock pins a version the mirror has dropped\nhint: run `infragen lock` to pin the versions the mirror has now (pass the same --lock), then build again; `infragen repo sync` keeps a local copy of the pinned packages")
     );
     assert_eq!(seen.lock().unwrap().len(), 1);
     assert_eq!(files(dir.path()), Vec::<PathBuf>::new());

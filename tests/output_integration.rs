@@ -90,6 +90,7 @@ fn progress_appears_on_a_terminal_and_not_in_a_pipe() {
     // The same build on a terminal: `script` runs it on a pseudo-terminal and copies what the
     // terminal received to its own stdout.
     fs::remove_dir_all(tmp.path().join("out")).unwrap();
+    let cache_home = common::test_cache_home();
     let line = std::iter::once(common::bin().to_owned())
         .chain(args)
         .map(|a| format!("'{a}'"))
@@ -97,7 +98,7 @@ fn progress_appears_on_a_terminal_and_not_in_a_pipe() {
         .join(" ");
     let tty = Command::new("script")
         .args(["-qec", &line, "/dev/null"])
-        .env("XDG_CACHE_HOME", common::test_cache_home())
+        .env("XDG_CACHE_HOME", &cache_home)
         .env("TERM", "xterm")
         .output()
         .unwrap();

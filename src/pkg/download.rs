@@ -143,7 +143,11 @@ pub struct NotFound(pub String);
 
 impl std::fmt::Display for NotFound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: 404 Not Found", self.0)
+        if self.0.starts_with("file:") {
+            write!(f, "reading {}: no such file", self.0)
+        } else {
+            write!(f, "fetching {}: the server answered 404 Not Found", self.0)
+        }
     }
 }
 

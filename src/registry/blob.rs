@@ -91,37 +91,13 @@ impl Client {
             202 => {}
             _ => return Err(self.unexpected(resp, &format!("`POST {start}`"))),
         }
-        let mut location = location(&resp, &start)?;
+        let location = location(&resp, &start)?;
         drain(resp);
-        if size > self.chunk_size {
-            let mut offset = 0;
-            while offset < size {
-                let len = self.chunk_size.min(size - offset);
-                let range = format!("{offset}-{}", offset + len - 1);
-                let resp = self.send(
-                    "PATCH",
-                    &location,
-                    &[
-                        ("Content-Type", "application/octet-stream"),
-                        ("Content-Range", &range),
-                    ],
-                    Body::File {
-                        path: source,
-                        offset,
-                        len,
-                    },
-                    repo,
-                )?;
-                if resp.status() != 202 {
-                    return Err(
-                        self.unexpected(resp, &format!("`PATCH` of blob {digest} bytes {range}"))
-                    );
-                }
-                location = self::location(&resp, &location)?;
-                drain(resp);
-                offset += len;
-            }
-        }
+        let location = if size > self.chunk_size {
+            self.upload_chunks(repo, digest, size, source, location)?
+        } else {
+            location
+        };
         let mut put = location.clone();
         put.query_pairs_mut().append_pair("digest", digest.as_str());
         let body = if size > self.chunk_size {
@@ -147,6 +123,46 @@ impl Client {
         drain(resp);
         self.remember(repo, digest);
         Ok(Pushed::Uploaded)
+    }
+
+    /// Sends blob `digest` (`size` bytes of `source`) in chunks of [`Self::chunk_size`] to the
+    /// upload session at `location`; returns where the session continues (for the final `PUT`).
+    fn upload_chunks(
+        &mut self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+        source: &Path,
+        mut location: Url,
+    ) -> Result<Url> {
+        let mut offset = 0;
+        while offset < size {
+            let len = self.chunk_size.min(size - offset);
+            let range = format!("{offset}-{}", offset + len - 1);
+            let resp = self.send(
+                "PATCH",
+                &location,
+                &[
+                    ("Content-Type", "application/octet-stream"),
+                    ("Content-Range", &range),
+                ],
+                Body::File {
+                    path: source,
+                    offset,
+                    len,
+                },
+                repo,
+            )?;
+            if resp.status() != 202 {
+                return Err(
+                    self.unexpected(resp, &format!("`PATCH` of blob {digest} bytes {range}"))
+                );
+            }
+            location = self::location(&resp, &location)?;
+            drain(resp);
+            offset += len;
+        }
+        Ok(location)
     }
 
     /// Downloads blob `digest` of `repo` into `dest`: written to a temporary file beside it,

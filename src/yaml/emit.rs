@@ -261,7 +261,6 @@ fn analyze(s: &str) -> Analysis {
             .is_none_or(|&c| c == ' ' || c == '\t' || is_break(c))
     };
     let mut block_ind = s.starts_with("---") || s.starts_with("...");
-    let mut flow_ind = block_ind;
     let (mut line_breaks, mut special) = (false, false);
     let (mut leading_space, mut leading_break) = (false, false);
     let (mut trailing_space, mut trailing_break) = (false, false);
@@ -269,33 +268,7 @@ fn analyze(s: &str) -> Analysis {
     let (mut prev_space, mut prev_break) = (false, false);
     let mut preceded_by_ws = true;
     for (i, &c) in chars.iter().enumerate() {
-        let followed_by_ws = blankz(i + 1);
-        if i == 0 {
-            if "#,[]{}&*!|>'\"%@`".contains(c) {
-                flow_ind = true;
-                block_ind = true;
-            }
-            if c == '?' || c == ':' {
-                flow_ind = true;
-                block_ind |= followed_by_ws;
-            }
-            if c == '-' && followed_by_ws {
-                flow_ind = true;
-                block_ind = true;
-            }
-        } else {
-            if ",?[]{}".contains(c) {
-                flow_ind = true;
-            }
-            if c == ':' {
-                flow_ind = true;
-                block_ind |= followed_by_ws;
-            }
-            if c == '#' && preceded_by_ws {
-                flow_ind = true;
-                block_ind = true;
-            }
-        }
+        block_ind |= block_indicator(c, i == 0, preceded_by_ws, blankz(i + 1));
         if !printable(c) {
             special = true;
         }
@@ -345,6 +318,16 @@ fn analyze(s: &str) -> Analysis {
     if line_breaks || block_ind {
         a.plain = false;
     }
-    let _ = flow_ind;
     a
+}
+
+/// Whether `c` (the scalar's first character when `first`) is an indicator that a plain scalar
+/// cannot hold in block context. (libyaml also tracks flow-context indicators; block YAML is
+/// all we write.)
+fn block_indicator(c: char, first: bool, preceded_by_ws: bool, followed_by_ws: bool) -> bool {
+    if first {
+        "#,[]{}&*!|>'\"%@`".contains(c) || (matches!(c, '?' | ':' | '-') && followed_by_ws)
+    } else {
+        (c == ':' && followed_by_ws) || (c == '#' && preceded_by_ws)
+    }
 }

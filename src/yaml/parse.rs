@@ -153,60 +153,72 @@ impl Builder {
                     path,
                 });
             }
-            Event::SequenceEnd => {
-                let Some(Frame::Seq {
-                    items,
-                    spans,
-                    at,
-                    anchor,
-                    start,
-                    ..
-                }) = self.stack.pop()
-                else {
-                    unreachable!("the parser pairs sequence events")
-                };
-                let spans = Spans::Seq(at, spans);
-                self.finish(anchor, start, Value::Sequence(items), spans, false)?;
-            }
-            Event::MappingEnd => {
-                let Some(Frame::Map {
-                    mut map,
-                    mut spans,
-                    merges,
-                    at,
-                    anchor,
-                    start,
-                    ..
-                }) = self.stack.pop()
-                else {
-                    unreachable!("the parser pairs mapping events")
-                };
-                for (value, from, at) in merges {
-                    merge(&mut map, &mut spans, value, from, at)?;
-                }
-                let spans = Spans::Map(at, spans);
-                self.finish(anchor, start, Value::Mapping(map), spans, false)?;
-            }
-            Event::Alias(id) => {
-                let Some(a) = self.anchors.get(&id) else {
-                    return Err(Error::Syntax {
-                        at,
-                        message: "alias to an unknown anchor".into(),
-                    });
-                };
-                if self.count + a.count > self.limits.values {
-                    return Err(Error::Values { at });
-                }
-                self.count += a.count;
-                let (value, spans) = (a.value.clone(), a.spans.clone());
-                self.push(Node {
-                    value,
-                    spans,
-                    plain: false,
-                })?;
-            }
+            Event::SequenceEnd => self.close_sequence()?,
+            Event::MappingEnd => self.close_mapping()?,
+            Event::Alias(id) => self.alias(id, at)?,
             Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
         }
+        Ok(())
+    }
+
+    /// The end of a sequence: its node, finished.
+    fn close_sequence(&mut self) -> Result<(), Error> {
+        let Some(Frame::Seq {
+            items,
+            spans,
+            at,
+            anchor,
+            start,
+            ..
+        }) = self.stack.pop()
+        else {
+            unreachable!("the parser pairs sequence events")
+        };
+        let spans = Spans::Seq(at, spans);
+        self.finish(anchor, start, Value::Sequence(items), spans, false)?;
+        Ok(())
+    }
+
+    /// The end of a mapping: its merge keys applied (`<<`), its node finished.
+    fn close_mapping(&mut self) -> Result<(), Error> {
+        let Some(Frame::Map {
+            mut map,
+            mut spans,
+            merges,
+            at,
+            anchor,
+            start,
+            ..
+        }) = self.stack.pop()
+        else {
+            unreachable!("the parser pairs mapping events")
+        };
+        for (value, from, at) in merges {
+            merge(&mut map, &mut spans, value, from, at)?;
+        }
+        let spans = Spans::Map(at, spans);
+        self.finish(anchor, start, Value::Mapping(map), spans, false)?;
+        Ok(())
+    }
+
+    /// An alias at `at`: the anchored value again, counted against the budget.
+    fn alias(&mut self, id: usize, at: Pos) -> Result<(), Error> {
+        let Some(a) = self.anchors.get(&id) else {
+            return Err(Error::Syntax {
+                at,
+                message: "alias to an unknown anchor".into(),
+            });
+        };
+        if self.count + a.count > self.limits.values {
+            return Err(Error::Values { at });
+        }
+        self.count += a.count;
+        let (value, spans) = (a.value.clone(), a.spans.clone());
+        self.push(Node {
+            value,
+            spans,
+            plain: false,
+        })?;
         Ok(())
     }
 
