@@ -43,13 +43,7 @@ impl AtomicFile {
     /// Starts the file that will replace `path` (whose directory must exist, and is reached as
     /// given: the caller chose the path) with `mode` exactly.
     pub fn create(path: &Path, mode: u32) -> Result<Self> {
-        let name = path
-            .file_name()
-            .with_context(|| format!("`{}`: no file name", path.display()))?;
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
+        let (parent, name) = split(path)?;
         Root::open(parent, Links::Refuse)?.create_atomic(Path::new(name), mode)
     }
 
@@ -101,13 +95,7 @@ impl AtomicFile {
     /// writes its own with [`AtomicFile::create`]). Dropped uncommitted, it is removed unless
     /// [`AtomicFile::keep`] was called.
     pub fn resume(path: &Path, mode: u32) -> Result<Option<(Self, u64)>> {
-        let name = path
-            .file_name()
-            .with_context(|| format!("`{}`: no file name", path.display()))?;
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
+        let (parent, name) = split(path)?;
         let root = Root::open(parent, Links::Refuse)?;
         let (dir, name) = root.parent_with(Path::new(name), OFlags::RDONLY)?;
         let mut tmp = OsString::from(".");
@@ -216,6 +204,18 @@ impl Root {
             .with_context(|| format!("writing {}", self.shown(rel)))?;
         f.commit()
     }
+}
+
+/// `path`'s directory (`.` for a bare name) and file name.
+fn split(path: &Path) -> Result<(&Path, &OsStr)> {
+    let name = path
+        .file_name()
+        .with_context(|| format!("`{}`: no file name", path.display()))?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Ok((parent, name))
 }
 
 #[cfg(test)]
