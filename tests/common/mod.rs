@@ -3,6 +3,7 @@
 
 pub mod distribution;
 pub mod rawtar;
+pub mod readme;
 pub mod registry;
 pub mod tier;
 
