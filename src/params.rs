@@ -1,9 +1,9 @@
 //! The parameter catalogue: every INFRA parameter infragen reads, with its built-in default.
 //!
-//! Owns names, defaults and one-line docs (the README's profile reference is printed from here by
-//! `infragen params`). It does not own types or validation: `plan` reads each parameter with
-//! the type it needs. Defaults follow Pigsty v4.5.0 (docs/pigsty-infra.md §3) unless the
-//! description says `infragen:`.
+//! Owns names, defaults and one-line docs (docs/profiles.md's parameter reference is printed
+//! from here by `infragen params`). It does not own types or validation: `plan` reads each
+//! parameter with the type it needs. Defaults follow Pigsty v4.5.0 (docs/pigsty-infra.md §3)
+//! unless the description says `infragen:`.
 
 /// One parameter: name, default as YAML text (`None`: required or computed), description.
 pub struct Param {

@@ -34,73 +34,14 @@ fn booted_tier() {
     );
 }
 
-/// A Debian 12 root with systemd, made once and cached as a tarball.
+/// A Debian 12 root with systemd, made once and cached as a tarball (systemd-container: the
+/// nspawn and portable runtimes are activated inside too).
 fn debian_root(dest: &Path) {
-    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _once = MAKING
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    // the tests' own cache (`target/tmp`), never the user's
-    let cache = common::test_cache_home().join("infragen-test");
-    // systemd-container: the nspawn and portable runtimes are activated inside too
-    let tarball = cache.join("debian-bookworm-systemd-container.tar");
-    if !tarball.is_file() {
-        fs::create_dir_all(&cache).unwrap();
-        let mirror = apt_mirror();
-        let tmp = cache.join("debootstrap");
-        let _ = fs::remove_dir_all(&tmp);
-        let o = Command::new("debootstrap")
-            .args([
-                "--variant=minbase",
-                "--include=systemd,systemd-sysv,dbus,systemd-container",
-                "bookworm",
-            ])
-            .arg(&tmp)
-            .arg(&mirror)
-            .output()
-            .expect("debootstrap (apt-get install debootstrap)");
-        ok(&o, "debootstrap");
-        let part = cache.join("debian.tar.part");
-        ok(
-            &Command::new("tar")
-                .arg("-C")
-                .arg(&tmp)
-                .arg("-cf")
-                .arg(&part)
-                .arg(".")
-                .output()
-                .unwrap(),
-            "tar",
-        );
-        fs::rename(&part, &tarball).unwrap();
-        let _ = fs::remove_dir_all(&tmp);
-    }
-    fs::create_dir_all(dest).unwrap();
-    ok(
-        &Command::new("tar")
-            .arg("-C")
-            .arg(dest)
-            .arg("-xf")
-            .arg(&tarball)
-            .output()
-            .unwrap(),
-        "untar",
+    common::debian::root(
+        dest,
+        &["systemd", "systemd-sysv", "dbus", "systemd-container"],
+        "debian-bookworm-systemd-container.tar",
     );
-}
-
-/// The Debian mirror of this machine's APT configuration: a source of suite `bookworm` with
-/// component `main`.
-fn apt_mirror() -> String {
-    let sources = infragen::pkg::fetch::AptConfig::default()
-        .sources()
-        .expect("APT sources");
-    sources
-        .iter()
-        .find(|s| {
-            s.suites.iter().any(|x| x == "bookworm") && s.components.iter().any(|c| c == "main")
-        })
-        .map(|s| s.uri.clone())
-        .expect("a bookworm main source in /etc/apt")
 }
 
 /// The components that run here (Grafana, VictoriaLogs and VictoriaTraces need base images that

@@ -501,7 +501,7 @@ pub(super) fn repo_sync(p: &ProfileArgs, s: &StoreArgs, dir: Option<&Path>, ui: 
     }
 }
 
-/// The parameter reference as Markdown (also in the README).
+/// The parameter reference as Markdown (also in docs/profiles.md).
 pub fn params_reference() -> String {
     let mut s = String::from("| parameter | default | meaning |\n|---|---|---|\n");
     for p in params::PARAMS {

@@ -1,9 +1,11 @@
 //! Helpers shared by the integration tests (each test binary uses a part of them).
 #![allow(dead_code)]
 
+pub mod debian;
 pub mod distribution;
 pub mod hermetic;
 pub mod rawtar;
+pub mod readme;
 pub mod registry;
 pub mod schema;
 pub mod tier;
