@@ -12,7 +12,8 @@
 #   build-cold    build three-node: new output, new layer store, warm package cache
 #   build-warm    build three-node again into the same output, nothing changed
 #   activate      activate one three-node bundle into an empty --root tree
-# Needs root (activation), git, and Debian's mirror or a warm package cache for three-node.
+# SCENARIOS="build-warm activate" runs only those. Needs root (activation), git, and Debian's
+# mirror or a warm package cache for three-node.
 set -euo pipefail
 
 base=${1:?usage: benches/before-after.sh BASE [HEAD] [ROUNDS]}
@@ -100,7 +101,7 @@ run() {
 
 printf '%-12s %8s %17s %12s %12s   (after/before, %d rounds, A B A B …)\n' \
     scenario median range before after "$rounds"
-for s in render-1000 build-cold build-warm activate; do
+for s in ${SCENARIOS:-render-1000 build-cold build-warm activate}; do
     ratios=() as=() bs=()
     for r in $(seq "$rounds"); do
         a=$(run A "$s" "$r"); b=$(run B "$s" "$r")
