@@ -238,10 +238,14 @@ fn plain_absolute(s: &str) -> bool {
         && !s.contains('\0')
 }
 
-fn plain_relative(s: &str) -> bool {
+/// A bundle file's path as infragen writes one: relative, no empty, `.` or `..` component, no
+/// trailing `/`, and no control character (a hostile name must not reach a terminal as escape
+/// sequences through progress lines or messages).
+pub(crate) fn plain_relative(s: &str) -> bool {
     !s.is_empty()
-        && !s.contains('\0')
+        && !s.chars().any(char::is_control)
         && !s.contains("//")
+        && s.split('/').all(|c| c != "." && c != "..")
         && !s.ends_with('/')
         && Path::new(s)
             .components()
@@ -338,7 +342,10 @@ impl Manifest {
     fn check_file(&self, path: &str, f: &FileEntry) -> Result<()> {
         let sealed = self.version == VERSION_SEALED;
         if !plain_relative(path) || path == "manifest.json" || path == SIGNATURE {
-            bail!("`files`: `{path}` is not a plain relative path of a bundle file");
+            bail!(
+                "`files`: `{}` is not a plain relative path of a bundle file",
+                path.escape_debug()
+            );
         }
         // A blob is named by its digest: the store files it under that name.
         if let Some(name) = path.strip_prefix("oci/blobs/sha256/") {
@@ -499,6 +506,26 @@ mod tests {
 
     fn parse(v: &serde_json::Value) -> anyhow::Result<Manifest> {
         Manifest::parse(&serde_json::to_vec(v).unwrap())
+    }
+
+    #[test]
+    fn bundle_file_names_with_control_characters_or_dot_components_are_refused() {
+        for name in [
+            "units/\u{1b}]0;x\u{7}.service",
+            "units/a\nb",
+            "units/./x",
+            "units/x/.",
+        ] {
+            let mut bad = good();
+            let f = bad["files"]["units/infra-nginx.service"].clone();
+            bad["files"][name] = f;
+            let e = format!("{:#}", parse(&bad).unwrap_err());
+            assert!(e.contains("is not a plain relative path"), "{name:?}: {e}");
+            assert!(
+                !e.contains('\u{1b}') && !e.contains('\n'),
+                "{name:?}: {e:?}"
+            );
+        }
     }
 
     #[test]

@@ -8,7 +8,6 @@
 //! <https://github.com/opencontainers/image-spec/blob/v1.1.0/manifest.md#guidelines-for-artifact-usage>
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Component, Path};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -151,8 +150,11 @@ pub fn bundle_files(bytes: &[u8]) -> Result<Vec<BundleFile>> {
         let Some(path) = l.annotations.get(TITLE) else {
             bail!("bundle artifact: layer {i} has no `{TITLE}`");
         };
-        if !plain_relative(path) {
-            bail!("bundle artifact: layer {i}: `{path}` is not a plain relative path");
+        if !crate::manifest::plain_relative(path) {
+            bail!(
+                "bundle artifact: layer {i}: `{}` is not a plain relative path",
+                path.escape_debug()
+            );
         }
         if path.starts_with("oci/blobs/") {
             bail!("bundle artifact: layer {i}: `{path}` is an image blob, which travels with its image");
@@ -167,17 +169,6 @@ pub fn bundle_files(bytes: &[u8]) -> Result<Vec<BundleFile>> {
         });
     }
     Ok(out)
-}
-
-fn plain_relative(s: &str) -> bool {
-    !s.is_empty()
-        && !s.contains('\0')
-        && !s.contains("//")
-        && !s.ends_with('/')
-        && s.split('/').all(|c| c != "." && c != "..")
-        && Path::new(s)
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)))
 }
 
 #[cfg(test)]
