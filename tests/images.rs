@@ -239,8 +239,12 @@ fn serve_and_get(bundle: &Path, id: &str, url: &str) -> String {
     let _ = Command::new(&runc).args(["delete", "-f", id]).output();
     let log = bundle.join("runc.log");
     // Detached: the container must not inherit our pipes, or waiting for them never ends.
+    // Without `NOTIFY_SOCKET`: where one is set (a test run under a notify-type service, or
+    // inside systemd-nspawn, which sets it for its payload), runc hands it to the container and
+    // waits for a `READY=1` that nginx never sends.
     let status = Command::new(&runc)
         .args(["--log", log.to_str().unwrap(), "run", "-d", id])
+        .env_remove("NOTIFY_SOCKET")
         .current_dir(bundle)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
