@@ -237,6 +237,7 @@ fn a_download_cut_mid_body_resumes_with_range_and_is_whole() {
                 "1.0",
                 "pool/main/h/hello.deb",
                 &sha(&file),
+                file.len() as u64,
                 &[],
                 &[]
             )
