@@ -348,6 +348,16 @@ fn one_failing_source_among_two_fails_the_lock_unless_dropped_on_purpose() {
         "{err}"
     );
     assert_eq!(w.locked_version("libinfragen-test0"), "1.0-1");
+    // Without the flag again: refused, and the lock already there is left as it was.
+    let before = fs::read(w.lock()).unwrap();
+    let o = w.run(&[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&b));
+    assert_eq!(
+        fs::read(w.lock()).unwrap(),
+        before,
+        "the previous lock changed"
+    );
     // A --drop-source that names no source is refused: a typo must not pass silently.
     fs::remove_file(w.lock()).unwrap();
     w.refused(
