@@ -19,7 +19,7 @@ mod sources;
 pub mod validity;
 
 pub use packages::{decompress, parse_packages, Dep, Package};
-pub use release::{parse_release, release_date, strip_clearsign, verify, Release};
+pub use release::{parse_release, strip_clearsign, verify, Release};
 pub use sources::{parse_deb822_sources, parse_sources_list, Source};
 
 /// What went wrong reading APT metadata; messages name the file, field and line.

@@ -198,13 +198,6 @@ pub fn verify(path: &str, bytes: &[u8], release: &Release) -> Result<(), AptErro
     Ok(())
 }
 
-/// Parses a Release `Date:` (`Sat, 10 May 2025 09:28:38 UTC`, RFC 2822 with Debian's `UTC` zone)
-/// into seconds since the epoch; `None` when it is missing, malformed or before 1970.
-pub fn release_date(text: &str) -> Option<u64> {
-    let line = text.lines().find_map(|l| l.strip_prefix("Date:"))?;
-    u64::try_from(parse_date(line)?).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,27 +371,5 @@ iQIzBAEBCAAdFiEE
             .unwrap_err()
             .to_string();
         assert!(err.contains("got 4 bytes"), "{err}");
-    }
-
-    #[test]
-    fn parses_release_dates() {
-        for (date, want) in [
-            ("Thu, 01 Jan 1970 00:00:00 UTC", Some(0)),
-            ("Sat, 10 May 2025 09:28:38 UTC", Some(1_746_869_318)),
-            ("Sat, 10 May 2025 11:28:38 +0200", Some(1_746_869_318)),
-            ("Sat, 10 May 2025 09:28:38 GMT", Some(1_746_869_318)),
-            ("Sat, 1 Jun 2024 00:00:00 UTC", Some(1_717_200_000)),
-            ("Thu, 29 Feb 2024 23:59:59 UTC", Some(1_709_251_199)),
-            ("Fri, 31 Dec 9999 23:59:59 UTC", Some(253_402_300_799)),
-            // Not a leap year; no such day; not a date; before the epoch.
-            ("Thu, 29 Feb 2023 00:00:00 UTC", None),
-            ("Sat, 32 May 2025 09:28:38 UTC", None),
-            ("nonsense", None),
-            ("Wed, 31 Dec 1969 23:59:59 UTC", None),
-        ] {
-            let text = format!("Origin: Debian\nDate: {date}\nSuite: stable\n");
-            assert_eq!(release_date(&text), want, "{date}");
-        }
-        assert_eq!(release_date("Origin: Debian\n"), None);
     }
 }

@@ -147,6 +147,26 @@ mod tests {
     }
 
     #[test]
+    fn parses_release_dates() {
+        for (date, want) in [
+            ("Thu, 01 Jan 1970 00:00:00 UTC", Some(0)),
+            ("Wed, 31 Dec 1969 23:59:59 UTC", Some(-1)),
+            ("Sat, 10 May 2025 09:28:38 UTC", Some(1_746_869_318)),
+            ("Sat, 10 May 2025 11:28:38 +0200", Some(1_746_869_318)),
+            ("Sat, 10 May 2025 09:28:38 GMT", Some(1_746_869_318)),
+            ("Sat, 1 Jun 2024 00:00:00 UTC", Some(1_717_200_000)),
+            ("Thu, 29 Feb 2024 23:59:59 UTC", Some(1_709_251_199)),
+            ("Fri, 31 Dec 9999 23:59:59 UTC", Some(253_402_300_799)),
+            // Not a leap year; no such day; not a date.
+            ("Thu, 29 Feb 2023 00:00:00 UTC", None),
+            ("Sat, 32 May 2025 09:28:38 UTC", None),
+            ("nonsense", None),
+        ] {
+            assert_eq!(parse_date(date), want, "{date}");
+        }
+    }
+
+    #[test]
     fn dates_within_the_allowance_pass() {
         for (date, until) in [
             (None, None),
