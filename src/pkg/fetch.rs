@@ -3,8 +3,10 @@
 //!
 //! The default upstream is whatever `/etc/apt/sources.list{,.d}` says; no mirror is named in
 //! infragen. Metadata is trusted only through the chain `InRelease` (checked by `gpgv` against
-//! the source's `Signed-By` keyring) → `Packages` (sha256 in Release) → `.deb` (sha256 in
-//! Packages, then in the lock). Unsigned metadata is refused unless explicitly allowed.
+//! the source's `Signed-By` keyring) → `Packages` (size and sha256 in Release) → `.deb` (size
+//! and sha256 in Packages, then in the lock). Unsigned metadata is refused unless explicitly
+//! allowed; a Release is taken only for the suite asked and while its dates are valid
+//! (`apt::validity`), as apt does.
 
 use std::fs;
 use std::path::{Path, PathBuf};
