@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::component::Component;
 use crate::image::Recipe;
-use crate::pkg::fetch::{self, AptConfig, Trust};
+use crate::pkg::apt::Source;
+use crate::pkg::fetch::{self, AptConfig, Checks};
 use crate::pkg::resolve::Universe;
 
 /// Lock format version.
@@ -154,11 +155,15 @@ impl Lock {
 }
 
 /// Resolves every recipe against the machine's APT sources (and `bases` for base images).
+/// Every source is read and verified as `checks` says, except those `drop` names (by URI):
+/// one that fails (signature, dates, suite, sizes, unreachable) fails the whole resolution,
+/// naming it, since resolving without it could pick the older packages of another source.
 pub fn resolve(
     recipes: &BTreeMap<Component, Recipe>,
     apt: &AptConfig,
     arch: &str,
-    trust: Trust,
+    checks: Checks,
+    drop: &[String],
     previous: Option<&Lock>,
     bases: Option<&Path>,
 ) -> Result<Lock> {
@@ -166,31 +171,30 @@ pub fn resolve(
         Some(dir) => crate::oci::layout::refs(dir)?,
         None => BTreeMap::new(),
     };
-    let sources = apt.sources()?;
-    if sources.is_empty() {
-        bail!("no APT sources in {}", apt.etc.display());
-    }
+    let sources = kept(apt.sources()?, drop, &apt.etc)?;
     let mut packages = Vec::new();
     let mut newest = 0u64;
     let mut failures = Vec::new();
     let downloader = fetch::Downloader::new(apt.proxies.clone());
     for s in &sources {
-        match fetch::packages(s, arch, trust, &downloader) {
+        match fetch::packages(s, arch, checks, &downloader) {
             Ok((p, date)) => {
                 packages.extend(p);
                 newest = newest.max(date.unwrap_or(0));
             }
-            Err(e) => failures.push(format!("{e:#}")),
+            Err(e) => {
+                failures.push(format!("APT source `{}`: {e:#}", s.name()).replace('\n', "\n    "));
+            }
         }
     }
-    if packages.is_empty() {
+    if !failures.is_empty() {
         bail!(
-            "no package index could be read:\n  {}",
+            "{} failed verification, so nothing was resolved:\n  {}\nhint: without a source, \
+             older packages from another one can be chosen; fix the source, or leave it out on \
+             purpose with `infragen lock --drop-source URI`",
+            crate::plural::count(failures.len(), "APT source"),
             failures.join("\n  ")
         );
-    }
-    for f in &failures {
-        eprintln!("warning: skipping a source: {f}");
     }
     let universe = Universe::new(packages);
     let mut images = BTreeMap::new();
@@ -232,6 +236,32 @@ pub fn resolve(
         source_date_epoch: epoch,
         images,
     })
+}
+
+/// The sources of `all` that `drop` does not name; refuses a `drop` entry that names no
+/// source (a typo would otherwise drop nothing) and an empty result.
+fn kept(all: Vec<Source>, drop: &[String], etc: &Path) -> Result<Vec<Source>> {
+    if all.is_empty() {
+        bail!("no APT sources in {}", etc.display());
+    }
+    for d in drop {
+        if !all.iter().any(|s| s.is(d)) {
+            let uris: Vec<String> = all.iter().map(|s| format!("`{}`", s.uri)).collect();
+            bail!(
+                "--drop-source `{d}` names no APT source in {} (its sources: {})",
+                etc.display(),
+                uris.join(", ")
+            );
+        }
+    }
+    let kept: Vec<Source> = all
+        .into_iter()
+        .filter(|s| !drop.iter().any(|d| s.is(d)))
+        .collect();
+    if kept.is_empty() {
+        bail!("--drop-source leaves no APT source in {}", etc.display());
+    }
+    Ok(kept)
 }
 
 /// The lock entry `key` of the base recipe `r`: the digest imported into the bases layout,

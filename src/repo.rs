@@ -80,6 +80,7 @@ pub fn sync(dir: &Path, lock: &Path, cache: &Path, repos: &[PathBuf]) -> Result<
                     &p.version,
                     &p.filename,
                     &p.sha256,
+                    p.size,
                     repos,
                     sources.as_deref().unwrap_or_default(),
                 )?;

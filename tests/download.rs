@@ -1,7 +1,8 @@
-//! Package downloads against a small HTTP server of our own on 127.0.52.x (fast tier): a
-//! transfer cut mid-body resumes with `Range`, a server that ignores `Range` sends the whole
-//! file again, `5xx` answers are retried a bounded number of times, a wrong hash or a `404` is
-//! refused at once with nothing left in the cache, and progress is reported.
+//! Package downloads against a small HTTP server of our own on 127.0.52.x and 127.0.54.x
+//! (fast tier): a transfer cut mid-body resumes with `Range`, a server that ignores `Range`
+//! sends the whole file again, `5xx` answers are retried a bounded number of times, a wrong
+//! hash, a size other than the lock's or a `404` is refused at once with nothing left in the
+//! cache, and progress is reported.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
@@ -237,6 +238,7 @@ fn a_download_cut_mid_body_resumes_with_range_and_is_whole() {
                 "1.0",
                 "pool/main/h/hello.deb",
                 &sha(&file),
+                file.len() as u64,
                 &[],
                 &[]
             )
@@ -578,4 +580,49 @@ fn a_download_that_failed_is_resumed_by_the_next_run() {
         .collect();
     assert_eq!(ranges, [Some("bytes=1000-".to_owned()), None]);
     assert_eq!(files(dir.path()), vec![path]);
+}
+
+/// The lock's size reaches the download: a package whose server sends another size than the
+/// lock says is refused before its body is read, naming the package and the URL, with nothing
+/// in the cache; an index longer than its Release says is not read past that size.
+#[test]
+fn a_package_or_index_of_another_size_than_expected_is_refused_naming_it() {
+    let addr = "127.0.54.1:8080";
+    let file = content(50_000);
+    serve(addr, vec![Answer::Full(200, file.clone())]);
+    let dir = tempfile::tempdir().unwrap();
+    let e = Cache::new(dir.path())
+        .deb(
+            "hello",
+            "1.0",
+            "pool/main/h/hello.deb",
+            &sha(&file),
+            file.len() as u64 - 1,
+            &[],
+            &[source(addr)],
+        )
+        .unwrap_err();
+    let e = format!("{e:#}");
+    assert!(
+        e.starts_with("package `hello` 1.0 (pool/main/h/hello.deb, sha256 "),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!(
+            "http://{addr}/debian/pool/main/h/hello.deb: the server sends 50000 bytes, 49999 \
+             were expected; nothing kept"
+        )),
+        "{e}"
+    );
+    assert!(files(dir.path()).is_empty(), "{:?}", files(dir.path()));
+    let url = format!("http://{addr}/Packages");
+    let e = infragen::pkg::fetch::get_at_most_with(&quick(), &url, 49_999).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("{url}: larger than 49999 bytes; refused")
+    );
+    assert_eq!(
+        infragen::pkg::fetch::get_at_most_with(&quick(), &url, 50_000).unwrap(),
+        file
+    );
 }

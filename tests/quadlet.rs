@@ -37,7 +37,10 @@ fn quadlet() -> PathBuf {
     let (packages, _) = fetch::packages(
         &source,
         "amd64",
-        Trust::Signed,
+        fetch::Checks {
+            trust: Trust::Signed,
+            clock: infragen::pkg::apt::validity::Clock::now(),
+        },
         &fetch::Downloader::default(),
     )
     .expect("trixie index");
@@ -55,6 +58,7 @@ fn quadlet() -> PathBuf {
             &podman.version,
             &podman.filename,
             &podman.sha256,
+            podman.size,
             &[],
             &[source],
         )

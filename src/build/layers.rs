@@ -164,6 +164,7 @@ fn package_layer(
         &p.version,
         &p.filename,
         &p.sha256,
+        p.size,
         &opts.repos,
         sources,
     )?;

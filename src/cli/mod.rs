@@ -44,7 +44,7 @@ struct Cli {
     #[arg(long, short, global = true)]
     verbose: bool,
     /// JSON lines on stdout, one event per line and a final `result` object
-    /// (check, build, activate, status, generations, verify; docs/json.md)
+    /// (check, build, lock, activate, status, generations, verify; docs/json.md)
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
@@ -52,9 +52,10 @@ struct Cli {
 }
 
 /// The commands `--json` applies to.
-const JSON_COMMANDS: [&str; 6] = [
+const JSON_COMMANDS: [&str; 7] = [
     "check",
     "build",
+    "lock",
     "activate",
     "status",
     "generations",
@@ -138,6 +139,14 @@ enum Command {
         /// APT configuration directory to take sources from
         #[arg(long, value_name = "DIR", default_value = "/etc/apt")]
         apt_dir: PathBuf,
+        /// Leave out the APT source with this URI (repeatable): its packages are not considered.
+        /// Without it, a source that fails verification fails the lock
+        #[arg(long, value_name = "URI")]
+        drop_source: Vec<String>,
+        /// Check Release files' Date and Valid-Until against this RFC 3339 time instead of the
+        /// clock: to resolve on purpose against a known snapshot (an air-gapped mirror)
+        #[arg(long, value_name = "TIME")]
+        apt_snapshot_at: Option<String>,
     },
     /// Local package repository (Pigsty's repo: repo_home/repo_name)
     #[command(subcommand)]
@@ -605,6 +614,8 @@ fn build_side(command: Command, ui: &Ui) -> i32 {
             profile,
             allow_unsigned,
             apt_dir,
+            drop_source,
+            apt_snapshot_at,
         } => lock(
             &work::LockArgs {
                 store: &store,
@@ -613,6 +624,8 @@ fn build_side(command: Command, ui: &Ui) -> i32 {
                 profile: profile.as_deref(),
                 allow_unsigned,
                 apt_dir: &apt_dir,
+                drop_source: &drop_source,
+                apt_snapshot_at: apt_snapshot_at.as_deref(),
             },
             ui,
         ),

@@ -355,11 +355,17 @@ pub(super) struct LockArgs<'a> {
     pub profile: Option<&'a str>,
     pub allow_unsigned: bool,
     pub apt_dir: &'a Path,
+    pub drop_source: &'a [String],
+    pub apt_snapshot_at: Option<&'a str>,
 }
 
 pub(super) fn lock(a: &LockArgs, ui: &Ui) -> i32 {
     let registry = match a.base.registry(ui) {
         Ok(r) => r,
+        Err(code) => return code,
+    };
+    let clock = match apt_clock(a, ui) {
+        Ok(c) => c,
         Err(code) => return code,
     };
     // The profile only says which upstream images to pin: an invalid one is invalid input.
@@ -382,6 +388,7 @@ pub(super) fn lock(a: &LockArgs, ui: &Ui) -> i32 {
         a,
         chosen.as_ref().map(|(u, _)| u),
         proxies,
+        clock,
         registry.as_ref(),
     ) {
         Ok((lock, problems)) => {
@@ -389,7 +396,21 @@ pub(super) fn lock(a: &LockArgs, ui: &Ui) -> i32 {
             for p in &problems {
                 ui.warn(p.clone());
             }
+            for d in a.drop_source {
+                ui.warn(format!(
+                    "APT source `{d}` dropped (--drop-source): its packages were not considered"
+                ));
+            }
             ui.say(format!("wrote {}", a.store.lock.display()));
+            ui.set("lock", a.store.lock.display().to_string());
+            ui.set("source_date_epoch", lock.source_date_epoch);
+            ui.set(
+                "apt_snapshot_at",
+                clock
+                    .filter(|c| c.snapshot)
+                    .map(|c| crate::pkg::apt::validity::rfc3339(c.at)),
+            );
+            ui.set("dropped_sources", a.drop_source);
             0
         }
         Err(e) => {
@@ -399,11 +420,42 @@ pub(super) fn lock(a: &LockArgs, ui: &Ui) -> i32 {
     }
 }
 
+/// The time APT Release files are checked against (`None` with `--only-bases`, which reads no
+/// source): the clock, or `--apt-snapshot-at`, announced as an override. Exit code 2 for a time that does not parse, or options `--only-bases` ignores.
+fn apt_clock(a: &LockArgs, ui: &Ui) -> Result<Option<crate::pkg::apt::validity::Clock>, i32> {
+    use crate::pkg::apt::validity::{rfc3339, Clock, SKEW};
+    if a.only_bases {
+        if a.apt_snapshot_at.is_some() || !a.drop_source.is_empty() {
+            ui.error("--apt-snapshot-at and --drop-source choose how APT sources are read; --only-bases reads none");
+            return Err(2);
+        }
+        return Ok(None);
+    }
+    let Some(text) = a.apt_snapshot_at else {
+        return Ok(Some(Clock::now()));
+    };
+    match Clock::snapshot(text) {
+        Ok(clock) => {
+            ui.warn(format!(
+                "APT Release files are checked against {} (--apt-snapshot-at), not this machine's clock: an expired or future-dated Release valid at that time (± {} minutes) is accepted",
+                rfc3339(clock.at),
+                SKEW / 60
+            ));
+            Ok(Some(clock))
+        }
+        Err(e) => {
+            ui.error(format!("--apt-snapshot-at: {e}"));
+            Err(2)
+        }
+    }
+}
+
 /// Resolves (or, with `--only-bases`, re-pins) the lock, pins the base images, and saves it.
 fn resolve_lock(
     a: &LockArgs,
     chosen: Option<&BTreeMap<crate::plan::Component, crate::upstream::Upstream>>,
     proxies: crate::net::Proxies,
+    clock: Option<crate::pkg::apt::validity::Clock>,
     registry: Option<&crate::bases::BaseRegistry>,
 ) -> anyhow::Result<(crate::lock::Lock, Vec<String>)> {
     let s = a.store;
@@ -414,10 +466,13 @@ fn resolve_lock(
         let lock = crate::lock::rebase(&recipes, &previous, s.bases.as_deref())?;
         (lock, Some(previous))
     } else {
-        let trust = if a.allow_unsigned {
-            crate::pkg::fetch::Trust::AllowUnsigned
-        } else {
-            crate::pkg::fetch::Trust::Signed
+        let checks = crate::pkg::fetch::Checks {
+            trust: if a.allow_unsigned {
+                crate::pkg::fetch::Trust::AllowUnsigned
+            } else {
+                crate::pkg::fetch::Trust::Signed
+            },
+            clock: clock.unwrap_or_else(crate::pkg::apt::validity::Clock::now),
         };
         let previous = crate::lock::Lock::load(&s.lock).ok();
         let lock = crate::lock::resolve(
@@ -427,7 +482,8 @@ fn resolve_lock(
                 proxies,
             },
             "amd64",
-            trust,
+            checks,
+            a.drop_source,
             previous.as_ref(),
             s.bases.as_deref(),
         )?;

@@ -238,17 +238,24 @@ impl Downloader {
 
     /// The body of `url`, at most [`MAX_METADATA`] bytes.
     pub fn get(&self, url: &str) -> Result<Vec<u8>> {
+        self.get_at_most(url, MAX_METADATA)
+    }
+
+    /// The body of `url`, refused as soon as it is longer than `max` bytes (a `Packages` index
+    /// longer than its Release says is not read to its end).
+    pub fn get_at_most(&self, url: &str, max: u64) -> Result<Vec<u8>> {
+        let max = max.min(MAX_METADATA);
         let got = self.retry(url, || {
             let resp = self.send(url, 0)?;
             let mut bytes = Vec::new();
             resp.into_body()
                 .into_reader()
-                .take(MAX_METADATA + 1)
+                .take(max + 1)
                 .read_to_end(&mut bytes)
                 .map_err(|e| Failure::Retry(anyhow!("reading {url}: {e}")))?;
-            if bytes.len() as u64 > MAX_METADATA {
+            if bytes.len() as u64 > max {
                 return Err(Failure::Fatal(anyhow!(
-                    "{url}: larger than {MAX_METADATA} bytes; refused"
+                    "{url}: larger than {max} bytes; refused"
                 )));
             }
             Ok(bytes)

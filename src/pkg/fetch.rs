@@ -3,8 +3,10 @@
 //!
 //! The default upstream is whatever `/etc/apt/sources.list{,.d}` says; no mirror is named in
 //! infragen. Metadata is trusted only through the chain `InRelease` (checked by `gpgv` against
-//! the source's `Signed-By` keyring) → `Packages` (sha256 in Release) → `.deb` (sha256 in
-//! Packages, then in the lock). Unsigned metadata is refused unless explicitly allowed.
+//! the source's `Signed-By` keyring) → `Packages` (size and sha256 in Release) → `.deb` (size
+//! and sha256 in Packages, then in the lock). Unsigned metadata is refused unless explicitly
+//! allowed; a Release is taken only for the suite asked and while its dates are valid
+//! (`apt::validity`), as apt does.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -12,6 +14,7 @@ use std::process::Command;
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use super::apt::validity::{self, Clock};
 use super::apt::{self, Package, Source};
 pub use super::download::{Downloader, Expected, Mismatch, NotFound, Progress};
 use crate::digest::{HashWriter, Hasher};
@@ -120,6 +123,27 @@ pub fn get_with(downloader: &Downloader, url: &str) -> Result<Vec<u8>> {
     }
 }
 
+/// [`get_with`], refused as soon as the body is longer than `max` bytes: a `file:` one by its
+/// size before it is read, an HTTP one while it arrives.
+pub fn get_at_most_with(downloader: &Downloader, url: &str, max: u64) -> Result<Vec<u8>> {
+    let Some(path) = file_path(url) else {
+        return downloader.get_at_most(url, max);
+    };
+    let file = match fs::File::open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(NotFound(url.to_owned()).into())
+        }
+        opened => opened.with_context(|| format!("reading {url}"))?,
+    };
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, max + 1), &mut bytes)
+        .with_context(|| format!("reading {url}"))?;
+    if bytes.len() as u64 > max {
+        bail!("{url}: larger than {max} bytes; refused");
+    }
+    Ok(bytes)
+}
+
 /// The path of a `file:` URL.
 fn file_path(url: &str) -> Option<&Path> {
     url.strip_prefix("file://")
@@ -145,6 +169,16 @@ pub enum Trust {
     Signed,
     /// Accept unsigned metadata (`--allow-unsigned`): the sha256 chain still holds.
     AllowUnsigned,
+}
+
+/// What reading a source checks besides the sha256 chain: signatures, and the time its Release
+/// files' `Date` and `Valid-Until` are measured against.
+#[derive(Debug, Clone, Copy)]
+pub struct Checks {
+    /// How signatures are handled.
+    pub trust: Trust,
+    /// This machine's clock, or a snapshot time given on purpose.
+    pub clock: Clock,
 }
 
 /// Verifies a clearsigned `InRelease` with `gpgv` against `keyring`; returns the signed text.
@@ -173,11 +207,14 @@ pub fn verify_signed(url: &str, bytes: &[u8], keyring: Option<&str>) -> Result<S
 }
 
 /// Every package of `source` for `arch`, with the chain Release → Packages verified, and the
-/// newest `Date:` of its Release files; fetched with `downloader`.
+/// newest `Date:` of its Release files; fetched with `downloader`. Each Release must be
+/// signed (as `checks` says), be for the suite asked (its `Suite` or `Codename`), and be
+/// valid at `checks.clock` ([`validity::check`]); each index must have the size and sha256
+/// its Release lists (a longer one is not read past that size).
 pub fn packages(
     source: &Source,
     arch: &str,
-    trust: Trust,
+    checks: Checks,
     downloader: &Downloader,
 ) -> Result<(Vec<Package>, Option<u64>)> {
     let mut all = Vec::new();
@@ -189,7 +226,13 @@ pub fn packages(
             _ if flat => join(&source.uri, suite),
             _ => join(&source.uri, &format!("dists/{suite}")),
         };
-        let (release, date) = release(source, &dists, trust, downloader)?;
+        let (release, date, url) = release(source, &dists, checks.trust, downloader)?;
+        if !flat {
+            same_suite(&url, suite, &release)?;
+        }
+        if let Err(stale) = validity::check(release.date, release.valid_until, checks.clock) {
+            bail!("{url}: {stale}\nhint: {}", stale_hint(checks.clock));
+        }
         newest = newest.max(date);
         let components: Vec<String> = if flat {
             vec![String::new()]
@@ -209,7 +252,9 @@ pub fn packages(
                     continue;
                 }
                 let url = join(&dists, &rel);
-                let bytes = get_with(downloader, &url)?;
+                let size = release.sha256.get(&rel).map_or(0, |(size, _)| *size);
+                let bytes = get_at_most_with(downloader, &url, size)
+                    .with_context(|| format!("`{rel}`: the Release lists it with {size} bytes"))?;
                 apt::verify(&rel, &bytes, &release).map_err(|e| anyhow!("{url}: {e}"))?;
                 let text = apt::decompress(name, &bytes).map_err(|e| anyhow!("{url}: {e}"))?;
                 let text = String::from_utf8(text).with_context(|| format!("{url}: not UTF-8"))?;
@@ -225,19 +270,43 @@ pub fn packages(
     Ok((all, newest))
 }
 
+/// Refuses a Release that is for another suite than the `suite` asked: apt takes it when the
+/// request is its `Suite` or its `Codename`.
+fn same_suite(url: &str, suite: &str, release: &apt::Release) -> Result<()> {
+    let named = |f: &Option<String>| f.as_deref() == Some(suite);
+    if named(&release.suite) || named(&release.codename) {
+        return Ok(());
+    }
+    let show = |f: &Option<String>| f.as_deref().map_or("none".to_owned(), |v| format!("`{v}`"));
+    bail!(
+        "{url}: the Release is for suite {} (codename {}), not `{suite}` as the source asks",
+        show(&release.suite),
+        show(&release.codename)
+    )
+}
+
+/// What to do about a Release refused for its dates.
+fn stale_hint(clock: Clock) -> &'static str {
+    if clock.snapshot {
+        "the time given with --apt-snapshot-at is outside this Release's validity: give the time the snapshot was taken"
+    } else {
+        "an old repository state served again, or a wrong clock on this machine; to resolve against a known snapshot on purpose, pass --apt-snapshot-at <RFC 3339 time>"
+    }
+}
+
 fn release(
     source: &Source,
     dists: &str,
     trust: Trust,
     downloader: &Downloader,
-) -> Result<(apt::Release, Option<u64>)> {
-    let url = join(dists, "InRelease");
+) -> Result<(apt::Release, Option<u64>, String)> {
+    let mut url = join(dists, "InRelease");
     let text = match get_with(downloader, &url) {
         Ok(bytes) if source.trusted => apt::strip_clearsign(&String::from_utf8_lossy(&bytes))
             .map_err(|e| anyhow!("{url}: {e}"))?,
         Ok(bytes) => verify_signed(&url, &bytes, source.signed_by.as_deref())?,
         Err(_) => {
-            let url = join(dists, "Release");
+            url = join(dists, "Release");
             let bytes = get_with(downloader, &url)?;
             if !source.trusted && trust == Trust::Signed {
                 bail!("{url}: repository metadata is not signed (no InRelease)\nhint: pass --allow-unsigned to accept it; package digests are still checked");
@@ -245,11 +314,9 @@ fn release(
             String::from_utf8(bytes).with_context(|| format!("{url}: not UTF-8"))?
         }
     };
-    let date = apt::release_date(&text);
-    Ok((
-        apt::parse_release(&text).map_err(|e| anyhow!("{url}: {e}"))?,
-        date,
-    ))
+    let release = apt::parse_release(&text).map_err(|e| anyhow!("{url}: {e}"))?;
+    let date = release.date.and_then(|d| u64::try_from(d).ok());
+    Ok((release, date, url))
 }
 
 /// The `.deb` cache: `<dir>/debs/<sha256>.deb`, verified on every read.
@@ -291,40 +358,50 @@ impl Cache {
         self.dir.join("debs").join(format!("{sha256}.deb"))
     }
 
-    /// The package file with `sha256`, from the cache, a local repository, or the sources
-    /// ([`Cache::fetch`]). Whatever the origin, the bytes must hash to `sha256` or they are
-    /// refused. When every source answers 404, the error is [`Vanished`], naming `name` and
-    /// `version`.
+    /// The package file with `sha256` and `size` bytes, from the cache, a local repository, or
+    /// the sources ([`Cache::fetch`]). Whatever the origin, the bytes must be `size` long and
+    /// hash to `sha256` or they are refused, naming the package. When every source answers
+    /// 404, the error is [`Vanished`], naming `name` and `version`.
+    #[allow(clippy::too_many_arguments)] // the lock's facts of one package, and where to look
     pub fn deb(
         &self,
         name: &str,
         version: &str,
         filename: &str,
         sha256: &str,
+        size: u64,
         local: &[PathBuf],
         sources: &[Source],
     ) -> Result<Vec<u8>> {
         let cached = self.path(sha256);
-        if let Ok(bytes) = fs::read(&cached) {
-            if self::sha256(&bytes) == sha256 {
-                return Ok(bytes);
+        let bytes = match fs::read(&cached) {
+            Ok(bytes) if self::sha256(&bytes) == sha256 => bytes,
+            _ => {
+                let path = self.fetch(
+                    name,
+                    version,
+                    filename,
+                    sha256,
+                    Some(size),
+                    local,
+                    sources,
+                    &mut |_, _| {},
+                )?;
+                let bytes =
+                    fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                if self::sha256(&bytes) != sha256 {
+                    bail!(
+                        "{}: changed after it was verified (sha256 {sha256} expected)",
+                        path.display()
+                    );
+                }
+                bytes
             }
-        }
-        let path = self.fetch(
-            name,
-            version,
-            filename,
-            sha256,
-            None,
-            local,
-            sources,
-            &mut |_, _| {},
-        )?;
-        let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        if self::sha256(&bytes) != sha256 {
+        };
+        if bytes.len() as u64 != size {
             bail!(
-                "{}: changed after it was verified (sha256 {sha256} expected)",
-                path.display()
+                "package `{name}` {version} ({filename}): {} bytes with sha256 {sha256}, the lock says {size} bytes\nhint: the lock does not describe this file; run `infragen lock` again",
+                bytes.len()
             );
         }
         Ok(bytes)
@@ -358,17 +435,17 @@ impl Cache {
         for dir in local {
             let p = dir.join(base);
             if p.exists() {
-                copy_verified(&p, &cached, sha256, name)?;
+                copy_verified(&p, &cached, expected_of(sha256, size), name)?;
                 return Ok(cached);
             }
             tried.push(p.display().to_string());
         }
-        let expected = Expected { sha256, size };
+        let expected = expected_of(sha256, size);
         let mut gone = Vec::new();
         for s in sources {
             let url = join(&s.uri, filename);
             let got = match file_path(&url) {
-                Some(p) => copy_verified(p, &cached, sha256, name),
+                Some(p) => copy_verified(p, &cached, expected, name),
                 None => self
                     .downloader
                     .download(&url, &cached, expected, &mut *progress),
@@ -412,17 +489,38 @@ fn hash_file(path: &Path) -> std::io::Result<String> {
     Ok(h.finish().hex().to_owned())
 }
 
+fn expected_of(sha256: &str, size: Option<u64>) -> Expected<'_> {
+    Expected { sha256, size }
+}
+
 /// Copies `src` to `dest` atomically, hashed on the way; refused (nothing written) unless it
-/// hashes to `sha256`, the lock's for package `name`.
-fn copy_verified(src: &Path, dest: &Path, sha256: &str, name: &str) -> Result<()> {
-    let mut from = match fs::File::open(src) {
+/// has the size (checked before the copy) and sha256 `expected`, the lock's for package `name`.
+fn copy_verified(src: &Path, dest: &Path, expected: Expected<'_>, name: &str) -> Result<()> {
+    let sha256 = expected.sha256;
+    let from = match fs::File::open(src) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(NotFound(format!("file:{}", src.display())).into())
         }
         opened => opened.with_context(|| format!("reading {}", src.display()))?,
     };
+    if let Some(size) = expected.size {
+        let len = from
+            .metadata()
+            .with_context(|| format!("reading {}", src.display()))?
+            .len();
+        if len != size {
+            bail!(
+                "{}: {len} bytes, the lock says {size} bytes for `{name}`; nothing copied",
+                src.display()
+            );
+        }
+    }
     let mut to = HashWriter::new(AtomicFile::create(dest, 0o644)?);
-    std::io::copy(&mut from, &mut to).with_context(|| format!("copying {}", src.display()))?;
+    std::io::copy(
+        &mut std::io::Read::take(from, expected.size.unwrap_or(u64::MAX)),
+        &mut to,
+    )
+    .with_context(|| format!("copying {}", src.display()))?;
     let got = to.digest();
     if got.hex() != sha256 {
         bail!(
@@ -482,10 +580,97 @@ mod tests {
                 "2.90-4~deb12u1",
                 FILE,
                 &"1".repeat(64),
+                1,
                 &[local.path().to_path_buf()],
                 sources,
             )
             .unwrap_err()
+    }
+
+    #[test]
+    fn a_release_must_be_for_the_suite_asked_by_suite_or_codename() {
+        let r = |suite: Option<&str>, codename: Option<&str>| apt::Release {
+            suite: suite.map(str::to_owned),
+            codename: codename.map(str::to_owned),
+            architectures: Vec::new(),
+            components: Vec::new(),
+            sha256: std::collections::BTreeMap::new(),
+            date: None,
+            valid_until: None,
+        };
+        let both = r(Some("stable"), Some("bookworm"));
+        same_suite("u", "stable", &both).unwrap();
+        same_suite("u", "bookworm", &both).unwrap();
+        let e = same_suite(
+            "file:/r/dists/bookworm/InRelease",
+            "bookworm",
+            &r(Some("stable"), Some("trixie")),
+        );
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            "file:/r/dists/bookworm/InRelease: the Release is for suite `stable` (codename \
+             `trixie`), not `bookworm` as the source asks"
+        );
+        let e = same_suite("u", "bookworm", &r(None, None)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "u: the Release is for suite none (codename none), not `bookworm` as the source asks"
+        );
+    }
+
+    #[test]
+    fn a_deb_whose_size_is_not_the_locks_is_refused_naming_it_and_nothing_is_cached() {
+        let cache = tempfile::tempdir().unwrap();
+        let local = tempfile::tempdir().unwrap();
+        let bytes = b"not really a package".to_vec();
+        fs::write(local.path().join("p_1_amd64.deb"), &bytes).unwrap();
+        let digest = sha256(&bytes);
+        let get = |size: u64| {
+            Cache::new(cache.path()).deb(
+                "p",
+                "1",
+                "pool/p_1_amd64.deb",
+                &digest,
+                size,
+                &[local.path().to_path_buf()],
+                &[],
+            )
+        };
+        let e = format!("{:#}", get(bytes.len() as u64 + 1).unwrap_err());
+        assert_eq!(
+            e,
+            format!(
+                "{}: 20 bytes, the lock says 21 bytes for `p`; nothing copied",
+                local.path().join("p_1_amd64.deb").display()
+            )
+        );
+        assert!(!cache
+            .path()
+            .join("debs")
+            .join(format!("{digest}.deb"))
+            .exists());
+        assert_eq!(get(bytes.len() as u64).unwrap(), bytes);
+        // Cached now, under its sha256: a lock claiming another size is still refused.
+        let e = format!("{:#}", get(3).unwrap_err());
+        assert_eq!(
+            e,
+            format!(
+                "package `p` 1 (pool/p_1_amd64.deb): 20 bytes with sha256 {digest}, the lock \
+                 says 3 bytes\nhint: the lock does not describe this file; run `infragen lock` again"
+            )
+        );
+    }
+
+    #[test]
+    fn an_index_longer_than_its_release_says_is_not_read_past_that() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Packages");
+        fs::write(&path, b"Package: a\n").unwrap();
+        let url = format!("file:{}", path.display());
+        let d = Downloader::default();
+        assert_eq!(get_at_most_with(&d, &url, 11).unwrap(), b"Package: a\n");
+        let e = get_at_most_with(&d, &url, 10).unwrap_err().to_string();
+        assert_eq!(e, format!("{url}: larger than 10 bytes; refused"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod rawtar;
 pub mod readme;
 pub mod registry;
 pub mod schema;
+pub mod signed_apt;
 pub mod tier;
 
 use std::fs;

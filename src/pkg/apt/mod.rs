@@ -8,16 +8,18 @@
 //! repository format (<https://wiki.debian.org/DebianRepository/Format>).
 //!
 //! The module is split by file kind: `sources` for `sources.list` and `*.sources`, `release`
-//! for `Release`/`InRelease` and checking an index against it, `packages` for `Packages`
+//! for `Release`/`InRelease` and checking an index against it, `validity` for when a Release
+//! may be used (its `Date` and `Valid-Until` against a clock), `packages` for `Packages`
 //! indexes; `deb822` holds the stanza reader they share. The error type lives here.
 
 mod deb822;
 mod packages;
 mod release;
 mod sources;
+pub mod validity;
 
 pub use packages::{decompress, parse_packages, Dep, Package};
-pub use release::{parse_release, release_date, strip_clearsign, verify, Release};
+pub use release::{parse_release, strip_clearsign, verify, Release};
 pub use sources::{parse_deb822_sources, parse_sources_list, Source};
 
 /// What went wrong reading APT metadata; messages name the file, field and line.

@@ -25,6 +25,21 @@ pub struct Source {
     pub trusted: bool,
 }
 
+impl Source {
+    /// How messages name the source: its URI and suites (`http://deb.example/debian bookworm`).
+    #[must_use]
+    pub fn name(&self) -> String {
+        format!("{} {}", self.uri, self.suites.join(" "))
+    }
+
+    /// Whether `given` (from `--drop-source`) names this source: its URI, with or without a
+    /// trailing `/`.
+    #[must_use]
+    pub fn is(&self, given: &str) -> bool {
+        self.uri.trim_end_matches('/') == given.trim().trim_end_matches('/')
+    }
+}
+
 const SOURCES_LIST: &str = "sources.list";
 const SOURCES: &str = "deb822 sources";
 
