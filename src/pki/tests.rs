@@ -317,3 +317,26 @@ fn a_ca_near_its_end_is_reported_not_replaced() {
         cert
     );
 }
+
+#[test]
+fn a_new_ca_renews_the_certificates_it_did_not_sign() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::open(dir.path(), "test-ca", true).unwrap();
+    let sans = sans();
+    let first = pki.issue(&nginx(&sans, "397d")).unwrap();
+    let now = now();
+    let (key, cert) = other_ca(now, now + time::Duration::days(3650), true);
+    bring(dir.path(), &key, &cert);
+    let pki = Pki::open(dir.path(), "test-ca", true).unwrap();
+    let got = pki.issue(&nginx(&sans, "397d")).unwrap();
+    assert_eq!(
+        (got.action, got.why.as_deref()),
+        (Action::Renewed, Some("its CA changed"))
+    );
+    assert_ne!(got.cert, first.cert);
+    // signed by the new CA: its issuer is the new CA's subject
+    let der = |pem: &str| x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap().1;
+    let (leaf, ca) = (der(&got.cert), der(&cert));
+    let (leaf, ca) = (leaf.parse_x509().unwrap(), ca.parse_x509().unwrap());
+    assert_eq!(leaf.issuer().to_string(), ca.subject().to_string());
+}
