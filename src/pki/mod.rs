@@ -476,8 +476,16 @@ fn nginx_sans(plan: &crate::plan::Plan) -> Vec<San> {
 }
 
 /// The report line of `issued` under `name`, shipped to `hosts`; a warning too when its key had
-/// been readable by others (it was replaced: a key others could read is no secret any more).
-fn shipped(name: &str, issued: &Issued, hosts: Vec<String>, m: &mut Material) {
+/// been readable by others (it was replaced: a key others could read is no secret any more), and
+/// when it ends after its CA (it stops verifying when the CA ends, whatever its own date says).
+fn shipped(pki: &Pki, name: &str, issued: &Issued, hosts: Vec<String>, m: &mut Material) {
+    if issued.not_after > pki.ca_not_after() {
+        m.warnings.push(format!(
+            "certificate `{name}` ends on {}, after its CA ({}): it stops verifying then",
+            rfc3339(issued.not_after),
+            rfc3339(pki.ca_not_after())
+        ));
+    }
     if let Some(why) = issued
         .why
         .as_deref()
@@ -600,11 +608,11 @@ pub fn add_material(
                 0o600,
                 node.key.as_str(),
             );
-            shipped(&name, &node, vec![host], &mut m);
+            shipped(pki, &name, &node, vec![host], &mut m);
         }
     }
     if !nginx_hosts.is_empty() {
-        shipped("nginx/pigsty", &nginx, nginx_hosts, &mut m);
+        shipped(pki, "nginx/pigsty", &nginx, nginx_hosts, &mut m);
         // The nginx certificate before the nodes', as the state directory lists them.
         let last = m.certificates.pop().expect("just pushed");
         m.certificates.insert(0, last);

@@ -340,3 +340,40 @@ fn a_new_ca_renews_the_certificates_it_did_not_sign() {
     let (leaf, ca) = (leaf.parse_x509().unwrap(), ca.parse_x509().unwrap());
     assert_eq!(leaf.issuer().to_string(), ca.subject().to_string());
 }
+
+#[test]
+fn a_certificate_that_outlives_its_ca_is_reported() {
+    let now = now();
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert) = other_ca(
+        now - time::Duration::days(1),
+        now + time::Duration::days(100),
+        true,
+    );
+    bring(dir.path(), &key, &cert);
+    let pki = Pki::open(dir.path(), "x", true).unwrap();
+    let sans = sans();
+    let mut m = Material::default();
+    let long = pki.issue(&nginx(&sans, "397d")).unwrap();
+    shipped(&pki, "nginx/pigsty", &long, vec!["10.0.0.1".into()], &mut m);
+    assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
+    assert!(
+        m.warnings[0].starts_with("certificate `nginx/pigsty` ends on ")
+            && m.warnings[0].ends_with(&format!(
+                "after its CA ({}): it stops verifying then",
+                rfc3339(pki.ca_not_after())
+            )),
+        "{:?}",
+        m.warnings
+    );
+    let mut m = Material::default();
+    let short = pki.issue(&nginx(&sans, "60d")).unwrap();
+    shipped(
+        &pki,
+        "nginx/pigsty",
+        &short,
+        vec!["10.0.0.1".into()],
+        &mut m,
+    );
+    assert_eq!(m.warnings, Vec::<String>::new());
+}
