@@ -43,6 +43,7 @@ pub const PARAMS: &[Param] = &[
     p("ca_create", "true", "create the CA when it is missing"),
     p("ca_cn", "pigsty-ca", "CA common name"),
     p("cert_validity", "7300d", "validity of certificates the CA signs"),
+    p("cert_renew_before", "30d", "infragen: a certificate this close to its end (`notAfter`) is re-issued by the next build; shorter than `cert_validity` and `nginx_cert_validity`"),
     // INFRA_ID
     required("infra_seq", "integer identity of an infra host, unique, >= 0 (required on every infra host)"),
     p("infra_portal", "{ home: { domain: i.pigsty } }", "nginx servers: `home` plus domain-based path or endpoint entries"),

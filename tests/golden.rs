@@ -191,7 +191,7 @@ fn build_hermetic(
     let repo = hermetic();
     // copied, so that nothing is written into the repository
     let pki = out.parent().expect("parent").join("pki");
-    common::copy_tree(&root().join("tests/cases/meta/pki"), &pki);
+    common::pki::copy(&common::pki::committed(), &pki);
     let mut cmd = common::infragen_sh(
         prelude,
         "build --profile \"$1\" --out \"$2\" --cache \"$3\" --lock \"$4\" --pki \"$5\" --repo \"$6\"",

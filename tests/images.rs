@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{copy_tree, ok, root};
+use common::{ok, root};
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -367,7 +367,7 @@ fn build_fixture(
     // The committed throwaway PKI (certificates are part of the config layers), copied so that
     // nothing is written into the repository.
     let pki = out.parent().expect("parent").join("pki");
-    copy_tree(&root().join("tests/cases/meta/pki"), &pki);
+    common::pki::copy(&common::pki::committed(), &pki);
     let mut cmd = common::infragen_sh(
         prelude,
         "build --profile \"$1\" --out \"$2\" --cache \"$3\" --lock \"$4\" --pki \"$5\"",

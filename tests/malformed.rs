@@ -803,6 +803,30 @@ fn cases() -> Vec<Case> {
             ],
         ),
         case(
+            "durations: a renewal window that is not a duration",
+            with_vars("cert_renew_before: soon"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  {file}:8:24: all.vars.cert_renew_before (host `10.0.0.1`): `soon` is not a duration (e.g. `10s`, `5m`, `397d`)",
+            ],
+        ),
+        case(
+            "durations: a renewal window as long as the nginx certificate's validity",
+            with_vars("cert_renew_before: 397d"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  {file}:8:24: all.vars.cert_renew_before (host `10.0.0.1`): renewal window `397d` is not shorter than `nginx_cert_validity` `397d`: every build would re-issue the certificate",
+            ],
+        ),
+        case(
+            "durations: a certificate validity inside the default renewal window",
+            with_vars("cert_validity: 20d"),
+            &[
+                "error: {file}: 1 problem in profile",
+                "  {file}:8:20: all.vars.cert_validity (host `10.0.0.1`): renewal window `30d` is not shorter than `cert_validity` `20d`: every build would re-issue the certificate",
+            ],
+        ),
+        case(
             "durations: a scrape timeout longer than the interval",
             with_vars("vmetrics_scrape_timeout: 1m"),
             &[

@@ -195,7 +195,14 @@ pub(super) fn build(a: &BuildArgs, ui: &Ui) -> i32 {
     };
     // Hosts whose secrets stay in clear: said once the build succeeded, not before an error.
     let mut in_clear = Vec::new();
-    let result = build_images(a, &plan, base_registry.as_ref(), &mut in_clear, ui);
+    let mut certificates = Vec::new();
+    let result = build_images(
+        a,
+        &plan,
+        base_registry.as_ref(),
+        (&mut in_clear, &mut certificates),
+        ui,
+    );
     if result.is_ok() && !in_clear.is_empty() {
         ui.warn(format!(
             "secrets in clear for {} without `infragen_host_key`: {}",
@@ -204,7 +211,10 @@ pub(super) fn build(a: &BuildArgs, ui: &Ui) -> i32 {
         ));
     }
     match result {
-        Ok(report) => built(a, &plan, &report, base_registry.as_ref(), ui),
+        Ok(report) => {
+            certified(&certificates, ui);
+            built(a, &plan, &report, base_registry.as_ref(), ui)
+        }
         Err(e) => {
             ui.error(format!("{e:#}"));
             failure_code(&e)
@@ -212,14 +222,34 @@ pub(super) fn build(a: &BuildArgs, ui: &Ui) -> i32 {
     }
 }
 
-/// Renders, adds the PKI material, validates when asked, seals secrets, then builds.
+/// Says the certificates a build ships, one line each with its end date, and sets them as the
+/// result's `certificates`.
+fn certified(certificates: &[crate::pki::Shipped], ui: &Ui) {
+    for c in certificates {
+        ui.say(format!(
+            "certificate {:<16} expires {} ({}{})",
+            c.name,
+            c.not_after,
+            c.action.word(),
+            c.why
+                .as_deref()
+                .map(|w| format!(": {w}"))
+                .unwrap_or_default()
+        ));
+    }
+    ui.set("certificates", certificates);
+}
+
+/// Renders, adds the PKI material, validates when asked, seals secrets, then builds. Fills
+/// `side` with the hosts whose secrets stay in clear and the certificates shipped.
 fn build_images(
     a: &BuildArgs,
     plan: &Plan,
     base_registry: Option<&crate::bases::BaseRegistry>,
-    in_clear: &mut Vec<String>,
+    side: (&mut Vec<String>, &mut Vec<crate::pki::Shipped>),
     ui: &Ui,
 ) -> anyhow::Result<crate::build::Report> {
+    let (in_clear, certificates) = side;
     let progress = &ui.progress;
     progress.phase("render");
     let mut tree = render::plan(plan)?;
@@ -227,7 +257,11 @@ fn build_images(
     if let Some(first) = plan.hosts.first() {
         progress.phase("pki");
         let pki = crate::pki::Pki::open(&a.store.pki(plan), &first.pki.ca_cn, first.pki.ca_create)?;
-        crate::pki::add_material(plan, &pki, &mut tree)?;
+        let material = crate::pki::add_material(plan, &pki, &mut tree)?;
+        for w in material.warnings {
+            ui.warn(w);
+        }
+        *certificates = material.certificates;
         sealing = Some(pki.sealing_key());
     }
     if a.validate {

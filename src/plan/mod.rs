@@ -134,6 +134,8 @@ pub struct PkiSettings {
     pub cert_validity: crate::duration::Duration,
     /// `nginx_cert_validity`.
     pub nginx_cert_validity: crate::duration::Duration,
+    /// `cert_renew_before`: a certificate this close to its `notAfter` is re-issued.
+    pub renew_before: crate::duration::Duration,
 }
 
 impl HostPlan {

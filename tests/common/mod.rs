@@ -4,6 +4,7 @@
 pub mod debian;
 pub mod distribution;
 pub mod hermetic;
+pub mod pki;
 pub mod rawtar;
 pub mod readme;
 pub mod registry;

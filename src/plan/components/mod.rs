@@ -228,13 +228,40 @@ pub fn host(
     }
 }
 
-/// The PKI parameters of a host.
+/// The PKI parameters of a host. The renewal window must be shorter than both validities: a
+/// certificate issued inside its own window would be re-issued by every build.
 fn pki(r: &mut Reader) -> super::PkiSettings {
+    let cert_validity = r.duration_within("cert_validity", CERT_MIN, duration::MAX);
+    let nginx_cert_validity = r.duration_within("nginx_cert_validity", CERT_MIN, duration::MAX);
+    let renew_before = r.duration("cert_renew_before");
+    for (name, validity) in [
+        ("cert_validity", cert_validity),
+        ("nginx_cert_validity", nginx_cert_validity),
+    ] {
+        // A validity already refused reads as 0: one problem is enough.
+        if validity.millis() != Some(0) && renew_before.millis() >= validity.millis() {
+            // The key the profile sets: the window, or the validity under the default window.
+            let key = if r.is_set("cert_renew_before") {
+                "cert_renew_before"
+            } else {
+                name
+            };
+            let path = r.var(key).map(|v| v.path).unwrap_or_default();
+            r.problem(
+                &path,
+                format!(
+                    "renewal window `{renew_before}` is not shorter than `{name}` \
+                     `{validity}`: every build would re-issue the certificate"
+                ),
+            );
+        }
+    }
     super::PkiSettings {
         ca_cn: r.string("ca_cn"),
         ca_create: r.bool("ca_create"),
-        cert_validity: r.duration_within("cert_validity", CERT_MIN, duration::MAX),
-        nginx_cert_validity: r.duration_within("nginx_cert_validity", CERT_MIN, duration::MAX),
+        cert_validity,
+        nginx_cert_validity,
+        renew_before,
     }
 }
 
