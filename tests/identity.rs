@@ -175,6 +175,39 @@ fn a_lock_entry_carrying_another_packages_file_is_refused_before_any_layer() {
     let indexed = files(&warm.join("layers"));
     refused(&build(&lock, &out, &warm, None), &out, &message);
     assert_eq!(files(&warm.join("layers")), indexed, "a layer was built");
+
+    // `repo sync` holds every file to the entries naming it too: the local repository is not
+    // completed, and no Packages index is written.
+    let sync = |lock: &Path, repo: &Path| {
+        common::infragen()
+            .args(["repo", "sync", "--dir"])
+            .arg(repo)
+            .arg("--lock")
+            .arg(lock)
+            .arg("--cache")
+            .arg(dir.path().join("sync-cache"))
+            .arg("--repo")
+            .arg(&hermetic().dir)
+            .env("http_proxy", "http://127.0.0.1:9")
+            .env("https_proxy", "http://127.0.0.1:9")
+            .output()
+            .unwrap()
+    };
+    let honest = dir.path().join("www-honest");
+    common::ok(
+        &sync(&hermetic().lock, &honest),
+        "repo sync of the made lock",
+    );
+    assert!(honest.join("repo_complete").is_file());
+    let repo = dir.path().join("www");
+    let o = sync(&lock, &repo);
+    assert!(!o.status.success(), "repo sync passed");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).trim_end(),
+        format!("error: {message}")
+    );
+    assert!(!repo.join("repo_complete").exists());
+    assert!(!repo.join("Packages").exists());
 }
 
 /// A change to a lock entry.
