@@ -4,7 +4,12 @@
 //! the lock; `build` uses it and refuses a stale one (a recipe whose package roots or exclusions
 //! changed since). The lock also carries the build's one time source, `source_date_epoch`: the
 //! `SOURCE_DATE_EPOCH` given at lock time, else the newest `Date:` of the repositories' Release
-//! files. No mirror host is written into it: packages are named by pool path and sha256.
+//! files, bounded to what RFC 3339 can write (`oci::layout::check_epoch`) wherever it comes
+//! from. No mirror host is written into it: packages are named by pool path and sha256.
+//!
+//! A locked package is only a claim about a file: [`LockedPackage::check`] holds the `.deb`
+//! that `build` reads to it (the `Package`, `Version` and `Architecture` of its own control
+//! file, its size and sha256) before the file becomes a layer.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -15,7 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::component::Component;
 use crate::image::Recipe;
+use crate::oci::layout::{check_epoch, parse_epoch};
 use crate::pkg::apt::Source;
+use crate::pkg::deb::Identity;
 use crate::pkg::fetch::{self, AptConfig, Checks};
 use crate::pkg::resolve::Universe;
 
@@ -43,6 +50,64 @@ pub struct LockedPackage {
     pub sha256: String,
     /// Installed size in KiB, as the package declares it.
     pub installed_size: u64,
+}
+
+/// A `.deb` that is not the package its lock entry names: the lock entry (file and key path)
+/// and every field in which the two differ. Its message names the package already.
+#[derive(Debug, thiserror::Error)]
+#[error("{lock}: `{at}` (package `{name}` {version} {arch}) is not what its .deb says: {}\nhint: the lock (or the repository index it was resolved from) names another file under this package; run `infragen lock` and review the diff", .differences.join("; "))]
+pub struct Mismatch {
+    /// The lock file.
+    pub lock: String,
+    /// The key path of the entry (`images.nginx.packages[3]`).
+    pub at: String,
+    /// The entry's package name.
+    pub name: String,
+    /// The entry's version.
+    pub version: String,
+    /// The entry's architecture.
+    pub arch: String,
+    /// What the `.deb` says, field by field, where it differs.
+    pub differences: Vec<String>,
+}
+
+impl LockedPackage {
+    /// Checks that `deb` is the package this entry (at key path `at` of the lock file `lock`)
+    /// names: the same `Package`, `Version` and `Architecture` in its control file, the same
+    /// size and sha256. The error, a [`Mismatch`], lists every field that differs.
+    pub fn check(&self, lock: &Path, at: &str, deb: &Identity) -> Result<()> {
+        let mut differences = Vec::new();
+        for (field, said, locked) in [
+            ("Package", &deb.package, &self.name),
+            ("Version", &deb.version, &self.version),
+            ("Architecture", &deb.architecture, &self.arch),
+        ] {
+            if said != locked {
+                differences.push(format!(
+                    "its control file says {field} `{}`, not `{}`",
+                    said.escape_debug(),
+                    locked.escape_debug()
+                ));
+            }
+        }
+        if deb.size != self.size {
+            differences.push(format!("it is {} bytes, not {}", deb.size, self.size));
+        }
+        if deb.sha256 != self.sha256 {
+            differences.push(format!("its sha256 is {}, not {}", deb.sha256, self.sha256));
+        }
+        if differences.is_empty() {
+            return Ok(());
+        }
+        Err(anyhow::Error::new(Mismatch {
+            lock: lock.display().to_string(),
+            at: at.to_owned(),
+            name: self.name.clone(),
+            version: self.version.clone(),
+            arch: self.arch.clone(),
+            differences,
+        }))
+    }
 }
 
 /// A pinned base image.
@@ -84,7 +149,8 @@ pub struct Lock {
     pub version: u32,
     /// Target architecture.
     pub arch: String,
-    /// Timestamps of every artifact.
+    /// Timestamps of every artifact: seconds since 1970, at most
+    /// [`crate::oci::layout::LAST_EPOCH`] (9999-12-31T23:59:59Z).
     pub source_date_epoch: u64,
     /// Per component.
     pub images: BTreeMap<String, ImageLock>,
@@ -117,7 +183,19 @@ impl Lock {
                 lock.version
             );
         }
+        if let Err(e) = check_epoch(lock.source_date_epoch) {
+            bail!(
+                "{}: `source_date_epoch`: {e}\nhint: run `infragen lock` (with `SOURCE_DATE_EPOCH` unset, or set to a time before then)",
+                path.display()
+            );
+        }
         Ok(lock)
+    }
+
+    /// The build's one time source: `$SOURCE_DATE_EPOCH` when it is set (and not empty), else
+    /// the lock's `source_date_epoch`.
+    pub fn epoch(&self) -> Result<u64> {
+        Ok(source_date_epoch()?.unwrap_or(self.source_date_epoch))
     }
 
     /// Writes the lock (sorted, pretty JSON, trailing newline) atomically, mode 0644: it is
@@ -154,6 +232,19 @@ impl Lock {
     }
 }
 
+/// `$SOURCE_DATE_EPOCH` (reproducible-builds.org's grammar: decimal seconds since 1970), bounded
+/// like every time we write; `None` when it is unset or empty. Anything else is refused, naming
+/// the variable: a mistyped value never falls back silently to another time.
+pub fn source_date_epoch() -> Result<Option<u64>> {
+    let Some(value) = std::env::var_os("SOURCE_DATE_EPOCH").filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let text = value.to_string_lossy();
+    parse_epoch(&text)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("`$SOURCE_DATE_EPOCH`: {e}"))
+}
+
 /// Resolves every recipe against the machine's APT sources (and `bases` for base images).
 /// Every source is read and verified as `checks` says, except those `drop` names (by URI):
 /// one that fails (signature, dates, suite, sizes, unreachable) fails the whole resolution,
@@ -171,6 +262,8 @@ pub fn resolve(
         Some(dir) => crate::oci::layout::refs(dir)?,
         None => BTreeMap::new(),
     };
+    // A bad time source fails before any index is fetched.
+    let given = source_date_epoch()?;
     let sources = kept(apt.sources()?, drop, &apt.etc)?;
     let mut packages = Vec::new();
     let mut newest = 0u64;
@@ -226,10 +319,11 @@ pub fn resolve(
         };
         images.insert(c.name().to_owned(), entry);
     }
-    let epoch = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(newest);
+    let epoch = match given {
+        Some(e) => e,
+        None => check_epoch(newest)
+            .map_err(|e| anyhow::anyhow!("the newest Release `Date:` of the APT sources: {e}"))?,
+    };
     Ok(Lock {
         version: VERSION,
         arch: arch.to_owned(),
@@ -357,8 +451,99 @@ const UPSTREAM_PREFIX: &str = "upstream/";
 
 #[cfg(test)]
 mod tests {
-    use super::{Lock, VERSION};
+    use super::{Lock, LockedPackage, Mismatch, VERSION};
+    use crate::pkg::deb::Identity;
     use std::os::unix::fs::PermissionsExt as _;
+    use std::path::Path;
+
+    /// A change to what a `.deb` says.
+    type Change = fn(&mut Identity);
+
+    fn nginx() -> LockedPackage {
+        LockedPackage {
+            name: "nginx".to_owned(),
+            version: "1.22.1-9".to_owned(),
+            arch: "amd64".to_owned(),
+            filename: "pool/main/n/nginx/nginx_1.22.1-9_amd64.deb".to_owned(),
+            size: 1000,
+            sha256: "a".repeat(64),
+            installed_size: 3,
+        }
+    }
+
+    #[test]
+    fn a_deb_is_held_to_every_field_of_its_lock_entry() {
+        let locked = nginx();
+        let same = Identity {
+            package: "nginx".to_owned(),
+            version: "1.22.1-9".to_owned(),
+            architecture: "amd64".to_owned(),
+            size: 1000,
+            sha256: "a".repeat(64),
+        };
+        let lock = Path::new("x/infragen.lock");
+        let at = "images.nginx.packages[3]";
+        locked.check(lock, at, &same).unwrap();
+        let head = "x/infragen.lock: `images.nginx.packages[3]` (package `nginx` 1.22.1-9 amd64) is not what its .deb says: ";
+        let hint = "\nhint: the lock (or the repository index it was resolved from) names another file under this package; run `infragen lock` and review the diff";
+        let b = "b".repeat(64);
+        let a = "a".repeat(64);
+        let cases: [(Change, String); 6] = [
+            (
+                |d| d.package = "libpcre2-8-0".to_owned(),
+                "its control file says Package `libpcre2-8-0`, not `nginx`".to_owned(),
+            ),
+            (
+                |d| d.version = "1.22.1-8".to_owned(),
+                "its control file says Version `1.22.1-8`, not `1.22.1-9`".to_owned(),
+            ),
+            (
+                |d| d.architecture = "all".to_owned(),
+                "its control file says Architecture `all`, not `amd64`".to_owned(),
+            ),
+            (|d| d.size = 999, "it is 999 bytes, not 1000".to_owned()),
+            (
+                |d| d.sha256 = "b".repeat(64),
+                format!("its sha256 is {b}, not {a}"),
+            ),
+            (
+                |d| {
+                    d.package = "evil\nPackage: nginx".to_owned();
+                    d.size = 7;
+                },
+                "its control file says Package `evil\\nPackage: nginx`, not `nginx`; it is 7 bytes, not 1000".to_owned(),
+            ),
+        ];
+        for (change, want) in cases {
+            let mut deb = same.clone();
+            change(&mut deb);
+            let e = locked.check(lock, at, &deb).unwrap_err();
+            assert!(e.is::<Mismatch>(), "{e}");
+            assert_eq!(e.to_string(), format!("{head}{want}{hint}"));
+        }
+    }
+
+    #[test]
+    fn a_lock_whose_time_is_past_rfc3339_is_refused_naming_the_key() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("infragen.lock");
+        let text = |epoch: &str| {
+            format!("{{\"version\": 1, \"arch\": \"amd64\", \"source_date_epoch\": {epoch}, \"images\": {{}}}}")
+        };
+        std::fs::write(&path, text("253402300799")).unwrap();
+        assert_eq!(
+            Lock::load(&path).unwrap().source_date_epoch,
+            253_402_300_799
+        );
+        for epoch in ["253402300800", "18446744073709551615"] {
+            std::fs::write(&path, text(epoch)).unwrap();
+            let e = format!("{:#}", Lock::load(&path).unwrap_err());
+            assert_eq!(
+                e,
+                format!("{}: `source_date_epoch`: {epoch} is after 9999-12-31T23:59:59Z (253402300799), the last instant RFC 3339 can write\nhint: run `infragen lock` (with `SOURCE_DATE_EPOCH` unset, or set to a time before then)", path.display())
+            );
+        }
+    }
 
     #[test]
     fn the_lock_is_saved_readable_by_all_and_loads_back() {

@@ -4,7 +4,8 @@
 //!
 //! The marker follows Pigsty's SOW format: one line per package file, `<sha256>  <basename>`,
 //! sorted by name. It is withdrawn first and written last, so a half-synced directory never
-//! looks complete.
+//! looks complete. Every `.deb` is held to each lock entry that names its file (control fields,
+//! size, sha256: `LockedPackage::check`) before it is put there.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -15,7 +16,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::fsx::write_file_atomic;
-use crate::lock::Lock;
+use crate::keypath;
+use crate::lock::{Lock, LockedPackage};
 use crate::pkg::deb;
 use crate::pkg::fetch::{AptConfig, Cache};
 
@@ -44,18 +46,25 @@ const FIELDS: &[&str] = &[
 ];
 
 /// Syncs every package of `lock` into `dir`; returns the number of packages.
-pub fn sync(dir: &Path, lock: &Path, cache: &Path, repos: &[PathBuf]) -> Result<usize> {
-    let lock = Lock::load(lock)?;
+pub fn sync(dir: &Path, lock_path: &Path, cache: &Path, repos: &[PathBuf]) -> Result<usize> {
+    let lock = Lock::load(lock_path)?;
     let cache = Cache::new(cache);
     let mut by_file = BTreeMap::new();
-    for image in lock.images.values() {
-        for p in &image.packages {
+    // Every entry naming a file, by its key path: each is held to the file.
+    let mut claims: BTreeMap<String, Vec<(String, &LockedPackage)>> = BTreeMap::new();
+    for (key, image) in &lock.images {
+        let at = keypath::join(&keypath::join("images", key), "packages");
+        for (i, p) in image.packages.iter().enumerate() {
             let base = p
                 .filename
                 .rsplit('/')
                 .next()
                 .unwrap_or(&p.filename)
                 .to_owned();
+            claims
+                .entry(base.clone())
+                .or_default()
+                .push((keypath::index(&at, i), p));
             by_file.insert(base, p.clone());
         }
     }
@@ -69,8 +78,8 @@ pub fn sync(dir: &Path, lock: &Path, cache: &Path, repos: &[PathBuf]) -> Result<
     let mut complete = String::new();
     for (base, p) in &by_file {
         let target = dir.join(base);
-        let bytes = match fs::read(&target) {
-            Ok(b) if crate::digest::sha256_hex(&b) == p.sha256 => b,
+        let (bytes, there) = match fs::read(&target) {
+            Ok(b) if crate::digest::sha256_hex(&b) == p.sha256 => (b, true),
             _ => {
                 if sources.is_none() {
                     sources = Some(AptConfig::default().sources()?);
@@ -84,13 +93,19 @@ pub fn sync(dir: &Path, lock: &Path, cache: &Path, repos: &[PathBuf]) -> Result<
                     repos,
                     sources.as_deref().unwrap_or_default(),
                 )?;
-                write_file_atomic(&target, &b, 0o644)?;
-                b
+                (b, false)
             }
         };
         let control = deb::read(&bytes, &deb::Limits::default())
             .with_context(|| format!("reading {base}"))?
             .control;
+        let identity = deb::Identity::of(&control, &bytes);
+        for (at, claim) in &claims[base] {
+            claim.check(lock_path, at, &identity)?;
+        }
+        if !there {
+            write_file_atomic(&target, &bytes, 0o644)?;
+        }
         for f in FIELDS {
             if let Some(v) = control.get(*f) {
                 let _ = writeln!(index, "{f}: {v}");

@@ -572,3 +572,75 @@ fn broken_members_are_named() {
         "`control` in `control.tar`, line 5: a second paragraph"
     );
 }
+
+/// What a `.deb` says it is comes from its own control file and bytes, whatever it is called:
+/// the control archive is read under the same rules as by `deb::read`, the data archive is not
+/// decompressed (a broken one does not stop it), and a control file without the three fields
+/// is refused.
+#[test]
+fn identity_is_what_the_control_file_says() {
+    let bytes = deb_with("data.tar.gz", &gz(&good_tar()));
+    let id = deb::identity(&bytes, &Limits::default()).unwrap();
+    assert_eq!(id.package, "fixture");
+    assert_eq!(id.version, "1.0-1");
+    assert_eq!(id.architecture, "amd64");
+    assert_eq!(id.size, bytes.len() as u64);
+    assert_eq!(id.sha256, infragen::digest::sha256_hex(&bytes));
+    // the same as the full read gives
+    let full = deb::read(&bytes, &Limits::default()).unwrap();
+    assert_eq!(deb::Identity::of(&full.control, &bytes), id);
+
+    let broken_data = deb_with("data.tar.xz", b"not xz at all");
+    assert!(deb::read(&broken_data, &Limits::default()).is_err());
+    let id = deb::identity(&broken_data, &Limits::default()).unwrap();
+    assert_eq!(
+        (id.package.as_str(), id.size),
+        ("fixture", broken_data.len() as u64)
+    );
+
+    let other = Tar::new()
+        .file(
+            "./control",
+            0o644,
+            b"Package: libother1\nVersion: 2:3.4-5\nArchitecture: all\n",
+        )
+        .finish();
+    let bytes = ar(&[
+        ("debian-binary", b"2.0\n"),
+        ("control.tar.xz", &xz(&other)),
+        ("data.tar", &good_tar()),
+    ]);
+    let id = deb::identity(&bytes, &Limits::default()).unwrap();
+    assert_eq!(
+        (
+            id.package.as_str(),
+            id.version.as_str(),
+            id.architecture.as_str()
+        ),
+        ("libother1", "2:3.4-5", "all")
+    );
+
+    for (control, want) in [
+        (
+            &b"Package: x\nArchitecture: all\n"[..],
+            "`control` in `control.tar`: missing field `Version`",
+        ),
+        (
+            &b"Version: 1\nArchitecture: all\n"[..],
+            "`control` in `control.tar`: missing field `Package`",
+        ),
+    ] {
+        let bytes = ar(&[
+            ("debian-binary", b"2.0\n"),
+            (
+                "control.tar",
+                &Tar::new().file("./control", 0o644, control).finish(),
+            ),
+            ("data.tar", &good_tar()),
+        ]);
+        let got = deb::identity(&bytes, &Limits::default()).unwrap_err();
+        assert_eq!(got.to_string(), want);
+    }
+    let got = deb::identity(b"not a deb", &Limits::default()).unwrap_err();
+    assert_eq!(got.to_string(), "not a .deb: missing the `!<arch>` magic");
+}

@@ -1,11 +1,17 @@
 //! The layers under an image: the layer cache (an index from cache key to a layer whose blob is
-//! in the store), the package layers missing from it built on every core, and the layers of a
-//! pinned base image imported from an OCI layout or pulled into the store from a registry.
+//! in the store; a package layer with what its `.deb` said it was), the package layers missing
+//! from it — every `.deb` fetched and identified first, then the layers built, each step on
+//! every core — and the layers of a pinned base image imported from an OCI layout or pulled
+//! into the store from a registry.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
 
 use super::entries::package_entries;
 use super::{LayerInfo, Options};
@@ -13,7 +19,8 @@ use crate::image::Recipe;
 use crate::lock::ImageLock;
 use crate::oci::blob::BlobStore;
 use crate::oci::layer::{self, EntryKind, LayerEntry};
-use crate::pkg::fetch::{AptConfig, Cache};
+use crate::pkg::deb::{self, Identity};
+use crate::pkg::fetch::{AptConfig, Cache, Vanished};
 use crate::progress::Reporter;
 
 /// Format version of cached layers: bump when layer content rules change.
@@ -91,6 +98,40 @@ fn make_layer(entries: Vec<LayerEntry>, epoch: u64, store: &BlobStore) -> Result
     })
 }
 
+/// A package layer in the cache index: the layer, and what the `.deb` it was made from said it
+/// was (so that a cached layer is held to the lock entry that asks for it, and the SBOM lists
+/// the `.deb`'s own fields, without reading the file again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PackageLayer {
+    /// The layer.
+    pub(super) layer: LayerInfo,
+    /// What its `.deb` said it was.
+    pub(super) deb: Identity,
+}
+
+impl Layers<'_> {
+    /// The cached package layer with `key`, when its blob is still in the store.
+    pub(super) fn lookup_package(&self, key: &str) -> Result<Option<PackageLayer>> {
+        let Ok(text) = fs::read_to_string(self.index_file(key)) else {
+            return Ok(None);
+        };
+        match serde_json::from_str::<PackageLayer>(&text) {
+            Ok(p) if self.store.has(&p.layer.digest)? => Ok(Some(p)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Remembers a built package layer under `key`.
+    fn record_package(&mut self, key: &str, p: &PackageLayer) -> Result<()> {
+        fs::create_dir_all(&self.index)?;
+        let file = self.index_file(key);
+        crate::fsx::write_file_atomic(&file, &serde_json::to_vec(p)?, 0o644)?;
+        self.built += 1;
+        Ok(())
+    }
+}
+
 /// One package layer to build.
 pub(super) struct Job<'a> {
     pub(super) key: String,
@@ -98,81 +139,128 @@ pub(super) struct Job<'a> {
     pub(super) recipe: &'a Recipe,
 }
 
-/// Builds the missing package layers on every core: fetching, reading a `.deb`, writing the
-/// tar and compressing it are independent per package.
+/// Where the `.deb` files come from: the cache, the local repositories, the APT sources.
+pub(super) struct Debs<'a> {
+    cache: &'a Cache,
+    sources: Vec<crate::pkg::apt::Source>,
+    repos: &'a [PathBuf],
+}
+
+impl<'a> Debs<'a> {
+    /// The `.deb` files of `cache`, else of `opts.repos`, else of this machine's APT sources.
+    pub(super) fn new(cache: &'a Cache, opts: &'a Options) -> Result<Self> {
+        Ok(Debs {
+            cache,
+            sources: AptConfig::default().sources()?,
+            repos: &opts.repos,
+        })
+    }
+
+    /// The bytes of `p`'s `.deb`, whose sha256 the cache has checked to be the lock's.
+    fn read(&self, p: &crate::lock::LockedPackage) -> Result<Vec<u8>> {
+        self.cache.deb(
+            &p.name,
+            &p.version,
+            &p.filename,
+            &p.sha256,
+            p.size,
+            self.repos,
+            &self.sources,
+        )
+    }
+}
+
+/// What each job's `.deb` says it is (control fields, size, sha256), by job key: every file is
+/// fetched and read, on every core, before any layer is built, so that the caller can hold each
+/// one to every lock entry that asks for it first.
+pub(super) fn identify(
+    jobs: &[Job],
+    debs: &Debs,
+    progress: &Reporter,
+) -> Result<BTreeMap<String, Identity>> {
+    let found = on_every_core(jobs, |job| {
+        let p = job.package;
+        progress.start("download", &p.name, Some(p.size));
+        let bytes = debs.read(p)?;
+        progress.done("download", &p.name, bytes.len() as u64, Some(&p.sha256));
+        Ok(deb::identity(&bytes, &deb::Limits::default())?)
+    })?;
+    Ok(found.into_iter().collect())
+}
+
+/// Builds the missing package layers on every core (reading a `.deb`, writing the tar and
+/// compressing it are independent per package) and records each with its `.deb`'s identity,
+/// found by [`identify`] and held to the lock already.
 pub(super) fn build_jobs(
-    jobs: Vec<Job>,
+    jobs: &[Job],
+    identities: &BTreeMap<String, Identity>,
     layers: &mut Layers,
-    cache: &Cache,
-    opts: &Options,
+    debs: &Debs,
     progress: &Reporter,
 ) -> Result<()> {
-    if jobs.is_empty() {
-        return Ok(());
-    }
-    let sources = AptConfig::default().sources()?;
-    let queue = std::sync::Mutex::new(jobs);
-    let results = std::sync::Mutex::new(Vec::new());
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let (epoch, store) = (layers.epoch, layers.store);
+    let built = on_every_core(jobs, |job| {
+        let p = job.package;
+        // The cache checks the sha256 again: these are the bytes `identify` read.
+        let bytes = debs.read(p)?;
+        progress.start("layer", &p.name, None);
+        let layer = make_layer(package_entries(&bytes, job.recipe)?, epoch, store)?;
+        progress.done("layer", &p.name, layer.size, Some(&layer.digest));
+        Ok(layer)
+    })?;
+    for (key, layer) in built {
+        let deb = identities
+            .get(&key)
+            .with_context(|| format!("layer `{key}` built without its package's identity"))?
+            .clone();
+        layers.record_package(&key, &PackageLayer { layer, deb })?;
+    }
+    Ok(())
+}
+
+/// Runs `work` on every job, on every core, largest package first (so that the long ones do not
+/// end up last on one core); no job starts after one has failed. The results are in key order;
+/// the error is the first failure in key order, naming its package.
+fn on_every_core<T: Send>(
+    jobs: &[Job],
+    work: impl Fn(&Job) -> Result<T> + Sync,
+) -> Result<Vec<(String, T)>> {
+    let mut order: Vec<&Job> = jobs.iter().collect();
+    order.sort_by(|a, b| (b.package.size, &b.key).cmp(&(a.package.size, &a.key)));
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results = Mutex::new(Vec::new());
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(order.len().max(1));
     std::thread::scope(|s| {
         for _ in 0..threads {
-            s.spawn(|| loop {
-                let Some(job) = queue.lock().expect("queue").pop() else {
-                    break;
-                };
-                let p = job.package;
-                let result =
-                    match package_layer(&job, cache, &sources, opts, epoch, store, progress) {
+            s.spawn(|| {
+                while let Some(job) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    if failed.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let p = job.package;
+                    let result = match work(job) {
                         // names the package and its version already, and what to run
-                        Err(e) if e.is::<crate::pkg::fetch::Vanished>() => Err(e),
-                        built => {
-                            built.with_context(|| format!("package `{}` {}", p.name, p.version))
-                        }
+                        Err(e) if e.is::<Vanished>() => Err(e),
+                        done => done.with_context(|| format!("package `{}` {}", p.name, p.version)),
                     };
-                let failed = result.is_err();
-                results.lock().expect("results").push((job.key, result));
-                if failed {
-                    queue.lock().expect("queue").clear();
+                    failed.fetch_or(result.is_err(), Ordering::Relaxed);
+                    results
+                        .lock()
+                        .expect("results")
+                        .push((job.key.clone(), result));
                 }
             });
         }
     });
     let mut results = results.into_inner().expect("results");
     results.sort_by(|a, b| a.0.cmp(&b.0));
-    for (key, result) in results {
-        layers.record(&key, &result?)?;
-    }
-    Ok(())
-}
-
-/// One package's layer: its `.deb` fetched (or found in the cache or a local repository),
-/// read, and written as a compressed layer into the store.
-fn package_layer(
-    job: &Job,
-    cache: &Cache,
-    sources: &[crate::pkg::apt::Source],
-    opts: &Options,
-    epoch: u64,
-    store: &BlobStore,
-    progress: &Reporter,
-) -> Result<LayerInfo> {
-    let p = job.package;
-    progress.start("download", &p.name, Some(p.size));
-    let bytes = cache.deb(
-        &p.name,
-        &p.version,
-        &p.filename,
-        &p.sha256,
-        p.size,
-        &opts.repos,
-        sources,
-    )?;
-    progress.done("download", &p.name, bytes.len() as u64, Some(&p.sha256));
-    progress.start("layer", &p.name, None);
-    let layer = make_layer(package_entries(&bytes, job.recipe)?, epoch, store)?;
-    progress.done("layer", &p.name, layer.size, Some(&layer.digest));
-    Ok(layer)
+    results
+        .into_iter()
+        .map(|(key, result)| result.map(|t| (key, t)))
+        .collect()
 }
 
 /// Layers of a base image, when pinned: from the bases layout when one is given, else from

@@ -26,7 +26,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::lock::Lock;
+use crate::keypath;
+use crate::lock::{Lock, LockedPackage};
 use crate::oci::blob::BlobStore;
 use crate::oci::layout;
 use crate::pkg::fetch::Cache;
@@ -37,7 +38,7 @@ use crate::tree::Tree;
 pub use crate::image::{Built, LayerInfo};
 
 use entries::{config_entries, content_key, recipe_entries};
-use layers::{base_layers, build_jobs, Job, Layers};
+use layers::{base_layers, build_jobs, identify, Debs, Job, Layers};
 use spec::image_spec;
 
 /// Where a build reads from and writes to.
@@ -102,11 +103,8 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options, progress: &Reporter) -> R
     let recipes = crate::upstream::recipes(crate::image::recipes()?, &plan.upstream);
     let lock = Lock::load(&opts.lock)?;
     let store = BlobStore::open(opts.cache.join("store"))?;
-    // One time source: SOURCE_DATE_EPOCH when given, else the lock's.
-    let epoch = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(lock.source_date_epoch);
+    // One time source: SOURCE_DATE_EPOCH when given, else the lock's; both bounded.
+    let epoch = lock.epoch()?;
     let mut layers = Layers {
         store: &store,
         index: opts.cache.join("layers"),
@@ -156,8 +154,14 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options, progress: &Reporter) -> R
 /// lists.
 type Below = BTreeMap<Component, (Result<Vec<LayerInfo>, String>, sbom::Contents)>;
 
+/// A lock entry that asks for a package layer: its key path in the lock
+/// (`images.nginx.packages[3]`), the entry, and the layer's cache key.
+type Claim<'a> = (String, &'a LockedPackage, String);
+
 /// The package (or base image) layers of every component some host enables: the same for
-/// every host. Missing package layers are built in parallel.
+/// every host. Every `.deb` of a missing layer is fetched and identified, and every lock entry
+/// is held to what its `.deb` says, before any layer is built; then the missing ones are built
+/// in parallel.
 fn package_layers(
     plan: &Plan,
     recipes: &BTreeMap<Component, crate::image::Recipe>,
@@ -168,6 +172,7 @@ fn package_layers(
     progress: &Reporter,
 ) -> Result<Below> {
     let mut jobs: Vec<Job> = Vec::new();
+    let mut claims: Vec<Claim> = Vec::new();
     let mut wanted: Vec<(Component, &crate::lock::ImageLock, Vec<String>)> = Vec::new();
     let mut below = Below::new();
     for c in Component::ALL {
@@ -175,64 +180,120 @@ fn package_layers(
             continue;
         }
         let r = &recipes[&c];
-        let upstream = plan.upstream.contains_key(&c);
-        let entry = if upstream {
-            lock.upstream(c, r)?
-        } else {
-            lock.image(c, r)?
-        };
         if r.base.is_some() {
-            let name = c.name().to_owned();
-            progress.start("base", &name, None);
-            let mut got = base_layers(entry, opts, layers.store, &mut report.base_blobs_fetched);
-            if upstream && got.is_ok() {
-                if let Err(e) = upstream_entrypoint(entry, opts, layers.store, r) {
-                    got = Err(e);
-                }
-            }
-            let bytes = got.as_ref().map_or(0, |l| l.iter().map(|l| l.size).sum());
-            progress.done("base", &name, bytes, None);
-            below.insert(c, (got, sbom::Contents::of(entry, &[])));
+            let got = base_below(c, r, lock, plan, layers.store, opts, progress, report)?;
+            below.insert(c, got);
             continue;
         }
+        let entry = lock.image(c, r)?;
+        let at = keypath::join(&keypath::join("images", c.name()), "packages");
         let mut keys = Vec::new();
-        for p in &entry.packages {
+        for (i, p) in entry.packages.iter().enumerate() {
             let key = format!(
                 "deb {} exclude {:?} keep {:?}",
                 p.sha256,
                 r.exclude_paths,
                 r.package_paths.get(&p.name)
             );
-            if layers.lookup(&key)?.is_none() && !jobs.iter().any(|j| j.key == key) {
+            if layers.lookup_package(&key)?.is_none() && !jobs.iter().any(|j| j.key == key) {
                 jobs.push(Job {
                     key: key.clone(),
                     package: p,
                     recipe: r,
                 });
             }
+            claims.push((keypath::index(&at, i), p, key.clone()));
             keys.push(key);
         }
         wanted.push((c, entry, keys));
     }
-    // Largest first, so that the long ones do not end up last on one core.
-    jobs.sort_by_key(|j| (j.package.size, j.key.clone()));
     let cache = Cache::new(&opts.cache).with_downloader(crate::pkg::fetch::Downloader::new(
         crate::net::Proxies::from_env().with_profile(&plan.proxy_env),
     ));
-    build_jobs(jobs, layers, &cache, opts, progress)?;
+    let debs = if jobs.is_empty() {
+        None
+    } else {
+        Some(Debs::new(&cache, opts)?)
+    };
+    let identities = match &debs {
+        Some(debs) => identify(&jobs, debs, progress)?,
+        None => BTreeMap::new(),
+    };
+    check_claims(&claims, &identities, layers, &opts.lock)?;
+    if let Some(debs) = &debs {
+        build_jobs(&jobs, &identities, layers, debs, progress)?;
+    }
     for (c, entry, keys) in wanted {
-        let mut infos = Vec::new();
+        let mut got = Vec::new();
         for key in keys {
-            infos.push(
+            got.push(
                 layers
-                    .lookup(&key)?
+                    .lookup_package(&key)?
                     .with_context(|| format!("layer `{key}` missing after build"))?,
             );
         }
-        let contents = sbom::Contents::of(entry, &infos);
+        let contents = sbom::Contents::of(entry, &got);
+        let infos = got.into_iter().map(|p| p.layer).collect();
         below.insert(c, (Ok(infos), contents));
     }
     Ok(below)
+}
+
+/// Holds every lock entry to what its `.deb` says (`identities` for the files just read, the
+/// layer cache's record for the others): a layer made from another package's file is never
+/// built or reused under this entry's name.
+fn check_claims(
+    claims: &[Claim],
+    identities: &BTreeMap<String, crate::pkg::deb::Identity>,
+    layers: &Layers,
+    lock: &Path,
+) -> Result<()> {
+    for (at, p, key) in claims {
+        let deb = match identities.get(key) {
+            Some(deb) => deb.clone(),
+            None => {
+                layers
+                    .lookup_package(key)?
+                    .with_context(|| format!("layer `{key}` left the cache during the build"))?
+                    .deb
+            }
+        };
+        p.check(lock, at, &deb)?;
+    }
+    Ok(())
+}
+
+/// What lies below component `c`'s own layers when its recipe `r` names a base image (its own
+/// or, chosen by the profile, its upstream one): the base image's layers, or why they cannot
+/// be had.
+#[allow(clippy::too_many_arguments)] // the build's state, passed down one step
+fn base_below(
+    c: Component,
+    r: &crate::image::Recipe,
+    lock: &Lock,
+    plan: &Plan,
+    store: &BlobStore,
+    opts: &Options,
+    progress: &Reporter,
+    report: &mut Report,
+) -> Result<(Result<Vec<LayerInfo>, String>, sbom::Contents)> {
+    let upstream = plan.upstream.contains_key(&c);
+    let entry = if upstream {
+        lock.upstream(c, r)?
+    } else {
+        lock.image(c, r)?
+    };
+    let name = c.name().to_owned();
+    progress.start("base", &name, None);
+    let mut got = base_layers(entry, opts, store, &mut report.base_blobs_fetched);
+    if upstream && got.is_ok() {
+        if let Err(e) = upstream_entrypoint(entry, opts, store, r) {
+            got = Err(e);
+        }
+    }
+    let bytes = got.as_ref().map_or(0, |l| l.iter().map(|l| l.size).sum());
+    progress.done("base", &name, bytes, None);
+    Ok((got, sbom::Contents::of(entry, &[])))
 }
 
 /// What every host's images and bundle are made from.

@@ -1,27 +1,42 @@
 //! Software bills of materials: one SPDX 2.3 JSON document per image, `sbom/infra-<c>.spdx.json`
 //! in the host's bundle. It names the image (by manifest digest) and every Debian package in its
 //! layers with its exact version, architecture, the sha256 of the `.deb` and the layer it became,
-//! or the pinned base image it was built on. Written from the lock and the layers, so it is as
-//! reproducible as the image: the creation time is the build's epoch.
+//! or the pinned base image it was built on. A package is listed as its `.deb` describes itself
+//! (the `Package`, `Version` and `Architecture` of its control file, the sha256 of its bytes),
+//! not as the lock names it — the build has held the two to each other — and the pool path it
+//! was fetched from. As reproducible as the image: the creation time is the build's epoch.
 
 use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::lock::{ImageLock, LockedPackage};
+use super::layers::PackageLayer;
+use crate::lock::ImageLock;
+use crate::pkg::deb::Identity;
+
+/// One package of an image, for its SBOM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// What its `.deb` says it is.
+    pub deb: Identity,
+    /// The `.deb`'s path below its repository's root (`pool/…`), from the lock.
+    pub filename: String,
+    /// The digest of the layer it became.
+    pub layer: String,
+}
 
 /// What an image holds, for its SBOM.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Contents {
-    /// Each package with the digest of its layer.
-    pub packages: Vec<(LockedPackage, String)>,
+    /// Each package, in the order of its layers.
+    pub packages: Vec<Listed>,
     /// The pinned base image (`name:tag@digest`), when the image is built on one.
     pub base: Option<String>,
 }
 
 impl Contents {
     /// The contents of an image built from `entry`, given its package layers in lock order.
-    pub fn of(entry: &ImageLock, layers: &[super::LayerInfo]) -> Self {
+    pub(super) fn of(entry: &ImageLock, layers: &[PackageLayer]) -> Self {
         match &entry.base {
             Some(b) => Contents {
                 packages: Vec::new(),
@@ -36,8 +51,12 @@ impl Contents {
                 packages: entry
                     .packages
                     .iter()
-                    .cloned()
-                    .zip(layers.iter().map(|l| l.digest.clone()))
+                    .zip(layers)
+                    .map(|(p, l)| Listed {
+                        deb: l.deb.clone(),
+                        filename: p.filename.clone(),
+                        layer: l.layer.digest.clone(),
+                    })
                     .collect(),
                 base: None,
             },
@@ -102,30 +121,31 @@ pub fn document(
         "relationshipType": "DESCRIBES",
         "relatedSpdxElement": "SPDXRef-Image",
     })];
-    for (n, (p, layer)) in contents.packages.iter().enumerate() {
-        let id = spdx_id(n, &p.name);
+    for (n, listed) in contents.packages.iter().enumerate() {
+        let deb = &listed.deb;
+        let id = spdx_id(n, &deb.package);
         packages.push(json!({
-            "name": p.name,
+            "name": deb.package,
             "SPDXID": id,
-            "versionInfo": p.version,
+            "versionInfo": deb.version,
             "downloadLocation": "NOASSERTION",
             "filesAnalyzed": false,
             "supplier": "NOASSERTION",
             "licenseConcluded": "NOASSERTION",
             "licenseDeclared": "NOASSERTION",
             "copyrightText": "NOASSERTION",
-            "checksums": [{"algorithm": "SHA256", "checksumValue": p.sha256}],
+            "checksums": [{"algorithm": "SHA256", "checksumValue": deb.sha256}],
             "externalRefs": [{
                 "referenceCategory": "PACKAGE-MANAGER",
                 "referenceType": "purl",
                 "referenceLocator": format!(
                     "pkg:deb/debian/{}@{}?arch={}",
-                    purl_escape(&p.name),
-                    purl_escape(&p.version),
-                    purl_escape(&p.arch)
+                    purl_escape(&deb.package),
+                    purl_escape(&deb.version),
+                    purl_escape(&deb.architecture)
                 ),
             }],
-            "comment": format!("{}; layer {layer}", p.filename),
+            "comment": format!("{}; layer {}", listed.filename, listed.layer),
         }));
         relationships.push(json!({
             "spdxElementId": "SPDXRef-Image",

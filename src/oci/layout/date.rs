@@ -1,9 +1,60 @@
 //! Creation times: seconds since 1970-01-01 UTC written as RFC 3339 by the `time` crate, without
-//! a clock or a time zone database.
+//! a clock or a time zone database. The one date module: every time infragen writes into an
+//! artifact (image configs, annotations, SBOMs, tar mtimes) is one of these, so its bounds live
+//! here — 0 (1970-01-01T00:00:00Z) to [`LAST_EPOCH`] (9999-12-31T23:59:59Z), the years RFC 3339
+//! writes with its four digits — and the time sources (`$SOURCE_DATE_EPOCH`, the lock's
+//! `source_date_epoch`) are checked against them when they are read ([`parse_epoch`],
+//! [`check_epoch`]), before anything is built.
 
 use anyhow::{anyhow, Result};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+
+/// The last instant RFC 3339 can write, 9999-12-31T23:59:59Z, in seconds since 1970.
+pub const LAST_EPOCH: u64 = 253_402_300_799;
+
+/// Checks that `epoch` (seconds since 1970) is one RFC 3339 can write: at most [`LAST_EPOCH`].
+/// The error says why, for the caller to put after the name of where the value came from.
+pub fn check_epoch(epoch: u64) -> Result<u64, String> {
+    if epoch > LAST_EPOCH {
+        return Err(format!(
+            "{epoch} is after 9999-12-31T23:59:59Z ({LAST_EPOCH}), the last instant RFC 3339 can write"
+        ));
+    }
+    Ok(epoch)
+}
+
+/// Parses a time source written as `SOURCE_DATE_EPOCH` is (reproducible-builds.org: decimal
+/// digits only, seconds since 1970-01-01T00:00:00Z, no sign, space or fraction) and bounds it
+/// with [`check_epoch`].
+pub fn parse_epoch(text: &str) -> Result<u64, String> {
+    let shown = || {
+        let mut s: String = text
+            .chars()
+            .take(40)
+            .collect::<String>()
+            .escape_debug()
+            .to_string();
+        if text.chars().nth(40).is_some() {
+            s.push('…');
+        }
+        s
+    };
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "`{}` is not a number of seconds since 1970-01-01T00:00:00Z (decimal digits only)",
+            shown()
+        ));
+    }
+    match text.parse::<u64>() {
+        Ok(epoch) => check_epoch(epoch),
+        // All digits, so only too large for 64 bits: far past the last instant.
+        Err(_) => Err(format!(
+            "{} is after 9999-12-31T23:59:59Z ({LAST_EPOCH}), the last instant RFC 3339 can write",
+            shown()
+        )),
+    }
+}
 
 /// `epoch` (seconds since 1970-01-01 UTC) as RFC 3339 in UTC: `1970-01-01T00:00:00Z`. An instant
 /// after 9999-12-31T23:59:59Z is refused: RFC 3339 writes years with four digits.
@@ -15,8 +66,9 @@ pub fn rfc3339(epoch: u64) -> Result<String> {
              `source_date_epoch`"
         )
     };
-    let t = i64::try_from(epoch)
+    let t = check_epoch(epoch)
         .ok()
+        .and_then(|s| i64::try_from(s).ok())
         .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
         .filter(|t| t.year() <= 9999)
         .ok_or_else(too_late)?;
@@ -56,6 +108,47 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn epochs_parse_strictly_and_stop_at_the_last_rfc3339_instant() {
+        let last =
+            "is after 9999-12-31T23:59:59Z (253402300799), the last instant RFC 3339 can write";
+        let digits = "is not a number of seconds since 1970-01-01T00:00:00Z (decimal digits only)";
+        for (text, want) in [
+            ("0", Ok(0)),
+            ("0000", Ok(0)),
+            ("1767225600", Ok(1_767_225_600)),
+            ("253402300799", Ok(LAST_EPOCH)),
+            ("253402300800", Err(format!("253402300800 {last}"))),
+            (
+                "18446744073709551615",
+                Err(format!("18446744073709551615 {last}")),
+            ),
+            (
+                "18446744073709551616",
+                Err(format!("18446744073709551616 {last}")),
+            ),
+            ("", Err(format!("`` {digits}"))),
+            ("-1", Err(format!("`-1` {digits}"))),
+            ("+5", Err(format!("`+5` {digits}"))),
+            (" 5", Err(format!("` 5` {digits}"))),
+            ("5\n", Err(format!("`5\\n` {digits}"))),
+            ("1.5", Err(format!("`1.5` {digits}"))),
+            ("1e9", Err(format!("`1e9` {digits}"))),
+            ("٣", Err(format!("`٣` {digits}"))),
+        ] {
+            assert_eq!(parse_epoch(text), want, "{text:?}");
+        }
+        assert_eq!(check_epoch(LAST_EPOCH), Ok(LAST_EPOCH));
+        assert_eq!(check_epoch(0), Ok(0));
+        assert_eq!(
+            check_epoch(u64::MAX),
+            Err(format!("18446744073709551615 {last}"))
+        );
+        // The bound is exactly the last instant the formatter writes.
+        assert_eq!(rfc3339(LAST_EPOCH).unwrap(), "9999-12-31T23:59:59Z");
+        assert!(rfc3339(LAST_EPOCH + 1).is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //!
 //! Split by direction: `write` makes the config, the manifest and `index.json` of an
 //! [`ImageSpec`], `read` takes an image back out of another layout (imported base images) and
-//! `date` formats creation times. The types they share live here.
+//! `date` bounds and formats creation times. The types they share live here.
 
 mod date;
 mod read;
@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::layer::{Layer, MEDIA_TYPE as LAYER_MEDIA_TYPE};
 
-pub use date::rfc3339;
+pub use date::{check_epoch, parse_epoch, rfc3339, LAST_EPOCH};
 pub use read::{image_layers, read_image, refs, GZIP_LAYER_TYPES};
 pub use write::{config_json, write_image, write_index};
 

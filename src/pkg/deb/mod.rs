@@ -10,13 +10,15 @@
 //!
 //! Split by step: `ar` splits the outer archive and checks its layout, `archive` opens a
 //! compressed tar member against the shared size budget, `control` reads the `control` file,
-//! `data` validates the data entries and `path` holds the pure path and link-target checks.
-//! The types, errors and [`read`] live here.
+//! `data` validates the data entries and `path` holds the pure path and link-target checks;
+//! `identity` is what a package says it is (its control fields, size and sha256), for checking
+//! it against what asked for it. The types, errors and [`read`] live here.
 
 mod ar;
 mod archive;
 mod control;
 mod data;
+mod identity;
 mod path;
 
 use std::cell::Cell;
@@ -24,6 +26,7 @@ use std::collections::BTreeMap;
 use std::io;
 
 pub use ar::members;
+pub use identity::{identity, Identity};
 pub use path::{normalize, symlink_target};
 
 use ar::layout;
