@@ -337,3 +337,59 @@ fn kill_9_of_infragen_leaves_no_checker_and_no_scratch_after_the_next_run() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(entries(&parent), Vec::<String>::new());
 }
+
+#[test]
+fn without_a_sandbox_the_report_says_so_and_strict_fails() {
+    gate("without_a_sandbox_the_report_says_so_and_strict_fails");
+    let dir = tempfile::tempdir().unwrap();
+    // infragen in a user, mount and network namespace of its own where `setpriv` is hidden:
+    // it cannot confine its checkers. The namespace holds the host's address, so that nginx
+    // binding it is not what fails.
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .expect("setpriv");
+    let render = |strict: bool, out: &str| {
+        let mut args = vec![
+            "render",
+            "--profile",
+            "single-node",
+            "--validate",
+            "--out",
+            out,
+        ];
+        if strict {
+            args.push("--strict");
+        }
+        Command::new("unshare")
+            .args(["--user", "--map-root-user", "--mount", "--net", "sh", "-c"])
+            .arg(format!(
+                "ip link set lo up && ip addr add 10.10.10.10 dev lo && \
+                 mount --bind /dev/null {setpriv} && exec \"$0\" \"$@\""
+            ))
+            .arg(common::bin())
+            .args(args)
+            .env("XDG_CACHE_HOME", common::test_cache_home())
+            .env("TMPDIR", dir.path())
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let warning = "warning: checkers ran without isolation, able to read this machine's files: \
+                   `setpriv` is not installed\n\
+                   hint: --strict refuses this; enable unprivileged user namespaces to isolate them\n";
+    let out = render(false, "lax");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(stderr.contains(warning), "{stderr}");
+    assert!(dir.path().join("lax").is_dir());
+    let out = render(true, "strict");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(stderr.contains(warning), "{stderr}");
+    assert!(
+        stderr.contains("error: validation failed; nothing was written to strict"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("strict").exists());
+}

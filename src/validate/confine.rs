@@ -53,7 +53,7 @@ while [ "$1" != -- ]; do
   mkdir -p "$root${1%/*}"
   : >"$root$1"
   mount --bind "$1" "$root$1"
-  mount -o remount,bind,ro "$root$1"
+  mount -o remount,bind,ro,nosuid,nodev "$root$1"
   shift
 done
 shift
@@ -85,7 +85,7 @@ pub(super) fn probe() -> Result<(), String> {
         .args(["--kill-child", "sh", "-c"])
         .arg(
             "ip link set lo up && ip addr add 127.0.0.2 dev lo && mount --bind /dev/null /dev/null \
-             && mount -o remount,bind,ro /dev/null && mount -t tmpfs infragen-probe /",
+             && mount -o remount,bind,ro,nosuid,nodev /dev/null && mount -t tmpfs infragen-probe /",
         )
         .output();
     match out {
