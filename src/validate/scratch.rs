@@ -34,19 +34,14 @@ pub(super) struct Scratch {
 impl Scratch {
     /// Sweeps stale scratch under [`parent`], then makes this run's.
     pub(super) fn create() -> Result<Self> {
-        let parent = parent();
-        own_parent(&parent)?;
-        sweep(&parent)?;
-        let tmp = tempfile::Builder::new()
-            .prefix("run-")
-            .suffix(".lock")
-            .tempfile_in(&parent)
-            .with_context(|| format!("creating a lock in {}", parent.display()))?;
-        let (lock, lock_path) = tmp
-            .keep()
-            .with_context(|| format!("keeping a lock in {}", parent.display()))?;
-        flock(&lock, FlockOperation::NonBlockingLockExclusive)
-            .with_context(|| format!("locking {}", lock_path.display()))?;
+        Self::create_in(&parent())
+    }
+
+    /// Sweeps stale scratch under `parent`, then makes this run's there.
+    fn create_in(parent: &Path) -> Result<Self> {
+        own_parent(parent)?;
+        sweep(parent)?;
+        let (lock, lock_path) = lock_new(parent)?;
         let dir = lock_path.with_extension("");
         if let Err(e) = fs::DirBuilder::new().mode(0o700).create(&dir) {
             let _ = fs::remove_file(&lock_path);
@@ -72,6 +67,28 @@ impl Drop for Scratch {
         let _ = fs::remove_dir_all(&self.dir);
         let _ = fs::remove_file(&self.lock_path);
     }
+}
+
+/// Makes and locks a new `run-*.lock` in `parent`. A sweep may take a lock file in the instant
+/// between its creation and its locking, and remove it: the lock is kept only when it is still
+/// the file at its path once held.
+fn lock_new(parent: &Path) -> Result<(File, PathBuf)> {
+    for _ in 0..8 {
+        let (lock, path) = tempfile::Builder::new()
+            .prefix("run-")
+            .suffix(".lock")
+            .tempfile_in(parent)
+            .and_then(|t| t.keep().map_err(|e| e.error))
+            .with_context(|| format!("creating a lock in {}", parent.display()))?;
+        if flock(&lock, FlockOperation::NonBlockingLockExclusive).is_err() {
+            continue; // a sweep holds it, and removes it
+        }
+        let held = lock.metadata()?.ino();
+        if fs::metadata(&path).is_ok_and(|m| m.ino() == held) {
+            return Ok((lock, path));
+        }
+    }
+    bail!("could not lock a scratch directory in {}", parent.display())
 }
 
 /// Makes `parent` (0700) or checks that it is a directory of this user's that others cannot
@@ -165,5 +182,25 @@ mod tests {
             .collect();
         left.sort();
         assert_eq!(left, ["other", "run-live", "run-live.lock"]);
+    }
+
+    #[test]
+    fn concurrent_runs_never_sweep_each_other() {
+        let parent = tempfile::tempdir().unwrap();
+        let p = parent.path().join("scratch");
+        std::thread::scope(|scope| {
+            for _ in 0..6 {
+                scope.spawn(|| {
+                    for _ in 0..30 {
+                        let run = Scratch::create_in(&p).unwrap();
+                        fs::write(run.path().join("f"), "x").unwrap();
+                        std::thread::yield_now();
+                        assert!(run.path().join("f").is_file(), "swept while alive");
+                        assert!(run.lock_path.is_file(), "lock swept while alive");
+                    }
+                });
+            }
+        });
+        assert_eq!(fs::read_dir(&p).unwrap().count(), 0);
     }
 }
