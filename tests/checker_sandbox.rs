@@ -393,3 +393,67 @@ fn without_a_sandbox_the_report_says_so_and_strict_fails() {
     );
     assert!(!dir.path().join("strict").exists());
 }
+
+#[test]
+fn a_confined_checker_sees_only_its_program_libraries_and_a_minimal_etc_and_dev() {
+    gate("a_confined_checker_sees_only_its_program_libraries_and_a_minimal_etc_and_dev");
+    let dir = tempfile::tempdir().unwrap();
+    // A `vmalert` that describes its world with the shell's own globbing (no other program is
+    // there to ask) and fails, so that the report shows what it printed.
+    let bin = dir.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    fs::write(
+        bin.join("vmalert"),
+        "#!/bin/sh\nfor d in / /.old/ /proc/ /etc/ /dev/ /root/ /home/ /var/; do echo \"$d:\" \"$d\"*; done\nexit 1\n",
+    )
+    .unwrap();
+    fs::set_permissions(bin.join("vmalert"), fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = common::infragen()
+        .args(["render", "--profile", "single-node", "--validate", "--out"])
+        .arg(dir.path().join("out"))
+        .env("PATH", &path)
+        .env("TMPDIR", dir.path())
+        .output()
+        .unwrap();
+    let all = text(&out);
+    let line = |dir: &str| -> Vec<String> {
+        let prefix = format!("    {dir}: ");
+        let l = all
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("no `{dir}` line in:\n{all}"));
+        l.split(' ').map(str::to_owned).collect()
+    };
+    // Globs that match nothing stay as written: empty, or absent.
+    assert_eq!(line("/.old/"), ["/.old/*"], "the old root is detached");
+    assert_eq!(line("/proc/"), ["/proc/*"]);
+    assert_eq!(line("/root/"), ["/root/*"]);
+    assert_eq!(line("/home/"), ["/home/*"]);
+    assert_eq!(line("/var/"), ["/var/*"]);
+    assert_eq!(
+        line("/etc/"),
+        ["/etc/group", "/etc/ld.so.cache", "/etc/passwd"]
+    );
+    assert_eq!(
+        line("/dev/"),
+        [
+            "/dev/full",
+            "/dev/null",
+            "/dev/random",
+            "/dev/urandom",
+            "/dev/zero"
+        ]
+    );
+    let allowed = [
+        "/bin", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc",
+    ];
+    let allowed = [&allowed[..], &["/sbin", "/tmp", "/usr"]].concat();
+    for entry in line("/") {
+        assert!(allowed.contains(&entry.as_str()), "`{entry}` in:\n{all}");
+    }
+}

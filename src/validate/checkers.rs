@@ -196,7 +196,8 @@ impl Runner {
             mount_point.push(".root");
             let mount_point = PathBuf::from(mount_point);
             fs::create_dir_all(&mount_point)?;
-            confine::command(&mount_point, &sb.root, &sb.host, program, args)?
+            let umount = which(&["umount"]).context("`umount` is not installed")?;
+            confine::command(&mount_point, &sb.root, &sb.host, &umount, program, args)?
         } else {
             let mut c = Command::new(program);
             c.args(args).current_dir(&sb.root);

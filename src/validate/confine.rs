@@ -5,25 +5,23 @@
 //!
 //! - the component's rendered tree (its sandbox directory, read-write, at the same path),
 //! - the checker program, its `#!` interpreter when it is a script, their shared libraries as
-//!   `ldd` lists them, and `/etc/ld.so.cache`, each bound read-only at its own path,
+//!   `ldd` lists them, and `/etc/ld.so.cache`, each bound read-only at its own path; `umount`
+//!   and its libraries likewise (it detaches the old root),
 //! - `/dev/null`, `/dev/zero`, `/dev/full`, `/dev/random` and `/dev/urandom`,
 //! - an `/etc/passwd` and `/etc/group` naming root and nobody only (nginx looks its user up),
 //!   and an empty `/tmp`.
 //!
 //! That root is a `tmpfs` mounted inside the namespace over an empty directory of the run's
-//! scratch, so it vanishes with the namespace and nothing of it is ever on disk. Its network
-//! namespace has only a loopback carrying the host's address (`nginx -t` binds its listen
-//! sockets). The checker is the namespace's PID 1 and dies with `unshare`, which `setpriv
+//! scratch, so it vanishes with the namespace and nothing of it is ever on disk. It becomes
+//! the namespace's root by `pivot_root`, and the old root is unmounted: nothing of this machine
+//! is left in the namespace to return to. Its network namespace has only a loopback
+//! carrying the host's address (`nginx -t` binds its listen sockets). The checker is the namespace's PID 1 and dies with `unshare`, which `setpriv
 //! --pdeathsig` kills when infragen dies: a `kill -9` of infragen leaves no checker running.
 //!
 //! The libraries come from `ldd` rather than from reading the ELF's needed list: `ldd` is the
 //! loader's own answer (its search path, `ld.so.cache`, `$ORIGIN`, transitive needs), which a
 //! reimplementation would only approximate. The checkers are this machine's own programs, run
 //! right after: `ldd` runs nothing they would not.
-//!
-//! The root is entered with `chroot`, not `pivot_root`: the checker is trusted code from this
-//! machine's packages, confined against what its *inputs* name (a profile's flags, a rendered
-//! file), and a program holding its namespace's root could leave a `chroot` by itself.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -31,16 +29,18 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-/// Sets the root up inside the namespaces, then runs the checker in it. Arguments: the root
-/// (an empty directory), the rendered tree, the host's address, the files to bind read-only,
-/// `--`, then the checker's command line.
+/// Sets the root up inside the namespaces, makes it the namespace's root (`pivot_root`, the
+/// old one detached), then runs the checker in it. Arguments: the root (an empty directory),
+/// the rendered tree, the host's address, `umount` (bound in the root with its libraries: the
+/// one program that runs there besides the checker), the files to bind read-only, `--`, then
+/// the checker's command line.
 const SETUP: &str = r#"set -eu
-root=$1 tree=$2 host=$3
-shift 3
+root=$1 tree=$2 host=$3 umount=$4
+shift 4
 ip link set lo up
 ip addr add "$host" dev lo
 mount -t tmpfs -o mode=0755,size=64m infragen-checker "$root"
-mkdir -p "$root/dev" "$root/etc" "$root/tmp" "$root$tree"
+mkdir -p "$root/dev" "$root/etc" "$root/tmp" "$root/.old" "$root$tree"
 chmod 1777 "$root/tmp"
 printf 'root:x:0:0:root:/:/bin/false\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$root/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
@@ -57,11 +57,25 @@ while [ "$1" != -- ]; do
   shift
 done
 shift
-exec chroot "$root" "$@"
+mkdir "$root/proc"
+mount -t proc proc "$root/proc"
+cd "$root"
+pivot_root . .old
+"$umount" -l /.old
+"$umount" -l /proc
+exec "$@"
 "#;
 
 /// The programs confinement needs on this machine.
-pub(super) const TOOLS: [&str; 6] = ["setpriv", "unshare", "ip", "mount", "chroot", "ldd"];
+pub(super) const TOOLS: [&str; 7] = [
+    "setpriv",
+    "unshare",
+    "ip",
+    "mount",
+    "umount",
+    "pivot_root",
+    "ldd",
+];
 
 /// The namespaces and the guard that kills the checker when infragen dies: the head of every
 /// confined command line.
@@ -77,15 +91,16 @@ const UNSHARE: [&str; 9] = [
     "--fork",
 ];
 
-/// Whether this machine can confine a checker: the namespaces, a `tmpfs`, a read-only bind and
-/// a loopback address, tried once in a throwaway namespace. `Err` says why not.
+/// Whether this machine can confine a checker: the namespaces, a `tmpfs`, a read-only bind, a
+/// loopback address and `pivot_root`, tried once in a throwaway namespace. `Err` says why not.
 pub(super) fn probe() -> Result<(), String> {
     let out = Command::new("setpriv")
         .args(UNSHARE)
         .args(["--kill-child", "sh", "-c"])
         .arg(
             "ip link set lo up && ip addr add 127.0.0.2 dev lo && mount --bind /dev/null /dev/null \
-             && mount -o remount,bind,ro,nosuid,nodev /dev/null && mount -t tmpfs infragen-probe /",
+             && mount -o remount,bind,ro,nosuid,nodev /dev/null && mount -t tmpfs probe /tmp \
+             && cd /tmp && mkdir .old && pivot_root . .old",
         )
         .output();
     match out {
@@ -99,21 +114,28 @@ pub(super) fn probe() -> Result<(), String> {
 }
 
 /// The command that runs `program args` confined to `tree`, with `root` (an empty directory of
-/// the run's scratch) as the mount point of its root and `host` on its loopback.
+/// the run's scratch) as the mount point of its root, `host` on its loopback, and `umount`
+/// (this machine's) to detach the old root.
 pub(super) fn command(
     root: &Path,
     tree: &Path,
     host: &str,
+    umount: &Path,
     program: &Path,
     args: &[String],
 ) -> Result<Command> {
+    let mut binds = needs(program)?;
+    binds.extend(needs(umount)?);
+    binds.sort();
+    binds.dedup();
     let mut cmd = Command::new("setpriv");
     cmd.args(UNSHARE)
         .args(["--kill-child", "sh", "-c", SETUP, "infragen-checker"])
         .arg(root)
         .arg(tree)
         .arg(host)
-        .args(needs(program)?)
+        .arg(umount)
+        .args(binds)
         .arg("--")
         .arg(program)
         .args(args);
