@@ -99,7 +99,7 @@ enum Command {
         /// Run the checkers on the rendered configuration first (as `render --validate`)
         #[arg(long)]
         validate: bool,
-        /// An image that cannot be built (a base image not imported) is an error, not a warning
+        /// An image that cannot be built (a base image not imported) is an error, not a warning; with --validate, so is a checker not installed or not isolated
         #[arg(long)]
         strict: bool,
         /// Sign each bundle's manifest with this private key (`infragen key generate`)

@@ -76,6 +76,61 @@ pub fn flag(s: &str) -> Result<(), String> {
     }
 }
 
+/// Where a component's own flags may point: the directories its image and its bundle give it
+/// (`own` is the component's name, as in `/etc/<own>/`). A checker sees only these (docs/usage.md),
+/// and the component at run time sees nothing of the build machine.
+pub fn flag_roots(own: &str) -> [String; 4] {
+    [
+        format!("/etc/{own}/"),
+        "/etc/pki/".to_owned(),
+        "/infra/".to_owned(),
+        format!("/run/credentials/infra-{own}.service/"),
+    ]
+}
+
+/// A flag word of component `own` that names a file names one of its own
+/// ([`flag_roots`]): each comma-separated item of its value that looks like a path (absolute,
+/// `./`, `../`, `~`, a `file:` URL) must lie under one of them, without `..`. Flags whose value
+/// is a URL path rather than a file (`-http.pathPrefix=/vm`, `--web.route-prefix=/`) are left
+/// alone.
+pub fn flag_paths(word: &str, own: &str) -> Result<(), String> {
+    let Some((name, value)) = word.split_once('=') else {
+        return Ok(());
+    };
+    if name.to_ascii_lowercase().ends_with("prefix") {
+        return Ok(());
+    }
+    let roots = flag_roots(own);
+    for item in value.split(',') {
+        let file_url = item
+            .get(..5)
+            .is_some_and(|s| s.eq_ignore_ascii_case("file:"));
+        let path = if file_url {
+            item[5..].trim_start_matches("//")
+        } else {
+            item
+        };
+        let path_like = file_url
+            || ["/", "./", "../", "~"].iter().any(|p| item.starts_with(p))
+            || item == "."
+            || item == "..";
+        if !path_like {
+            continue;
+        }
+        let inside = !path.split('/').any(|part| part == "..")
+            && roots.iter().any(|r| path.starts_with(r.as_str()));
+        if !inside {
+            let list: Vec<String> = roots.iter().map(|r| format!("`{r}`")).collect();
+            return Err(format!(
+                "flag `{word}` names `{item}`, outside what {own} is given ({}): a checker could \
+                 not see it and the component would not have it",
+                list.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A quoted nginx string (realm): printable, no `"`, `\`, `$`.
 pub fn nginx_quoted(s: &str) -> Result<(), String> {
     match s.chars().find(|c| "\"\\$".contains(*c)) {
@@ -116,6 +171,62 @@ mod tests {
             (flag, "-retentionPeriod=15d", true),
             (flag, "retention", false),
             (flag, "-a=$HOME", false),
+            (
+                |w| flag_paths(w, "vmalert"),
+                "-rule=/etc/vmalert/rules/*.yml",
+                true,
+            ),
+            (|w| flag_paths(w, "vmalert"), "-rule=/tmp/secret.yml", false),
+            (
+                |w| flag_paths(w, "vmalert"),
+                "-rule=/etc/vmalert/a.yml,/root/b",
+                false,
+            ),
+            (
+                |w| flag_paths(w, "vmalert"),
+                "-rule=/etc/vmalert/../../root/x",
+                false,
+            ),
+            (
+                |w| flag_paths(w, "vmalert"),
+                "-rule.templates=./t.tpl",
+                false,
+            ),
+            (|w| flag_paths(w, "vmalert"), "-rule=~/x", false),
+            (
+                |w| flag_paths(w, "vmalert"),
+                "-rule=/etc/blackbox/b.yml",
+                false,
+            ),
+            (
+                |w| flag_paths(w, "vmetrics"),
+                "-httpAuth.password=file:///root/pw",
+                false,
+            ),
+            (|w| flag_paths(w, "vmetrics"), "-tls=file:/etc/pki/x", true),
+            (
+                |w| flag_paths(w, "vmetrics"),
+                "-storageDataPath=/infra/metrics",
+                true,
+            ),
+            (|w| flag_paths(w, "vmetrics"), "-retentionPeriod=15d", true),
+            (
+                |w| flag_paths(w, "vmetrics"),
+                "-datasource.url=http://1.2.3.4/a",
+                true,
+            ),
+            (|w| flag_paths(w, "vmetrics"), "-http.pathPrefix=/vm", true),
+            (
+                |w| flag_paths(w, "alertmanager"),
+                "--web.route-prefix=/",
+                true,
+            ),
+            (
+                |w| flag_paths(w, "alertmanager"),
+                "--web.config.file=/root/web.yml",
+                false,
+            ),
+            (|w| flag_paths(w, "alertmanager"), "--data.retention", true),
             (nginx_quoted, "Pigsty Home Auth", true),
             (nginx_quoted, "a\"b", false),
             (no_control, "a\nb", false),

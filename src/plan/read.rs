@@ -239,15 +239,17 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Extra command-line flags (`*_options`), split on white space.
+    /// Extra command-line flags (`<component>_options`), split on white space; a flag naming a
+    /// file must name one of the component's own ([`check::flag_paths`]).
     pub fn flags(&mut self, name: &str) -> Vec<String> {
+        let own = name.strip_suffix("_options").unwrap_or(name);
         let Some(var) = self.var(name) else {
             return Vec::new();
         };
         let s = self.string_value(&var.value, &var.path).unwrap_or_default();
         let mut out = Vec::new();
         for word in s.split_whitespace() {
-            match check::flag(word) {
+            match check::flag(word).and_then(|()| check::flag_paths(word, own)) {
                 Ok(()) => out.push(word.to_owned()),
                 Err(e) => self.problem(&var.path, e),
             }

@@ -1,6 +1,7 @@
 //! The checkers: which program validates each component and with which arguments, finding it
-//! on `PATH`, running it (in a private network namespace when possible) and reading its
-//! verdict, and the throwaway certificate that stands in for the ones the build issues.
+//! on `PATH`, running it (confined by [`super::confine`] when possible, for at most its time
+//! limit) and reading its verdict, and the throwaway certificate that stands in for the ones
+//! the build issues.
 
 use std::fs;
 use std::io::Read;
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::{grafana, Outcome, Sandbox};
+use super::{confine, grafana, Outcome, Sandbox};
 use crate::plan::{Component, HostPlan};
 use crate::render::credentials_dir;
 
@@ -70,31 +71,59 @@ fn which(names: &[&str]) -> Option<PathBuf> {
         .find_map(|n| dirs.iter().map(|d| d.join(n)).find(|p| p.is_file()))
 }
 
-/// Why checkers cannot run in a private network namespace holding only the host's address, or
-/// `Ok` when they can.
+/// Why checkers cannot run confined ([`confine`]), or `Ok` when they can.
 pub(super) fn isolation() -> Result<(), String> {
     static WHY: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     WHY.get_or_init(|| {
-        for program in ["unshare", "ip"] {
+        for program in confine::TOOLS {
             if which(&[program]).is_none() {
                 return Err(format!("`{program}` is not installed"));
             }
         }
-        match Command::new("unshare").args(["-rn", "true"]).output() {
-            Ok(o) if o.status.success() => Ok(()),
-            Ok(o) => Err(format!(
-                "user namespaces are unavailable (`unshare -rn`: {})",
-                String::from_utf8_lossy(&o.stderr).trim()
-            )),
-            Err(e) => Err(format!("`unshare -rn` could not run: {e}")),
-        }
+        confine::probe()
     })
     .clone()
 }
 
-/// How long one checker may run before it is killed: far more than any takes (they read a
-/// few files), so that a checker that hangs fails the run instead of stalling it.
+/// How long one checker may run before it is killed, unless `$INFRAGEN_CHECKER_TIMEOUT` says
+/// otherwise: far more than any takes (they read a few files), so that a checker that hangs
+/// fails the run instead of stalling it.
 pub(super) const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The environment variable that sets [`TIMEOUT`] (`90s`, `5m`).
+pub(super) const TIMEOUT_ENV: &str = "INFRAGEN_CHECKER_TIMEOUT";
+
+/// How checkers run: confined or not, and for how long at most.
+pub(super) struct Runner {
+    /// Run each checker confined ([`confine`]).
+    pub(super) confined: bool,
+    /// Kill a checker that runs longer.
+    pub(super) timeout: Duration,
+}
+
+impl Runner {
+    /// Confined when the machine allows it; the time limit of `$INFRAGEN_CHECKER_TIMEOUT`, else
+    /// [`TIMEOUT`].
+    pub(super) fn new() -> Result<Self> {
+        let timeout = match std::env::var(TIMEOUT_ENV) {
+            Ok(v) => timeout_of(&v).map_err(|e| anyhow::anyhow!("${TIMEOUT_ENV}: {e}"))?,
+            Err(_) => TIMEOUT,
+        };
+        Ok(Self {
+            confined: isolation().is_ok(),
+            timeout,
+        })
+    }
+}
+
+/// A time limit: a duration from 1 s to 1 h.
+fn timeout_of(v: &str) -> Result<Duration, String> {
+    let d = crate::duration::Duration::parse(v)?;
+    match d.millis() {
+        Some(ms) if (1_000..=3_600_000).contains(&ms) => Ok(Duration::from_millis(ms)),
+        _ => Err(format!("`{v}` is not a time limit from 1s to 1h")),
+    }
+}
 
 /// What a checker process did.
 #[derive(Debug)]
@@ -158,46 +187,40 @@ pub(super) fn run_for(mut cmd: Command, timeout: Duration) -> std::io::Result<Ra
     Ok(Ran::Exited(status.success(), out, err))
 }
 
-/// Runs checker `name`. Where possible it runs in a fresh network namespace (`unshare -rn`)
-/// whose loopback carries the host's address: `nginx -t` binds its listen sockets, which must
-/// neither fail on a build machine that lacks the address nor collide with its services.
-fn run(sb: &Sandbox, name: &str, program: &Path, args: &[String]) -> Result<Outcome> {
-    run_within(sb, name, program, args, TIMEOUT)
-}
-
-fn run_within(
-    sb: &Sandbox,
-    name: &str,
-    program: &Path,
-    args: &[String],
-    timeout: Duration,
-) -> Result<Outcome> {
-    let mut cmd = if isolation().is_ok() {
-        let mut c = Command::new("unshare");
-        c.args([
-            "-rn",
-            "sh",
-            "-c",
-            r#"ip link set lo up && ip addr add "$0" dev lo && exec "$@""#,
-        ]);
-        c.arg(&sb.host).arg(program);
-        c
-    } else {
-        Command::new(program)
-    };
-    cmd.args(args).current_dir(&sb.root).env("TZ", "UTC");
-    let ran = run_for(cmd, timeout).with_context(|| format!("running {}", program.display()))?;
-    match ran {
-        Ran::TimedOut => Ok(Outcome::Rejected(format!(
-            "`{name}` did not finish within {} s and was killed",
-            timeout.as_secs_f64()
-        ))),
-        Ran::Exited(true, _, _) => Ok(Outcome::Accepted),
-        Ran::Exited(false, stdout, stderr) => {
-            let mut text = String::from_utf8_lossy(&stderr).into_owned();
-            text.push_str(&String::from_utf8_lossy(&stdout));
-            let text: Vec<&str> = text.lines().filter(|l| !l.contains("\tinfo\t")).collect();
-            Ok(Outcome::Rejected(sb.unmap(&text.join("\n"))))
+impl Runner {
+    /// Runs checker `name` (`program args`) on the files of `sb`, confined when it can be, and
+    /// judges it by its exit status; killed and rejected at the time limit.
+    fn run(&self, sb: &Sandbox, name: &str, program: &Path, args: &[String]) -> Result<Outcome> {
+        let mut cmd = if self.confined {
+            let mut mount_point = sb.root.clone().into_os_string();
+            mount_point.push(".root");
+            let mount_point = PathBuf::from(mount_point);
+            fs::create_dir_all(&mount_point)?;
+            let umount = which(&["umount"]).context("`umount` is not installed")?;
+            confine::command(&mount_point, &sb.root, &sb.host, &umount, program, args)?
+        } else {
+            let mut c = Command::new(program);
+            c.args(args).current_dir(&sb.root);
+            c
+        };
+        cmd.env_clear()
+            .env("TZ", "UTC")
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        let ran =
+            run_for(cmd, self.timeout).with_context(|| format!("running {}", program.display()))?;
+        match ran {
+            Ran::TimedOut => Ok(Outcome::Rejected(format!(
+                "`{name}` did not finish within its time limit of {} s and was killed\n\
+                 hint: ${TIMEOUT_ENV} sets the limit (`90s`, `5m`)",
+                self.timeout.as_secs_f64()
+            ))),
+            Ran::Exited(true, _, _) => Ok(Outcome::Accepted),
+            Ran::Exited(false, stdout, stderr) => {
+                let mut text = String::from_utf8_lossy(&stderr).into_owned();
+                text.push_str(&String::from_utf8_lossy(&stdout));
+                let text: Vec<&str> = text.lines().filter(|l| !l.contains("\tinfo\t")).collect();
+                Ok(Outcome::Rejected(sb.unmap(&text.join("\n"))))
+            }
         }
     }
 }
@@ -208,13 +231,14 @@ pub(super) fn check(
     h: &HostPlan,
     c: Component,
     pair: Option<&Pair>,
+    runner: &Runner,
 ) -> Result<(String, Outcome)> {
     let s = |v: &str| v.to_owned();
     let checker = &c.describe().checker;
     match c {
-        Component::Nginx => nginx(sb, h, pair),
+        Component::Nginx => nginx(sb, h, pair, runner),
         Component::Grafana => Ok((checker.name.to_owned(), grafana::check(sb))),
-        Component::Vmetrics => with_program(sb, c, || {
+        Component::Vmetrics => with_program(sb, c, runner, || {
             stand_in(
                 sb,
                 pair,
@@ -225,17 +249,19 @@ pub(super) fn check(
             Ok(flags_and(sb, h, c, "-dryRun"))
         }),
         Component::Vlogs | Component::Vtraces => Ok((checker.name.to_owned(), flags_outcome(h, c))),
-        Component::Vmalert => with_program(sb, c, || Ok(flags_and(sb, h, c, "-dryRun"))),
-        Component::Alertmanager => with_program(sb, c, || {
+        Component::Vmalert => with_program(sb, c, runner, || Ok(flags_and(sb, h, c, "-dryRun"))),
+        Component::Alertmanager => with_program(sb, c, runner, || {
             let conf = sb.path("/etc/alertmanager/alertmanager.yml");
             Ok(vec![s("check-config"), conf.display().to_string()])
         }),
-        Component::Blackbox => with_program(sb, c, || Ok(flags_and(sb, h, c, "--config.check"))),
-        Component::Dnsmasq => with_program(sb, c, || {
+        Component::Blackbox => {
+            with_program(sb, c, runner, || Ok(flags_and(sb, h, c, "--config.check")))
+        }
+        Component::Dnsmasq => with_program(sb, c, runner, || {
             let conf = sb.path("/etc/dnsmasq.conf");
             Ok(vec![s("--test"), format!("--conf-file={}", conf.display())])
         }),
-        Component::Chrony => with_program(sb, c, || {
+        Component::Chrony => with_program(sb, c, runner, || {
             let conf = sb.path("/etc/chrony/chrony.conf");
             Ok(vec![s("-p"), s("-f"), conf.display().to_string()])
         }),
@@ -253,6 +279,7 @@ fn missing(program: &str) -> Outcome {
 fn with_program(
     sb: &Sandbox,
     c: Component,
+    runner: &Runner,
     args: impl FnOnce() -> Result<Vec<String>>,
 ) -> Result<(String, Outcome)> {
     let checker = &c.describe().checker;
@@ -261,7 +288,7 @@ fn with_program(
         return Ok((name.to_owned(), missing(programs[0])));
     };
     let args = args()?;
-    Ok((name.to_owned(), run(sb, name, &program, &args)?))
+    Ok((name.to_owned(), runner.run(sb, name, &program, &args)?))
 }
 
 /// The component's own flags (sandbox paths) and the checker's `extra` one.
@@ -273,7 +300,12 @@ fn flags_and(sb: &Sandbox, h: &HostPlan, c: Component, extra: &str) -> Vec<Strin
 
 /// `nginx -t` on the rendered configuration, with stand-in certificates for every certificate
 /// the build does not make; skipped without `openssl`.
-fn nginx(sb: &Sandbox, h: &HostPlan, pair: Option<&Pair>) -> Result<(String, Outcome)> {
+fn nginx(
+    sb: &Sandbox,
+    h: &HostPlan,
+    pair: Option<&Pair>,
+    runner: &Runner,
+) -> Result<(String, Outcome)> {
     let checker = &Component::Nginx.describe().checker;
     let name = checker.name.to_owned();
     let Some(nginx) = which(checker.programs) else {
@@ -308,7 +340,7 @@ fn nginx(sb: &Sandbox, h: &HostPlan, pair: Option<&Pair>) -> Result<(String, Out
         .map(str::to_owned)
         .chain([conf.display().to_string()])
         .collect();
-    let outcome = run(sb, &name, &nginx, &args)?;
+    let outcome = runner.run(sb, &name, &nginx, &args)?;
     Ok((name, outcome))
 }
 
@@ -335,15 +367,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sb = Sandbox::empty(dir.path(), "127.0.0.1");
         let start = Instant::now();
-        // A stand-in checker that starts a child and never finishes.
-        let outcome = run_within(
-            &sb,
-            "stand-in -t",
-            Path::new("/bin/sh"),
-            &["-c".to_owned(), "sleep 30; true".to_owned()],
-            Duration::from_millis(300),
-        )
-        .unwrap();
+        // A stand-in checker that starts a child and never finishes (unconfined: this tier has
+        // no namespaces; tests/checker_sandbox.rs runs one confined).
+        let runner = Runner {
+            confined: false,
+            timeout: Duration::from_millis(300),
+        };
+        let outcome = runner
+            .run(
+                &sb,
+                "stand-in -t",
+                Path::new("/bin/sh"),
+                &["-c".to_owned(), "sleep 30; true".to_owned()],
+            )
+            .unwrap();
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "{:?}",
@@ -351,7 +388,11 @@ mod tests {
         );
         assert_eq!(
             outcome,
-            Outcome::Rejected("`stand-in -t` did not finish within 0.3 s and was killed".into())
+            Outcome::Rejected(
+                "`stand-in -t` did not finish within its time limit of 0.3 s and was killed\n\
+                 hint: $INFRAGEN_CHECKER_TIMEOUT sets the limit (`90s`, `5m`)"
+                    .into()
+            )
         );
     }
 
@@ -359,20 +400,42 @@ mod tests {
     fn a_checker_that_finishes_is_judged_by_its_exit_status() {
         let dir = tempfile::tempdir().unwrap();
         let sb = Sandbox::empty(dir.path(), "127.0.0.1");
+        let runner = Runner {
+            confined: false,
+            timeout: TIMEOUT,
+        };
         let run = |script: &str| {
-            run_within(
-                &sb,
-                "stand-in",
-                Path::new("/bin/sh"),
-                &["-c".to_owned(), script.to_owned()],
-                TIMEOUT,
-            )
-            .unwrap()
+            runner
+                .run(
+                    &sb,
+                    "stand-in",
+                    Path::new("/bin/sh"),
+                    &["-c".to_owned(), script.to_owned()],
+                )
+                .unwrap()
         };
         assert_eq!(run("exit 0"), Outcome::Accepted);
         assert_eq!(
             run("echo out; echo err >&2; exit 1"),
             Outcome::Rejected("err\nout".into())
+        );
+    }
+
+    #[test]
+    fn time_limits_from_the_environment_are_bounded() {
+        assert_eq!(timeout_of("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(timeout_of("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(
+            timeout_of("500ms"),
+            Err("`500ms` is not a time limit from 1s to 1h".into())
+        );
+        assert_eq!(
+            timeout_of("2h"),
+            Err("`2h` is not a time limit from 1s to 1h".into())
+        );
+        assert_eq!(
+            timeout_of("0s"),
+            Err("`0s` is not a duration (e.g. `10s`, `5m`, `397d`)".into())
         );
     }
 

@@ -4,18 +4,23 @@
 //! with absolute paths in its files rewritten into the sandbox, so that the checker reads the
 //! files where the component will and nothing of this machine. Nothing binds a socket, nothing
 //! talks to the network. Certificates that later stages issue are stood in for by a throwaway
-//! self-signed pair. A checker that is not installed is reported as skipped. Checkers run in a
-//! private user and network namespace when the machine allows it; otherwise they run anyway,
-//! the report says so ([`Report::warnings`]) and `--strict` fails. Each checker is killed after
-//! a minute and reported as rejected: a hung checker must not hang the build.
+//! self-signed pair. A checker that is not installed is reported as skipped. Each checker runs
+//! confined to its component's files, its own program and libraries (`confine`: user, mount,
+//! network and PID namespaces) when the machine allows it; otherwise they run anyway, the
+//! report says so ([`Report::warnings`]) and `--strict` fails. Each checker is killed at its
+//! time limit (a minute, `$INFRAGEN_CHECKER_TIMEOUT`) and reported as rejected: a hung checker
+//! must not hang the build.
 //!
-//! The report types and [`tree`] live here; `sandbox` lays a component's files out and maps
-//! paths in and out of it, `checkers` runs each component's checker (with the stand-in
-//! certificate and the network namespace), and `grafana` checks Grafana's files in-process.
+//! The report types and [`tree`] live here; `scratch` holds a run's files and sweeps those of
+//! runs that died, `sandbox` lays a component's files out and maps paths in and out of it,
+//! `confine` builds the confined command, `checkers` runs each component's checker (with the
+//! stand-in certificate), and `grafana` checks Grafana's files in-process.
 
 mod checkers;
+mod confine;
 mod grafana;
 mod sandbox;
+mod scratch;
 
 use std::fmt::Write as _;
 
@@ -24,8 +29,9 @@ use anyhow::Result;
 use crate::plan::{Component, Plan};
 use crate::tree::Tree;
 
-use checkers::{check, throwaway_cert};
+use checkers::{check, throwaway_cert, Runner};
 use sandbox::Sandbox;
+use scratch::Scratch;
 
 /// What one checker said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,8 +62,9 @@ pub struct Check {
 pub struct Report {
     /// Checks in host, component order.
     pub checks: Vec<Check>,
-    /// Why the checkers ran without isolation (no private network and user namespace), when
-    /// they did: they could then bind this machine's addresses and reach its network.
+    /// Why the checkers ran without isolation (no private user, mount, network and PID
+    /// namespaces), when they did: they could then read this machine's files, bind its
+    /// addresses and reach its network.
     pub unisolated: Option<String>,
 }
 
@@ -80,7 +87,7 @@ impl Report {
         self.unisolated
             .iter()
             .map(|why| {
-                format!("checkers ran without isolation: {why}\nhint: --strict refuses this; enable unprivileged user namespaces to isolate them")
+                format!("checkers ran without isolation, able to read this machine's files: {why}\nhint: --strict refuses this; enable unprivileged user namespaces to isolate them")
             })
             .collect()
     }
@@ -122,11 +129,17 @@ impl Report {
     }
 }
 
+/// The directory under which every validation run of this user keeps its scratch
+/// (`$TMPDIR/infragen-validate-<uid>`): one entry per live run, those of dead runs swept by the
+/// next.
+pub fn scratch_parent() -> std::path::PathBuf {
+    scratch::parent()
+}
+
 /// Runs every checker over the rendered `tree` of `plan`.
 pub fn tree(plan: &Plan, tree: &Tree) -> Result<Report> {
-    let scratch = tempfile::Builder::new()
-        .prefix("infragen-validate-")
-        .tempdir()?;
+    let runner = Runner::new()?;
+    let scratch = Scratch::create()?;
     let pair = throwaway_cert(scratch.path());
     let mut report = Report {
         unisolated: checkers::isolation().err(),
@@ -137,7 +150,7 @@ pub fn tree(plan: &Plan, tree: &Tree) -> Result<Report> {
         for c in h.enabled() {
             let sandbox = scratch.path().join(format!("{host}-{}", c.name()));
             let sb = Sandbox::lay_out(&sandbox, tree, &host, c, h)?;
-            let (checker, outcome) = check(&sb, h, c, pair.as_ref())?;
+            let (checker, outcome) = check(&sb, h, c, pair.as_ref(), &runner)?;
             report.checks.push(Check {
                 host: host.clone(),
                 component: c,
@@ -163,7 +176,7 @@ mod tests {
         assert!(!report.ok(true));
         assert_eq!(
             report.warnings(),
-            ["checkers ran without isolation: `unshare` is not installed\nhint: --strict refuses this; enable unprivileged user namespaces to isolate them"]
+            ["checkers ran without isolation, able to read this machine's files: `unshare` is not installed\nhint: --strict refuses this; enable unprivileged user namespaces to isolate them"]
         );
         let isolated = Report::default();
         assert!(isolated.ok(true));
