@@ -194,6 +194,31 @@ pub fn pin(lock: &mut Lock, registry: &BaseRegistry) -> Vec<String> {
     problems
 }
 
+/// Checks every base image of `lock` pinned to an image of the layout `dir` (`lock --bases`)
+/// whole, as `build` does (`oci::layout::check_image`: every blob, digest, size and layer
+/// entry), copying nothing. Returns how many were checked; the first that fails is an error
+/// naming it, and the caller writes no lock.
+pub fn check_imported(lock: &Lock, dir: &std::path::Path) -> Result<usize> {
+    let refs = crate::oci::layout::refs(dir)?;
+    let mut checked = std::collections::BTreeSet::new();
+    for base in lock.images.values().filter_map(|e| e.base.as_ref()) {
+        let reference = format!("{}:{}", base.name, base.tag);
+        let Some(digest) = base
+            .digest
+            .as_ref()
+            .filter(|d| refs.get(&reference) == Some(d))
+        else {
+            continue;
+        };
+        if !checked.insert((reference.clone(), digest.clone())) {
+            continue;
+        }
+        crate::oci::layout::check_image(dir, &reference, digest)
+            .with_context(|| format!("base image `{reference}` ({digest}) refused"))?;
+    }
+    Ok(checked.len())
+}
+
 /// The media types of a single-platform image manifest this module takes.
 pub const IMAGE_MANIFEST_TYPES: &[&str] =
     &[crate::oci::layout::MANIFEST_MEDIA_TYPE, DOCKER_MANIFEST];

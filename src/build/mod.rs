@@ -184,7 +184,7 @@ fn package_layers(
         if r.base.is_some() {
             let name = c.name().to_owned();
             progress.start("base", &name, None);
-            let mut got = base_layers(entry, opts, layers.store, &mut report.base_blobs_fetched);
+            let mut got = base_layers(entry, opts, layers.store, &mut report.base_blobs_fetched)?;
             if upstream && got.is_ok() {
                 if let Err(e) = upstream_entrypoint(entry, opts, layers.store, r) {
                     got = Err(e);

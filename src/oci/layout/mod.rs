@@ -11,6 +11,7 @@
 //! [`ImageSpec`], `read` takes an image back out of another layout (imported base images) and
 //! `date` formats creation times. The types they share live here.
 
+mod check;
 mod date;
 mod read;
 #[cfg(test)]
@@ -24,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use super::layer::{Layer, MEDIA_TYPE as LAYER_MEDIA_TYPE};
 
 pub use date::rfc3339;
-pub use read::{image_layers, read_image, refs, GZIP_LAYER_TYPES};
+pub use read::{check_image, image_layers, pinned, read_image, refs, GZIP_LAYER_TYPES, MAX_LAYERS};
 pub use write::{config_json, write_image, write_index};
 
 /// Media type of an image config.

@@ -1,0 +1,515 @@
+//! The safe-extraction rules (docs/reliability.md, "Safe extraction") as one implementation that
+//! writes nothing: reading an untrusted, possibly gzip-compressed tar stream with both digests
+//! taken as it passes and every decompression bounded ([`stream`]), and checking one entry of it
+//! ([`check`]): its path, its type, its link target, its mode.
+//!
+//! Two callers share it: activation's extraction (`activate::extract`, which then writes each
+//! checked entry through `fsx`) and the check of base image layers at import and build
+//! (`oci::layout`, which writes nothing). What depends on the tree already there (a hard link's
+//! target being an earlier file, what a whiteout removes) is the caller's: each holds the tree in
+//! its own form.
+
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::{Component as PathComponent, Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::digest::{Digest, Hasher};
+
+/// Bounds on one decompression.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Entries in one stream.
+    pub entries: u64,
+    /// Bytes of one path.
+    pub path: usize,
+    /// Expanded bytes in one stream.
+    pub total: u64,
+    /// Expanded bytes per compressed byte, beyond [`Limits::grace`].
+    pub ratio: u64,
+    /// Expanded bytes always allowed, whatever the ratio.
+    pub grace: u64,
+}
+
+/// The limits for layers and bundle archives: generous for real images (the largest ratio in
+/// our layers is far below), fatal for bombs.
+pub const LIMITS: Limits = Limits {
+    entries: 65_536,
+    path: 1024,
+    total: 8 << 30,
+    ratio: 100,
+    grace: 16 << 20,
+};
+
+/// What a stream may contain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kinds {
+    /// An OCI layer: files, directories, symlinks, hard links, whiteouts.
+    Layer,
+    /// A bundle archive: files and directories only (a bundle holds nothing else).
+    Bundle,
+}
+
+/// What a stream was: the digest and size of the bytes read from the source, the digest of
+/// the tar stream, and whether it was gzip-compressed.
+#[derive(Debug)]
+pub struct Digests {
+    /// sha256 of the bytes read from the source (the blob digest).
+    pub blob: Digest,
+    /// sha256 of the tar stream (the `diff_id`).
+    pub tar: Digest,
+    /// Bytes read from the source.
+    pub size: u64,
+    /// The source began with gzip's magic number.
+    pub gzip: bool,
+}
+
+/// A reader that hashes what passes through it.
+struct Tap<R> {
+    inner: R,
+    hash: Hasher,
+}
+
+impl<R: Read> Read for Tap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// The compressed side's byte count, shared with the expanded side for the ratio check.
+struct Ratio<R> {
+    inner: R,
+    limits: Limits,
+    compressed: std::rc::Rc<std::cell::Cell<u64>>,
+    expanded: u64,
+}
+
+impl<R: Read> Read for Ratio<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.expanded += n as u64;
+        let allowed = self
+            .compressed
+            .get()
+            .saturating_mul(self.limits.ratio)
+            .saturating_add(self.limits.grace)
+            .min(self.limits.total);
+        if self.expanded > allowed {
+            return Err(io::Error::other(format!(
+                "expands beyond {allowed} bytes ({} compressed bytes read; the limit is {}:1 beyond {} MiB, {} GiB in all): refused as a decompression bomb",
+                self.compressed.get(),
+                self.limits.ratio,
+                self.limits.grace >> 20,
+                self.limits.total >> 30
+            )));
+        }
+        Ok(n)
+    }
+}
+
+/// Counts compressed bytes into a shared cell.
+struct Counted<R> {
+    inner: R,
+    count: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// The expanded side: gzip or a plain tar.
+enum Expanded<R> {
+    Gz(flate2::read::MultiGzDecoder<R>),
+    Plain(R),
+}
+
+impl<R: Read> Read for Expanded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Gz(r) => r.read(buf),
+            Self::Plain(r) => r.read(buf),
+        }
+    }
+}
+
+impl<R> Expanded<R> {
+    fn into_inner(self) -> R {
+        match self {
+            Self::Gz(r) => r.into_inner(),
+            Self::Plain(r) => r,
+        }
+    }
+}
+
+/// Reads a possibly gzip-compressed tar stream from `source`, bounded by `limits`: `visit` reads
+/// the tar stream (its entries), then the rest of both streams is read so that the digests cover
+/// every byte. Nothing is buffered beyond the decoder's window and `visit`'s own reads.
+pub fn stream(
+    source: impl Read,
+    limits: Limits,
+    visit: impl FnOnce(&mut dyn Read) -> Result<()>,
+) -> Result<Digests> {
+    let compressed = std::rc::Rc::new(std::cell::Cell::new(0));
+    let mut blob = Tap {
+        inner: Counted {
+            inner: source,
+            count: compressed.clone(),
+        },
+        hash: Hasher::new(),
+    };
+    let mut magic = [0u8; 2];
+    let mut got = 0;
+    while got < 2 {
+        let n = blob.read(&mut magic[got..])?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    let head = io::Cursor::new(magic[..got].to_vec());
+    let chained = head.chain(blob);
+    let gzip = magic[..got] == [0x1f, 0x8b];
+    let expanded = if gzip {
+        Expanded::Gz(flate2::read::MultiGzDecoder::new(chained))
+    } else {
+        Expanded::Plain(chained)
+    };
+    let mut tar_tap = Tap {
+        inner: Ratio {
+            inner: expanded,
+            limits,
+            compressed: compressed.clone(),
+            expanded: 0,
+        },
+        hash: Hasher::new(),
+    };
+    visit(&mut tar_tap)?;
+    // Whatever follows the archive's end is part of the stream and its digests.
+    io::copy(&mut tar_tap, &mut io::sink()).context("reading to the end of the stream")?;
+    let Tap { hash, inner, .. } = tar_tap;
+    let tar = hash.finish();
+    let (_, mut blob) = inner.inner.into_inner().into_inner();
+    io::copy(&mut blob, &mut io::sink()).context("reading to the end of the blob")?;
+    Ok(Digests {
+        blob: blob.hash.finish(),
+        tar,
+        size: compressed.get(),
+        gzip,
+    })
+}
+
+/// An entry type as messages name it: the `tar` crate's name, or the type byte of one it does
+/// not know (whose `Debug` is an internal variant).
+pub fn kind_name(kind: tar::EntryType) -> String {
+    use tar::EntryType as T;
+    match kind {
+        T::Regular
+        | T::Link
+        | T::Symlink
+        | T::Char
+        | T::Block
+        | T::Directory
+        | T::Fifo
+        | T::Continuous
+        | T::GNULongName
+        | T::GNULongLink
+        | T::GNUSparse
+        | T::XGlobalHeader
+        | T::XHeader => format!("{kind:?}"),
+        _ => format!(
+            "`{}` (unknown)",
+            char::from(kind.as_byte()).escape_default()
+        ),
+    }
+}
+
+/// A path of the stream as messages show it: at most 64 characters.
+pub fn show(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    if text.chars().count() > 64 {
+        format!("{}…", text.chars().take(64).collect::<String>())
+    } else {
+        text.into_owned()
+    }
+}
+
+/// A path inside a stream, checked: relative, no `..`, no NUL, within the length limit. The
+/// error is the reason alone: the caller names the entry.
+pub fn entry_path(raw: &[u8], limits: Limits) -> Result<PathBuf, String> {
+    if raw.len() > limits.path {
+        return Err(format!(
+            "a path of {} bytes (the limit is {})",
+            raw.len(),
+            limits.path
+        ));
+    }
+    if raw.contains(&0) {
+        return Err("a NUL byte in the path".to_owned());
+    }
+    let raw = Path::new(std::ffi::OsStr::from_bytes(raw));
+    let mut out = PathBuf::new();
+    for c in raw.components() {
+        match c {
+            PathComponent::Normal(p) => out.push(p),
+            PathComponent::CurDir => {}
+            _ => return Err("the path leaves the root".to_owned()),
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a relative symlink target, resolved from the link's directory, stays in the root.
+/// An absolute target is the caller's to judge: activation keeps it (resolved inside the root by
+/// whoever runs the tree; infragen never follows it), a base image's check resolves it in the
+/// image's own tree.
+pub fn stays_inside(link: &Path, target: &Path) -> bool {
+    if target.is_absolute() {
+        return true;
+    }
+    let mut depth = link.components().count().saturating_sub(1);
+    for c in target.components() {
+        match c {
+            PathComponent::ParentDir => {
+                if depth == 0 {
+                    return false;
+                }
+                depth -= 1;
+            }
+            PathComponent::Normal(_) => depth += 1,
+            _ => {}
+        }
+    }
+    true
+}
+
+/// Whether an entry of type `kind` may be in a stream of `kinds`.
+fn allowed(kinds: Kinds, kind: tar::EntryType) -> bool {
+    match kinds {
+        Kinds::Bundle => matches!(
+            kind,
+            tar::EntryType::Directory | tar::EntryType::Regular | tar::EntryType::Continuous
+        ),
+        Kinds::Layer => matches!(
+            kind,
+            tar::EntryType::Directory
+                | tar::EntryType::Regular
+                | tar::EntryType::Continuous
+                | tar::EntryType::Symlink
+                | tar::EntryType::Link
+        ),
+    }
+}
+
+/// A whiteout entry of a layer (image-spec, "Whiteouts").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Whiteout {
+    /// `<dir>/.wh..wh..opq`: everything the layers below hold in `<dir>` goes.
+    Opaque(PathBuf),
+    /// `<dir>/.wh.<name>`: `<dir>/<name>` goes.
+    Remove(PathBuf),
+}
+
+/// The whiteout `rel` (`<dir>/.wh.<hidden>`): only the two forms the image spec defines, never
+/// naming anything outside the directory it sits in.
+fn whiteout(rel: &Path, hidden: &str) -> Result<Whiteout> {
+    let dir = rel.parent().unwrap_or(Path::new(""));
+    if hidden == ".wh..opq" {
+        return Ok(Whiteout::Opaque(dir.to_path_buf()));
+    }
+    if hidden.is_empty()
+        || hidden == "."
+        || hidden == ".."
+        || hidden.contains('/')
+        || hidden.starts_with(".wh.")
+    {
+        bail!("a whiteout of `{hidden}`, which is not a name in its directory");
+    }
+    Ok(Whiteout::Remove(dir.join(hidden)))
+}
+
+/// What a checked entry is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum What {
+    /// A directory.
+    Dir,
+    /// A regular file of this many bytes.
+    File(u64),
+    /// A symlink to this target (relative ones stay inside the root).
+    Symlink(PathBuf),
+    /// A hard link to this path of the stream (whether it is an earlier regular file is the
+    /// caller's check: it holds the tree).
+    HardLink(PathBuf),
+}
+
+/// One entry, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// Its path below the root.
+    pub rel: PathBuf,
+    /// Its mode, setuid, setgid, sticky and group/other write dropped.
+    pub mode: u32,
+    /// The owner of the header's numeric field (0 when it has none that fits).
+    pub uid: u32,
+    /// The group of the header's numeric field.
+    pub gid: u32,
+    /// What it is.
+    pub what: What,
+}
+
+impl Item {
+    /// The path as messages show it.
+    pub fn shown(&self) -> String {
+        self.rel.display().to_string()
+    }
+}
+
+/// What [`check`] found an entry to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checked {
+    /// The archive's own root directory (`./`): nothing to do.
+    Root,
+    /// A whiteout (only in layers).
+    Whiteout(Whiteout),
+    /// Anything else that may be in the stream.
+    Item(Item),
+}
+
+/// Checks one entry of a stream of `kinds` against the rules that need no tree: its path, its
+/// type, its mode and its link target. Errors name the entry (`entry `PATH`: …`).
+pub fn check<R: Read>(entry: &tar::Entry<'_, R>, kinds: Kinds, limits: Limits) -> Result<Checked> {
+    let kind = entry.header().entry_type();
+    let raw = entry.path_bytes();
+    let rel = entry_path(&raw, limits).map_err(|why| anyhow!("entry `{}`: {why}", show(&raw)))?;
+    if rel.as_os_str().is_empty() {
+        if kind == tar::EntryType::Directory {
+            return Ok(Checked::Root);
+        }
+        bail!("entry `{}`: an empty path", String::from_utf8_lossy(&raw));
+    }
+    let shown = rel.display().to_string();
+    let name = rel
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Some(hidden) = name.strip_prefix(".wh.") {
+        if kinds != Kinds::Layer {
+            bail!("entry `{shown}`: a whiteout in a bundle archive");
+        }
+        return whiteout(&rel, hidden)
+            .map(Checked::Whiteout)
+            .with_context(|| format!("entry `{shown}`"));
+    }
+    let mode = entry
+        .header()
+        .mode()
+        .with_context(|| format!("entry `{shown}`: mode"))?
+        & 0o755;
+    let uid = u32::try_from(entry.header().uid().unwrap_or(0)).unwrap_or(0);
+    let gid = u32::try_from(entry.header().gid().unwrap_or(0)).unwrap_or(0);
+    if !allowed(kinds, kind) {
+        bail!("entry `{shown}`: type {} is not allowed", kind_name(kind));
+    }
+    let what = match kind {
+        tar::EntryType::Directory => What::Dir,
+        tar::EntryType::Symlink => What::Symlink(symlink_target(entry, &rel, &shown, limits)?),
+        tar::EntryType::Link => What::HardLink(hard_link_target(entry, &shown, limits)?),
+        _ => What::File(entry.size()),
+    };
+    Ok(Checked::Item(Item {
+        rel,
+        mode,
+        uid,
+        gid,
+        what,
+    }))
+}
+
+/// A symlink's target: not empty, no NUL, within the length limit, and a relative one stays
+/// inside the root.
+fn symlink_target<R: Read>(
+    entry: &tar::Entry<'_, R>,
+    rel: &Path,
+    shown: &str,
+    limits: Limits,
+) -> Result<PathBuf> {
+    let target = entry
+        .link_name_bytes()
+        .with_context(|| format!("entry `{shown}`: a symlink without a target"))?
+        .into_owned();
+    if target.is_empty() || target.contains(&0) || target.len() > limits.path {
+        bail!("entry `{shown}`: a symlink target that is empty, too long or has a NUL");
+    }
+    let target = PathBuf::from(std::ffi::OsStr::from_bytes(&target));
+    if !stays_inside(rel, &target) {
+        bail!(
+            "entry `{shown}`: symlink target `{}` climbs out of the root",
+            target.display()
+        );
+    }
+    Ok(target)
+}
+
+/// A hard link's target as a path of the stream (relative, no `..`).
+fn hard_link_target<R: Read>(
+    entry: &tar::Entry<'_, R>,
+    shown: &str,
+    limits: Limits,
+) -> Result<PathBuf> {
+    let target = entry
+        .link_name_bytes()
+        .with_context(|| format!("entry `{shown}`: a hard link without a target"))?
+        .into_owned();
+    entry_path(&target, limits).map_err(|why| {
+        anyhow!(
+            "entry `{shown}`: hard link target `{}`: {why}",
+            show(&target)
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{stays_inside, whiteout, Whiteout};
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn symlink_targets() {
+        for (link, target, ok) in [
+            ("usr/bin/awk", "/etc/alternatives/awk", true),
+            ("usr/bin/x", "../lib/x", true),
+            ("usr/bin/x", "../../../etc/shadow", false),
+            ("x", "..", false),
+            ("a/b", "../..", false),
+            ("a/b", "..", true),
+        ] {
+            assert_eq!(
+                stays_inside(Path::new(link), Path::new(target)),
+                ok,
+                "{link} -> {target}"
+            );
+        }
+    }
+
+    #[test]
+    fn whiteouts() {
+        let rel = |s: &str| PathBuf::from(s);
+        assert_eq!(
+            whiteout(&rel("a/.wh..wh..opq"), ".wh..opq").unwrap(),
+            Whiteout::Opaque(rel("a"))
+        );
+        assert_eq!(
+            whiteout(&rel("a/.wh.b"), "b").unwrap(),
+            Whiteout::Remove(rel("a/b"))
+        );
+        for bad in ["", ".", "..", ".wh.x"] {
+            assert!(whiteout(&rel("a/x"), bad).is_err(), "{bad}");
+        }
+    }
+}
