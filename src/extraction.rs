@@ -124,6 +124,134 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
+/// Most bytes of one extension header (PAX `x`/`g`, GNU long name `L` and long link `K`): the
+/// tar reader holds each whole in memory.
+pub const MAX_EXTENSION: u64 = 1 << 20;
+
+/// Follows the tar stream's header blocks as they pass, so that no extension header the tar
+/// reader would hold whole is larger than [`MAX_EXTENSION`], whatever the compression ratio
+/// allows. It reads the offsets as the `tar` crate does: each header is followed by its size
+/// rounded up to 512 bytes; the first all-zero block ends the archive. Where the two could
+/// disagree, it refuses: a PAX header with a `size` record (it would move the next header; real
+/// layers need it only for files over 8 GiB, which the limits refuse anyway) and GNU sparse
+/// entries (their extra header blocks; refused as a type anyway).
+struct Headers<R> {
+    inner: R,
+    /// Bytes passed so far.
+    pos: u64,
+    /// Where the next header block starts.
+    next: u64,
+    /// The header block being read, and how much of it is in.
+    block: Box<[u8; 512]>,
+    filled: usize,
+    /// The data of the PAX header being read (at most [`MAX_EXTENSION`] bytes).
+    pax: Option<Vec<u8>>,
+    /// The archive has ended: what follows is not read as headers.
+    done: bool,
+}
+
+impl<R> Headers<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            pos: 0,
+            next: 0,
+            block: Box::new([0; 512]),
+            filled: 0,
+            pax: None,
+            done: false,
+        }
+    }
+
+    /// Takes in `data` (what was just read), checking each header block as it completes.
+    fn follow(&mut self, data: &[u8]) -> io::Result<()> {
+        let mut i = 0;
+        while i < data.len() && !self.done {
+            if self.pos < self.next {
+                let skip = usize::try_from(self.next - self.pos)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len() - i);
+                if let Some(pax) = self.pax.as_mut() {
+                    pax.extend_from_slice(&data[i..i + skip]);
+                }
+                i += skip;
+                self.pos += skip as u64;
+                continue;
+            }
+            if let Some(pax) = self.pax.take() {
+                if pax.windows(6).any(|w| w == b" size=") {
+                    return Err(io::Error::other(
+                        "a PAX header with a `size` record is not taken",
+                    ));
+                }
+            }
+            let take = (512 - self.filled).min(data.len() - i);
+            self.block[self.filled..self.filled + take].copy_from_slice(&data[i..i + take]);
+            self.filled += take;
+            i += take;
+            self.pos += take as u64;
+            if self.filled == 512 {
+                self.filled = 0;
+                self.header()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The header block just read: where the next one starts, and its bounds.
+    fn header(&mut self) -> io::Result<()> {
+        if self.block.iter().all(|&b| b == 0) {
+            self.done = true;
+            return Ok(());
+        }
+        let kind = self.block[156];
+        let size = header_size(&self.block[124..136])
+            .ok_or_else(|| io::Error::other("a tar header with a malformed size"))?;
+        if kind == b'S' {
+            return Err(io::Error::other("a GNU sparse entry is not taken"));
+        }
+        if matches!(kind, b'x' | b'g' | b'L' | b'K') {
+            if size > MAX_EXTENSION {
+                return Err(io::Error::other(format!(
+                    "an extension header (type `{}`) of {size} bytes (the limit is {MAX_EXTENSION})",
+                    char::from(kind)
+                )));
+            }
+            if kind == b'x' {
+                self.pax = Some(Vec::new());
+            }
+        }
+        self.next = self
+            .pos
+            .checked_add(size.div_ceil(512) * 512)
+            .ok_or_else(|| io::Error::other("a tar header with a size past the end"))?;
+        Ok(())
+    }
+}
+
+/// A header's size field as the `tar` crate reads it: base-256 when its first bit is set,
+/// else octal up to the first NUL, spaces trimmed.
+fn header_size(field: &[u8]) -> Option<u64> {
+    if field[0] & 0x80 != 0 {
+        let mut n = u64::from(field[field.len() - 8] & if field.len() == 8 { 0x7f } else { 0xff });
+        for &b in &field[field.len() - 7..] {
+            n = (n << 8) | u64::from(b);
+        }
+        return Some(n);
+    }
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    let text = std::str::from_utf8(&field[..end]).ok()?;
+    u64::from_str_radix(text.trim(), 8).ok()
+}
+
+impl<R: Read> Read for Headers<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.follow(&buf[..n])?;
+        Ok(n)
+    }
+}
+
 /// The expanded side: gzip or a plain tar.
 enum Expanded<R> {
     Gz(flate2::read::MultiGzDecoder<R>),
@@ -181,7 +309,7 @@ pub fn stream(
     } else {
         Expanded::Plain(chained)
     };
-    let mut tar_tap = Tap {
+    let mut tar_tap = Headers::new(Tap {
         inner: Ratio {
             inner: expanded,
             limits,
@@ -189,11 +317,11 @@ pub fn stream(
             expanded: 0,
         },
         hash: Hasher::new(),
-    };
+    });
     visit(&mut tar_tap)?;
     // Whatever follows the archive's end is part of the stream and its digests.
     io::copy(&mut tar_tap, &mut io::sink()).context("reading to the end of the stream")?;
-    let Tap { hash, inner, .. } = tar_tap;
+    let Tap { hash, inner, .. } = tar_tap.inner;
     let tar = hash.finish();
     let (_, mut blob) = inner.inner.into_inner().into_inner();
     io::copy(&mut blob, &mut io::sink()).context("reading to the end of the blob")?;
@@ -476,8 +604,91 @@ fn hard_link_target<R: Read>(
 
 #[cfg(test)]
 mod tests {
-    use super::{stays_inside, whiteout, Whiteout};
+    use super::{stays_inside, stream, whiteout, Whiteout, LIMITS, MAX_EXTENSION};
     use std::path::{Path, PathBuf};
+
+    /// A header of `kind` and `size` followed by `size` bytes of `fill`, padded.
+    fn raw(name: &str, kind: tar::EntryType, size: u64, fill: u8) -> Vec<u8> {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(name).unwrap();
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(0o644);
+        h.set_cksum();
+        let mut out = h.as_bytes().to_vec();
+        out.resize(
+            512 + usize::try_from(size.div_ceil(512) * 512).unwrap(),
+            fill,
+        );
+        out
+    }
+
+    /// The entry paths `stream` lets the tar reader see, or the error.
+    fn paths(tar: &[u8]) -> Result<Vec<String>, String> {
+        let mut seen = Vec::new();
+        stream(tar, LIMITS, |r| {
+            for e in tar::Archive::new(r).entries()? {
+                seen.push(String::from_utf8_lossy(&e?.path_bytes()).into_owned());
+            }
+            Ok(())
+        })
+        .map_err(|e| format!("{e:#}"))?;
+        Ok(seen)
+    }
+
+    #[test]
+    fn headers_are_followed_as_the_tar_reader_reads_them() {
+        // Long names (GNU `L`), PAX records, sizes across block boundaries, a base-256 size.
+        let mut b = tar::Builder::new(Vec::new());
+        let long = format!("{}/file", "d".repeat(300));
+        for (i, name) in [long.as_str(), "a", "b/c"].iter().enumerate() {
+            let data = vec![b'x'; 511 + i * 700];
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, name, data.as_slice()).unwrap();
+        }
+        b.append_pax_extensions([("comment", b"hello".as_slice())])
+            .unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "p", b"abc".as_slice()).unwrap();
+        let mut tar = b.into_inner().unwrap();
+        assert_eq!(paths(&tar).unwrap(), [long.as_str(), "a", "b/c", "p"]);
+        // What follows the end of the archive is not read as headers.
+        tar.extend(raw("junk", tar::EntryType::XHeader, 4 << 20, 0));
+        assert_eq!(paths(&tar).unwrap().len(), 4);
+        let mut field = [0u8; 12];
+        field[0] = 0x80;
+        field[11] = 7;
+        field[10] = 1;
+        assert_eq!(super::header_size(&field), Some(263));
+    }
+
+    #[test]
+    fn large_extension_headers_and_moving_sizes_are_refused() {
+        for kind in [
+            tar::EntryType::XHeader,
+            tar::EntryType::XGlobalHeader,
+            tar::EntryType::GNULongName,
+            tar::EntryType::GNULongLink,
+        ] {
+            let mut tar = raw("x", kind, MAX_EXTENSION + 1, b'a');
+            tar.extend(raw("f", tar::EntryType::Regular, 1, b'a'));
+            let err = paths(&tar).unwrap_err();
+            assert!(err.contains("an extension header"), "{kind:?}: {err}");
+        }
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_pax_extensions([("size", b"0".as_slice())])
+            .unwrap();
+        let mut tar = b.into_inner().unwrap();
+        tar.extend(raw("f", tar::EntryType::Regular, 1024, b'a'));
+        let err = paths(&tar).unwrap_err();
+        assert!(err.contains("`size` record"), "{err}");
+        let err = paths(&raw("s", tar::EntryType::GNUSparse, 0, 0)).unwrap_err();
+        assert!(err.contains("sparse"), "{err}");
+    }
 
     #[test]
     fn symlink_targets() {
