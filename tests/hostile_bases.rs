@@ -12,6 +12,9 @@
 //! log file linked to `/dev/stdout`) is pinned and built, so the refusals are the rules', not
 //! the setup's.
 //!
+//! The same hostile layer served by a registry (a scripted one on 127.0.51.1) is refused by
+//! `build --base-registry` after it is pulled, by the same check.
+//!
 //! The profile enables Grafana only (its root comes from the base image): no package is needed.
 
 mod common;
@@ -446,6 +449,109 @@ fn a_blob_larger_than_its_descriptor_is_refused_in_bounded_memory() {
         "the blob is 1073741824 bytes, its descriptor says",
     );
     assert_eq!(size, 1 << 30);
+}
+
+/// Serves the blobs of `dir` (an OCI layout) as a registry on 127.0.51.1 does: manifests and
+/// blobs by digest under any repository, `/v2/` answered; returns `HOST:PORT`.
+fn serve(dir: &Path) -> String {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.51.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let blobs = dir.join("blobs/sha256");
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(s) = s else { continue };
+            let blobs = blobs.clone();
+            std::thread::spawn(move || -> std::io::Result<()> {
+                let mut reader = BufReader::new(s.try_clone()?);
+                let mut out = s;
+                loop {
+                    let mut first = String::new();
+                    if reader.read_line(&mut first)? == 0 {
+                        return Ok(());
+                    }
+                    let path = first.split_whitespace().nth(1).unwrap_or("").to_owned();
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line)? == 0 || line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let digest = path.rsplit('/').next().unwrap_or("");
+                    let file = blobs.join(digest.trim_start_matches("sha256:"));
+                    let (status, body, kind) = if path == "/v2/" {
+                        (200, b"{}".to_vec(), "application/json")
+                    } else if let Ok(body) = fs::read(&file) {
+                        let kind = if path.contains("/manifests/") {
+                            "application/vnd.oci.image.manifest.v1+json"
+                        } else {
+                            "application/octet-stream"
+                        };
+                        (200, body, kind)
+                    } else {
+                        (404, b"{}".to_vec(), "application/json")
+                    };
+                    write!(
+                        out,
+                        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nContent-Type: {kind}\r\nDocker-Content-Digest: {digest}\r\n\r\n",
+                        body.len()
+                    )?;
+                    out.write_all(&body)?;
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_hostile_layer_from_a_registry_is_refused_after_the_pull() {
+    gate();
+    let t = tempfile::tempdir().unwrap();
+    let mut entries = benign();
+    entries.push(Raw::symlink("usr/share/grafana/data", "/etc/shadow"));
+    let l = layout(&t.path().join("layout"), &entries);
+    let registry = serve(&l.dir);
+    let profile = profile(t.path());
+    let lock = lock_file(t.path(), "pinned.lock", Some(&l.manifest));
+    let (out, cache, pki) = (
+        t.path().join("out"),
+        t.path().join("cache"),
+        t.path().join("pki"),
+    );
+    let r = run(
+        t.path(),
+        &[
+            "build",
+            "--profile",
+            profile.to_str().unwrap(),
+            "--lock",
+            lock.to_str().unwrap(),
+            "--base-registry",
+            &registry,
+            "--plain-http",
+            "--out",
+            out.to_str().unwrap(),
+            "--cache",
+            cache.to_str().unwrap(),
+            "--pki",
+            pki.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    let naming = format!(
+        "base image `{GRAFANA}` ({}) refused: image layout `{}`: layer {}: entry `usr/share/grafana/data`: symlink target `/etc/shadow` leads to `/etc/shadow`, which is not in the image",
+        l.manifest,
+        cache.join("store").display(),
+        l.layer
+    );
+    assert!(
+        r.stderr.contains(&naming),
+        "wanted `{naming}`, got:\n{}",
+        r.stderr
+    );
+    assert!(r.peak < MEMORY, "peak memory {} MiB", r.peak >> 20);
+    assert!(!out.exists(), "no output written");
 }
 
 #[test]
