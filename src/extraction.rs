@@ -130,11 +130,10 @@ pub const MAX_EXTENSION: u64 = 1 << 20;
 
 /// Follows the tar stream's header blocks as they pass, so that no extension header the tar
 /// reader would hold whole is larger than [`MAX_EXTENSION`], whatever the compression ratio
-/// allows. It reads the offsets as the `tar` crate does: each header is followed by its size
-/// rounded up to 512 bytes; the first all-zero block ends the archive. Where the two could
-/// disagree, it refuses: a PAX header with a `size` record (it would move the next header; real
-/// layers need it only for files over 8 GiB, which the limits refuse anyway) and GNU sparse
-/// entries (their extra header blocks; refused as a type anyway).
+/// allows. It finds the headers as the `tar` crate does: each is followed by its size rounded up
+/// to 512 bytes, a PAX `size` record standing for the size of the next entry's header; the first
+/// all-zero block ends the archive. GNU sparse entries, whose extra header blocks it does not
+/// follow, are refused (as a type they are refused anyway).
 struct Headers<R> {
     inner: R,
     /// Bytes passed so far.
@@ -144,8 +143,11 @@ struct Headers<R> {
     /// The header block being read, and how much of it is in.
     block: Box<[u8; 512]>,
     filled: usize,
-    /// The data of the PAX header being read (at most [`MAX_EXTENSION`] bytes).
-    pax: Option<Vec<u8>>,
+    /// The data of the PAX header being read (at most [`MAX_EXTENSION`] bytes), and how many of
+    /// its bytes are still to come.
+    pax: Option<(Vec<u8>, u64)>,
+    /// The size a PAX header gave the next entry.
+    pax_size: Option<u64>,
     /// The archive has ended: what follows is not read as headers.
     done: bool,
 }
@@ -159,6 +161,7 @@ impl<R> Headers<R> {
             block: Box::new([0; 512]),
             filled: 0,
             pax: None,
+            pax_size: None,
             done: false,
         }
     }
@@ -171,19 +174,10 @@ impl<R> Headers<R> {
                 let skip = usize::try_from(self.next - self.pos)
                     .unwrap_or(usize::MAX)
                     .min(data.len() - i);
-                if let Some(pax) = self.pax.as_mut() {
-                    pax.extend_from_slice(&data[i..i + skip]);
-                }
+                self.pax_data(&data[i..i + skip]);
                 i += skip;
                 self.pos += skip as u64;
                 continue;
-            }
-            if let Some(pax) = self.pax.take() {
-                if pax.windows(6).any(|w| w == b" size=") {
-                    return Err(io::Error::other(
-                        "a PAX header with a `size` record is not taken",
-                    ));
-                }
             }
             let take = (512 - self.filled).min(data.len() - i);
             self.block[self.filled..self.filled + take].copy_from_slice(&data[i..i + take]);
@@ -198,6 +192,22 @@ impl<R> Headers<R> {
         Ok(())
     }
 
+    /// Collects the data of a PAX header (its padding left out); its `size` record once whole.
+    fn pax_data(&mut self, data: &[u8]) {
+        let Some((buf, remaining)) = self.pax.as_mut() else {
+            return;
+        };
+        let n = usize::try_from(*remaining)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
+        buf.extend_from_slice(&data[..n]);
+        *remaining -= n as u64;
+        if *remaining == 0 {
+            self.pax_size = pax_size(buf);
+            self.pax = None;
+        }
+    }
+
     /// The header block just read: where the next one starts, and its bounds.
     fn header(&mut self) -> io::Result<()> {
         if self.block.iter().all(|&b| b == 0) {
@@ -205,21 +215,27 @@ impl<R> Headers<R> {
             return Ok(());
         }
         let kind = self.block[156];
-        let size = header_size(&self.block[124..136])
+        let mut size = header_size(&self.block[124..136])
             .ok_or_else(|| io::Error::other("a tar header with a malformed size"))?;
-        if kind == b'S' {
-            return Err(io::Error::other("a GNU sparse entry is not taken"));
-        }
-        if matches!(kind, b'x' | b'g' | b'L' | b'K') {
-            if size > MAX_EXTENSION {
-                return Err(io::Error::other(format!(
-                    "an extension header (type `{}`) of {size} bytes (the limit is {MAX_EXTENSION})",
-                    char::from(kind)
-                )));
+        match kind {
+            b'S' => return Err(io::Error::other("a GNU sparse entry is not taken")),
+            b'x' | b'g' | b'L' | b'K' => {
+                if size > MAX_EXTENSION {
+                    return Err(io::Error::other(format!(
+                        "an extension header (type `{}`) of {size} bytes (the limit is {MAX_EXTENSION})",
+                        char::from(kind)
+                    )));
+                }
+                if kind == b'x' && size > 0 {
+                    self.pax = Some((Vec::new(), size));
+                }
+                // The tar reader hands a global header out as an entry: the PAX records before
+                // it are spent on it.
+                if kind == b'g' {
+                    self.pax_size = None;
+                }
             }
-            if kind == b'x' {
-                self.pax = Some(Vec::new());
-            }
+            _ => size = self.pax_size.take().unwrap_or(size),
         }
         self.next = self
             .pos
@@ -227,6 +243,25 @@ impl<R> Headers<R> {
             .ok_or_else(|| io::Error::other("a tar header with a size past the end"))?;
         Ok(())
     }
+}
+
+/// The `size` record of PAX data, read as the `tar` crate reads it: records
+/// `<len> <key>=<value>\n` in order, the first `size` that parses; none once a record is
+/// malformed.
+fn pax_size(data: &[u8]) -> Option<u64> {
+    for line in data.split(|&b| b == b'\n') {
+        let space = line.iter().position(|&b| b == b' ')?;
+        let len: usize = std::str::from_utf8(&line[..space]).ok()?.parse().ok()?;
+        if line.len() + 1 != len {
+            return None;
+        }
+        let rest = &line[space + 1..];
+        let equals = rest.iter().position(|&b| b == b'=')?;
+        if &rest[..equals] == b"size" {
+            return std::str::from_utf8(&rest[equals + 1..]).ok()?.parse().ok();
+        }
+    }
+    None
 }
 
 /// A header's size field as the `tar` crate reads it: base-256 when its first bit is set,
@@ -679,13 +714,18 @@ mod tests {
             let err = paths(&tar).unwrap_err();
             assert!(err.contains("an extension header"), "{kind:?}: {err}");
         }
-        let mut b = tar::Builder::new(Vec::new());
-        b.append_pax_extensions([("size", b"0".as_slice())])
-            .unwrap();
-        let mut tar = b.into_inner().unwrap();
-        tar.extend(raw("f", tar::EntryType::Regular, 1024, b'a'));
+        // A PAX `size` moves the next header: a large extension header behind an entry whose
+        // header claims 1024 bytes is found where the tar reader finds it.
+        let mut tar = raw("pax", tar::EntryType::XHeader, 9, 0);
+        tar[512..521].copy_from_slice(b"9 size=0\n");
+        tar.extend(&raw("f", tar::EntryType::Regular, 1024, 0)[..512]);
+        tar.extend(raw("x", tar::EntryType::XHeader, MAX_EXTENSION + 1, b'a'));
         let err = paths(&tar).unwrap_err();
-        assert!(err.contains("`size` record"), "{err}");
+        assert!(err.contains("an extension header"), "{err}");
+        assert_eq!(super::pax_size(b"9 size=7\n"), Some(7));
+        assert_eq!(super::pax_size(b"12 path=abc\n9 size=7\n"), Some(7));
+        assert_eq!(super::pax_size(b"9 size=x\n"), None);
+        assert_eq!(super::pax_size(b"8 size=7\n"), None);
         let err = paths(&raw("s", tar::EntryType::GNUSparse, 0, 0)).unwrap_err();
         assert!(err.contains("sparse"), "{err}");
     }

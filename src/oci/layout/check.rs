@@ -17,8 +17,11 @@ use anyhow::{bail, Context, Result};
 use crate::extraction::{Checked, Kinds, What, Whiteout, LIMITS};
 
 /// Most entries the tree of one image may hold (after whiteouts): a real base image has tens of
-/// thousands; this bounds the memory the check takes.
+/// thousands; this and [`MAX_PATH_BYTES`] bound the memory the check takes.
 pub const MAX_ENTRIES: usize = 1 << 18;
+
+/// Most bytes of paths and link targets the tree of one image may hold.
+pub const MAX_PATH_BYTES: usize = 32 << 20;
 
 /// Most symlinks followed while resolving one absolute target (Linux's own limit).
 const MAX_HOPS: usize = 40;
@@ -39,6 +42,17 @@ enum Node {
 #[derive(Debug, Default)]
 pub struct Tree {
     nodes: BTreeMap<PathBuf, Node>,
+    /// Bytes of the paths and link targets in `nodes`.
+    bytes: usize,
+}
+
+/// The bytes an entry holds in the tree.
+fn cost(path: &Path, node: &Node) -> usize {
+    path.as_os_str().len()
+        + match node {
+            Node::Link(t, _) => t.as_os_str().len(),
+            _ => 0,
+        }
 }
 
 impl Tree {
@@ -58,7 +72,7 @@ impl Tree {
                 Checked::Whiteout(Whiteout::Opaque(dir)) => self.remove_below(&dir),
                 Checked::Whiteout(Whiteout::Remove(path)) => {
                     self.remove_below(&path);
-                    self.nodes.remove(&path);
+                    self.remove(&path);
                 }
                 Checked::Item(item) => {
                     let shown = item.shown();
@@ -81,9 +95,11 @@ impl Tree {
                     if !matches!(node, Node::Dir) {
                         self.remove_below(&item.rel);
                     }
+                    self.remove(&item.rel);
+                    self.bytes += cost(&item.rel, &node);
                     self.nodes.insert(item.rel, node);
-                    if self.nodes.len() > MAX_ENTRIES {
-                        bail!("the image holds more than {MAX_ENTRIES} entries");
+                    if self.nodes.len() > MAX_ENTRIES || self.bytes > MAX_PATH_BYTES {
+                        bail!("the image holds more than {MAX_ENTRIES} entries or {MAX_PATH_BYTES} bytes of paths");
                     }
                 }
             }
@@ -116,7 +132,14 @@ impl Tree {
             .cloned()
             .collect();
         for k in below {
-            self.nodes.remove(&k);
+            self.remove(&k);
+        }
+    }
+
+    /// Removes the entry at `path`, if any.
+    fn remove(&mut self, path: &Path) {
+        if let Some(node) = self.nodes.remove(path) {
+            self.bytes -= cost(path, &node);
         }
     }
 

@@ -189,17 +189,7 @@ fn verify(
     for (i, (layer, diff_id)) in documents(source, reference, digest)?.iter().enumerate() {
         let layer_digest = layer.digest().to_string();
         let sink = match copy {
-            Some(store) if !store.has(&layer_digest)? => Some(
-                crate::fsx::AtomicFile::create(&store.path(&layer_digest)?, 0o644).map_err(
-                    |e| {
-                        OciError::io(
-                            "write",
-                            store.path(&layer_digest).unwrap_or_default(),
-                            std::io::Error::other(format!("{e:#}")),
-                        )
-                    },
-                )?,
-            ),
+            Some(store) if !store.has(&layer_digest)? => Some(copy_into(store, &layer_digest)?),
             _ => None,
         };
         let sink = one_layer(
@@ -222,10 +212,20 @@ fn verify(
     tree.finish()
         .map_err(|(i, why)| layout_error(dir, format!("layer {}: {why}", out[i].digest)))?;
     for c in copies {
-        c.commit()
-            .map_err(|e| OciError::io("write", dir, std::io::Error::other(format!("{e:#}"))))?;
+        c.commit().map_err(|e| write_error(dir, &e))?;
     }
     Ok(out)
+}
+
+/// A temporary file in `store` that becomes blob `digest` when committed.
+fn copy_into(store: &BlobStore, digest: &str) -> Result<crate::fsx::AtomicFile, OciError> {
+    let path = store.path(digest)?;
+    crate::fsx::AtomicFile::create(&path, 0o644).map_err(|e| write_error(&path, &e))
+}
+
+/// An error of the filesystem layer while writing at `path`.
+fn write_error(path: &Path, e: &anyhow::Error) -> OciError {
+    OciError::io("write", path, std::io::Error::other(format!("{e:#}")))
 }
 
 /// Streams layer `digest` of `source` (its descriptor says `size` bytes) through the gzip
