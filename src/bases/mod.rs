@@ -1,6 +1,7 @@
 //! Base images from a registry: where they come from (`--base-registry`, else
 //! `$INFRAGEN_BASE_REGISTRY`), pinning a recipe's `name:tag` to a manifest digest at lock time,
-//! and pulling a pinned image's blobs into the build's store.
+//! and pulling a pinned image's blobs into the build's store; and the whole-image check of what
+//! `lock --bases` pins from a layout.
 //!
 //! Owns the choice of registry and platform. It does not speak HTTP (`registry`) nor check
 //! layers (`oci::layout::image_layers`, shared with imported layouts). No registry host is

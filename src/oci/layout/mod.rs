@@ -8,8 +8,9 @@
 //! <https://github.com/opencontainers/image-spec/blob/v1.1.0/config.md>
 //!
 //! Split by direction: `write` makes the config, the manifest and `index.json` of an
-//! [`ImageSpec`], `read` takes an image back out of another layout (imported base images) and
-//! `date` formats creation times. The types they share live here.
+//! [`ImageSpec`], `read` takes an image back out of another layout (imported base images) after
+//! `check` has held every entry of its layers to the safe-extraction rules, and `date` formats
+//! creation times. The types they share live here.
 
 mod check;
 mod date;
