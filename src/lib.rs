@@ -13,6 +13,7 @@ pub mod cli;
 pub mod component;
 pub mod digest;
 pub mod duration;
+pub mod extraction;
 pub mod fsx;
 pub mod image;
 pub mod keypath;

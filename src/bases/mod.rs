@@ -1,6 +1,7 @@
 //! Base images from a registry: where they come from (`--base-registry`, else
 //! `$INFRAGEN_BASE_REGISTRY`), pinning a recipe's `name:tag` to a manifest digest at lock time,
-//! and pulling a pinned image's blobs into the build's store.
+//! and pulling a pinned image's blobs into the build's store; and the whole-image check of what
+//! `lock --bases` pins from a layout.
 //!
 //! Owns the choice of registry and platform. It does not speak HTTP (`registry`) nor check
 //! layers (`oci::layout::image_layers`, shared with imported layouts). No registry host is
@@ -192,6 +193,31 @@ pub fn pin(lock: &mut Lock, registry: &BaseRegistry) -> Vec<String> {
         }
     }
     problems
+}
+
+/// Checks every base image of `lock` pinned to an image of the layout `dir` (`lock --bases`)
+/// whole, as `build` does (`oci::layout::check_image`: every blob, digest, size and layer
+/// entry), copying nothing. Returns how many were checked; the first that fails is an error
+/// naming it, and the caller writes no lock.
+pub fn check_imported(lock: &Lock, dir: &std::path::Path) -> Result<usize> {
+    let refs = crate::oci::layout::refs(dir)?;
+    let mut checked = std::collections::BTreeSet::new();
+    for base in lock.images.values().filter_map(|e| e.base.as_ref()) {
+        let reference = format!("{}:{}", base.name, base.tag);
+        let Some(digest) = base
+            .digest
+            .as_ref()
+            .filter(|d| refs.get(&reference) == Some(d))
+        else {
+            continue;
+        };
+        if !checked.insert((reference.clone(), digest.clone())) {
+            continue;
+        }
+        crate::oci::layout::check_image(dir, &reference, digest)
+            .with_context(|| format!("base image `{reference}` ({digest}) refused"))?;
+    }
+    Ok(checked.len())
 }
 
 /// The media types of a single-platform image manifest this module takes.

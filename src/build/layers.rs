@@ -265,31 +265,37 @@ fn on_every_core<T: Send>(
 
 /// Layers of a base image, when pinned: from the bases layout when one is given, else from
 /// the store, pulling what it lacks from the base registry. `fetched` counts pulled blobs.
+/// `Ok(Err(why))` is a base image missing (not pinned, not in the layout, not reachable): the
+/// image is not built. `Err` is a base image that is there and breaks a rule (a layer entry, a
+/// blob, a digest): refused, the build fails.
 pub(super) fn base_layers(
     entry: &ImageLock,
     opts: &Options,
     store: &BlobStore,
     fetched: &mut usize,
-) -> Result<Vec<LayerInfo>, String> {
+) -> Result<Result<Vec<LayerInfo>, String>> {
     let Some(base) = &entry.base else {
-        return Err("the lock has no base image for it".to_owned());
+        return Ok(Err("the lock has no base image for it".to_owned()));
     };
     let reference = format!("{}:{}", base.name, base.tag);
     let how = format!(
         "run `infragen lock --base-registry HOST[:PORT][/PREFIX]` (or `$INFRAGEN_BASE_REGISTRY`) and build with the same registry, or import it into an OCI layout under the reference `{reference}` (e.g. with `skopeo copy`), run `infragen lock --bases <layout>` and build with `--bases <layout>`"
     );
     let Some(digest) = &base.digest else {
-        return Err(format!(
+        return Ok(Err(format!(
             "base image `{reference}` is not pinned in infragen.lock (no digest yet); {how}"
-        ));
+        )));
     };
     let layers = if let Some(dir) = &opts.bases {
-        crate::oci::layout::read_image(dir, &reference, digest, store).map_err(|e| {
-            format!(
+        if let Err(e) = crate::oci::layout::pinned(dir, &reference, digest) {
+            return Ok(Err(format!(
                 "base image `{reference}` ({digest}) in {}: {e:#}",
                 dir.display()
-            )
-        })?
+            )));
+        }
+        crate::oci::blob::BlobStore::open(dir)
+            .and_then(|layout| crate::oci::layout::image_layers(&layout, &reference, digest, store))
+            .with_context(|| format!("base image `{reference}` ({digest}) refused"))?
     } else {
         if let Some(registry) = &opts.base_registry {
             let pulled = registry
@@ -299,21 +305,21 @@ pub(super) fn base_layers(
             match pulled {
                 Ok(n) => *fetched += n,
                 Err(e) => {
-                    return Err(format!(
+                    return Ok(Err(format!(
                         "base image `{reference}` ({digest}) from `{}`: {e:#}",
                         registry.base
-                    ))
+                    )))
                 }
             }
         } else if !store.has(digest).unwrap_or(false) {
-            return Err(format!(
+            return Ok(Err(format!(
                 "base image `{reference}` ({digest}) is needed; {how}"
-            ));
+            )));
         }
         crate::oci::layout::image_layers(store, &reference, digest, store)
-            .map_err(|e| format!("base image `{reference}` ({digest}): {e:#}"))?
+            .with_context(|| format!("base image `{reference}` ({digest}) refused"))?
     };
-    Ok(layers
+    Ok(Ok(layers
         .into_iter()
         .map(|l| LayerInfo {
             digest: l.digest,
@@ -321,5 +327,5 @@ pub(super) fn base_layers(
             size: l.size,
             content: 0,
         })
-        .collect())
+        .collect()))
 }

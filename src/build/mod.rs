@@ -285,7 +285,7 @@ fn base_below(
     };
     let name = c.name().to_owned();
     progress.start("base", &name, None);
-    let mut got = base_layers(entry, opts, store, &mut report.base_blobs_fetched);
+    let mut got = base_layers(entry, opts, store, &mut report.base_blobs_fetched)?;
     if upstream && got.is_ok() {
         if let Err(e) = upstream_entrypoint(entry, opts, store, r) {
             got = Err(e);

@@ -533,6 +533,9 @@ fn resolve_lock(
         Some(r) => crate::bases::pin(&mut lock, r),
         None => Vec::new(),
     };
+    if let Some(dir) = s.bases.as_deref() {
+        crate::bases::check_imported(&lock, dir)?;
+    }
     lock.save(&s.lock)?;
     Ok((lock, problems))
 }

@@ -77,6 +77,24 @@ pub enum OciError {
         /// What is wrong.
         reason: String,
     },
+    /// A blob is not a regular file.
+    #[error("blob `{}` is {what}; a blob must be a regular file", path.display())]
+    NotRegular {
+        /// The blob file.
+        path: PathBuf,
+        /// What it is instead.
+        what: &'static str,
+    },
+    /// A blob is not of the size its descriptor (or the bound on documents) says.
+    #[error("blob `{}` is {size} bytes, not {expected}", path.display())]
+    Size {
+        /// The blob file.
+        path: PathBuf,
+        /// Its size (or the bytes read).
+        size: u64,
+        /// The size expected, and why.
+        expected: String,
+    },
     /// A reference name is not valid for `org.opencontainers.image.ref.name`.
     #[error("`{0}` is not a valid image reference name\nhint: use letters, digits and `-._:@+/`, starting and ending with a letter or digit")]
     InvalidRefName(String),
@@ -120,6 +138,10 @@ pub fn digest_hex(digest: &str) -> Result<&str, OciError> {
 pub struct BlobStore {
     root: PathBuf,
 }
+
+/// The largest document (manifest, config, `index.json`) read whole: OCI registries accept
+/// manifests up to 4 MiB; configs with a long history stay far below this.
+pub const MAX_DOCUMENT: u64 = 16 << 20;
 
 /// The `oci-layout` file every image layout carries.
 const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -169,19 +191,75 @@ impl BlobStore {
         Ok(self.path(digest)?.is_file())
     }
 
-    /// Reads the blob with `digest`, checking that its content hashes to it.
-    pub fn get(&self, digest: &str) -> Result<Vec<u8>, OciError> {
-        let path = self.path(digest)?;
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+    /// Opens the blob `digest` for streaming, with its size: a regular file reached without
+    /// following a symlink anywhere below the layout directory, opened without waiting (a fifo
+    /// never blocks) and checked on the open descriptor. A symlink (to `/dev/zero` or anything
+    /// else), a fifo, a device or a socket under a digest's name is refused, naming its kind.
+    pub fn open_blob(&self, digest: &str) -> Result<(fs::File, u64), OciError> {
+        let rel = Path::new("blobs/sha256").join(digest_hex(digest)?);
+        let path = self.root.join(&rel);
+        let refused =
+            |e: anyhow::Error| OciError::io("open", &path, io::Error::other(format!("{e:#}")));
+        let root =
+            crate::fsx::Root::open(&self.root, crate::fsx::Links::Refuse).map_err(refused)?;
+        let kind = match root.meta(&rel).map_err(refused)? {
+            None => {
                 return Err(OciError::MissingBlob {
                     digest: digest.to_owned(),
                     root: self.root.clone(),
                 })
             }
-            Err(e) => return Err(OciError::io("read", path, e)),
+            Some(m) => m.kind,
         };
+        let what = match kind {
+            crate::fsx::Kind::File => None,
+            crate::fsx::Kind::Symlink => Some("a symlink, which infragen does not follow"),
+            crate::fsx::Kind::Dir => Some("a directory"),
+            crate::fsx::Kind::Other => Some("a fifo, device or socket"),
+        };
+        if let Some(what) = what {
+            return Err(OciError::NotRegular { path, what });
+        }
+        let file = root.open_file(&rel).map_err(refused)?;
+        let size = file
+            .metadata()
+            .map_err(|e| OciError::io("stat", &path, e))?
+            .len();
+        Ok((file, size))
+    }
+
+    /// Reads the blob with `digest` (a document: at most [`MAX_DOCUMENT`] bytes), checking that
+    /// its content hashes to it. The blob is opened as [`BlobStore::open_blob`] does.
+    pub fn get(&self, digest: &str) -> Result<Vec<u8>, OciError> {
+        self.get_sized(digest, None)
+    }
+
+    /// [`BlobStore::get`] for a blob whose descriptor says it has `size` bytes: a blob of
+    /// another size is refused, and no more than `size + 1` bytes are ever read.
+    pub fn get_sized(&self, digest: &str, size: Option<u64>) -> Result<Vec<u8>, OciError> {
+        let (file, on_disk) = self.open_blob(digest)?;
+        let path = self.path(digest)?;
+        let limit = size.unwrap_or(MAX_DOCUMENT).min(MAX_DOCUMENT);
+        if on_disk > limit || size.is_some_and(|s| s != on_disk) {
+            return Err(OciError::Size {
+                path,
+                size: on_disk,
+                expected: size.map_or_else(
+                    || format!("at most {MAX_DOCUMENT}, the most a document may have"),
+                    |s| format!("{s} as its descriptor says"),
+                ),
+            });
+        }
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut io::Read::take(file, limit + 1), &mut bytes)
+            .map_err(|e| OciError::io("read", &path, e))?;
+        if bytes.len() as u64 != on_disk {
+            return Err(OciError::Size {
+                path,
+                size: bytes.len() as u64,
+                expected: format!("{on_disk} as it was when opened"),
+            });
+        }
         let actual = sha256_digest(&bytes);
         if actual != digest {
             return Err(OciError::DigestMismatch {

@@ -8,9 +8,11 @@
 //! <https://github.com/opencontainers/image-spec/blob/v1.1.0/config.md>
 //!
 //! Split by direction: `write` makes the config, the manifest and `index.json` of an
-//! [`ImageSpec`], `read` takes an image back out of another layout (imported base images) and
-//! `date` bounds and formats creation times. The types they share live here.
+//! [`ImageSpec`], `read` takes an image back out of another layout (imported base images) after
+//! `check` has held every entry of its layers to the safe-extraction rules, and `date` bounds
+//! and formats creation times. The types they share live here.
 
+mod check;
 mod date;
 mod read;
 #[cfg(test)]
@@ -24,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::layer::{Layer, MEDIA_TYPE as LAYER_MEDIA_TYPE};
 
 pub use date::{check_epoch, parse_epoch, rfc3339, LAST_EPOCH};
-pub use read::{image_layers, read_image, refs, GZIP_LAYER_TYPES};
+pub use read::{check_image, image_layers, pinned, read_image, refs, GZIP_LAYER_TYPES, MAX_LAYERS};
 pub use write::{config_json, write_image, write_index};
 
 /// Media type of an image config.
