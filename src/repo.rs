@@ -82,6 +82,7 @@ pub fn sync(dir: &Path, lock: &Path, cache: &Path, repos: &[PathBuf]) -> Result<
                     &p.sha256,
                     repos,
                     sources.as_deref().unwrap_or_default(),
+                    &mut |_, _| {},
                 )?;
                 write_file_atomic(&target, &b, 0o644)?;
                 b

@@ -238,7 +238,8 @@ fn a_download_cut_mid_body_resumes_with_range_and_is_whole() {
                 "pool/main/h/hello.deb",
                 &sha(&file),
                 &[],
-                &[]
+                &[],
+                &mut |_, _| panic!("a cached package reports no download progress")
             )
             .unwrap(),
         file
@@ -578,4 +579,32 @@ fn a_download_that_failed_is_resumed_by_the_next_run() {
         .collect();
     assert_eq!(ranges, [Some("bytes=1000-".to_owned()), None]);
     assert_eq!(files(dir.path()), vec![path]);
+}
+
+/// `Cache::deb`, which builds and `repo images` call, passes the download's progress on: bytes
+/// that never go backwards and end at the whole file, the total from `Content-Length`.
+#[test]
+fn a_package_download_reports_its_bytes() {
+    let addr = "127.0.52.20:8080";
+    let file = content(200_000);
+    serve(addr, vec![Answer::Full(200, file.clone())]);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(dir.path()).with_downloader(quick());
+    let mut calls = Vec::new();
+    let bytes = cache
+        .deb(
+            "hello",
+            "1.0",
+            "pool/main/h/hello.deb",
+            &sha(&file),
+            &[],
+            &[source(addr)],
+            &mut |done, total| calls.push((done, total)),
+        )
+        .unwrap();
+    assert_eq!(bytes, file);
+    let total = Some(file.len() as u64);
+    assert_eq!(calls.last(), Some(&(file.len() as u64, total)), "{calls:?}");
+    assert!(calls.len() >= 2, "{calls:?}");
+    assert!(calls.windows(2).all(|w| w[0].0 <= w[1].0), "{calls:?}");
 }

@@ -57,6 +57,7 @@ fn quadlet() -> PathBuf {
             &podman.sha256,
             &[],
             &[source],
+            &mut |_, _| {},
         )
         .expect("podman .deb");
     let deb = infragen::pkg::deb::read(&bytes, &infragen::pkg::deb::Limits::default())

@@ -166,6 +166,9 @@ fn package_layer(
         &p.sha256,
         &opts.repos,
         sources,
+        // Bytes as they arrive from a mirror (none for a package in the cache or a local
+        // repository); the lock's size stands in for a total the server does not send.
+        &mut |got, total| progress.progress("download", &p.name, got, total.or(Some(p.size))),
     )?;
     progress.done("download", &p.name, bytes.len() as u64, Some(&p.sha256));
     progress.start("layer", &p.name, None);

@@ -294,7 +294,9 @@ impl Cache {
     /// The package file with `sha256`, from the cache, a local repository, or the sources
     /// ([`Cache::fetch`]). Whatever the origin, the bytes must hash to `sha256` or they are
     /// refused. When every source answers 404, the error is [`Vanished`], naming `name` and
-    /// `version`.
+    /// `version`. `progress` follows a download from a source (not a package found in the cache
+    /// or a local repository).
+    #[allow(clippy::too_many_arguments)] // the lock's facts of one package, where to look, progress
     pub fn deb(
         &self,
         name: &str,
@@ -303,6 +305,7 @@ impl Cache {
         sha256: &str,
         local: &[PathBuf],
         sources: &[Source],
+        progress: Progress<'_>,
     ) -> Result<Vec<u8>> {
         let cached = self.path(sha256);
         if let Ok(bytes) = fs::read(&cached) {
@@ -311,14 +314,7 @@ impl Cache {
             }
         }
         let path = self.fetch(
-            name,
-            version,
-            filename,
-            sha256,
-            None,
-            local,
-            sources,
-            &mut |_, _| {},
+            name, version, filename, sha256, None, local, sources, progress,
         )?;
         let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         if self::sha256(&bytes) != sha256 {
@@ -484,6 +480,7 @@ mod tests {
                 &"1".repeat(64),
                 &[local.path().to_path_buf()],
                 sources,
+                &mut |_, _| {},
             )
             .unwrap_err()
     }
