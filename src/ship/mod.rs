@@ -239,9 +239,12 @@ impl Pusher<'_> {
     fn blob(&mut self, repo: &str, digest: &Digest, size: u64, source: &Path) -> Result<()> {
         let name = format!("{repo}@{digest}");
         self.progress.start("push", &name, Some(size));
+        let reporter = self.progress;
         let pushed = self
             .sink
-            .put_blob(repo, digest, size, source)
+            .put_blob(repo, digest, size, source, &mut |sent, total| {
+                reporter.progress("push", &name, sent, total);
+            })
             .with_context(|| format!("pushing blob {digest} to `{repo}`"))?;
         self.progress
             .done("push", &name, size, Some(digest.as_str()));
