@@ -70,7 +70,7 @@ impl fmt::Display for Summary {
             if self.hosts == 1 { "" } else { "s" },
             self.uploaded,
             s(self.uploaded),
-            crate::registry::bytes(self.bytes),
+            crate::plural::bytes(self.bytes),
             self.mounted,
             self.skipped,
             self.manifests,
