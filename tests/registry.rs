@@ -480,10 +480,23 @@ fn a_build_is_pushed_once_read_back_by_skopeo_and_not_pushed_again() {
     }
     assert_eq!(hosts.len(), 3);
 
-    // Chunks of 4 MiB: the large layers go up in several PATCHes.
-    let o = push(&out, &prefix, &["--chunk-size", "4194304"]);
+    // Chunks of 4 MiB: the large layers go up in several PATCHes. With `-v`, each upload's
+    // progress is a plain line on stderr (the first at once, then at most one a second): a
+    // chunked layer's first is its first chunk.
+    let o = push(&out, &prefix, &["--chunk-size", "4194304", "-v"]);
     let summary = common::ok(&o, "push");
     eprintln!("{summary}");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("push: ") && l.contains(" 4194304/") && l.ends_with(" bytes")),
+        "no progress line of a chunked upload:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains('\r'),
+        "{stderr}"
+    );
     assert_eq!(
         count(&summary, "blobs uploaded"),
         blobs.len() as u64,
