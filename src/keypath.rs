@@ -5,19 +5,24 @@
 
 /// Appends `key` to `base`, quoting it when it would be ambiguous.
 pub fn join(base: &str, key: &str) -> String {
+    let key = segment(key);
+    if base.is_empty() {
+        key.into_owned()
+    } else {
+        format!("{base}.{key}")
+    }
+}
+
+/// `key` as a path spells it: as it is, or quoted when it would be ambiguous.
+pub fn segment(key: &str) -> std::borrow::Cow<'_, str> {
     let plain = !key.is_empty()
         && key
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    let key = if plain {
-        key.to_owned()
+    if plain {
+        std::borrow::Cow::Borrowed(key)
     } else {
-        format!("{key:?}")
-    };
-    if base.is_empty() {
-        key
-    } else {
-        format!("{base}.{key}")
+        std::borrow::Cow::Owned(format!("{key:?}"))
     }
 }
 

@@ -138,6 +138,9 @@ struct Bars {
 /// Seconds between two `progress` events of one task on the JSON sink.
 const JSON_INTERVAL: Duration = Duration::from_millis(250);
 
+/// Seconds between two plain progress lines of one task (`-v`): a log, not an animation.
+const LINE_INTERVAL: Duration = Duration::from_secs(1);
+
 impl Reporter {
     /// A reporter showing events as `mode` says.
     pub fn new(mode: Mode) -> Self {
@@ -197,17 +200,37 @@ impl Reporter {
         });
     }
 
-    /// A task got to `bytes`.
+    /// A task got to `bytes`: a bar moves, a JSON event (at most four a second and task) or a
+    /// plain line (`-v`, at most one a second and task).
     pub fn progress(&self, phase: &'static str, name: &str, bytes: u64, total: Option<u64>) {
-        if !matches!(self.mode, Mode::Bars | Mode::Json) {
-            return;
+        match self.mode {
+            Mode::Bars | Mode::Json => self.event(Event::Progress {
+                phase,
+                name: name.to_owned(),
+                bytes,
+                total,
+            }),
+            Mode::Lines if self.due(phase, name, LINE_INTERVAL) => {
+                eprintln!("{}", progress_line(phase, name, bytes, total));
+            }
+            Mode::Lines | Mode::Silent | Mode::Quiet => {}
         }
-        self.event(Event::Progress {
-            phase,
-            name: name.to_owned(),
-            bytes,
-            total,
-        });
+    }
+
+    /// Whether task `name` of `phase` may report its progress again: not within `interval` of
+    /// the last time it did (the first time, always).
+    fn due(&self, phase: &str, name: &str, interval: Duration) -> bool {
+        let key = format!("{phase}\0{name}");
+        let now = Instant::now();
+        let mut last = self.last.lock().expect("last");
+        if last
+            .get(&key)
+            .is_some_and(|t| now.duration_since(*t) < interval)
+        {
+            return false;
+        }
+        last.insert(key, now);
+        true
     }
 
     /// A task finished.
@@ -257,16 +280,9 @@ impl Reporter {
 
     fn json(&self, e: &Event) {
         if let Event::Progress { phase, name, .. } = e {
-            let key = format!("{phase}\0{name}");
-            let now = Instant::now();
-            let mut last = self.last.lock().expect("last");
-            if last
-                .get(&key)
-                .is_some_and(|t| now.duration_since(*t) < JSON_INTERVAL)
-            {
+            if !self.due(phase, name, JSON_INTERVAL) {
                 return;
             }
-            last.insert(key, now);
         }
         Self::json_line(e);
     }
@@ -391,7 +407,16 @@ impl Drop for Reporter {
     }
 }
 
-/// The plain line of an event (`-v`); `None` for the ones too frequent to print.
+/// The plain line of a task's progress (`-v`, throttled by [`Reporter::progress`]).
+fn progress_line(phase: &str, name: &str, bytes: u64, total: Option<u64>) -> String {
+    match total {
+        Some(t) => format!("{phase}: {name} {bytes}/{t} bytes"),
+        None => format!("{phase}: {name} {bytes} bytes"),
+    }
+}
+
+/// The plain line of an event (`-v`); `None` for progress, which [`Reporter::progress`] prints
+/// itself, throttled.
 fn line(e: &Event) -> Option<String> {
     Some(match e {
         Event::Phase { phase } => (*phase).to_owned(),
@@ -450,6 +475,27 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&e).unwrap(),
             r#"{"event":"start","phase":"layers","name":"x","total":9}"#
+        );
+    }
+
+    #[test]
+    fn progress_is_throttled_per_task() {
+        let r = Reporter::silent();
+        assert!(r.due("download", "libc6", LINE_INTERVAL));
+        assert!(!r.due("download", "libc6", LINE_INTERVAL), "again at once");
+        assert!(r.due("download", "zlib1g", LINE_INTERVAL), "another task");
+        assert!(r.due("push", "libc6", LINE_INTERVAL), "another phase");
+        assert!(
+            r.due("download", "libc6", Duration::ZERO),
+            "once the interval passed"
+        );
+        assert_eq!(
+            progress_line("download", "libc6", 5, Some(9)),
+            "download: libc6 5/9 bytes"
+        );
+        assert_eq!(
+            progress_line("pull", "oci/blobs/sha256/ab", 5, None),
+            "pull: oci/blobs/sha256/ab 5 bytes"
         );
     }
 

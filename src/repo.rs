@@ -92,6 +92,7 @@ pub fn sync(dir: &Path, lock_path: &Path, cache: &Path, repos: &[PathBuf]) -> Re
                     p.size,
                     repos,
                     sources.as_deref().unwrap_or_default(),
+                    &mut |_, _| {},
                 )?;
                 (b, false)
             }

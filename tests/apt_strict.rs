@@ -391,7 +391,7 @@ fn a_deb_whose_size_is_not_the_locks_is_refused_by_build_and_nothing_is_written(
     let bad_lock = dir.path().join("infragen.lock");
     lock.save(&bad_lock).unwrap();
     let pki = dir.path().join("pki");
-    common::copy_tree(&common::root().join("tests/cases/meta/pki"), &pki);
+    common::pki::copy(&common::pki::committed(), &pki);
     let out = dir.path().join("out");
     let o = build(&bad_lock, &pki, &out, &dir.path().join("cache"), &repo.dir);
     let err = String::from_utf8_lossy(&o.stderr);

@@ -240,7 +240,8 @@ fn a_download_cut_mid_body_resumes_with_range_and_is_whole() {
                 &sha(&file),
                 file.len() as u64,
                 &[],
-                &[]
+                &[],
+                &mut |_, _| panic!("a cached package reports no download progress")
             )
             .unwrap(),
         file
@@ -600,6 +601,7 @@ fn a_package_or_index_of_another_size_than_expected_is_refused_naming_it() {
             file.len() as u64 - 1,
             &[],
             &[source(addr)],
+            &mut |_, _| {},
         )
         .unwrap_err();
     let e = format!("{e:#}");
@@ -625,4 +627,33 @@ fn a_package_or_index_of_another_size_than_expected_is_refused_naming_it() {
         infragen::pkg::fetch::get_at_most_with(&quick(), &url, 50_000).unwrap(),
         file
     );
+}
+
+/// `Cache::deb`, which builds and `repo images` call, passes the download's progress on: bytes
+/// that never go backwards and end at the whole file, the total from `Content-Length`.
+#[test]
+fn a_package_download_reports_its_bytes() {
+    let addr = "127.0.52.20:8080";
+    let file = content(200_000);
+    serve(addr, vec![Answer::Full(200, file.clone())]);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(dir.path()).with_downloader(quick());
+    let mut calls = Vec::new();
+    let bytes = cache
+        .deb(
+            "hello",
+            "1.0",
+            "pool/main/h/hello.deb",
+            &sha(&file),
+            file.len() as u64,
+            &[],
+            &[source(addr)],
+            &mut |done, total| calls.push((done, total)),
+        )
+        .unwrap();
+    assert_eq!(bytes, file);
+    let total = Some(file.len() as u64);
+    assert_eq!(calls.last(), Some(&(file.len() as u64, total)), "{calls:?}");
+    assert!(calls.len() >= 2, "{calls:?}");
+    assert!(calls.windows(2).all(|w| w[0].0 <= w[1].0), "{calls:?}");
 }

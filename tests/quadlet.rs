@@ -61,6 +61,7 @@ fn quadlet() -> PathBuf {
             podman.size,
             &[],
             &[source],
+            &mut |_, _| {},
         )
         .expect("podman .deb");
     let deb = infragen::pkg::deb::read(&bytes, &infragen::pkg::deb::Limits::default())

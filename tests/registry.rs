@@ -60,10 +60,16 @@ fn blobs_push_mount_chunk_and_come_back() {
     let (big, big_size, big_path) = blob(dir.path(), "big", &pseudo_random(4500, 7));
 
     assert_eq!(c.blob_exists("t/a", &small).unwrap(), None);
+    let mut calls = Vec::new();
     assert_eq!(
-        c.push_blob("t/a", &small, small_size, &small_path).unwrap(),
+        c.push_blob_with("t/a", &small, small_size, &small_path, &mut |n, t| {
+            calls.push((n, t));
+        })
+        .unwrap(),
         Pushed::Uploaded
     );
+    // One request: its progress is the whole blob, once it is taken.
+    assert_eq!(calls, [(small_size, Some(small_size))]);
     assert_eq!(
         (
             c.stats.count("POST"),
@@ -72,10 +78,21 @@ fn blobs_push_mount_chunk_and_come_back() {
         ),
         (1, 1, 0)
     );
-    // Chunked: 4500 bytes in chunks of 1000 are five PATCHes and an empty PUT.
+    // Chunked: 4500 bytes in chunks of 1000 are five PATCHes and an empty PUT, with the
+    // progress after each chunk.
+    let mut calls = Vec::new();
     assert_eq!(
-        c.push_blob("t/a", &big, big_size, &big_path).unwrap(),
+        c.push_blob_with("t/a", &big, big_size, &big_path, &mut |n, t| {
+            calls.push((n, t));
+        })
+        .unwrap(),
         Pushed::Uploaded
+    );
+    let total = Some(big_size);
+    assert_eq!(
+        calls,
+        [1000, 2000, 3000, 4000, 4500].map(|n| (n, total)),
+        "progress after each chunk"
     );
     assert_eq!(
         (
@@ -463,10 +480,23 @@ fn a_build_is_pushed_once_read_back_by_skopeo_and_not_pushed_again() {
     }
     assert_eq!(hosts.len(), 3);
 
-    // Chunks of 4 MiB: the large layers go up in several PATCHes.
-    let o = push(&out, &prefix, &["--chunk-size", "4194304"]);
+    // Chunks of 4 MiB: the large layers go up in several PATCHes. With `-v`, each upload's
+    // progress is a plain line on stderr (the first at once, then at most one a second): a
+    // chunked layer's first is its first chunk.
+    let o = push(&out, &prefix, &["--chunk-size", "4194304", "-v"]);
     let summary = common::ok(&o, "push");
     eprintln!("{summary}");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("push: ") && l.contains(" 4194304/") && l.ends_with(" bytes")),
+        "no progress line of a chunked upload:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains('\r'),
+        "{stderr}"
+    );
     assert_eq!(
         count(&summary, "blobs uploaded"),
         blobs.len() as u64,

@@ -53,7 +53,7 @@ impl Pulled {
         format!(
             "pulled {reference}: {} fetched ({}), {} in the host's store; {}; {}",
             count(self.fetched, "blob"),
-            crate::registry::bytes(self.fetched_bytes),
+            crate::plural::bytes(self.fetched_bytes),
             self.reused,
             count(self.files, "bundle file"),
             count(self.requests, "request")
@@ -440,7 +440,7 @@ mod tests {
             one.summary("r/bundle:g1"),
             format!(
                 "pulled r/bundle:g1: 1 blob fetched ({}), 2 in the host's store; 1 bundle file; 1 request",
-                crate::registry::bytes(0)
+                crate::plural::bytes(0)
             )
         );
         let many = Pulled {

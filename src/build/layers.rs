@@ -20,6 +20,7 @@ use crate::lock::ImageLock;
 use crate::oci::blob::BlobStore;
 use crate::oci::layer::{self, EntryKind, LayerEntry};
 use crate::pkg::deb::{self, Identity};
+use crate::pkg::download::Progress;
 use crate::pkg::fetch::{AptConfig, Cache, Vanished};
 use crate::progress::Reporter;
 
@@ -156,8 +157,10 @@ impl<'a> Debs<'a> {
         })
     }
 
-    /// The bytes of `p`'s `.deb`, whose sha256 the cache has checked to be the lock's.
-    fn read(&self, p: &crate::lock::LockedPackage) -> Result<Vec<u8>> {
+    /// The bytes of `p`'s `.deb`, whose sha256 and size the cache has checked to be the lock's.
+    /// `progress` follows a download from a mirror (nothing for a package in the cache or a
+    /// local repository).
+    fn read(&self, p: &crate::lock::LockedPackage, progress: Progress<'_>) -> Result<Vec<u8>> {
         self.cache.deb(
             &p.name,
             &p.version,
@@ -166,6 +169,7 @@ impl<'a> Debs<'a> {
             p.size,
             self.repos,
             &self.sources,
+            progress,
         )
     }
 }
@@ -181,7 +185,10 @@ pub(super) fn identify(
     let found = on_every_core(jobs, |job| {
         let p = job.package;
         progress.start("download", &p.name, Some(p.size));
-        let bytes = debs.read(p)?;
+        // The lock's size stands in for a total the server does not send.
+        let bytes = debs.read(p, &mut |got, total| {
+            progress.progress("download", &p.name, got, total.or(Some(p.size)));
+        })?;
         progress.done("download", &p.name, bytes.len() as u64, Some(&p.sha256));
         Ok(deb::identity(&bytes, &deb::Limits::default())?)
     })?;
@@ -202,7 +209,7 @@ pub(super) fn build_jobs(
     let built = on_every_core(jobs, |job| {
         let p = job.package;
         // The cache checks the sha256 again: these are the bytes `identify` read.
-        let bytes = debs.read(p)?;
+        let bytes = debs.read(p, &mut |_, _| {})?;
         progress.start("layer", &p.name, None);
         let layer = make_layer(package_entries(&bytes, job.recipe)?, epoch, store)?;
         progress.done("layer", &p.name, layer.size, Some(&layer.digest));

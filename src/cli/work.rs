@@ -321,10 +321,10 @@ fn built(
     for (host, built) in &report.hosts {
         for (c, b) in built {
             ui.say(format!(
-                "{host} infra-{c:<13} {} ({}, {:.1} MiB compressed)",
+                "{host} infra-{c:<13} {} ({}, {} compressed)",
                 b.digest,
                 count(b.layers.len(), "layer"),
-                mib(b.compressed())
+                crate::plural::bytes(b.compressed())
             ));
             images.push(BuiltImage {
                 host,
@@ -374,11 +374,6 @@ fn built(
         return 1;
     }
     0
-}
-
-#[allow(clippy::cast_precision_loss)]
-fn mib(n: u64) -> f64 {
-    n as f64 / 1_048_576.0
 }
 
 /// What `infragen lock` was asked.
@@ -551,9 +546,9 @@ fn locked(lock: &crate::lock::Lock, ui: &Ui) {
                 b.digest.as_deref().unwrap_or("(not pinned)")
             )),
             None => ui.say(format!(
-                "{name:<13} {}, {:.1} MiB installed",
+                "{name:<13} {}, {} installed",
                 count(image.packages.len(), "package"),
-                mib(image.packages.iter().map(|p| p.installed_size * 1024).sum())
+                crate::plural::bytes(image.packages.iter().map(|p| p.installed_size * 1024).sum())
             )),
         }
     }

@@ -361,8 +361,9 @@ impl Cache {
     /// The package file with `sha256` and `size` bytes, from the cache, a local repository, or
     /// the sources ([`Cache::fetch`]). Whatever the origin, the bytes must be `size` long and
     /// hash to `sha256` or they are refused, naming the package. When every source answers
-    /// 404, the error is [`Vanished`], naming `name` and `version`.
-    #[allow(clippy::too_many_arguments)] // the lock's facts of one package, and where to look
+    /// 404, the error is [`Vanished`], naming `name` and `version`. `progress` follows a
+    /// download from a source (not a package found in the cache or a local repository).
+    #[allow(clippy::too_many_arguments)] // the lock's facts of one package, where to look, progress
     pub fn deb(
         &self,
         name: &str,
@@ -372,6 +373,7 @@ impl Cache {
         size: u64,
         local: &[PathBuf],
         sources: &[Source],
+        progress: Progress<'_>,
     ) -> Result<Vec<u8>> {
         let cached = self.path(sha256);
         let bytes = match fs::read(&cached) {
@@ -385,7 +387,7 @@ impl Cache {
                     Some(size),
                     local,
                     sources,
-                    &mut |_, _| {},
+                    progress,
                 )?;
                 let bytes =
                     fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -583,6 +585,7 @@ mod tests {
                 1,
                 &[local.path().to_path_buf()],
                 sources,
+                &mut |_, _| {},
             )
             .unwrap_err()
     }
@@ -634,6 +637,7 @@ mod tests {
                 size,
                 &[local.path().to_path_buf()],
                 &[],
+                &mut |_, _| {},
             )
         };
         let e = format!("{:#}", get(bytes.len() as u64 + 1).unwrap_err());

@@ -207,14 +207,12 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
             ));
         }
     }
-    // Every host's variables, resolved once for both inventory-wide computations.
-    let resolved: Vec<(&str, crate::profile::Vars)> = inventory
-        .all_hosts()
-        .into_iter()
-        .map(|h| (h, inventory.resolve(h)))
-        .collect();
-    let targets = targets::compute(&resolved, &infra, &mut problems);
-    let dns = targets::dns_records(&resolved, &mut problems);
+    // Every host's variables, resolved as each pass reaches it (borrowed, so resolving twice
+    // is cheaper than keeping 100,000 hosts' resolutions at once).
+    let all_hosts = inventory.all_hosts();
+    let resolved = || all_hosts.iter().map(|h| (*h, inventory.resolve(h)));
+    let targets = targets::compute(resolved(), &infra, &mut problems);
+    let dns = targets::dns_records(resolved(), &mut problems);
     let shared = host_plans(inventory, &infra_hosts, &infra, &dns, &mut problems);
 
     let warnings = misspellings(inventory);
@@ -321,7 +319,7 @@ fn host_plans(
             Some((first, before)) if *before != chosen => {
                 let path = r
                     .var(crate::upstream::PARAM)
-                    .map(|v| v.path)
+                    .map(|v| v.path.clone())
                     .unwrap_or_default();
                 r.problem(
                     &path,
@@ -334,7 +332,10 @@ fn host_plans(
         match &proxy_env {
             None => proxy_env = Some((key.to_owned(), proxies)),
             Some((first, before)) if *before != proxies => {
-                let path = r.var(proxy::PARAM).map(|v| v.path).unwrap_or_default();
+                let path = r
+                    .var(proxy::PARAM)
+                    .map(|v| v.path.clone())
+                    .unwrap_or_default();
                 r.problem(
                     &path,
                     format!("differs from host `{first}`'s: images are built once for every infra host, so every host downloads packages the same way"),
@@ -364,7 +365,10 @@ fn infra_node(r: &mut Reader) -> Option<InfraNode> {
     let seq = if r.var("infra_seq").is_some() {
         r.uint("infra_seq").and_then(|n| {
             u32::try_from(n).ok().or_else(|| {
-                let path = r.var("infra_seq").map(|v| v.path).unwrap_or_default();
+                let path = r
+                    .var("infra_seq")
+                    .map(|v| v.path.clone())
+                    .unwrap_or_default();
                 r.problem(&path, "`infra_seq` is too large");
                 None
             })
@@ -398,17 +402,20 @@ fn infra_node(r: &mut Reader) -> Option<InfraNode> {
     })
 }
 
-/// Warnings for variables that look like a misspelt INFRA parameter.
+/// Warnings for variables that look like a misspelt INFRA parameter. Each distinct name is
+/// compared with the catalogue once (a large inventory writes the same few names many times).
 fn misspellings(inventory: &Inventory) -> Vec<Problem> {
+    let mut suggestions: BTreeMap<&str, Option<&'static str>> = BTreeMap::new();
     let mut out: Vec<Problem> = inventory
         .every_var()
         .filter_map(|(name, var)| {
-            crate::params::suggest(name).map(|s| {
-                Problem::at(
-                    &var.path,
-                    format!("unknown parameter `{name}`; did you mean `{s}`?"),
-                )
-            })
+            let s = (*suggestions
+                .entry(name)
+                .or_insert_with(|| crate::params::suggest(name)))?;
+            Some(Problem::at(
+                &var.path,
+                format!("unknown parameter `{name}`; did you mean `{s}`?"),
+            ))
         })
         .collect();
     out.sort();

@@ -10,13 +10,31 @@ use crate::yaml::Value;
 use crate::duration::{self, Duration, Unit};
 use crate::params;
 use crate::problem::Problem;
-use crate::profile::{kind, Var, Vars};
+use crate::profile::{kind, Resolved, Var};
 
 use super::check;
 
+/// Every parameter's built-in default, parsed once (a large inventory reads them for each of
+/// its hosts).
+fn defaults() -> &'static std::collections::BTreeMap<&'static str, Var> {
+    static DEFAULTS: std::sync::OnceLock<std::collections::BTreeMap<&'static str, Var>> =
+        std::sync::OnceLock::new();
+    DEFAULTS.get_or_init(|| {
+        params::PARAMS
+            .iter()
+            .filter_map(|p| {
+                let value =
+                    crate::yaml::from_str(p.default?).expect("built-in defaults are valid YAML");
+                let path = format!("default:{}", p.name);
+                Some((p.name, Var { value, path }))
+            })
+            .collect()
+    })
+}
+
 /// Reads typed parameters of one host.
 pub struct Reader<'a> {
-    vars: &'a Vars,
+    vars: &'a Resolved<'a>,
     host: &'a str,
     /// Problems found so far (shared with the caller).
     pub problems: &'a mut Vec<Problem>,
@@ -24,7 +42,7 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     /// A reader over `vars` (already resolved for `host`).
-    pub fn new(vars: &'a Vars, host: &'a str, problems: &'a mut Vec<Problem>) -> Self {
+    pub fn new(vars: &'a Resolved<'a>, host: &'a str, problems: &'a mut Vec<Problem>) -> Self {
         Self {
             vars,
             host,
@@ -38,16 +56,11 @@ impl<'a> Reader<'a> {
     }
 
     /// The variable `name` as written, or its built-in default (path `default:<name>`).
-    pub fn var(&self, name: &str) -> Option<Var> {
+    pub fn var(&self, name: &str) -> Option<&'a Var> {
         if let Some(v) = self.vars.get(name) {
-            return Some(v.clone());
+            return Some(v);
         }
-        let default = params::get(name).and_then(|p| p.default)?;
-        let value = crate::yaml::from_str(default).expect("built-in defaults are valid YAML");
-        Some(Var {
-            value,
-            path: format!("default:{name}"),
-        })
+        defaults().get(name)
     }
 
     /// Whether the profile sets `name` explicitly.

@@ -13,7 +13,7 @@ use super::check;
 use super::read::Reader;
 use super::{Component, InfraNode};
 use crate::problem::Problem;
-use crate::profile::Vars;
+use crate::profile::Resolved;
 
 /// One file-SD group: labels and `host:port` targets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -54,8 +54,8 @@ fn at(ip: &str, port: u16) -> String {
 }
 
 /// Every scrape target of the inventory (all but the per-host `pgrds` files).
-pub fn compute(
-    hosts: &[(&str, Vars)],
+pub fn compute<'a>(
+    hosts: impl IntoIterator<Item = (&'a str, Resolved<'a>)>,
     infra: &[InfraNode],
     problems: &mut Vec<Problem>,
 ) -> Targets {
@@ -67,7 +67,7 @@ pub fn compute(
         put("infra", format!("infra-{}", node.seq), infra_groups(node));
     }
     for (host, vars) in hosts {
-        let mut r = Reader::new(vars, host, problems);
+        let mut r = Reader::new(&vars, host, problems);
         let Ok(addr) = host.parse::<IpAddr>() else {
             continue;
         }; // reported by `plan::resolve`
@@ -311,7 +311,7 @@ fn member(
         default_cluster.to_owned()
     };
     if cls.is_empty() {
-        let path = r.var(seq_key).map(|v| v.path).unwrap_or_default();
+        let path = r.var(seq_key).map(|v| v.path.clone()).unwrap_or_default();
         r.problem(
             &path,
             format!("`{seq_key}` is set but `{cluster_key}` is not"),
@@ -319,7 +319,10 @@ fn member(
         return None;
     }
     if let Err(e) = check::hostname(&cls) {
-        let path = r.var(cluster_key).map(|v| v.path).unwrap_or_default();
+        let path = r
+            .var(cluster_key)
+            .map(|v| v.path.clone())
+            .unwrap_or_default();
         r.problem(&path, e);
         return None;
     }
@@ -379,8 +382,8 @@ pub fn facts(r: &mut Reader, ip: &str) -> NodeFacts {
 }
 
 /// dnsmasq records computed from the inventory: file name → lines.
-pub fn dns_records(
-    hosts: &[(&str, Vars)],
+pub fn dns_records<'a>(
+    hosts: impl IntoIterator<Item = (&'a str, Resolved<'a>)>,
     problems: &mut Vec<Problem>,
 ) -> BTreeMap<String, Vec<String>> {
     let mut files: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -390,7 +393,7 @@ pub fn dns_records(
             continue;
         };
         let ip = addr.to_string();
-        let mut r = Reader::new(vars, host, problems);
+        let mut r = Reader::new(&vars, host, problems);
         if let Some((cls, seq)) = member(&mut r, "pg_cluster", "pg_seq", "") {
             files.insert(format!("{cls}-{seq}"), vec![format!("{ip} {cls}-{seq}")]);
             let entry = primaries

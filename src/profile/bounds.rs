@@ -1,30 +1,39 @@
-//! Limits a profile must stay within: its size, its nesting and how many values it expands to
-//! through YAML aliases.
+//! Limits a profile must stay within: its size, its nesting, how many values it holds and how
+//! many of those it repeats through YAML aliases.
 //!
-//! They keep hostile text cheap to refuse. The size is checked before parsing; nesting and
-//! alias expansion are checked by the parser as it reads (`yaml::Limits`), so text nested past
-//! the limit or repeating one list through many aliases is refused at the event that goes past
-//! it, after reading no more than that. The limits sit far above any real inventory: the
-//! largest we know (Pigsty's own, in the test fixtures) are 12 KB, nest at most 9 levels deep
-//! and hold a few hundred values. Owns the limits and their messages.
+//! They keep hostile text cheap to refuse and large text affordable. The size is checked
+//! before parsing; nesting, values and alias expansion are checked by the parser as it reads
+//! (`yaml::Limits`), so text nested past the limit or repeating one list through many aliases
+//! is refused at the event that goes past it, after reading no more than that. The largest real
+//! inventories we know (Pigsty's own, in the test fixtures) are 12 KB, nest at most 9 levels
+//! deep and hold a few hundred values; the limits leave room for a generated inventory of
+//! 100,000 hosts (about 50 MB and 4.4 million values, `tests/big_profile.rs`), and bound the
+//! memory a profile can take (docs/yaml.md). Owns the limits and their messages.
 
 use std::fmt;
 
 use crate::yaml;
 
-/// Largest profile, in bytes (1 MiB): some eighty times the largest real inventory.
-pub const MAX_BYTES: usize = 1 << 20;
+/// Largest profile, in bytes (64 MiB): room for a 100,000-host inventory of about 50 MB.
+pub const MAX_BYTES: usize = 64 << 20;
 
 /// Deepest nesting of block and flow collections.
 pub const MAX_DEPTH: usize = 64;
 
-/// Most values a profile may hold, counting every value an alias repeats each time it is used.
-pub const MAX_VALUES: usize = 200_000;
+/// Most values a profile may hold, counting every value an alias repeats each time it is used:
+/// the 100,000-host inventory holds 4.4 million.
+pub const MAX_VALUES: usize = 8_000_000;
+
+/// Most values a profile may repeat through aliases, each time counted again. Real inventories
+/// repeat a few mappings of defaults; a small text that repeats one list many times (a "billion
+/// laughs") is refused here while it is still cheap, long before [`MAX_VALUES`].
+pub const MAX_ALIASED: usize = 200_000;
 
 /// The limits the parser checks.
 pub const LIMITS: yaml::Limits = yaml::Limits {
     depth: MAX_DEPTH,
     values: MAX_VALUES,
+    aliased: MAX_ALIASED,
 };
 
 /// Which limit a profile went past.
@@ -41,6 +50,8 @@ pub enum Exceeded {
     },
     /// More than [`MAX_VALUES`] values; the value that went past the limit, when known.
     Values(Option<(usize, usize)>),
+    /// More than [`MAX_ALIASED`] values repeated through aliases; the alias that went past it.
+    Aliased(Option<(usize, usize)>),
 }
 
 impl Exceeded {
@@ -49,7 +60,7 @@ impl Exceeded {
         match *self {
             Self::Size(_) => None,
             Self::Depth { line, column } => Some((line, column)),
-            Self::Values(at) => at,
+            Self::Values(at) | Self::Aliased(at) => at,
         }
     }
 }
@@ -72,6 +83,10 @@ impl fmt::Display for Exceeded {
                 f,
                 "profile holds more than {MAX_VALUES} values (an alias counts every value it repeats)"
             ),
+            Self::Aliased(_) => write!(
+                f,
+                "profile repeats more than {MAX_ALIASED} values through aliases (each use of an alias counts every value it repeats)"
+            ),
         }
     }
 }
@@ -90,12 +105,12 @@ mod tests {
     use super::*;
     use std::time::{Duration, Instant};
 
-    fn values(text: &str, max: usize) -> Result<(), yaml::Error> {
+    fn aliased(text: &str, max: usize) -> Result<(), yaml::Error> {
         yaml::parse(
             text,
             yaml::Limits {
-                depth: MAX_DEPTH,
-                values: max,
+                aliased: max,
+                ..LIMITS
             },
         )
         .map(|_| ())
@@ -110,18 +125,35 @@ mod tests {
             vec!["x"; 2000].join(","),
             vec!["*a"; 2000].join(",")
         );
-        // The location is the alias that would go past the budget.
-        let err = values(&wide, MAX_VALUES).unwrap_err();
-        assert!(
-            matches!(err, yaml::Error::Values { at } if at.line == 2),
-            "{err:?}"
+        // The location is the alias that would go past the budget: the 100th (2,001 values
+        // each), in column 302.
+        let start = Instant::now();
+        let err = aliased(&wide, MAX_ALIASED).unwrap_err();
+        assert_eq!(
+            err,
+            yaml::Error::Aliased {
+                at: yaml::Pos {
+                    line: 2,
+                    column: 302
+                }
+            }
         );
+        assert!(start.elapsed() < Duration::from_secs(1));
 
-        // The mapping, its two keys, the list and its ten items, then the list and its items
-        // again through the alias: 25.
+        // The list and its ten items, again through the alias: 11 repeated.
         let small = format!("a: &a [{}]\nb: *a\n", ten("x"));
-        assert_eq!(values(&small, 25), Ok(()));
-        assert!(values(&small, 24).is_err());
+        assert_eq!(aliased(&small, 11), Ok(()));
+        assert!(aliased(&small, 10).is_err());
+        // Every value counts against the whole budget too: the mapping, two keys, the list
+        // and its items, then the list and its items again: 25.
+        let limits = |values| yaml::Limits { values, ..LIMITS };
+        assert!(yaml::parse(&small, limits(25)).is_ok());
+        assert_eq!(
+            yaml::parse(&small, limits(24)).unwrap_err(),
+            yaml::Error::Values {
+                at: yaml::Pos { line: 2, column: 4 }
+            }
+        );
     }
 
     #[test]
@@ -129,12 +161,12 @@ mod tests {
         let big = "#".repeat(MAX_BYTES + 1);
         assert_eq!(check(&big), Err(Exceeded::Size(Some(MAX_BYTES as u64 + 1))));
         assert_eq!(
-            Exceeded::Size(Some(20_971_520)).to_string(),
-            "profile is 20971520 bytes; the limit is 1 MiB"
+            Exceeded::Size(Some(70_000_000)).to_string(),
+            "profile is 70000000 bytes; the limit is 64 MiB"
         );
         assert_eq!(
             Exceeded::Size(None).to_string(),
-            "profile is larger than the limit of 1 MiB"
+            "profile is larger than the limit of 64 MiB"
         );
     }
 
@@ -170,7 +202,7 @@ mod tests {
 
     /// Every real inventory we have passes each limit by a wide margin: the built-in profiles
     /// and Pigsty-dialect inventories (ours in tests/fixtures, Pigsty's own in ../shared) are
-    /// at most 12 KB, 9 levels deep and 400 values.
+    /// at most 12 KB, 9 levels deep, 400 values and a few repeated through aliases.
     #[test]
     fn real_inventories_are_far_inside_the_limits() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -191,11 +223,12 @@ mod tests {
         assert!(files.len() >= 9, "{files:?}");
         let tight = yaml::Limits {
             depth: MAX_DEPTH / 4,
-            values: MAX_VALUES / 100,
+            values: 1000,
+            aliased: MAX_ALIASED / 100,
         };
         for file in files {
             let text = std::fs::read_to_string(&file).expect("read");
-            assert!(text.len() * 64 < MAX_BYTES, "{}", file.display());
+            assert!(text.len() * 4096 < MAX_BYTES, "{}", file.display());
             if let Err(e) = yaml::parse(&text, tight) {
                 panic!("{}: {e:?}", file.display());
             }

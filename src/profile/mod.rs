@@ -44,6 +44,10 @@ pub struct Var {
 /// Variables by name; `BTreeMap` so that every iteration is ordered.
 pub type Vars = BTreeMap<String, Var>;
 
+/// A host's variables after precedence ([`Inventory::resolve`]), borrowed from the inventory:
+/// resolving every host of a large inventory copies no value.
+pub type Resolved<'a> = BTreeMap<&'a str, &'a Var>;
+
 /// An inventory group, flattened out of the `children` tree.
 #[derive(Debug, Clone, Default)]
 pub struct Group {
@@ -103,7 +107,7 @@ pub enum LoadError {
         message: String,
     },
     /// The text is past a limit: too large (checked before parsing), too deeply nested, or
-    /// expanding to too many values through aliases (checked while parsing).
+    /// holding or repeating through aliases too many values (checked while parsing).
     Limit {
         /// The profile.
         source: String,
@@ -205,6 +209,7 @@ pub fn parse_mapped(
             column: at.column,
         }),
         yaml::Error::Values { at } => limit(bounds::Exceeded::Values(Some((at.line, at.column)))),
+        yaml::Error::Aliased { at } => limit(bounds::Exceeded::Aliased(Some((at.line, at.column)))),
         other => LoadError::Yaml {
             source: source.to_owned(),
             line: other.at().line,
@@ -225,7 +230,7 @@ pub fn parse_mapped(
     // After the address map, so that positions are found under the mapped key paths.
     let positions = yaml::Positions::new(&root, &spans);
     let mut walker = Walker::default();
-    walker.root(&root);
+    walker.root(root);
     if !walker.problems.is_empty() {
         return Err(LoadError::Structure(
             Problems::new(source, walker.problems).located(&positions),
@@ -247,8 +252,8 @@ pub fn parse_mapped(
 impl Inventory {
     /// The resolved variables of `host`: host vars > group vars (deeper, then later by name)
     /// > `all.vars`. Built-in defaults are applied by `plan`, not here.
-    pub fn resolve(&self, host: &str) -> Vars {
-        let mut vars = self.all_vars.clone();
+    pub fn resolve(&self, host: &str) -> Resolved<'_> {
+        let mut vars: Resolved<'_> = borrow(&self.all_vars).collect();
         let Some(h) = self.hosts.get(host) else {
             return vars;
         };
@@ -259,14 +264,9 @@ impl Inventory {
             .collect();
         groups.sort();
         for (_, g) in groups {
-            vars.extend(
-                self.groups[g]
-                    .vars
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone())),
-            );
+            vars.extend(borrow(&self.groups[g].vars));
         }
-        vars.extend(h.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        vars.extend(borrow(&h.vars));
         vars
     }
 
@@ -278,14 +278,14 @@ impl Inventory {
             .filter(|(_, h)| h.groups.contains(group))
             .map(|(k, _)| k.as_str())
             .collect();
-        hosts.sort_by(|a, b| address_order(a, b));
+        hosts.sort_by_cached_key(|h| address_key(h));
         hosts
     }
 
     /// Every host of the inventory, in address order.
     pub fn all_hosts(&self) -> Vec<&str> {
         let mut hosts: Vec<&str> = self.hosts.keys().map(String::as_str).collect();
-        hosts.sort_by(|a, b| address_order(a, b));
+        hosts.sort_by_cached_key(|h| address_key(h));
         hosts
     }
 
@@ -323,6 +323,11 @@ impl Inventory {
     }
 }
 
+/// `vars` as borrowed entries.
+fn borrow(vars: &Vars) -> impl Iterator<Item = (&str, &Var)> {
+    vars.iter().map(|(k, v)| (k.as_str(), v))
+}
+
 /// Walks the YAML tree, collecting structure and structural problems.
 #[derive(Default)]
 struct Walker {
@@ -333,24 +338,28 @@ struct Walker {
 }
 
 impl Walker {
-    fn root(&mut self, root: &Value) {
-        let Some(top) = root.as_mapping() else {
+    /// Takes the tree apart: every variable's value is moved into the inventory, not copied.
+    fn root(&mut self, root: Value) {
+        let Value::Mapping(top) = root else {
             self.problems.push(Problem::at(
                 "(top)",
                 "a profile is a mapping with the key `all`",
             ));
             return;
         };
-        for (k, _) in top {
-            let k = scalar(k);
-            if k != "all" {
+        let mut all = None;
+        for (k, v) in top {
+            let k = scalar(&k);
+            if k == "all" {
+                all = Some(v);
+            } else {
                 self.problems.push(Problem::at(
                     keypath::join("", &k),
                     "unknown top-level key; a profile has only `all`",
                 ));
             }
         }
-        let Some(all) = top.get("all") else {
+        let Some(all) = all else {
             self.problems
                 .push(Problem::at("all", "missing; a profile starts with `all:`"));
             return;
@@ -359,7 +368,7 @@ impl Walker {
             return;
         };
         for (k, v) in all {
-            let key = scalar(k);
+            let key = scalar(&k);
             let path = keypath::join("all", &key);
             match key.as_str() {
                 "vars" => self.all_vars = self.vars(v, &path),
@@ -379,7 +388,7 @@ impl Walker {
         }
     }
 
-    fn children(&mut self, value: &Value, path: &str, depth: usize, parent: Option<&str>) {
+    fn children(&mut self, value: Value, path: &str, depth: usize, parent: Option<&str>) {
         if value.is_null() {
             return;
         }
@@ -387,7 +396,7 @@ impl Walker {
             return;
         };
         for (k, v) in map {
-            let name = scalar(k);
+            let name = scalar(&k);
             let gpath = keypath::join(path, &name);
             if name == "all" || name.is_empty() {
                 self.problems.push(Problem::at(gpath, "invalid group name"));
@@ -408,40 +417,54 @@ impl Walker {
                 continue;
             };
             for (gk, gv) in body {
-                let key = scalar(gk);
-                let kpath = keypath::join(&gpath, &key);
-                match key.as_str() {
-                    "vars" => {
-                        let vars = self.vars(gv, &kpath);
-                        self.groups.entry(name.clone()).or_default().vars.extend(vars);
-                    }
-                    "hosts" => {
-                        let listed = self.hosts_of(gv, &kpath);
-                        for (host, vars) in listed {
-                            self.groups.entry(name.clone()).or_default().hosts.push(host.clone());
-                            self.hosts.entry(host).or_default().vars.extend(vars);
-                        }
-                    }
-                    "children" => self.children(gv, &kpath, depth + 1, Some(&name)),
-                    _ => self.problems.push(Problem::at(
-                        kpath,
-                        format!("unknown key in group `{name}`; a group has `hosts`, `vars` and `children`"),
-                    )),
-                }
+                self.group_entry(&name, &gpath, depth, &scalar(&gk), gv);
             }
         }
     }
 
-    fn hosts_of(&mut self, value: &Value, path: &str) -> Vec<(String, Vars)> {
+    /// One entry of group `name`'s body: its `vars`, `hosts` or `children`.
+    fn group_entry(&mut self, name: &str, gpath: &str, depth: usize, key: &str, value: Value) {
+        let kpath = keypath::join(gpath, key);
+        match key {
+            "vars" => {
+                let vars = self.vars(value, &kpath);
+                self.groups
+                    .entry(name.to_owned())
+                    .or_default()
+                    .vars
+                    .extend(vars);
+            }
+            "hosts" => {
+                let listed = self.hosts_of(value, &kpath);
+                for (host, vars) in listed {
+                    self.groups
+                        .entry(name.to_owned())
+                        .or_default()
+                        .hosts
+                        .push(host.clone());
+                    self.hosts.entry(host).or_default().vars.extend(vars);
+                }
+            }
+            "children" => self.children(value, &kpath, depth + 1, Some(name)),
+            _ => self.problems.push(Problem::at(
+                kpath,
+                format!(
+                    "unknown key in group `{name}`; a group has `hosts`, `vars` and `children`"
+                ),
+            )),
+        }
+    }
+
+    fn hosts_of(&mut self, value: Value, path: &str) -> Vec<(String, Vars)> {
         if value.is_null() {
             return Vec::new();
         }
         let Some(map) = self.mapping(value, path) else {
             return Vec::new();
         };
-        map.iter()
+        map.into_iter()
             .map(|(k, v)| {
-                let host = scalar(k);
+                let host = scalar(&k);
                 let hpath = keypath::join(path, &host);
                 let vars = if v.is_null() {
                     Vars::new()
@@ -453,43 +476,45 @@ impl Walker {
             .collect()
     }
 
-    fn vars(&mut self, value: &Value, path: &str) -> Vars {
+    fn vars(&mut self, value: Value, path: &str) -> Vars {
         if value.is_null() {
             return Vars::new();
         }
         let Some(map) = self.mapping(value, path) else {
             return Vars::new();
         };
-        map.iter()
-            .map(|(k, v)| {
-                let name = scalar(k);
-                let vpath = keypath::join(path, &name);
-                (
-                    name,
-                    Var {
-                        value: v.clone(),
-                        path: vpath,
-                    },
-                )
+        map.into_iter()
+            .map(|(k, value)| {
+                let name = scalar(&k);
+                let path = keypath::join(path, &name);
+                (name, Var { value, path })
             })
             .collect()
     }
 
-    fn mapping<'v>(&mut self, value: &'v Value, path: &str) -> Option<&'v Mapping> {
-        let map = value.as_mapping();
-        if map.is_none() {
-            self.problems.push(Problem::at(
-                path,
-                format!("expected a mapping, found {}", kind(value)),
-            ));
+    fn mapping(&mut self, value: Value, path: &str) -> Option<Mapping> {
+        match value {
+            Value::Mapping(map) => Some(map),
+            other => {
+                self.problems.push(Problem::at(
+                    path,
+                    format!("expected a mapping, found {}", kind(&other)),
+                ));
+                None
+            }
         }
-        map
     }
 }
 
 /// A mapping key as text (YAML allows numbers and booleans as keys).
 fn scalar(v: &Value) -> String {
     yaml::key_text(v)
+}
+
+/// The sort key of [`address_order`]: each key is parsed once, not at every comparison.
+fn address_key(key: &str) -> (bool, Option<std::net::IpAddr>, &str) {
+    let ip = key.parse().ok();
+    (ip.is_none(), ip, key)
 }
 
 /// Orders inventory keys by address (numerically), then as text.

@@ -54,6 +54,20 @@ impl Client {
         size: u64,
         source: &Path,
     ) -> Result<Pushed> {
+        self.push_blob_with(repo, digest, size, source, &mut |_, _| {})
+    }
+
+    /// [`Client::push_blob`], telling `progress` the bytes the registry has taken and `size`:
+    /// after each chunk of a chunked upload (a blob larger than [`Client::chunk_size`]), and
+    /// once the blob is uploaded. A blob skipped or mounted sends no bytes and reports none.
+    pub fn push_blob_with(
+        &mut self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+        source: &Path,
+        progress: &mut dyn FnMut(u64, Option<u64>),
+    ) -> Result<Pushed> {
         if self.known.get(digest).is_some_and(|r| r.contains(repo)) {
             return Ok(Pushed::Skipped);
         }
@@ -94,7 +108,7 @@ impl Client {
         let location = location(&resp, &start)?;
         drain(resp);
         let location = if size > self.chunk_size {
-            self.upload_chunks(repo, digest, size, source, location)?
+            self.upload_chunks(repo, digest, size, source, location, progress)?
         } else {
             location
         };
@@ -122,6 +136,9 @@ impl Client {
         check_header_digest(&resp, digest, &put)?;
         drain(resp);
         self.remember(repo, digest);
+        if size <= self.chunk_size {
+            progress(size, Some(size));
+        }
         Ok(Pushed::Uploaded)
     }
 
@@ -134,6 +151,7 @@ impl Client {
         size: u64,
         source: &Path,
         mut location: Url,
+        progress: &mut dyn FnMut(u64, Option<u64>),
     ) -> Result<Url> {
         let mut offset = 0;
         while offset < size {
@@ -161,6 +179,7 @@ impl Client {
             location = self::location(&resp, &location)?;
             drain(resp);
             offset += len;
+            progress(offset, Some(size));
         }
         Ok(location)
     }

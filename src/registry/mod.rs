@@ -72,23 +72,8 @@ impl fmt::Display for Stats {
         write!(
             f,
             ", {} up, {} down",
-            bytes(self.bytes_up),
-            bytes(self.bytes_down)
+            crate::plural::bytes(self.bytes_up),
+            crate::plural::bytes(self.bytes_down)
         )
-    }
-}
-
-/// A byte count for people: `812 B`, `4.2 KiB`, `9.9 MiB`.
-pub fn bytes(n: u64) -> String {
-    #[allow(clippy::cast_precision_loss)] // a rounded display value
-    let f = n as f64;
-    if n < 1024 {
-        format!("{n} B")
-    } else if n < 1 << 20 {
-        format!("{:.1} KiB", f / 1024.0)
-    } else if n < 1 << 30 {
-        format!("{:.1} MiB", f / f64::from(1u32 << 20))
-    } else {
-        format!("{:.1} GiB", f / f64::from(1u32 << 30))
     }
 }

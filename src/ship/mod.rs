@@ -70,7 +70,7 @@ impl fmt::Display for Summary {
             if self.hosts == 1 { "" } else { "s" },
             self.uploaded,
             s(self.uploaded),
-            crate::registry::bytes(self.bytes),
+            crate::plural::bytes(self.bytes),
             self.mounted,
             self.skipped,
             self.manifests,
@@ -239,9 +239,12 @@ impl Pusher<'_> {
     fn blob(&mut self, repo: &str, digest: &Digest, size: u64, source: &Path) -> Result<()> {
         let name = format!("{repo}@{digest}");
         self.progress.start("push", &name, Some(size));
+        let reporter = self.progress;
         let pushed = self
             .sink
-            .put_blob(repo, digest, size, source)
+            .put_blob(repo, digest, size, source, &mut |sent, total| {
+                reporter.progress("push", &name, sent, total);
+            })
             .with_context(|| format!("pushing blob {digest} to `{repo}`"))?;
         self.progress
             .done("push", &name, size, Some(digest.as_str()));

@@ -15,9 +15,16 @@ pub trait Sink {
     /// The digest of manifest `reference` (tag or digest) of `repo`, `None` when absent.
     fn manifest_digest(&mut self, repo: &str, reference: &str) -> Result<Option<Digest>>;
     /// Puts the blob `digest` of `size` bytes, read from `source`, into `repo` (skipped when
-    /// there; mounted or linked from another repository when possible).
-    fn put_blob(&mut self, repo: &str, digest: &Digest, size: u64, source: &Path)
-        -> Result<Pushed>;
+    /// there; mounted or linked from another repository when possible). `progress` is told the
+    /// bytes sent so far and `size`, as a transfer goes.
+    fn put_blob(
+        &mut self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+        source: &Path,
+        progress: &mut dyn FnMut(u64, Option<u64>),
+    ) -> Result<Pushed>;
     /// Puts manifest `bytes` of `media_type` as `reference` (a tag or its digest) of `repo`.
     fn put_manifest(
         &mut self,
@@ -53,8 +60,9 @@ impl Sink for Client {
         digest: &Digest,
         size: u64,
         source: &Path,
+        progress: &mut dyn FnMut(u64, Option<u64>),
     ) -> Result<Pushed> {
-        self.push_blob(repo, digest, size, source)
+        self.push_blob_with(repo, digest, size, source, progress)
     }
 
     fn put_manifest(

@@ -304,7 +304,7 @@ fn a_tag_moves_and_the_tree_refuses_what_it_cannot_serve() {
     fs::write(&src, b"not what the digest says").unwrap();
     let e = format!(
         "{:#}",
-        t.put_blob("x/y", &Digest::of(b"other"), 24, &src)
+        t.put_blob("x/y", &Digest::of(b"other"), 24, &src, &mut |_, _| {})
             .unwrap_err()
     );
     assert!(e.contains("hashing to"), "{e}");

@@ -123,12 +123,14 @@ impl Sink for StaticTree {
         }
     }
 
+    /// A local copy or link: reported by its start and end only (no `progress`).
     fn put_blob(
         &mut self,
         repo: &str,
         digest: &Digest,
         size: u64,
         source: &Path,
+        _progress: &mut dyn FnMut(u64, Option<u64>),
     ) -> Result<Pushed> {
         let dir = self.repo_dir(repo)?.join("blobs");
         let dest = dir.join(digest.as_str());

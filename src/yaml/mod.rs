@@ -13,7 +13,6 @@ mod emit;
 mod parse;
 mod value;
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::DeserializeOwned;
@@ -68,6 +67,10 @@ pub struct Limits {
     pub depth: usize,
     /// Most values, an alias counting every value it repeats each time.
     pub values: usize,
+    /// Most values repeated through aliases, counted again each time: far fewer than
+    /// `values`, so that a small text repeating one list many times is refused while it is
+    /// still cheap.
+    pub aliased: usize,
 }
 
 impl Limits {
@@ -75,6 +78,7 @@ impl Limits {
     pub const NONE: Self = Self {
         depth: usize::MAX,
         values: usize::MAX,
+        aliased: usize::MAX,
     };
 }
 
@@ -114,6 +118,11 @@ pub enum Error {
         /// The value (or alias) that went past the budget.
         at: Pos,
     },
+    /// Past [`Limits::aliased`].
+    Aliased {
+        /// The alias that went past the budget.
+        at: Pos,
+    },
 }
 
 impl Error {
@@ -123,7 +132,8 @@ impl Error {
             Self::Syntax { at, .. }
             | Self::Merge { at, .. }
             | Self::Depth { at }
-            | Self::Values { at } => *at,
+            | Self::Values { at }
+            | Self::Aliased { at } => *at,
             Self::Duplicate { second, .. } => *second,
         }
     }
@@ -144,6 +154,7 @@ impl fmt::Display for Error {
             ),
             Self::Depth { .. } => f.write_str("nesting too deep"),
             Self::Values { .. } => f.write_str("too many values"),
+            Self::Aliased { .. } => f.write_str("too many values repeated through aliases"),
         }
     }
 }
@@ -220,22 +231,92 @@ pub struct Loc {
 }
 
 /// The position of every node by key path (`all.vars.nginx_port`, `x[2]`; the root is `""`).
+///
+/// Compact, for profiles of millions of values: one 24-byte entry per node, its key path
+/// represented by a 64-bit FNV-1a hash (computed incrementally while walking, so that no path
+/// is built) in a sorted list. Paths that share a hash (for five million nodes, about one
+/// chance in a million that any two do) are left out together, so that a lookup falls back to
+/// their parent: a place is never wrong, at worst less precise.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Positions(BTreeMap<String, Loc>);
+pub struct Positions(Vec<(u64, Packed)>);
+
+/// A [`Loc`] in 16 bytes: line and column of the key (line 0: no key) and of the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Packed([u32; 4]);
+
+impl Packed {
+    fn new(key: Option<Pos>, value: Pos) -> Self {
+        let n = |x: usize| u32::try_from(x).unwrap_or(u32::MAX);
+        let (kl, kc) = key.map_or((0, 0), |k| (n(k.line), n(k.column)));
+        Self([kl, kc, n(value.line), n(value.column)])
+    }
+
+    fn loc(self) -> Loc {
+        let pos = |line: u32, column: u32| Pos {
+            line: line as usize,
+            column: column as usize,
+        };
+        let [kl, kc, vl, vc] = self.0;
+        Loc {
+            key: (kl != 0).then(|| pos(kl, kc)),
+            value: pos(vl, vc),
+        }
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+
+/// FNV-1a over `bytes`, continuing from `hash`.
+fn fnv(hash: u64, bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(hash, |h, b| (h ^ u64::from(*b)).wrapping_mul(FNV_PRIME))
+}
+
+/// The hash of a path extended by the list index `[i]`, without building its text.
+fn fnv_index(hash: u64, i: usize) -> u64 {
+    let mut digits = [0u8; 20];
+    let mut n = i;
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + u8::try_from(n % 10).expect("a digit");
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    fnv(fnv(fnv(hash, b"["), &digits[at..]), b"]")
+}
 
 impl Positions {
     /// Walks `value` and its `spans` (the same shape) and records every key path.
     pub fn new(value: &Value, spans: &Spans) -> Self {
-        let mut map = BTreeMap::new();
-        map.insert(
-            String::new(),
-            Loc {
-                key: None,
-                value: spans.at(),
-            },
-        );
-        walk(value, spans, "", &mut map);
-        Self(map)
+        let mut out = vec![(FNV_OFFSET, Packed::new(None, spans.at()))];
+        walk(value, spans, FNV_OFFSET, true, &mut out);
+        out.sort_unstable_by_key(|(h, _)| *h);
+        // Drop every entry whose hash another entry shares.
+        let mut kept = Vec::with_capacity(out.len());
+        let mut i = 0;
+        while i < out.len() {
+            let mut j = i + 1;
+            while j < out.len() && out[j].0 == out[i].0 {
+                j += 1;
+            }
+            if j == i + 1 {
+                kept.push(out[i]);
+            }
+            i = j;
+        }
+        kept.shrink_to_fit();
+        Self(kept)
+    }
+
+    fn get(&self, path: &str) -> Option<Loc> {
+        let hash = fnv(FNV_OFFSET, path.as_bytes());
+        let i = self.0.binary_search_by_key(&hash, |(h, _)| *h).ok()?;
+        Some(self.0[i].1.loc())
     }
 
     /// The position of `path`: of its key when `on_key` (and it has one), else of its value.
@@ -244,7 +325,7 @@ impl Positions {
     pub fn locate(&self, path: &str, on_key: bool) -> Option<Pos> {
         let mut p = path;
         loop {
-            if let Some(loc) = self.0.get(p) {
+            if let Some(loc) = self.get(p) {
                 let exact = p.len() == path.len();
                 return Some(match loc.key {
                     Some(k) if on_key && exact => k,
@@ -282,32 +363,25 @@ fn parent(path: &str) -> Option<&str> {
     Some(last.map_or("", |i| &path[..i]))
 }
 
-fn walk(value: &Value, spans: &Spans, path: &str, out: &mut BTreeMap<String, Loc>) {
+/// Records the children of a node whose path hashes to `hash` (`root`: the empty path).
+fn walk(value: &Value, spans: &Spans, hash: u64, root: bool, out: &mut Vec<(u64, Packed)>) {
     match (value, spans) {
         (Value::Sequence(items), Spans::Seq(_, s)) => {
             for (i, (v, s)) in items.iter().zip(s).enumerate() {
-                let p = crate::keypath::index(path, i);
-                out.insert(
-                    p.clone(),
-                    Loc {
-                        key: None,
-                        value: s.at(),
-                    },
-                );
-                walk(v, s, &p, out);
+                let h = fnv_index(hash, i);
+                out.push((h, Packed::new(None, s.at())));
+                walk(v, s, h, false, out);
             }
         }
         (Value::Mapping(m), Spans::Map(_, s)) => {
             for ((k, v), (kat, s)) in m.iter().zip(s) {
-                let p = crate::keypath::join(path, &key_text(k));
-                out.insert(
-                    p.clone(),
-                    Loc {
-                        key: Some(*kat),
-                        value: s.at(),
-                    },
-                );
-                walk(v, s, &p, out);
+                let h = if root { hash } else { fnv(hash, b".") };
+                let h = match k {
+                    Value::String(text) => fnv(h, crate::keypath::segment(text).as_bytes()),
+                    other => fnv(h, crate::keypath::segment(&key_text(other)).as_bytes()),
+                };
+                out.push((h, Packed::new(Some(*kat), s.at())));
+                walk(v, s, h, false, out);
             }
         }
         _ => {}

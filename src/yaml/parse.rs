@@ -21,14 +21,12 @@ enum Frame {
         at: Pos,
         anchor: usize,
         start: usize,
-        /// The collection's key path.
-        path: String,
     },
     Map {
         map: Mapping,
+        /// Each entry's key position and value positions, in the order of `map` until the
+        /// merge keys are applied.
         spans: Vec<(Pos, Spans)>,
-        /// Each key's identity and where it was written, for the duplicate check.
-        seen: BTreeMap<String, Pos>,
         /// A key read, waiting for its value: the key, its span, whether it is `<<`.
         pending: Option<(Value, Pos, bool)>,
         /// Values of `<<` keys, merged when the mapping ends.
@@ -36,8 +34,6 @@ enum Frame {
         at: Pos,
         anchor: usize,
         start: usize,
-        /// The collection's key path.
-        path: String,
     },
 }
 
@@ -62,6 +58,7 @@ pub fn parse(text: &str, limits: Limits) -> Result<(Value, Spans), Error> {
         stack: Vec::new(),
         anchors: BTreeMap::new(),
         count: 0,
+        aliased: 0,
         limits,
         root: None,
         documents: 0,
@@ -95,6 +92,8 @@ struct Builder {
     anchors: BTreeMap<usize, Anchored>,
     /// Values built so far, aliases counting every value they repeat.
     count: usize,
+    /// Values repeated through aliases so far.
+    aliased: usize,
     limits: Limits,
     root: Option<(Value, Spans)>,
     documents: usize,
@@ -128,29 +127,24 @@ impl Builder {
             }
             Event::SequenceStart(anchor, _) => {
                 self.open(at)?;
-                let path = self.child_path();
                 self.stack.push(Frame::Seq {
                     items: Vec::new(),
                     spans: Vec::new(),
                     at,
                     anchor,
                     start: self.count - 1,
-                    path,
                 });
             }
             Event::MappingStart(anchor, _) => {
                 self.open(at)?;
-                let path = self.child_path();
                 self.stack.push(Frame::Map {
                     map: Mapping::new(),
                     spans: Vec::new(),
-                    seen: BTreeMap::new(),
                     pending: None,
                     merges: Vec::new(),
                     at,
                     anchor,
                     start: self.count - 1,
-                    path,
                 });
             }
             Event::SequenceEnd => self.close_sequence()?,
@@ -164,8 +158,8 @@ impl Builder {
     /// The end of a sequence: its node, finished.
     fn close_sequence(&mut self) -> Result<(), Error> {
         let Some(Frame::Seq {
-            items,
-            spans,
+            mut items,
+            mut spans,
             at,
             anchor,
             start,
@@ -174,6 +168,9 @@ impl Builder {
         else {
             unreachable!("the parser pairs sequence events")
         };
+        // A document's collections are built item by item: give back what doubling left empty.
+        items.shrink_to_fit();
+        spans.shrink_to_fit();
         let spans = Spans::Seq(at, spans);
         self.finish(anchor, start, Value::Sequence(items), spans, false)?;
         Ok(())
@@ -196,6 +193,8 @@ impl Builder {
         for (value, from, at) in merges {
             merge(&mut map, &mut spans, value, from, at)?;
         }
+        map.shrink_to_fit();
+        spans.shrink_to_fit();
         let spans = Spans::Map(at, spans);
         self.finish(anchor, start, Value::Mapping(map), spans, false)?;
         Ok(())
@@ -209,9 +208,13 @@ impl Builder {
                 message: "alias to an unknown anchor".into(),
             });
         };
+        if self.aliased + a.count > self.limits.aliased {
+            return Err(Error::Aliased { at });
+        }
         if self.count + a.count > self.limits.values {
             return Err(Error::Values { at });
         }
+        self.aliased += a.count;
         self.count += a.count;
         let (value, spans) = (a.value.clone(), a.spans.clone());
         self.push(Node {
@@ -239,16 +242,21 @@ impl Builder {
         self.tick(at)
     }
 
-    /// The key path of the value being read next.
-    fn child_path(&self) -> String {
-        match self.stack.last() {
-            None => String::new(),
-            Some(Frame::Seq { items, path, .. }) => crate::keypath::index(path, items.len()),
-            Some(Frame::Map { pending, path, .. }) => match pending {
-                Some((k, _, _)) => crate::keypath::join(path, &super::key_text(k)),
-                None => path.clone(),
-            },
+    /// The key path of the collection on top of the stack, for a message: each collection
+    /// below it is at the index or key being read. Built only when needed, so that reading a
+    /// large document builds no path.
+    fn top_path(&self) -> String {
+        let mut path = String::new();
+        for frame in &self.stack[..self.stack.len().saturating_sub(1)] {
+            path = match frame {
+                Frame::Seq { items, .. } => crate::keypath::index(&path, items.len()),
+                Frame::Map { pending, .. } => match pending {
+                    Some((k, _, _)) => crate::keypath::join(&path, &super::key_text(k)),
+                    None => path,
+                },
+            };
         }
+        path
     }
 
     /// A node is complete: remember it under its anchor, then hand it to its parent.
@@ -290,10 +298,8 @@ impl Builder {
             Frame::Map {
                 map,
                 spans,
-                seen,
                 pending,
                 merges,
-                path,
                 ..
             } => match pending.take() {
                 None => {
@@ -303,15 +309,16 @@ impl Builder {
                 }
                 Some((_, at, true)) => merges.push((node.value, node.spans, at)),
                 Some((key, at, false)) => {
-                    let id = super::Key::id(&key);
-                    if let Some(first) = seen.get(&id) {
+                    // Until the mapping ends, `spans` follows `map` entry for entry.
+                    if let Some(i) = map.position(&key) {
+                        let first = spans[i].0;
+                        let path = crate::keypath::join(&self.top_path(), &super::key_text(&key));
                         return Err(Error::Duplicate {
-                            path: crate::keypath::join(path, &super::key_text(&key)),
-                            first: *first,
+                            path,
+                            first,
                             second: at,
                         });
                     }
-                    seen.insert(id, at);
                     map.insert(key, node.value);
                     spans.push((at, node.spans));
                 }

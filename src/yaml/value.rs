@@ -98,13 +98,27 @@ impl fmt::Display for Number {
     }
 }
 
-/// A mapping in insertion order, with unique keys (the parser refuses duplicates) and an
-/// index, so that building or looking into a mapping of many thousand hosts stays fast.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// A mapping in insertion order, with unique keys (the parser refuses duplicates). A mapping
+/// of more than [`INDEXED`] entries (a group's hosts, `all.children`) keeps an index, so that
+/// building or looking into one of many thousand entries stays fast; a smaller one, nearly every
+/// mapping of a profile, is searched in order and costs no allocation per key.
+#[derive(Debug, Clone, Default)]
 pub struct Mapping {
     entries: Vec<(Value, Value)>,
-    /// Each key's identity ([`Key::id`]) → its entry.
-    index: BTreeMap<String, usize>,
+    /// Each key's identity ([`Key::id`]) → its entry, once there are more than [`INDEXED`].
+    /// Boxed: 8 bytes in every mapping (and so in every [`Value`]) instead of 24, for an index
+    /// that few mappings have.
+    #[allow(clippy::box_collection)]
+    index: Option<Box<BTreeMap<String, usize>>>,
+}
+
+/// Entries past which a [`Mapping`] keeps an index.
+pub const INDEXED: usize = 16;
+
+impl PartialEq for Mapping {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
 }
 
 impl Mapping {
@@ -123,44 +137,71 @@ impl Mapping {
         self.entries.is_empty()
     }
 
+    /// The place of `key` in the mapping's order.
+    pub fn position<K: Key + ?Sized>(&self, key: &K) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(&key.id()).copied(),
+            None => self.entries.iter().position(|(k, _)| key.same_as(k)),
+        }
+    }
+
     /// The value at `key` (a string key given as `&str`, or any [`Value`]).
     pub fn get<K: Key + ?Sized>(&self, key: &K) -> Option<&Value> {
-        let i = *self.index.get(&key.id())?;
+        let i = self.position(key)?;
         Some(&self.entries[i].1)
     }
 
     /// The value at `key`, mutable.
     pub fn get_mut<K: Key + ?Sized>(&mut self, key: &K) -> Option<&mut Value> {
-        let i = *self.index.get(&key.id())?;
+        let i = self.position(key)?;
         Some(&mut self.entries[i].1)
     }
 
     /// Whether `key` is present.
     pub fn contains_key<K: Key + ?Sized>(&self, key: &K) -> bool {
-        self.index.contains_key(&key.id())
+        self.position(key).is_some()
     }
 
     /// Sets `key` to `value`: in place when the key is present (the old value is returned),
     /// appended otherwise.
     pub fn insert(&mut self, key: Value, value: Value) -> Option<Value> {
-        let id = key.id();
-        if let Some(&i) = self.index.get(&id) {
+        if let Some(i) = self.position(&key) {
             return Some(std::mem::replace(&mut self.entries[i].1, value));
         }
-        self.index.insert(id, self.entries.len());
+        if let Some(index) = &mut self.index {
+            index.insert(key.id(), self.entries.len());
+        }
         self.entries.push((key, value));
+        if self.index.is_none() && self.entries.len() > INDEXED {
+            self.index = Some(Box::new(
+                self.entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (k, _))| (k.id(), i))
+                    .collect(),
+            ));
+        }
         None
     }
 
     /// Removes `key`, keeping the order of the others.
     pub fn remove<K: Key + ?Sized>(&mut self, key: &K) -> Option<Value> {
-        let i = self.index.remove(&key.id())?;
-        for j in self.index.values_mut() {
-            if *j > i {
-                *j -= 1;
+        let i = self.position(key)?;
+        if let Some(index) = &mut self.index {
+            index.remove(&key.id());
+            for j in index.values_mut() {
+                if *j > i {
+                    *j -= 1;
+                }
             }
         }
         Some(self.entries.remove(i).1)
+    }
+
+    /// Gives back the room the entries do not use (a document's mappings are built entry by
+    /// entry, so a vector's doubling would leave up to half of it empty).
+    pub fn shrink_to_fit(&mut self) {
+        self.entries.shrink_to_fit();
     }
 
     /// Entries in order.
@@ -219,17 +260,31 @@ impl FromIterator<(Value, Value)> for Mapping {
 pub trait Key {
     /// The key's identity: its type and text, so that `1` and `"1"` are different keys.
     fn id(&self) -> String;
+
+    /// Whether `key` is this key (the same identity), for the common cases without building
+    /// the identity.
+    fn same_as(&self, key: &Value) -> bool {
+        self.id() == key.id()
+    }
 }
 
 impl Key for str {
     fn id(&self) -> String {
         format!("s{self}")
     }
+
+    fn same_as(&self, key: &Value) -> bool {
+        key.as_str() == Some(self)
+    }
 }
 
 impl Key for String {
     fn id(&self) -> String {
         self.as_str().id()
+    }
+
+    fn same_as(&self, key: &Value) -> bool {
+        Key::same_as(self.as_str(), key)
     }
 }
 
@@ -246,11 +301,27 @@ impl Key for Value {
             }
         }
     }
+
+    fn same_as(&self, key: &Value) -> bool {
+        match (self, key) {
+            (Value::String(a), Value::String(b)) => a == b,
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::Null, Value::Null) => true,
+            // Different types are different keys, except a tag, which names its value's type.
+            (Value::String(_) | Value::Bool(_) | Value::Null, _)
+            | (_, Value::String(_) | Value::Bool(_) | Value::Null) => false,
+            _ => self.id() == key.id(),
+        }
+    }
 }
 
 impl<K: Key + ?Sized> Key for &K {
     fn id(&self) -> String {
         (**self).id()
+    }
+
+    fn same_as(&self, key: &Value) -> bool {
+        (**self).same_as(key)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests (each test binary uses a part of them).
 #![allow(dead_code)]
 
+pub mod big_profile;
 pub mod debian;
 pub mod distribution;
 pub mod hermetic;

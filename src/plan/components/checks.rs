@@ -35,7 +35,7 @@ pub(super) fn compatible(r: &mut Reader) {
             Ok(())
         }
     }) {
-        let path = r.var("ca_cn").map(|v| v.path).unwrap_or_default();
+        let path = r.var("ca_cn").map(|v| v.path.clone()).unwrap_or_default();
         r.problem(&path, format!("`ca_cn`: {e}"));
     }
     let email = r.string("certbot_email");
@@ -44,7 +44,10 @@ pub(super) fn compatible(r: &mut Reader) {
         .is_some_and(|(user, domain)| !user.is_empty() && check::domain(domain).is_ok())
         && !email.chars().any(char::is_whitespace);
     if !ok {
-        let path = r.var("certbot_email").map(|v| v.path).unwrap_or_default();
+        let path = r
+            .var("certbot_email")
+            .map(|v| v.path.clone())
+            .unwrap_or_default();
         r.problem(&path, format!("`{email}` is not an e-mail address"));
     }
 }
@@ -79,7 +82,7 @@ pub(super) fn check_ports(r: &mut Reader, p: &Ports, node: &InfraNode) {
             } else {
                 (*other, name)
             };
-            let path = r.var(blamed).map(|v| v.path).unwrap_or_default();
+            let path = r.var(blamed).map(|v| v.path.clone()).unwrap_or_default();
             r.problem(
                 &path,
                 format!("port {port} of `{blamed}` is already used by `{with}` on this host"),

@@ -47,7 +47,7 @@ fn credentials(
     if let Err(e) = check::name(&admin_user) {
         let path = r
             .var("grafana_admin_username")
-            .map(|v| v.path)
+            .map(|v| v.path.clone())
             .unwrap_or_default();
         r.problem(&path, e);
     }
@@ -55,7 +55,7 @@ fn credentials(
     if password.is_empty() {
         let path = r
             .var("grafana_admin_password")
-            .map(|v| v.path)
+            .map(|v| v.path.clone())
             .unwrap_or_default();
         r.problem(&path, "the Grafana admin password may not be empty");
     }

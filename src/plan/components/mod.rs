@@ -171,7 +171,7 @@ pub fn host(
     let admin_ip = r.ip("admin_ip").unwrap_or(ip);
     let version = r.string("version");
     if let Err(e) = check::name(&version) {
-        let path = r.var("version").map(|v| v.path).unwrap_or_default();
+        let path = r.var("version").map(|v| v.path.clone()).unwrap_or_default();
         r.problem(&path, e);
     }
     let infra_data = r.path("infra_data");
@@ -246,7 +246,7 @@ fn pki(r: &mut Reader) -> super::PkiSettings {
             } else {
                 name
             };
-            let path = r.var(key).map(|v| v.path).unwrap_or_default();
+            let path = r.var(key).map(|v| v.path.clone()).unwrap_or_default();
             r.problem(
                 &path,
                 format!(

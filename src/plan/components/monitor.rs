@@ -25,7 +25,7 @@ pub(super) fn vmetrics(r: &mut Reader, node: &InfraNode, scrape_interval: Durati
     if scrape_timeout.millis() > scrape_interval.millis() && scrape_interval.millis() != Some(0) {
         let path = r
             .var("vmetrics_scrape_timeout")
-            .map(|v| v.path)
+            .map(|v| v.path.clone())
             .unwrap_or_default();
         r.problem(
             &path,
@@ -100,7 +100,10 @@ pub(super) fn vmalert(
         local
     };
     if notify.is_empty() {
-        let path = r.var("vmalert_enabled").map(|v| v.path).unwrap_or_default();
+        let path = r
+            .var("vmalert_enabled")
+            .map(|v| v.path.clone())
+            .unwrap_or_default();
         r.problem(
             &path,
             "vmalert needs an Alertmanager: enable `alertmanager_enabled` on an infra host or \

@@ -135,7 +135,7 @@ pub fn nginx(r: &mut Reader, admin_ip: &str, secrets: &mut Vec<(String, String)>
         let name_var = r.var("repo_name");
         let name = r.string("repo_name");
         if let Err(e) = check::name(&name) {
-            r.problem(&name_var.map(|v| v.path).unwrap_or_default(), e);
+            r.problem(&name_var.map(|v| v.path.clone()).unwrap_or_default(), e);
         }
         Some((repo_home, name))
     } else {
