@@ -423,3 +423,65 @@ fn build(lock: &Path, pki: &Path, out: &Path, cache: &Path, repo: &Path) -> Outp
         .output()
         .unwrap()
 }
+
+/// `index` with the `Filename`, `Size` and `SHA256` of package `to`'s stanza put into the
+/// stanza of package `name`: a signed index that gives `name` another package's file.
+fn pointing(index: &str, name: &str, to: &str) -> String {
+    const FILE: [&str; 3] = ["Filename:", "Size:", "SHA256:"];
+    let stanzas: Vec<&str> = index.split("\n\n").collect();
+    let of = |n: &str| {
+        stanzas
+            .iter()
+            .find(|s| s.lines().any(|l| l == format!("Package: {n}")))
+            .unwrap_or_else(|| panic!("no {n} in the made index"))
+            .to_owned()
+    };
+    let donor: Vec<&str> = of(to)
+        .lines()
+        .filter(|l| FILE.iter().any(|f| l.starts_with(f)))
+        .collect();
+    assert_eq!(donor.len(), FILE.len(), "{to}'s stanza");
+    let target = of(name);
+    let mut lines: Vec<&str> = target
+        .lines()
+        .filter(|l| !FILE.iter().any(|f| l.starts_with(f)))
+        .collect();
+    lines.extend(donor);
+    index.replacen(target, &lines.join("\n"), 1)
+}
+
+/// A correctly signed `Packages` whose `nginx` stanza points at the shared library's file (its
+/// `Filename`, `Size` and `SHA256`): `lock` reads no `.deb` and cannot tell, so it pins it;
+/// `build` holds the `.deb` to the entry before any layer is built and refuses it, naming the
+/// package and what its control file says, with nothing written.
+#[test]
+fn a_signed_index_giving_nginx_another_packages_file_is_refused_by_build() {
+    tier();
+    let w = World::new();
+    let index = pointing(&packages(), "nginx", "libinfragen-test0");
+    assert_ne!(index, packages(), "the index was changed");
+    w.repo("a", now() - DAY, None, &index);
+    w.sources(&[w.line("a")]);
+    let o = w.run(&[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pki = w.path("pki");
+    common::pki::copy(&common::pki::committed(), &pki);
+    let out = w.path("out");
+    let o = build(&w.lock(), &pki, &out, &w.path("cache"), &made().dir);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("(package `nginx` 1.0-1 amd64) is not what its .deb says")
+            && err.contains("its control file says Package `libinfragen-test0`, not `nginx`"),
+        "{err}"
+    );
+    assert!(!out.exists(), "build wrote {}", out.display());
+    assert!(
+        !w.path("cache/layers").exists()
+            || walkdir::WalkDir::new(w.path("cache/layers"))
+                .into_iter()
+                .filter_map(Result::ok)
+                .all(|e| e.file_type().is_dir()),
+        "a layer was built before the refusal"
+    );
+}
