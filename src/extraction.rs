@@ -237,9 +237,10 @@ impl<R> Headers<R> {
             }
             _ => size = self.pax_size.take().unwrap_or(size),
         }
-        self.next = self
-            .pos
-            .checked_add(size.div_ceil(512) * 512)
+        self.next = size
+            .div_ceil(512)
+            .checked_mul(512)
+            .and_then(|padded| self.pos.checked_add(padded))
             .ok_or_else(|| io::Error::other("a tar header with a size past the end"))?;
         Ok(())
     }
