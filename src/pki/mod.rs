@@ -334,7 +334,12 @@ impl Pki {
 
     /// The certificate in the state directory when it can be shipped again for `want`; else why
     /// not (`None` when there is none at all).
-    fn reusable(&self, r: &Request, want: &str) -> Result<Issued, Option<String>> {
+    fn reusable(
+        &self,
+        r: &Request,
+        want: &str,
+        at: OffsetDateTime,
+    ) -> Result<Issued, Option<String>> {
         let base = self.dir.join(r.name);
         let meta = fs::read_to_string(base.with_extension("sans"));
         let cert = fs::read_to_string(base.with_extension("crt"));
@@ -362,7 +367,7 @@ impl Pki {
         if pair.public_key_raw() != facts.public_key {
             return Err(Some("its key does not match its certificate".to_owned()));
         }
-        if let Some(why) = check::stale(&facts, self.now, r.renew_before) {
+        if let Some(why) = check::stale(&facts, at, r.renew_before) {
             return Err(Some(why));
         }
         Ok(Issued {
@@ -380,11 +385,15 @@ impl Pki {
     pub fn issue(&self, r: &Request) -> Result<Issued> {
         let want = self.record(r);
         let _lock = lock_dir(&self.dir)?;
-        let why = match self.reusable(r, &want) {
+        // The clock is read again once the directory is ours: a build that opened the PKI
+        // earlier but waited for the lock must not find the certificate another build has just
+        // issued "not valid yet" (twenty concurrent builds did, and issued twice).
+        let at = now().max(self.now);
+        let why = match self.reusable(r, &want, at) {
             Ok(issued) => return Ok(issued),
             Err(why) => why,
         };
-        let (cert, key, not_after) = self.sign(r)?;
+        let (cert, key, not_after) = self.sign(r, at)?;
         let base = self.dir.join(r.name);
         write_private(&base.with_extension("key"), &key, 0o600)?;
         write_private(&base.with_extension("crt"), &cert, 0o644)?;
@@ -403,7 +412,7 @@ impl Pki {
     }
 
     /// A new key and a certificate for it signed by the CA: PEMs and the `notAfter`.
-    fn sign(&self, r: &Request) -> Result<(String, String, OffsetDateTime)> {
+    fn sign(&self, r: &Request, at: OffsetDateTime) -> Result<(String, String, OffsetDateTime)> {
         let key_pair = KeyPair::generate()?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name = name_of(r.cn, r.ou);
@@ -428,12 +437,12 @@ impl Pki {
             ];
         }
         params.use_authority_key_identifier_extension = true;
-        params.not_before = self.now;
+        params.not_before = at;
         // The plan refuses validities that are not whole seconds or overflow (crate::duration).
         let seconds = r.validity.whole_seconds().with_context(|| {
             format!("certificate validity `{}` is not whole seconds", r.validity)
         })?;
-        let not_after = self.now + time::Duration::seconds(seconds);
+        let not_after = at + time::Duration::seconds(seconds);
         params.not_after = not_after;
         let ca = Issuer::from_ca_cert_pem(&self.ca_cert, &self.ca_key)?;
         let signed = params.signed_by(&key_pair, &ca)?;
