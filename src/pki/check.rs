@@ -71,10 +71,47 @@ pub(super) enum KeyFile {
     Unreadable(std::io::Error),
 }
 
+/// The most a PKI file (a PEM key or certificate, a record) may hold: far above any real one.
+pub(super) const MAX_FILE: u64 = 1 << 20;
+
+/// Opens `path` for reading: without waiting (a fifo in its place never blocks the build) and
+/// checked on the open descriptor to be a regular file.
+fn open_regular(path: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits().cast_signed())
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(f)
+}
+
+/// Reads the regular file `f` as UTF-8, refusing one over [`MAX_FILE`] bytes without reading
+/// past that.
+fn read_bounded(f: fs::File) -> std::io::Result<String> {
+    let mut text = String::new();
+    f.take(MAX_FILE + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_FILE {
+        return Err(std::io::Error::other(format!(
+            "larger than {MAX_FILE} bytes"
+        )));
+    }
+    Ok(text)
+}
+
+/// Reads a PKI file that is not secret (a certificate, a record): a regular file of at most
+/// [`MAX_FILE`] bytes.
+pub(super) fn read_public(path: &Path) -> std::io::Result<String> {
+    read_bounded(open_regular(path)?)
+}
+
 /// Reads the private key at `path`, refusing it when group or others have any permission on it.
-/// The mode is taken from the open file, so the file checked is the file read.
+/// The mode is taken from the open file, so the file checked is the file read; like
+/// [`read_public`], only a regular file of at most [`MAX_FILE`] bytes.
 pub(super) fn read_private(path: &Path) -> Result<String, KeyFile> {
-    let mut f = fs::File::open(path).map_err(KeyFile::Unreadable)?;
+    let f = open_regular(path).map_err(KeyFile::Unreadable)?;
     let mode = f
         .metadata()
         .map_err(KeyFile::Unreadable)?
@@ -84,9 +121,7 @@ pub(super) fn read_private(path: &Path) -> Result<String, KeyFile> {
     if mode & 0o077 != 0 {
         return Err(KeyFile::Loose(mode));
     }
-    let mut text = String::new();
-    f.read_to_string(&mut text).map_err(KeyFile::Unreadable)?;
-    Ok(text)
+    read_bounded(f).map_err(KeyFile::Unreadable)
 }
 
 /// Why a certificate whose record matches cannot be reused at `now`: expired, not valid yet, or

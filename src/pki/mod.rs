@@ -218,11 +218,13 @@ fn read_ca_cert(
     key: &KeyPair,
     now: OffsetDateTime,
 ) -> Result<(String, check::Facts)> {
-    let pem = fs::read_to_string(crt_path).with_context(|| {
-        format!(
-            "reading {}\nhint: a CA key without its certificate",
-            crt_path.display()
-        )
+    let pem = check::read_public(crt_path).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            "\nhint: a CA key without its certificate"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("reading {}: {e}{hint}", crt_path.display())
     })?;
     let facts = check::facts(&pem).map_err(|e| anyhow::anyhow!("{}: {e}", crt_path.display()))?;
     if !facts.is_ca {
@@ -341,8 +343,8 @@ impl Pki {
         at: OffsetDateTime,
     ) -> Result<Issued, Option<String>> {
         let base = self.dir.join(r.name);
-        let meta = fs::read_to_string(base.with_extension("sans"));
-        let cert = fs::read_to_string(base.with_extension("crt"));
+        let meta = check::read_public(&base.with_extension("sans"));
+        let cert = check::read_public(&base.with_extension("crt"));
         let (meta, cert) = match (meta, cert) {
             (Ok(m), Ok(c)) => (m, c),
             (Err(_), Err(_)) => return Err(None),

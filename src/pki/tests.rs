@@ -188,6 +188,50 @@ fn a_leaf_key_others_can_read_is_replaced_and_a_foreign_one_too() {
     );
 }
 
+/// A fifo, a link to `/dev/zero` or an oversized file in place of a CA file is refused at once:
+/// nothing waits on a fifo or reads without end.
+#[test]
+fn a_ca_file_that_is_not_a_small_regular_file_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    Pki::open(dir.path(), "test-ca", true).unwrap();
+    let key = dir.path().join("ca/ca.key");
+    let crt = dir.path().join("ca/ca.crt");
+    let good_key = fs::read(&key).unwrap();
+    fs::remove_file(&key).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &key,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let e = err(Pki::open(dir.path(), "test-ca", true));
+    assert!(e.contains("not a regular file"), "{e}");
+    fs::remove_file(&key).unwrap();
+    fs::write(&key, good_key).unwrap();
+    chmod(&key, 0o600);
+    fs::remove_file(&crt).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &crt).unwrap();
+    let e = err(Pki::open(dir.path(), "test-ca", true));
+    assert_eq!(e, format!("reading {}: not a regular file", crt.display()));
+    fs::remove_file(&crt).unwrap();
+    fs::write(
+        &crt,
+        vec![b'a'; usize::try_from(check::MAX_FILE).unwrap() + 1],
+    )
+    .unwrap();
+    let e = err(Pki::open(dir.path(), "test-ca", true));
+    assert_eq!(
+        e,
+        format!(
+            "reading {}: larger than {} bytes",
+            crt.display(),
+            check::MAX_FILE
+        )
+    );
+}
+
 #[test]
 fn a_ca_key_others_can_read_is_refused() {
     let dir = tempfile::tempdir().unwrap();
