@@ -10,7 +10,6 @@ use std::io::Read as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// What a certificate says that the PKI compares: its dates, its public key, whether it is a CA.
@@ -58,8 +57,7 @@ pub(super) fn facts(pem: &str) -> Result<Facts, String> {
 
 /// A date as RFC 3339, the form every report of the PKI uses (`2027-12-28T07:08:36Z`).
 pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+    crate::oci::layout::shown(t.unix_timestamp())
 }
 
 /// Why a private key file cannot be used as it is.
@@ -181,6 +179,7 @@ pub(super) fn changed(old: &str, want: &str) -> String {
 mod tests {
     use super::*;
     use crate::duration::Duration;
+    use time::format_description::well_known::Rfc3339;
 
     fn at(s: &str) -> OffsetDateTime {
         OffsetDateTime::parse(s, &Rfc3339).unwrap()

@@ -56,6 +56,17 @@ pub fn parse_epoch(text: &str) -> Result<u64, String> {
     }
 }
 
+/// `seconds` since 1970-01-01 UTC as RFC 3339 for a message (a time read from outside: a
+/// Release's dates, a certificate's validity, a clock): never fails, and an instant RFC 3339
+/// cannot write is shown as its number of seconds.
+#[must_use]
+pub fn shown(seconds: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(seconds)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| format!("{seconds} seconds after the epoch"))
+}
+
 /// `epoch` (seconds since 1970-01-01 UTC) as RFC 3339 in UTC: `1970-01-01T00:00:00Z`. An instant
 /// after 9999-12-31T23:59:59Z is refused: RFC 3339 writes years with four digits.
 pub fn rfc3339(epoch: u64) -> Result<String> {

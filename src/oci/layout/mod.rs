@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::layer::{Layer, MEDIA_TYPE as LAYER_MEDIA_TYPE};
 
-pub use date::{check_epoch, parse_epoch, rfc3339, LAST_EPOCH};
+pub use date::{check_epoch, parse_epoch, rfc3339, shown, LAST_EPOCH};
 pub use read::{check_image, image_layers, pinned, read_image, refs, GZIP_LAYER_TYPES, MAX_LAYERS};
 pub use write::{config_json, write_image, write_index};
 

@@ -109,12 +109,9 @@ pub fn check(date: Option<i64>, valid_until: Option<i64>, clock: Clock) -> Resul
     Ok(())
 }
 
-/// `seconds` since the epoch as RFC 3339 (UTC); the number itself when out of range.
+/// `seconds` since the epoch as RFC 3339 (UTC) for a message ([`crate::oci::layout::shown`]).
 pub fn rfc3339(seconds: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(seconds)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| format!("{seconds} seconds after the epoch"))
+    crate::oci::layout::shown(seconds)
 }
 
 /// A duration for people: `3d 4h`, `2h 5min`, `7min 3s`, `12s`.
