@@ -110,17 +110,10 @@ pub fn get(url: &str) -> Result<Vec<u8>> {
     get_with(&Downloader::default(), url)
 }
 
-/// [`get`] with `downloader`.
+/// [`get`] with `downloader`: at most [`MAX_METADATA`](crate::pkg::download::MAX_METADATA)
+/// bytes, from a `file:` URL as from HTTP.
 pub fn get_with(downloader: &Downloader, url: &str) -> Result<Vec<u8>> {
-    match file_path(url) {
-        Some(path) => match fs::read(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(NotFound(url.to_owned()).into())
-            }
-            read => read.with_context(|| format!("reading {url}")),
-        },
-        None => downloader.get(url),
-    }
+    get_at_most_with(downloader, url, crate::pkg::download::MAX_METADATA)
 }
 
 /// [`get_with`], refused as soon as the body is longer than `max` bytes: a `file:` one by its
@@ -129,12 +122,23 @@ pub fn get_at_most_with(downloader: &Downloader, url: &str, max: u64) -> Result<
     let Some(path) = file_path(url) else {
         return downloader.get_at_most(url, max);
     };
-    let file = match fs::File::open(path) {
+    // Without waiting (a fifo never blocks), and only a regular file is read.
+    let opened = {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits().cast_signed())
+            .open(path)
+    };
+    let file = match opened {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(NotFound(url.to_owned()).into())
         }
         opened => opened.with_context(|| format!("reading {url}"))?,
     };
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        bail!("{url}: not a regular file; refused");
+    }
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut std::io::Read::take(file, max + 1), &mut bytes)
         .with_context(|| format!("reading {url}"))?;
@@ -675,6 +679,30 @@ mod tests {
         assert_eq!(get_at_most_with(&d, &url, 11).unwrap(), b"Package: a\n");
         let e = get_at_most_with(&d, &url, 10).unwrap_err().to_string();
         assert_eq!(e, format!("{url}: larger than 10 bytes; refused"));
+    }
+
+    /// A `file:` source's metadata that is a fifo or a link to `/dev/zero` is refused at once.
+    #[test]
+    fn a_file_index_that_is_not_a_regular_file_is_refused_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("InRelease");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        let zero = dir.path().join("Release");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        for path in [fifo, zero] {
+            let url = format!("file:{}", path.display());
+            let e = get_with(&Downloader::default(), &url)
+                .unwrap_err()
+                .to_string();
+            assert_eq!(e, format!("{url}: not a regular file; refused"));
+        }
     }
 
     #[test]
