@@ -87,6 +87,7 @@ pub fn write(
         files: list_files(dir, &components)?,
         components,
         incomplete: incomplete.to_vec(),
+        node: None,
         recipients: sealed.map(|to| to.iter().map(ToString::to_string).collect()),
         generation: None,
     };

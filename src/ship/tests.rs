@@ -112,6 +112,7 @@ fn bundle(out: &Path, host: &str, extra: &[(&str, &[u8])]) {
         version_string: "v".into(),
         components: BTreeMap::new(),
         incomplete: vec![],
+        node: None,
         files: listed,
         generation: None,
         recipients: sealed.then(|| {

@@ -13,6 +13,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 pub use crate::digest::{is_hex64, Digest};
 
+mod node;
+pub use node::{HostFile, Node, NodeProbe, Place, When, MANAGED};
+
 /// A state directory: host path, path in the root, owner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -221,6 +224,10 @@ pub struct Manifest {
     pub incomplete: Vec<String>,
     /// Every file of the bundle but `manifest.json` and its signature.
     pub files: BTreeMap<String, FileEntry>,
+    /// The node part: host files of the host's own services and their probes (absent in a
+    /// bundle that has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<Node>,
     /// The age recipients (`age1…`) its secrets are encrypted to, the host's key first:
     /// present exactly in format [`VERSION_SEALED`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -315,6 +322,9 @@ impl Manifest {
         }
         for (name, c) in &self.components {
             self.check_component(name, c)?;
+        }
+        if let Some(n) = &self.node {
+            n.check(&|f| self.files.contains_key(f))?;
         }
         Ok(())
     }

@@ -1,0 +1,215 @@
+//! The node part of a manifest: files of the host's own services (the hosts file, the
+//! resolver, the clock, the package sources, the trust store) that a generation owns, and the
+//! probes that say they work (issue 14, docs/nodes.md).
+//!
+//! A bundle can only name the host paths of [`MANAGED`], each placed the ways that table
+//! allows; what activation runs after a change (`update-ca-certificates`, a restart of chrony
+//! or systemd-resolved) follows from the path, never from the bundle.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+
+/// How a host file's content is placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Place {
+    /// The file is the content (what was there before is kept to restore).
+    Whole,
+    /// The content is a managed block at the end of the file; the rest is left as it is.
+    Block,
+    /// The content is a managed block at the top of the file (resolver lines that must come
+    /// first); the rest is left as it is.
+    Top,
+}
+
+/// When a host file applies, by what the host runs (decided on the host at activation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum When {
+    /// On every host.
+    Always,
+    /// Only where systemd-resolved manages `/etc/resolv.conf` (a link into
+    /// `/run/systemd/resolve/`).
+    Resolved,
+    /// Only where it does not.
+    NoResolved,
+}
+
+/// One host file a generation owns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostFile {
+    /// The bundle file holding the content (`node/<name>`); for a block, its lines.
+    pub source: String,
+    /// How it is placed.
+    pub place: Place,
+    /// The mode of a whole file (a block keeps the file's own).
+    #[serde(with = "super::octal")]
+    pub mode: u32,
+    /// When it applies.
+    pub when: When,
+}
+
+/// A probe of the node part, run after the switch on a host driven by systemd.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum NodeProbe {
+    /// The system resolver (`/etc/hosts` first, as `getent hosts`) gives `address` for `name`.
+    Hosts {
+        /// A host name.
+        name: String,
+        /// The address it must give.
+        address: String,
+    },
+    /// A DNS query for `name` at `server` (`ip:port`) answers `address`.
+    Dns {
+        /// `ip:port`.
+        server: String,
+        /// A host name.
+        name: String,
+        /// The address it must answer.
+        address: String,
+    },
+    /// `chronyc -n sources` lists every one of `sources`.
+    Chrony {
+        /// Addresses or names.
+        sources: Vec<String>,
+    },
+    /// `apt-get update` reads `source` (a host file of this node part) alone, without error.
+    Apt {
+        /// The APT source's host path.
+        source: String,
+    },
+    /// `curl` fetches `url` (`https://`) verifying it with the system trust store only.
+    Https {
+        /// The URL.
+        url: String,
+    },
+}
+
+/// The node part of a bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    /// Host files by absolute path.
+    pub files: BTreeMap<String, HostFile>,
+    /// Probes, in order.
+    pub probes: Vec<NodeProbe>,
+}
+
+/// The host paths a node part may own, and how each may be placed.
+pub const MANAGED: &[(&str, &[Place])] = &[
+    ("/etc/hosts", &[Place::Block]),
+    ("/etc/resolv.conf", &[Place::Top, Place::Whole]),
+    (
+        "/etc/systemd/resolved.conf.d/infragen.conf",
+        &[Place::Whole],
+    ),
+    ("/etc/chrony/chrony.conf", &[Place::Whole]),
+    ("/etc/apt/sources.list.d/infragen.sources", &[Place::Whole]),
+    (
+        "/usr/local/share/ca-certificates/infragen-ca.crt",
+        &[Place::Whole],
+    ),
+];
+
+/// A host name as a probe may name one: letters, digits, `-`, `.`, `_`.
+fn plain_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+}
+
+impl Node {
+    /// Checks the paths against [`MANAGED`], the sources against the bundle's files, the
+    /// probes' addresses and names. `has_file` says whether a bundle file is listed.
+    pub fn check(&self, has_file: &dyn Fn(&str) -> bool) -> Result<()> {
+        for (path, f) in &self.files {
+            let Some((_, places)) = MANAGED.iter().find(|(p, _)| p == path) else {
+                bail!(
+                    "`node.files`: `{}` is not a host file infragen manages ({})",
+                    path.escape_debug(),
+                    MANAGED
+                        .iter()
+                        .map(|(p, _)| *p)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            };
+            if !places.contains(&f.place) {
+                bail!(
+                    "`node.files.{path}.place`: `{:?}` is not allowed here",
+                    f.place
+                );
+            }
+            if !f.source.starts_with("node/") || !has_file(&f.source) {
+                bail!(
+                    "`node.files.{path}.source`: `{}` is not a `node/` file among the bundle's files",
+                    f.source.escape_debug()
+                );
+            }
+            if f.mode & 0o022 != 0 {
+                bail!(
+                    "`node.files.{path}.mode`: {:04o} is group- or world-writable",
+                    f.mode
+                );
+            }
+        }
+        for (i, p) in self.probes.iter().enumerate() {
+            let at = format!("`node.probes[{i}]`");
+            let ip = |a: &str| a.parse::<std::net::IpAddr>().is_ok();
+            match p {
+                NodeProbe::Hosts { name, address } => {
+                    if !plain_name(name) || !ip(address) {
+                        bail!("{at}: `{name}` → `{address}` is not a host name and an address");
+                    }
+                }
+                NodeProbe::Dns {
+                    server,
+                    name,
+                    address,
+                } => {
+                    if server.parse::<SocketAddr>().is_err() || !plain_name(name) || !ip(address) {
+                        bail!("{at}: `{server}`, `{name}`, `{address}`: not an ip:port, a host name and an address");
+                    }
+                }
+                NodeProbe::Chrony { sources } => {
+                    if sources.is_empty() || !sources.iter().all(|s| plain_name(s)) {
+                        bail!("{at}: the sources are not host names or addresses");
+                    }
+                }
+                NodeProbe::Apt { source } => {
+                    if !self.files.contains_key(source) || !source.starts_with("/etc/apt/") {
+                        bail!(
+                            "{at}: `{}` is not an APT source of `node.files`",
+                            source.escape_debug()
+                        );
+                    }
+                }
+                NodeProbe::Https { url } => {
+                    let host = url
+                        .strip_prefix("https://")
+                        .map(|r| r.split('/').next().unwrap_or(""));
+                    let ok = host.is_some_and(|h| {
+                        let h = h.rsplit_once(':').map_or(h, |(h, port)| {
+                            if port.parse::<u16>().is_ok() {
+                                h
+                            } else {
+                                ""
+                            }
+                        });
+                        plain_name(h)
+                    }) && url.bytes().all(|b| b.is_ascii_graphic());
+                    if !ok {
+                        bail!("{at}: `{}` is not an https:// URL", url.escape_debug());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
