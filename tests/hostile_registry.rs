@@ -247,6 +247,7 @@ impl Parts {
             version_string: "1".into(),
             components: BTreeMap::new(),
             incomplete: vec![],
+            node: None,
             files: BTreeMap::new(),
             recipients: None,
             generation: None,

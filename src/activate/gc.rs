@@ -84,6 +84,8 @@ pub struct Status {
     pub interrupted: bool,
     /// One entry per component.
     pub units: Vec<UnitStatus>,
+    /// The host files the node part owns (given back by `activate --remove`).
+    pub node_files: Vec<String>,
 }
 
 /// A component's unit and its state.
@@ -100,7 +102,11 @@ pub struct UnitStatus {
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let Some(current) = &self.generation else {
-            return writeln!(f, "no generation is active");
+            writeln!(f, "no generation is active")?;
+            for path in &self.node_files {
+                writeln!(f, "  {path:<28} owned")?;
+            }
+            return Ok(());
         };
         writeln!(
             f,
@@ -118,6 +124,9 @@ impl std::fmt::Display for Status {
             let active = u.active.as_deref().unwrap_or("(not queried with --root)");
             writeln!(f, "  {:<28} {active}", u.unit)?;
         }
+        for path in &self.node_files {
+            writeln!(f, "  {path:<28} owned")?;
+        }
         Ok(())
     }
 }
@@ -128,8 +137,12 @@ pub fn status(root: &Path, systemd: bool) -> Result<Status> {
         dir: root.join("var/lib/infragen"),
         root: root.to_path_buf(),
     };
+    let node_files = super::node::owned(root);
     let Some(current) = state.pointer("current") else {
-        return Ok(Status::default());
+        return Ok(Status {
+            node_files,
+            ..Status::default()
+        });
     };
     let m = read_manifest(&state.generation(&current).join("manifest.json"))?;
     let runtime = runtime_of(&state, &current);
@@ -158,6 +171,7 @@ pub fn status(root: &Path, systemd: bool) -> Result<Status> {
         runtime: Some(runtime.to_string()),
         interrupted: state.dir.join("plan.json").exists(),
         units,
+        node_files,
     })
 }
 

@@ -19,6 +19,7 @@
 
 mod extract;
 mod gc;
+mod node;
 mod plan;
 mod probe;
 mod pull;
@@ -41,6 +42,7 @@ use crate::progress::Reporter;
 use anyhow::{bail, Context, Result};
 
 pub use gc::{gc, generations, status, Generation, Status, UnitStatus};
+pub use node::{BEGIN as BLOCK_BEGIN, END as BLOCK_END};
 pub use plan::{Action, Step};
 pub use pull::Pulled;
 pub use runtime::Runtime;
@@ -110,6 +112,108 @@ fn is_downgrade(old: &Manifest, new: &Manifest) -> bool {
 /// Activates the bundle at `bundle`: a directory, or a tar archive of one (`.tar`, `.tar.gz`,
 /// `.tgz`), unpacked first into a private directory under the safe-extraction rules.
 pub fn activate(bundle: &Path, opts: &Options, progress: &Reporter) -> Result<Outcome> {
+    with_dir(bundle, progress, |dir| {
+        activate_dir(dir, bundle, opts, progress)
+    })
+}
+
+/// What `activate --remove` took off the host.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Removed {
+    /// The generation that was current (now the rollback target), if any.
+    pub generation: Option<String>,
+    /// The components stopped and removed.
+    pub components: Vec<String>,
+    /// The host files given back as they were before infragen first took them.
+    pub files: Vec<String>,
+}
+
+/// `activate --remove`: the bundle (a host's last one, checked like any activation: built for
+/// this host, signed by a trusted key) authorises taking infragen off the host. Every component
+/// of the current generation is stopped and its units removed, its live configuration and
+/// credentials deleted, and every host file of the node part given back as it was before
+/// infragen first took it; `current` goes (it becomes the rollback target, so `infragen
+/// rollback` undoes the removal). Generations and blobs stay until `gc`.
+pub fn remove(bundle: &Path, opts: &Options, progress: &Reporter) -> Result<Removed> {
+    with_dir(bundle, progress, |dir| {
+        progress.phase("verify");
+        let opened = Opened::open(dir).map_err(|e| {
+            anyhow::anyhow!(
+                "bundle {} does not verify; nothing was changed: {e:#}",
+                bundle.display()
+            )
+        })?;
+        if !opened.problems.is_empty() {
+            bail!(
+                "bundle {} does not verify; nothing was changed:\n  {}",
+                bundle.display(),
+                opened.problems.join("\n  ")
+            );
+        }
+        trust(&opened, bundle, opts, progress)?;
+        let existing = State {
+            dir: opts.root.join("var/lib/infragen"),
+            root: opts.root.clone(),
+        };
+        if !existing.is_usable() {
+            return Ok(Removed::default());
+        }
+        let current = existing.pointer("current");
+        let old = current
+            .as_ref()
+            .map(|c| read_manifest(&existing.generation(c).join("manifest.json")))
+            .transpose()?;
+        let removed = Removed {
+            generation: current.clone(),
+            components: old
+                .as_ref()
+                .map(|m| m.components.keys().cloned().collect())
+                .unwrap_or_default(),
+            files: node::owned(&opts.root),
+        };
+        if opts.dry_run {
+            return Ok(removed);
+        }
+        progress.phase("remove");
+        let state = State::open(&opts.root)?;
+        let _lock = state.lock()?;
+        let host = runtime::Host {
+            systemd: opts.systemd,
+        };
+        if let (Some(c), Some(m)) = (&current, &old) {
+            let runtime = runtime_of(&state, c);
+            for name in m.components.keys() {
+                runtime
+                    .remove(&state, &host, name)
+                    .with_context(|| format!("removing component {name}"))?;
+            }
+            let st = Root::open(&state.dir, Links::Refuse)?;
+            for dir in ["live", "secrets"] {
+                st.remove(Path::new(dir))?;
+            }
+            let host_root = Root::open(&state.root, Links::InRoot)?;
+            host_root.remove(Path::new("etc/sysusers.d/infragen.conf"))?;
+            host.systemctl(&["daemon-reload"])?;
+        }
+        let changed = node::apply(&state, "", None)?;
+        node::after(&changed, &host)?;
+        if let Some(c) = &current {
+            state.set_pointer("rollback", c)?;
+            fs::remove_file(state.dir.join("current"))
+                .with_context(|| format!("removing {}", state.dir.join("current").display()))?;
+        }
+        state::sync_path(&state.dir)?;
+        Ok(removed)
+    })
+}
+
+/// Runs `f` on the bundle directory: `bundle` itself, or an archive of one unpacked into a
+/// private directory under the safe-extraction rules.
+fn with_dir<T>(
+    bundle: &Path,
+    progress: &Reporter,
+    f: impl FnOnce(&Path) -> Result<T>,
+) -> Result<T> {
     if bundle.is_file() {
         let dir = tempfile::Builder::new()
             .prefix("infragen-bundle-")
@@ -131,9 +235,9 @@ pub fn activate(bundle: &Path, opts: &Options, progress: &Reporter) -> Result<Ou
                 bundle.display()
             )
         })?;
-        return activate_dir(dir.path(), bundle, opts, progress);
+        return f(dir.path());
     }
-    activate_dir(bundle, bundle, opts, progress)
+    f(bundle)
 }
 
 /// Pulls the bundle `reference` names (`host[:port]/namespace/bundle[:tag]`, the tag defaulting

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::manifest::Manifest;
 
+use super::node;
 use super::plan::{self, Action, Step};
 use super::probe;
 use super::runtime::{Host, Runtime};
@@ -19,6 +20,10 @@ use super::state::{self, fail_point, State};
 use super::{euid_is_root, read_manifest, Options, Outcome};
 use crate::fsx::{write_file_atomic, Kind, Links, Root};
 use crate::progress::{Event, Reporter};
+
+/// The failure's name when the node part fails (not a component name: those are letters and
+/// digits).
+const NODE: &str = "(node)";
 
 /// Makes `to` equal to `from` (both below the state directory `st`), file by file, each
 /// replaced by rename so that a reloading service never reads half a file; modes and owners
@@ -80,6 +85,9 @@ fn sync_dir(st: &Root, from: &Path, to: &Path) -> Result<()> {
 /// The components' users, declared for systemd-sysusers (`/etc/sysusers.d/infragen.conf`):
 /// systemd resolves `User=` on the host, so the image's numeric users must exist there too.
 fn sysusers(state: &State, components: &Components, host: &Host) -> Result<()> {
+    if components.is_empty() {
+        return Ok(()); // a node bundle: nothing to declare, nothing written
+    }
     let mut users = std::collections::BTreeMap::new();
     for c in components.values() {
         let u = &c.user;
@@ -324,7 +332,12 @@ pub fn switch(
     let components = &new.components;
     let installed = recorded
         .map_err(|e| ("*".to_owned(), e))
-        .and_then(|()| install(state, id, components, runtime, &host));
+        .and_then(|()| install(state, id, components, runtime, &host))
+        .and_then(|()| {
+            node::apply(state, id, new.node.as_ref())
+                .and_then(|changed| node::after(&changed, &host))
+                .map_err(|e| (NODE.to_owned(), e))
+        });
     fail_point("after-live");
     let mut failure: Option<(String, String)> = match installed {
         Ok(()) => None,
@@ -338,6 +351,12 @@ pub fn switch(
     if gate && opts.systemd && failure.is_none() {
         progress.phase("probe");
         failure = probe_all(&start.steps, components, opts.health_timeout);
+        if failure.is_none() {
+            if let Some(n) = &new.node {
+                failure = probe::node_all(&n.probes, opts.health_timeout)
+                    .map(|what| (NODE.to_owned(), what));
+            }
+        }
     }
     if let Some((component, what)) = failure {
         let _ = fs::remove_file(&plan_file);
@@ -349,14 +368,20 @@ pub fn switch(
             host: &host,
             progress,
         };
-        let status = host.status(&runtime.unit(&component));
+        let status = if component == NODE || component == "*" {
+            String::new()
+        } else {
+            format!("\nunit status:\n{}", host.status(&runtime.unit(&component)))
+        };
         let back = back.go(&start, rollback_before.as_deref(), components)?;
         let who = if component == "*" {
             "the generation".to_owned()
+        } else if component == NODE {
+            "the node part".to_owned()
         } else {
             format!("component `{component}`")
         };
-        bail!("{who} {what}\n{back}\nunit status:\n{status}");
+        bail!("{who} {what}\n{back}{status}");
     }
     fs::remove_file(&plan_file).ok();
     state::sync_path(&state.dir)?;
@@ -595,8 +620,14 @@ impl Back<'_> {
                 for name in components.keys() {
                     let _ = self.runtime.remove(state, self.host, name);
                 }
+                // The host files it took are given back.
+                let given = node::apply(state, self.id, None)
+                    .and_then(|changed| node::after(&changed, self.host));
                 let _ = fs::remove_file(state.dir.join("current"));
                 let _ = self.host.systemctl(&["daemon-reload"]);
+                if let Err(e) = given {
+                    return Ok(format!("no previous generation: the new components were stopped and removed; giving back the host files failed: {e:#}"));
+                }
                 "no previous generation: the new components were stopped and removed".to_owned()
             }
         })

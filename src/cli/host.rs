@@ -137,6 +137,50 @@ pub(super) fn rollback(opts: &Options, ui: &Ui) -> i32 {
     )
 }
 
+/// `activate --remove`.
+pub(super) fn remove(bundle: &str, opts: &Options, ui: &Ui) -> i32 {
+    let path = Path::new(bundle);
+    if !path.exists() {
+        return fail(
+            &anyhow::anyhow!("--remove takes a bundle on disk, and `{bundle}` is not one"),
+            ui,
+        );
+    }
+    match crate::activate::remove(path, opts, &ui.progress) {
+        Ok(r) => {
+            let verb = if opts.dry_run {
+                "would remove"
+            } else {
+                "removed"
+            };
+            for c in &r.components {
+                ui.say(format!("{verb} component {c}"));
+            }
+            for f in &r.files {
+                ui.say(format!(
+                    "{} {f}",
+                    if opts.dry_run {
+                        "would give back"
+                    } else {
+                        "gave back"
+                    }
+                ));
+            }
+            match &r.generation {
+                Some(g) if !opts.dry_run => ui.say(format!(
+                    "generation {} is no longer current (`infragen rollback` returns to it)",
+                    &g[..12.min(g.len())]
+                )),
+                Some(_) => {}
+                None => ui.say("no generation was active"),
+            }
+            ui.set_all(r);
+            0
+        }
+        Err(e) => fail(&e, ui),
+    }
+}
+
 pub(super) fn status(opts: &Options, ui: &Ui) -> i32 {
     match crate::activate::status(&opts.root, opts.systemd) {
         Ok(s) => {

@@ -153,7 +153,7 @@ enum Command {
     Repo(RepoCommand),
     /// On a host: verify a bundle, stage it, switch to it, probe it, roll back on failure
     #[command(
-        after_help = "Examples:\n  infragen activate out/10.10.10.10\n  infragen activate out/10.10.10.10 --dry-run\n  infragen activate out/127.0.10.10 --root /tmp/host"
+        after_help = "Examples:\n  infragen activate out/10.10.10.10\n  infragen activate out/10.10.10.10 --dry-run\n  infragen activate out/127.0.10.10 --root /tmp/host\n  infragen activate out/10.10.10.12 --remove"
     )]
     Activate {
         /// The bundle: a directory (out/<host>), an archive of one, or a registry reference
@@ -173,6 +173,11 @@ enum Command {
         /// Print the plan and write nothing
         #[arg(long)]
         dry_run: bool,
+        /// Take infragen off this host instead: stop and remove every component, give back
+        /// every host file it owns as it was before (the bundle authorises it: built for this
+        /// host, signed by a trusted key); `infragen rollback` undoes it
+        #[arg(long, conflicts_with = "pull_only")]
+        remove: bool,
         /// How components run: `unit` (RootDirectory= services), `nspawn` (systemd-nspawn@),
         /// `portable` (portablectl attach) or `podman` (Quadlet, podman >= 4.4)
         #[arg(long, default_value = "unit", value_parser = ["unit", "nspawn", "portable", "podman"])]
@@ -713,6 +718,7 @@ fn host_side(command: Command, ui: &Ui) -> i32 {
             authfile,
             host,
             dry_run,
+            remove,
             runtime,
             allow_downgrade,
             health_timeout,
@@ -728,6 +734,9 @@ fn host_side(command: Command, ui: &Ui) -> i32 {
                 authfile,
                 ..crate::registry::Options::default()
             };
+            if remove {
+                return host::remove(&bundle, &opts, ui);
+            }
             host::activate(&bundle, &opts, &registry, pull_only, ui)
         }
         Command::Rollback {
