@@ -196,7 +196,9 @@ pub fn remove(bundle: &Path, opts: &Options, progress: &Reporter) -> Result<Remo
             host.systemctl(&["daemon-reload"])?;
         }
         let changed = node::apply(&state, "", None)?;
-        node::after(&changed, &host)?;
+        for n in node::after(&changed, &host)? {
+            progress.warning(n);
+        }
         if let Some(c) = &current {
             state.set_pointer("rollback", c)?;
             fs::remove_file(state.dir.join("current"))

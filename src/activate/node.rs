@@ -418,10 +418,12 @@ pub fn apply(state: &State, id: &str, node: Option<&Node>) -> Result<Vec<String>
 
 /// Runs what a changed host file needs for the host to use it: chrony and systemd-resolved
 /// are restarted if running, the trust store is rebuilt. Only on a host driven by systemd
-/// (with `--root`, the files are placed and nothing is run).
-pub fn after(changed: &[String], host: &Host) -> Result<()> {
+/// (with `--root`, the files are placed and nothing is run). Returns warnings: a host without
+/// Debian's `ca-certificates` gets the CA file but no rebuilt store.
+pub fn after(changed: &[String], host: &Host) -> Result<Vec<String>> {
+    let mut notes = Vec::new();
     if !host.systemd {
-        return Ok(());
+        return Ok(notes);
     }
     for path in changed {
         match path.as_str() {
@@ -433,13 +435,13 @@ pub fn after(changed: &[String], host: &Host) -> Result<()> {
                 if Path::new("/usr/sbin/update-ca-certificates").exists() {
                     host.run("update-ca-certificates", &["--fresh"])?;
                 } else {
-                    bail!("{path} changed, and update-ca-certificates is not installed (Debian's ca-certificates)");
+                    notes.push(format!("{path} changed, and update-ca-certificates is not installed: the system trust store is not rebuilt (apt-get install ca-certificates)"));
                 }
             }
             _ => {}
         }
     }
-    Ok(())
+    Ok(notes)
 }
 
 /// The paths the host's record says infragen owns (for `status`).

@@ -336,6 +336,7 @@ pub fn switch(
         .and_then(|()| {
             node::apply(state, id, new.node.as_ref())
                 .and_then(|changed| node::after(&changed, &host))
+                .map(|notes| notes.into_iter().for_each(|n| progress.warning(n)))
                 .map_err(|e| (NODE.to_owned(), e))
         });
     fail_point("after-live");
@@ -622,7 +623,8 @@ impl Back<'_> {
                 }
                 // The host files it took are given back.
                 let given = node::apply(state, self.id, None)
-                    .and_then(|changed| node::after(&changed, self.host));
+                    .and_then(|changed| node::after(&changed, self.host))
+                    .map(|notes| notes.into_iter().for_each(|n| self.progress.warning(n)));
                 let _ = fs::remove_file(state.dir.join("current"));
                 let _ = self.host.systemctl(&["daemon-reload"]);
                 if let Err(e) = given {
