@@ -12,12 +12,13 @@
 
 mod common;
 
+use common::booted::Machine;
 use common::registry::Registry;
 use common::{dns_a, enrol, ntp, ok, root, signing_key};
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 /// The booted tier's gate: the tier chosen (else one SKIPPED line and the binary exits), then
@@ -56,66 +57,26 @@ const RUNNING: [&str; 7] = [
     "chrony",
 ];
 
-/// A booted container; stopped when dropped.
+/// A booted container (stopped when dropped) and the time of its last activation.
 struct Booted {
-    nspawn: Child,
-    pid: String,
-    dir: PathBuf,
+    m: Machine,
     /// How long the last `infragen activate` inside took (copying the bundle in not counted).
     took: std::cell::Cell<Duration>,
 }
 
+impl std::ops::Deref for Booted {
+    type Target = Machine;
+    fn deref(&self) -> &Machine {
+        &self.m
+    }
+}
+
 impl Booted {
     fn boot(dir: &Path, name: &str) -> Self {
-        let rootfs = dir.join("root");
-        debian_root(&rootfs);
-        fs::copy(common::bin(), rootfs.join("usr/local/bin/infragen")).unwrap();
-        let nspawn = Command::new("systemd-nspawn")
-            .args(["-b", "--register=no", "--keep-unit", "-M", name, "-D"])
-            .arg(&rootfs)
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(dir.join("console.log")).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("systemd-nspawn");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let pid = loop {
-            let o = Command::new("pgrep")
-                .args(["-P", &nspawn.id().to_string()])
-                .output()
-                .unwrap();
-            let pid = String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .next()
-                .unwrap_or("")
-                .to_owned();
-            if !pid.is_empty() {
-                let o = Command::new("nsenter")
-                    .args(["-t", &pid, "-a", "systemctl", "is-system-running", "--wait"])
-                    .output()
-                    .unwrap();
-                let state = String::from_utf8_lossy(&o.stdout).trim().to_owned();
-                if state == "running" || state == "degraded" {
-                    break pid;
-                }
-            }
-            assert!(Instant::now() < deadline, "the container did not boot");
-            std::thread::sleep(Duration::from_millis(500));
-        };
         Self {
-            nspawn,
-            pid,
-            dir: dir.to_path_buf(),
+            m: Machine::boot(dir, name, debian_root),
             took: std::cell::Cell::new(Duration::ZERO),
         }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("nsenter")
-            .args(["-t", &self.pid, "-a"])
-            .args(args)
-            .output()
-            .unwrap()
     }
 
     /// Copies a bundle into the container and activates it.
@@ -207,23 +168,6 @@ impl Booted {
             ));
         }
         out
-    }
-}
-
-impl Drop for Booted {
-    fn drop(&mut self) {
-        let _ = Command::new("nsenter")
-            .args(["-t", &self.pid, "-a", "systemctl", "poweroff"])
-            .output();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.nspawn.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        let _ = self.nspawn.kill();
-        let _ = self.nspawn.wait();
     }
 }
 

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod big_profile;
+pub mod booted;
 pub mod debian;
 pub mod distribution;
 pub mod hermetic;

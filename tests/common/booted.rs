@@ -1,0 +1,94 @@
+//! A Debian container booted with `systemd-nspawn -b`, sharing this machine's network: what the
+//! booted tier's tests run `infragen activate` in.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A booted container; powered off when dropped.
+pub struct Machine {
+    nspawn: Child,
+    /// Its init's PID (what `nsenter -t` enters).
+    pub pid: String,
+    /// The test directory holding its root (`<dir>/root`) and `console.log`.
+    pub dir: PathBuf,
+}
+
+impl Machine {
+    /// Makes its root at `<dir>/root` with `make_root`, copies the binary under test in, boots it
+    /// as machine `name` and waits for `systemctl is-system-running` (running or degraded).
+    pub fn boot(dir: &Path, name: &str, make_root: impl Fn(&Path)) -> Self {
+        let rootfs = dir.join("root");
+        make_root(&rootfs);
+        fs::copy(super::bin(), rootfs.join("usr/local/bin/infragen")).unwrap();
+        let nspawn = Command::new("systemd-nspawn")
+            .args(["-b", "--register=no", "--keep-unit", "-M", name, "-D"])
+            .arg(&rootfs)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(dir.join("console.log")).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("systemd-nspawn");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let pid = loop {
+            let o = Command::new("pgrep")
+                .args(["-P", &nspawn.id().to_string()])
+                .output()
+                .unwrap();
+            let pid = String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            if !pid.is_empty() {
+                let o = Command::new("nsenter")
+                    .args(["-t", &pid, "-a", "systemctl", "is-system-running", "--wait"])
+                    .output()
+                    .unwrap();
+                let state = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+                if state == "running" || state == "degraded" {
+                    break pid;
+                }
+            }
+            assert!(Instant::now() < deadline, "the container did not boot");
+            std::thread::sleep(Duration::from_millis(500));
+        };
+        Self {
+            nspawn,
+            pid,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Runs `args` inside (every namespace of its init).
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new("nsenter")
+            .args(["-t", &self.pid, "-a"])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Its root directory, seen from outside.
+    pub fn root(&self) -> PathBuf {
+        self.dir.join("root")
+    }
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        let _ = Command::new("nsenter")
+            .args(["-t", &self.pid, "-a", "systemctl", "poweroff"])
+            .output();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.nspawn.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let _ = self.nspawn.kill();
+        let _ = self.nspawn.wait();
+    }
+}
