@@ -116,9 +116,10 @@ pub const MANAGED: &[(&str, &[Place])] = &[
     ),
 ];
 
-/// A host name as a probe may name one: letters, digits, `-`, `.`, `_`.
+/// A host name as a probe may name one: letters, digits, `-`, `.`, `_`, starting with a letter
+/// or digit (never read as an option).
 fn plain_name(s: &str) -> bool {
-    !s.is_empty()
+    s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
         && s.len() <= 253
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
@@ -211,5 +212,142 @@ impl Node {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(path: &str, place: Place, source: &str) -> Node {
+        Node {
+            files: [(
+                path.to_owned(),
+                HostFile {
+                    source: source.to_owned(),
+                    place,
+                    mode: 0o644,
+                    when: When::Always,
+                },
+            )]
+            .into(),
+            probes: vec![],
+        }
+    }
+
+    #[test]
+    fn a_node_part_names_only_the_paths_infragen_manages() {
+        let listed = |f: &str| f == "node/hosts";
+        node("/etc/hosts", Place::Block, "node/hosts")
+            .check(&listed)
+            .unwrap();
+        for (path, place, source, why) in [
+            (
+                "/etc/shadow",
+                Place::Whole,
+                "node/hosts",
+                "not a host file infragen manages",
+            ),
+            (
+                "/etc/hosts/../shadow",
+                Place::Block,
+                "node/hosts",
+                "not a host file infragen manages",
+            ),
+            (
+                "/etc/hosts",
+                Place::Whole,
+                "node/hosts",
+                "is not allowed here",
+            ),
+            (
+                "/etc/hosts",
+                Place::Block,
+                "node/other",
+                "not a `node/` file among the bundle's files",
+            ),
+            ("/etc/hosts", Place::Block, "units/x", "not a `node/` file"),
+        ] {
+            let e = node(path, place, source)
+                .check(&listed)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why), "{path} {place:?} {source}: {e}");
+        }
+        let mut n = node("/etc/hosts", Place::Block, "node/hosts");
+        n.files.get_mut("/etc/hosts").unwrap().mode = 0o666;
+        assert!(n
+            .check(&listed)
+            .unwrap_err()
+            .to_string()
+            .contains("world-writable"));
+    }
+
+    #[test]
+    fn probes_name_addresses_and_host_names_only() {
+        let listed = |_: &str| true;
+        let with = |p: NodeProbe| Node {
+            files: BTreeMap::new(),
+            probes: vec![p],
+        };
+        let good = [
+            NodeProbe::Hosts {
+                name: "i.pigsty".into(),
+                address: "10.10.10.10".into(),
+            },
+            NodeProbe::Dns {
+                server: "10.10.10.10:53".into(),
+                name: "i.pigsty".into(),
+                address: "10.10.10.10".into(),
+            },
+            NodeProbe::Chrony {
+                sources: vec!["10.10.10.10".into()],
+            },
+            NodeProbe::Https {
+                url: "https://i.pigsty/".into(),
+            },
+            NodeProbe::Https {
+                url: "https://i.pigsty:8443/x".into(),
+            },
+        ];
+        for p in good {
+            with(p.clone())
+                .check(&listed)
+                .unwrap_or_else(|e| panic!("{p:?}: {e}"));
+        }
+        let bad = [
+            NodeProbe::Hosts {
+                name: "i.pigsty;rm -rf /".into(),
+                address: "10.10.10.10".into(),
+            },
+            NodeProbe::Hosts {
+                name: "i.pigsty".into(),
+                address: "ten".into(),
+            },
+            NodeProbe::Dns {
+                server: "10.10.10.10".into(),
+                name: "i.pigsty".into(),
+                address: "10.10.10.10".into(),
+            },
+            NodeProbe::Chrony { sources: vec![] },
+            NodeProbe::Chrony {
+                sources: vec!["-a".into(), "x y".into()],
+            },
+            NodeProbe::Apt {
+                source: "/etc/apt/sources.list.d/infragen.sources".into(),
+            },
+            NodeProbe::Https {
+                url: "http://i.pigsty/".into(),
+            },
+            NodeProbe::Https {
+                url: "https://i.pigsty/ -k".into(),
+            },
+            NodeProbe::Https {
+                url: "https://-k/".into(),
+            },
+        ];
+        for p in bad {
+            assert!(with(p.clone()).check(&listed).is_err(), "{p:?}");
+        }
     }
 }
