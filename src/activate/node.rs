@@ -413,6 +413,19 @@ pub fn apply(state: &State, id: &str, node: Option<&Node>) -> Result<Vec<String>
         }
     }
     save(&st, &record)?;
+    // Kept copies no owned path needs any more go.
+    let kept: std::collections::BTreeSet<String> = record
+        .values()
+        .filter_map(|o| match &o.before {
+            Before::File { sha256, .. } => Some(sha256.clone()),
+            _ => None,
+        })
+        .collect();
+    for name in st.sub(Path::new("node/before"))?.list()? {
+        if !kept.contains(&*name.to_string_lossy()) {
+            st.remove(&Path::new("node/before").join(&name))?;
+        }
+    }
     Ok(changed)
 }
 
@@ -710,6 +723,8 @@ mod tests {
         assert!(dirs_made.is_empty(), "{dirs_made:?}");
         assert_eq!(before, after);
         assert!(owned(h.dir.path()).is_empty());
+        let kept = std::fs::read_dir(h.path("/var/lib/infragen/node/before")).unwrap().count();
+        assert_eq!(kept, 0, "kept copies are removed with the paths they were for");
     }
 
     #[test]
