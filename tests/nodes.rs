@@ -427,3 +427,41 @@ fn bad_node_parameters_name_their_key_path() {
         assert!(err.contains(want), "{extra}: {err}");
     }
 }
+
+/// `check` counts the other nodes; `--json` lists them, as docs/json-schema.json says.
+#[test]
+fn check_counts_and_lists_the_other_nodes() {
+    let profile = common::root().join("profiles/small-prod.yml");
+    let o = common::infragen()
+        .args(["check", "--profile"])
+        .arg(&profile)
+        .output()
+        .unwrap();
+    let text = common::ok(&o, "check");
+    assert!(
+        text.contains(
+            "\n  11 other nodes: node part only (hosts, resolver, chrony, APT source, CA)\n"
+        ),
+        "{text}"
+    );
+    let o = common::infragen()
+        .args(["check", "--json", "--profile"])
+        .arg(&profile)
+        .output()
+        .unwrap();
+    let lines = common::schema::check_lines(
+        &common::schema::documented(),
+        &common::ok(&o, "check --json"),
+    );
+    let result = lines.last().unwrap();
+    let nodes: BTreeSet<String> = result["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    let mut want = inventory_hosts(profile.to_str().unwrap());
+    want.remove("10.10.10.11");
+    want.remove("10.10.10.12");
+    assert_eq!(nodes, want);
+}
