@@ -343,7 +343,7 @@ fn a_small_profile_gives_these_node_files_exactly() {
                 address: "10.10.10.10".into()
             },
             NodeProbe::Chrony {
-                sources: vec!["pool.ntp.org".into(), "10.10.10.10".into()]
+                sources: vec!["10.10.10.10".into()]
             },
             NodeProbe::Apt {
                 source: "/etc/apt/sources.list.d/infragen.sources".into()

@@ -108,12 +108,16 @@ pub fn probes(plan: &Plan, n: &NodePlan, ca: bool) -> Vec<NodeProbe> {
             });
         }
     }
-    if !s.ntp.is_empty() {
-        let sources = s
-            .ntp
-            .iter()
-            .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
-            .collect();
+    // The sources given by address (the infra nodes, as `server ${admin_ip} iburst`): a name
+    // (`pool pool.ntp.org`) is listed by the addresses it resolves to, which no bundle knows.
+    let sources: Vec<String> = s
+        .ntp
+        .iter()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|h| h.parse::<IpAddr>().is_ok())
+        .map(str::to_owned)
+        .collect();
+    if !sources.is_empty() {
         out.push(NodeProbe::Chrony { sources });
     }
     if s.repo.is_some() {
@@ -165,4 +169,93 @@ fn https_url(plan: &Plan, n: &NodePlan, domain: &str) -> Option<String> {
         p => format!(":{p}"),
     };
     Some(format!("https://{domain}{port}/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The probes of node `ip` of a profile of one infra admin node and one pgsql node, with
+    /// `extra` in `all.vars` (the CA installed).
+    fn probes_of(extra: &str, ip: &str) -> Vec<NodeProbe> {
+        let text = format!(
+            "
+all:
+  children:
+    infra: {{ hosts: {{ 10.1.0.1: {{ infra_seq: 1 }} }} }}
+    pg: {{ hosts: {{ 10.1.0.2: {{ pg_seq: 1, pg_role: primary }} }}, vars: {{ pg_cluster: pg }} }}
+  vars:
+    admin_ip: 10.1.0.1
+{extra}"
+        );
+        let plan = crate::plan::resolve(&crate::profile::parse("t.yml", &text).unwrap()).unwrap();
+        let n = plan.node(ip.parse().unwrap()).unwrap();
+        probes(&plan, n, true)
+    }
+
+    fn kinds(p: &[NodeProbe]) -> Vec<&'static str> {
+        p.iter()
+            .map(|p| match p {
+                NodeProbe::Hosts { .. } => "hosts",
+                NodeProbe::Dns { .. } => "dns",
+                NodeProbe::Chrony { .. } => "chrony",
+                NodeProbe::Apt { .. } => "apt",
+                NodeProbe::Https { .. } => "https",
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_probe_only_where_it_can_pass() {
+        let ntp = "    node_ntp_servers: ['server ${admin_ip} iburst']\n";
+        let cases: &[(&str, &str, &[&str])] = &[
+            // Defaults: the pools are names, so no chrony probe.
+            ("", "10.1.0.2", &["hosts", "dns", "apt", "https"]),
+            (ntp, "10.1.0.2", &["hosts", "dns", "chrony", "apt", "https"]),
+            // An infra host: the hosts probe alone.
+            (ntp, "10.1.0.1", &["hosts"]),
+            (
+                "    node_dns_method: none\n",
+                "10.1.0.2",
+                &["hosts", "apt", "https"],
+            ),
+            // The first server runs no dnsmasq.
+            (
+                "    node_dns_servers: ['10.1.0.2']\n",
+                "10.1.0.2",
+                &["hosts", "apt", "https"],
+            ),
+            // dnsmasq has no record of the home domain.
+            (
+                "    dns_records: []\n",
+                "10.1.0.2",
+                &["hosts", "apt", "https"],
+            ),
+            (
+                "    nginx_sslmode: disable\n",
+                "10.1.0.2",
+                &["hosts", "dns", "apt"],
+            ),
+            (
+                "    repo_enabled: false\n",
+                "10.1.0.2",
+                &["hosts", "dns", "https"],
+            ),
+            (
+                "    node_write_etc_hosts: false\n",
+                "10.1.0.2",
+                &["dns", "apt"],
+            ),
+        ];
+        for (extra, ip, want) in cases {
+            assert_eq!(kinds(&probes_of(extra, ip)), *want, "{extra}");
+        }
+        let p = probes_of("    nginx_ssl_port: 8443\n", "10.1.0.2");
+        assert_eq!(
+            p.last(),
+            Some(&NodeProbe::Https {
+                url: "https://i.pigsty:8443/".into()
+            })
+        );
+    }
 }
