@@ -231,9 +231,20 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
     let targets = targets::compute(resolved(), &infra, &mut problems);
     let dns = targets::dns_records(resolved(), &mut problems);
     let shared = host_plans(inventory, &infra_hosts, &infra, &dns, &mut problems);
-    let nodes = node::nodes(inventory, &infra_hosts, &shared.hosts, &mut problems);
+    let mut node_warnings = Vec::new();
+    let nodes = node::nodes(
+        inventory,
+        &infra_hosts,
+        &shared.hosts,
+        &mut problems,
+        &mut node_warnings,
+    );
 
-    let warnings = misspellings(inventory);
+    let mut warnings = misspellings(inventory);
+    // Hosts with different settings may share a name server: one warning each.
+    node_warnings.sort();
+    node_warnings.dedup();
+    warnings.extend(node_warnings);
     if problems.is_empty() {
         Ok(Plan {
             source: inventory.source.clone(),

@@ -81,6 +81,7 @@ pub(super) fn nodes(
     infra_hosts: &[&str],
     hosts: &[HostPlan],
     problems: &mut Vec<Problem>,
+    warnings: &mut Vec<Problem>,
 ) -> Vec<NodePlan> {
     let mut seen: BTreeMap<(Vec<String>, bool, bool), Arc<NodeSettings>> = BTreeMap::new();
     let mut out = Vec::new();
@@ -102,6 +103,7 @@ pub(super) fn nodes(
             Arc::clone(s)
         } else {
             let s = Arc::new(read(&mut r, ip, infra, hosts));
+            warnings.extend(no_dnsmasq(&mut r, &s, inventory, hosts));
             seen.insert(key, Arc::clone(&s));
             s
         };
@@ -112,6 +114,38 @@ pub(super) fn nodes(
         });
     }
     out
+}
+
+/// A warning for each name server that is a host of the inventory running no dnsmasq (an
+/// admin node that is no infra host, as in `small-prod`): the nodes would ask it in vain.
+fn no_dnsmasq(
+    r: &mut Reader,
+    s: &NodeSettings,
+    inventory: &Inventory,
+    hosts: &[HostPlan],
+) -> Vec<Problem> {
+    let Some(dns) = &s.dns else {
+        return Vec::new();
+    };
+    let path = r
+        .var("node_dns_servers")
+        .map(|v| v.path.clone())
+        .unwrap_or_default();
+    let members = inventory.all_hosts();
+    dns.servers
+        .iter()
+        .filter(|ip| {
+            let text = ip.to_string();
+            members.contains(&text.as_str())
+                && !hosts.iter().any(|h| h.ip == **ip && h.dnsmasq.is_some())
+        })
+        .map(|ip| {
+            Problem::at(
+                &path,
+                format!("name server {ip} is a host of the inventory that runs no dnsmasq (not an infra host with `dns_enabled`); nodes would ask it in vain"),
+            )
+        })
+        .collect()
 }
 
 /// `admin_ip`, or the host's own address after a problem.
@@ -314,6 +348,17 @@ all:
         assert_eq!(p.nodes[2].settings.ntp, ["pool pool.ntp.org iburst"]);
         // No infra host at admin_ip serves a repository: no local APT source.
         assert_eq!(p.nodes[2].settings.repo, None);
+        // Its resolver would be asked in vain: one warning, at the key that names it.
+        let w: Vec<String> = p.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            w,
+            ["default:node_dns_servers: name server 10.1.0.3 is a host of the inventory that runs no dnsmasq (not an infra host with `dns_enabled`); nodes would ask it in vain"]
+        );
+        // An infra host with dnsmasq, or an address outside the inventory: no warning.
+        for servers in ["['10.1.0.2']", "['192.0.2.53']"] {
+            let p = plan(&format!("{text}    node_dns_servers: {servers}\n")).unwrap();
+            assert!(p.warnings.is_empty(), "{servers}: {:?}", p.warnings);
+        }
     }
 
     /// What a case expects of the pgsql node's settings.
