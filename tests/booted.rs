@@ -204,10 +204,11 @@ fn build_hosts(dir: &Path, name: &str, text: &str) -> Vec<PathBuf> {
         .output()
         .unwrap();
     ok(&o, &format!("build {name}"));
+    // The infra hosts' bundles (the other nodes' hold a node part alone, no image).
     let mut hosts: Vec<PathBuf> = fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
+        .filter(|p| p.join("oci").is_dir())
         .collect();
     hosts.sort();
     hosts

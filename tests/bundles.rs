@@ -45,11 +45,13 @@ fn build(profile: &str, dir: &Path, extra: &[&str]) -> PathBuf {
     out
 }
 
+/// The infra hosts' bundles of `out` (the other nodes' bundles hold a node part alone, no
+/// image: tests/nodes.rs).
 fn hosts(out: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir(out)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
+        .filter(|p| p.join("oci").is_dir())
         .collect();
     v.sort();
     v

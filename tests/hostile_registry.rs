@@ -249,6 +249,7 @@ impl Parts {
             incomplete: vec![],
             node: None,
             files: BTreeMap::new(),
+            node: None,
             recipients: None,
             generation: None,
         };

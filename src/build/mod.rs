@@ -1,4 +1,5 @@
-//! Build: every infra host's OCI images, from locked packages plus the host's rendered config.
+//! Build: every infra host's OCI images, from locked packages plus the host's rendered config,
+//! and a bundle for every node of the inventory (a regular node's holds its node part alone).
 //!
 //! Each image is layered as: one layer per package of the locked closure (shared by every image
 //! and host that uses the package, built once and cached by the package's sha256), one layer for
@@ -89,7 +90,7 @@ impl Report {
     }
 }
 
-/// Builds the images of every infra host of `plan` into `opts.out`.
+/// Builds the images of every infra host of `plan` and the bundle of every node into `opts.out`.
 pub fn build(plan: &Plan, tree: &Tree, opts: &Options, progress: &Reporter) -> Result<Report> {
     // Refuse a directory infragen may not replace before any work (`replace_dir` checks again).
     crate::tree::check_out(&opts.out)?;
@@ -140,6 +141,20 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options, progress: &Reporter) -> R
         progress.phase("bundle");
         let generation = host.bundle(h, &report)?;
         report.generations.insert(h.ip.to_string(), generation);
+    }
+    // Every other node of the inventory: a bundle of its node part alone.
+    progress.phase("bundle");
+    for n in plan.regular_nodes() {
+        let host = n.ip.to_string();
+        let dir = staging.path().join(&host);
+        let generation = crate::bundle::write_node(&dir, plan, n, tree, signer.as_ref())
+            .with_context(|| format!("the bundle of node {host}"))?;
+        progress.event(Event::Bundle {
+            host: host.clone(),
+            path: host.clone(),
+            generation: generation.clone(),
+        });
+        report.generations.insert(host, generation);
     }
     report.layers_built = layers.built;
     progress.phase("write");

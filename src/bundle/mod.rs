@@ -6,7 +6,9 @@
 //! `nspawn/infra-<c>.nspawn`, `portable/infra-<c>.service`, `quadlet/infra-<c>.container` — and
 //! `manifest.json`, canonical JSON listing every file with its sha256 and, per component, its
 //! image, root and config layers, units, data directories, reload semantics and health probe.
-//! The generation id is the sha256 of the manifest's content.
+//! The generation id is the sha256 of the manifest's content. Every host also gets its node part
+//! (`node/<name>` and the manifest's `node`, docs/nodes.md); a node of the inventory that is not
+//! an infra host gets a bundle of its node part alone ([`write_node`]).
 //!
 //! Host paths the units use (created and filled by `activate`):
 //! `/var/lib/infragen/roots/<root>` — a component's root tree (every layer but the config
@@ -26,7 +28,7 @@ use crate::image::{Built, Recipe};
 use crate::manifest::{
     ComponentEntry, Digest, FileEntry, Manifest, ProfileRef, Reload, Runtimes, User, SIGNATURE,
 };
-use crate::plan::{Component, HostPlan, Plan};
+use crate::plan::{Component, HostPlan, NodePlan, Plan};
 use crate::sign::SigningKey;
 use crate::tree::Tree;
 
@@ -34,6 +36,7 @@ use crate::tree::Tree;
 pub const STATE: &str = "/var/lib/infragen";
 
 mod component;
+mod node;
 mod open;
 
 pub use open::{Checked, Opened};
@@ -70,8 +73,11 @@ pub fn write(
         let entry = shape.files(plan, built, &allow, &mut files)?;
         components.insert(c.name().to_owned(), entry);
     }
+    let node = plan
+        .node(h.ip)
+        .and_then(|n| node::part(plan, n, tree, &mut files));
     files.write_into(dir)?;
-    let mut manifest = Manifest {
+    let manifest = Manifest {
         version: if sealed.is_some() {
             crate::manifest::VERSION_SEALED
         } else {
@@ -87,10 +93,50 @@ pub fn write(
         files: list_files(dir, &components)?,
         components,
         incomplete: incomplete.to_vec(),
-        node: None,
+        node,
         recipients: sealed.map(|to| to.iter().map(ToString::to_string).collect()),
         generation: None,
     };
+    finish(dir, manifest, sign)
+}
+
+/// Writes the bundle of regular node `n` (not an infra host) into `dir`: its node files and a
+/// manifest with no component; it has no image and no secret, so nothing is sealed.
+pub fn write_node(
+    dir: &Path,
+    plan: &Plan,
+    n: &NodePlan,
+    tree: &Tree,
+    sign: Option<&SigningKey>,
+) -> Result<String> {
+    let mut files = Tree::default();
+    let node = node::part(plan, n, tree, &mut files);
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    files.write_into(dir)?;
+    let components = BTreeMap::new();
+    let manifest = Manifest {
+        version: crate::manifest::VERSION,
+        infragen: env!("CARGO_PKG_VERSION").to_owned(),
+        host: n.ip.to_string(),
+        profile: ProfileRef {
+            name: plan.name.clone(),
+            digest: plan.digest.clone(),
+        },
+        version_string: n.settings.version.clone(),
+        files: list_files(dir, &components)?,
+        components,
+        incomplete: Vec::new(),
+        node,
+        recipients: None,
+        generation: None,
+    };
+    finish(dir, manifest, sign)
+}
+
+/// Sets the manifest's generation id, checks it, writes it (and its signature with `sign`)
+/// into `dir`; returns the generation id.
+fn finish(dir: &Path, mut manifest: Manifest, sign: Option<&SigningKey>) -> Result<String> {
+    let host = manifest.host.clone();
     let generation = manifest.compute_generation();
     manifest.generation = Some(generation.clone());
     manifest

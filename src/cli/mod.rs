@@ -64,10 +64,10 @@ const JSON_COMMANDS: [&str; 7] = [
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate a profile and print its infra hosts and their components
+    /// Validate a profile and print its infra hosts and their components, and count its other nodes
     #[command(after_help = "Example:\n  infragen check --profile three-node")]
     Check(ProfileArgs),
-    /// Render every infra host's configuration files under DIR/<host>/<component>/
+    /// Render every infra host's configuration files under DIR/<host>/<component>/ and every node's node files under DIR/<host>/node/
     #[command(
         after_help = "Example:\n  infragen render --profile single-node --out out --validate"
     )]
@@ -84,7 +84,7 @@ enum Command {
         #[arg(long, requires = "validate")]
         strict: bool,
     },
-    /// Build every infra host's OCI images (and secrets) into DIR/<host>/
+    /// Build every infra host's OCI images (and secrets) and every node's bundle into DIR/<host>/
     #[command(after_help = "Example:\n  infragen build --profile three-node --out out")]
     Build {
         #[command(flatten)]

@@ -101,9 +101,19 @@ pub(super) fn check(p: &ProfileArgs, ui: &Ui) -> i32 {
                 .collect(),
         });
     }
+    // The other nodes get a bundle of their node part alone: counted, not listed (an inventory
+    // may have thousands); `--json` lists their addresses.
+    let nodes: Vec<String> = plan.regular_nodes().map(|n| n.ip.to_string()).collect();
+    if !nodes.is_empty() {
+        ui.say(format!(
+            "  {}: node part only (hosts, resolver, chrony, APT source, CA)",
+            count(nodes.len(), "other node")
+        ));
+    }
     ui.set("source", &plan.source);
     ui.set("inventory_hosts", plan.inventory_hosts);
     ui.set("hosts", hosts);
+    ui.set("nodes", nodes);
     0
 }
 
@@ -151,9 +161,10 @@ pub(super) fn render(
         return failure_code(&e);
     }
     ui.say(format!(
-        "rendered {} for {} into {}",
+        "rendered {} for {} and {} into {}",
         count(tree.len(), "file"),
         count(plan.hosts.len(), "infra host"),
+        count(plan.regular_nodes().count(), "other node"),
         out.display()
     ));
     0
@@ -258,6 +269,8 @@ fn build_images(
         progress.phase("pki");
         let pki = crate::pki::Pki::open(&a.store.pki(plan), &first.pki.ca_cn, first.pki.ca_create)?;
         let material = crate::pki::add_material(plan, &pki, &mut tree)?;
+        // Every node trusts the CA (its node part's `infragen-ca.crt`).
+        render::node::add_ca(plan, pki.ca(), &mut tree);
         for w in material.warnings {
             ui.warn(w);
         }
@@ -352,9 +365,10 @@ fn built(
         }
     }
     ui.say(format!(
-        "built {} for {} into {} ({} built, the rest from the cache){}",
+        "built {} for {} and the bundles of {} into {} ({} built, the rest from the cache){}",
         count(images.len(), "image"),
-        count(plan.hosts.len(), "host"),
+        count(plan.hosts.len(), "infra host"),
+        count(plan.nodes.len(), "node"),
         a.out.display(),
         count(report.layers_built, "layer"),
         if incomplete {

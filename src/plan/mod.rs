@@ -7,6 +7,7 @@
 mod check;
 mod components;
 mod flags;
+mod node;
 mod portal;
 mod ports;
 mod proxy;
@@ -26,6 +27,7 @@ pub use crate::profile::address_order;
 pub use components::{
     Alertmanager, Blackbox, Chrony, Datasource, Dnsmasq, Grafana, Victoria, Vmalert, Vmetrics,
 };
+pub use node::{home_domain, Dns, NodePlan, NodeSettings};
 pub use portal::{nginx_lex, Card, Nginx, Portal, PortalKind, SslMode};
 pub use targets::{TargetGroup, Targets};
 
@@ -174,6 +176,21 @@ pub struct Plan {
     /// `proxy_env`: the proxies package downloads go through (`net::Proxies::with_profile`),
     /// the same on every infra host.
     pub proxy_env: BTreeMap<String, String>,
+    /// Every node of the inventory (infra hosts too), in address order: what its node part
+    /// configures (docs/nodes.md).
+    pub nodes: Vec<NodePlan>,
+}
+
+impl Plan {
+    /// The nodes that are not infra hosts: their bundles hold only a node part.
+    pub fn regular_nodes(&self) -> impl Iterator<Item = &NodePlan> {
+        self.nodes.iter().filter(|n| !n.infra)
+    }
+
+    /// The node plan of address `ip`.
+    pub fn node(&self, ip: IpAddr) -> Option<&NodePlan> {
+        self.nodes.iter().find(|n| n.ip == ip)
+    }
 }
 
 /// `builtin:<name>`, or the file name of a profile path.
@@ -214,8 +231,20 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
     let targets = targets::compute(resolved(), &infra, &mut problems);
     let dns = targets::dns_records(resolved(), &mut problems);
     let shared = host_plans(inventory, &infra_hosts, &infra, &dns, &mut problems);
+    let mut node_warnings = Vec::new();
+    let nodes = node::nodes(
+        inventory,
+        &infra_hosts,
+        &shared.hosts,
+        &mut problems,
+        &mut node_warnings,
+    );
 
-    let warnings = misspellings(inventory);
+    let mut warnings = misspellings(inventory);
+    // Hosts with different settings may share a name server: one warning each.
+    node_warnings.sort();
+    node_warnings.dedup();
+    warnings.extend(node_warnings);
     if problems.is_empty() {
         Ok(Plan {
             source: inventory.source.clone(),
@@ -228,6 +257,7 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
             warnings,
             upstream: shared.upstream,
             proxy_env: shared.proxy_env,
+            nodes,
         })
     } else {
         Err(Problems::new(&inventory.source, problems).located(&inventory.positions))

@@ -1,15 +1,18 @@
-//! Render: a plan becomes file trees, one per infra host and component.
+//! Render: a plan becomes file trees, one per infra host and component, and every node's node
+//! files (`node`).
 //!
 //! Text formats (nginx, ini, dnsmasq, chrony, env files, HTML) come from handlebars templates
 //! under `images/<component>/`, in strict mode with HTML escaping off (an explicit `html`
 //! helper escapes where HTML needs it). YAML and JSON come from serializers, never templates.
 //! Layout of the returned tree: `<host>/<component>/<path in the component's root>` for
 //! configuration, `<host>/secrets/<component>/<credential>` (mode 0600) for secrets, which
-//! services read as systemd credentials under `/run/credentials/infra-<component>.service/`.
+//! services read as systemd credentials under `/run/credentials/infra-<component>.service/`;
+//! `<host>/node/<name>` for the node files of every host of the inventory (infra hosts too).
 
 mod monitor;
 mod net;
 mod nginx;
+pub mod node;
 
 use std::sync::OnceLock;
 
@@ -121,12 +124,14 @@ pub struct Head<'a> {
     pub source: &'a str,
 }
 
-/// Renders every infra host of `plan`: `<host>/…`.
+/// Renders every infra host of `plan` (`<host>/…`) and every node's node files
+/// (`<host>/node/…`).
 pub fn plan(plan: &Plan) -> Result<Tree> {
     let mut tree = Tree::default();
     for host in &plan.hosts {
         tree.graft(&host.ip.to_string(), self::host(plan, host)?);
     }
+    node::plan(plan, &mut tree);
     Ok(tree)
 }
 

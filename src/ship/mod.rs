@@ -11,7 +11,7 @@ pub mod artifact;
 mod sink;
 mod tree;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -187,9 +187,13 @@ pub fn push(
     progress.phase("push");
     for (dir, m) in &hosts {
         let layout = dir.join("oci");
-        for (name, digest) in
+        // A regular node's bundle (its node part alone) has no image and no layout.
+        let refs = if m.components.is_empty() && !layout.exists() {
+            BTreeMap::new()
+        } else {
             crate::oci::layout::refs(&layout).with_context(|| format!("`{}`", layout.display()))?
-        {
+        };
+        for (name, digest) in refs {
             let repo = format!("{namespace}/{name}");
             let digest = Digest::parse(&digest)?;
             if p.image(&layout, &repo, &digest)? {

@@ -110,12 +110,10 @@ pub(super) fn dnsmasq(
     }
 }
 
-pub(super) fn chrony(
-    r: &mut Reader,
-    ip: IpAddr,
-    admin_ip: IpAddr,
-    inventory: &Inventory,
-) -> Chrony {
+/// `node_ntp_servers` of host `ip`: chrony source lines, `${admin_ip}` expanded, a line naming
+/// `${admin_ip}` dropped on the admin node itself (it never syncs from itself), as Pigsty's NODE
+/// role does. Shared by infra hosts' chrony and the other nodes' chrony client.
+pub(in crate::plan) fn ntp_sources(r: &mut Reader, ip: IpAddr, admin_ip: IpAddr) -> Vec<String> {
     let admin = admin_ip.to_string();
     let mut sources = Vec::new();
     for (line, path) in r.strings("node_ntp_servers") {
@@ -140,6 +138,16 @@ pub(super) fn chrony(
             );
         }
     }
+    sources
+}
+
+pub(super) fn chrony(
+    r: &mut Reader,
+    ip: IpAddr,
+    admin_ip: IpAddr,
+    inventory: &Inventory,
+) -> Chrony {
+    let sources = ntp_sources(r, ip, admin_ip);
     let mut allow = Vec::new();
     let explicit = r.strings("chrony_allow");
     if explicit.is_empty() {

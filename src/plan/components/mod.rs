@@ -27,6 +27,7 @@ use crate::duration::{self, Duration, Unit};
 use crate::profile::Inventory;
 use checks::{check_ports, compatible};
 use grafana::grafana;
+pub(super) use lists::ntp_sources;
 use lists::{chrony, dnsmasq};
 
 /// The shortest certificate validity: certificates are state reused across builds and
@@ -298,7 +299,7 @@ fn nginx(
 }
 
 /// The portal's home domain (Grafana's root URL, the external URLs of vmalert and Alertmanager).
-fn home_domain(nginx: Option<&portal::Nginx>) -> String {
+pub(super) fn home_domain(nginx: Option<&portal::Nginx>) -> String {
     nginx
         .and_then(|n| {
             n.portal
