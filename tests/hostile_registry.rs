@@ -249,7 +249,6 @@ impl Parts {
             incomplete: vec![],
             node: None,
             files: BTreeMap::new(),
-            node: None,
             recipients: None,
             generation: None,
         };
