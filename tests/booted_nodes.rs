@@ -71,10 +71,12 @@ fn profile(extra: &str) -> String {
         .unwrap()
         .replace("10.10.10.", "127.0.55.");
     let vars = format!(
-        "\n  vars:\n    grafana_enabled: false\n    vlogs_enabled: false\n    vtraces_enabled: false\n    chrony_control_clock: false\n    node_ntp_servers: ['server ${{admin_ip}} iburst']\n    node_repo_modules: local\n    dns_records: ['${{admin_ip}} i.pigsty', '${{admin_ip}} dnsonly.pigsty']\n{extra}"
+        "\n  vars:\n    grafana_enabled: false\n    vlogs_enabled: false\n    vtraces_enabled: false\n    chrony_control_clock: false\n    node_repo_modules: local\n{extra}"
     );
     let text = base
         .replacen("\n  vars:\n", &vars, 1)
+        .replacen("'pool pool.ntp.org iburst'", "'server ${admin_ip} iburst'", 1)
+        .replacen("adm.pigsty api.pigsty", "adm.pigsty api.pigsty dnsonly.pigsty", 1)
         .replacen(
             "\n  children:\n",
             &format!("\n  children:\n    pg-test:\n      hosts:\n        {NODE}: {{ pg_seq: 1, pg_role: primary }}\n      vars:\n        pg_cluster: pg-test\n"),

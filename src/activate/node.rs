@@ -723,8 +723,13 @@ mod tests {
         assert!(dirs_made.is_empty(), "{dirs_made:?}");
         assert_eq!(before, after);
         assert!(owned(h.dir.path()).is_empty());
-        let kept = std::fs::read_dir(h.path("/var/lib/infragen/node/before")).unwrap().count();
-        assert_eq!(kept, 0, "kept copies are removed with the paths they were for");
+        let kept = std::fs::read_dir(h.path("/var/lib/infragen/node/before"))
+            .unwrap()
+            .count();
+        assert_eq!(
+            kept, 0,
+            "kept copies are removed with the paths they were for"
+        );
     }
 
     #[test]

@@ -73,6 +73,18 @@ pub fn dns(address: &str, name: &str) -> Result<()> {
 /// Asks `address` for the A records of `name`; an answer without any is an error. Returns the
 /// addresses answered.
 pub fn dns_a(address: &str, name: &str) -> Result<Vec<std::net::Ipv4Addr>> {
+    let (reply, question) = dns_reply(address, name)?;
+    let rcode = reply[3] & 0x0f;
+    let answers = u16::from_be_bytes([reply[6], reply[7]]);
+    if rcode != 0 || answers == 0 {
+        bail!("rcode {rcode}, {}", crate::plural::count(answers, "answer"));
+    }
+    Ok(a_records(&reply, question, answers))
+}
+
+/// Asks `address` for the A records of `name`; the reply (whatever its code) and where its
+/// question ends.
+fn dns_reply(address: &str, name: &str) -> Result<(Vec<u8>, usize)> {
     let s = socket(address)?;
     let mut q = vec![0x4e, 0x21, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
     for label in name.split('.').filter(|l| !l.is_empty()) {
@@ -86,12 +98,7 @@ pub fn dns_a(address: &str, name: &str) -> Result<Vec<std::net::Ipv4Addr>> {
     if n < 12 || buf[0..2] != q[0..2] {
         bail!("no valid answer");
     }
-    let rcode = buf[3] & 0x0f;
-    let answers = u16::from_be_bytes([buf[6], buf[7]]);
-    if rcode != 0 || answers == 0 {
-        bail!("rcode {rcode}, {}", crate::plural::count(answers, "answer"));
-    }
-    Ok(a_records(&buf[..n], q.len(), answers))
+    Ok((buf[..n].to_vec(), q.len()))
 }
 
 /// The A records among the `count` answers of a reply whose question ends at `at`.
@@ -157,6 +164,7 @@ pub fn describe_node(probe: &NodeProbe) -> String {
             name,
             address,
         } => format!("DNS `{name}` at {server} answers {address}"),
+        NodeProbe::Answers { server } => format!("a DNS server answers at {server}"),
         NodeProbe::Chrony { sources } => format!("chrony lists {}", sources.join(", ")),
         NodeProbe::Apt { source } => format!("apt-get update reads {source}"),
         NodeProbe::Https { url } => format!("GET {url} verifies with the system trust store"),
@@ -208,6 +216,10 @@ pub fn node_once(probe: &NodeProbe) -> Result<()> {
             if !got.iter().any(|a| a.to_string() == *address) {
                 bail!("DNS `{name}` at {server} answers {got:?}, not {address}");
             }
+        }
+        NodeProbe::Answers { server } => {
+            dns_reply(server, "infragen-probe.invalid")
+                .with_context(|| format!("DNS query at {server}"))?;
         }
         NodeProbe::Chrony { sources } => {
             let text = output("chronyc", &["-n", "sources"])?;

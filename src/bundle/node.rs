@@ -100,12 +100,17 @@ pub fn probes(plan: &Plan, n: &NodePlan, ca: bool) -> Vec<NodeProbe> {
     }
     let domain = crate::plan::home_domain(&plan.hosts, s.admin_ip);
     if let Some(server) = s.dns.as_ref().and_then(|d| d.servers.first()) {
+        let at = std::net::SocketAddr::new(*server, 53).to_string();
         if serves_record(plan, *server, &domain, s.admin_ip) {
             out.push(NodeProbe::Dns {
-                server: std::net::SocketAddr::new(*server, 53).to_string(),
+                server: at,
                 name: domain.clone(),
                 address: s.admin_ip.to_string(),
             });
+        } else {
+            // Not an infra host's dnsmasq: it cannot be asked for the infra's names, but it
+            // must answer (a resolver pointed where no server runs fails).
+            out.push(NodeProbe::Answers { server: at });
         }
     }
     // The sources given by address (the infra nodes, as `server ${admin_ip} iburst`): a name
@@ -198,6 +203,7 @@ all:
             .map(|p| match p {
                 NodeProbe::Hosts { .. } => "hosts",
                 NodeProbe::Dns { .. } => "dns",
+                NodeProbe::Answers { .. } => "answers",
                 NodeProbe::Chrony { .. } => "chrony",
                 NodeProbe::Apt { .. } => "apt",
                 NodeProbe::Https { .. } => "https",
@@ -219,17 +225,17 @@ all:
                 "10.1.0.2",
                 &["hosts", "apt", "https"],
             ),
-            // The first server runs no dnsmasq.
+            // The first server runs no dnsmasq: it must answer, nothing more.
             (
                 "    node_dns_servers: ['10.1.0.2']\n",
                 "10.1.0.2",
-                &["hosts", "apt", "https"],
+                &["hosts", "answers", "apt", "https"],
             ),
             // dnsmasq has no record of the home domain.
             (
                 "    dns_records: []\n",
                 "10.1.0.2",
-                &["hosts", "apt", "https"],
+                &["hosts", "answers", "apt", "https"],
             ),
             (
                 "    nginx_sslmode: disable\n",

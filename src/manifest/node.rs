@@ -73,6 +73,12 @@ pub enum NodeProbe {
         /// The address it must answer.
         address: String,
     },
+    /// A DNS server answers at `server` (`ip:port`): any reply, an error code included (a
+    /// server that is not the infra's, which cannot be asked for the infra's names).
+    Answers {
+        /// `ip:port`.
+        server: String,
+    },
     /// `chronyc -n sources` lists every one of `sources`.
     Chrony {
         /// Addresses or names.
@@ -176,6 +182,11 @@ impl Node {
                 } => {
                     if server.parse::<SocketAddr>().is_err() || !plain_name(name) || !ip(address) {
                         bail!("{at}: `{server}`, `{name}`, `{address}`: not an ip:port, a host name and an address");
+                    }
+                }
+                NodeProbe::Answers { server } => {
+                    if server.parse::<SocketAddr>().is_err() {
+                        bail!("{at}: `{server}` is not an ip:port");
                     }
                 }
                 NodeProbe::Chrony { sources } => {
