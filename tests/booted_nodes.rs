@@ -252,7 +252,7 @@ fn a_regular_node_wired_to_its_infra_on_booted_systemds() {
     fs::create_dir_all(&dropin).unwrap();
     fs::write(
         dropin.join("test.conf"),
-        "[Unit]\nConditionCapability=\n[Service]\nExecStart=\nExecStart=/usr/sbin/chronyd -x\n",
+        "[Unit]\nConditionCapability=\n[Service]\nExecStart=\nExecStart=!/usr/sbin/chronyd -x\n",
     )
     .unwrap();
     inside(&node, &["systemctl", "daemon-reload"]);
