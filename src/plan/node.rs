@@ -90,7 +90,9 @@ pub(super) fn nodes(
 ) -> Vec<NodePlan> {
     let mut seen: BTreeMap<Origin, (Arc<NodeSettings>, Vec<Problem>)> = BTreeMap::new();
     let mut out = Vec::new();
-    for host in inventory.all_hosts() {
+    let all = inventory.all_hosts();
+    let members: std::collections::BTreeSet<&str> = all.iter().copied().collect();
+    for host in all {
         let Ok(ip) = host.parse::<IpAddr>() else {
             continue; // reported where the inventory's hosts are checked
         };
@@ -113,7 +115,7 @@ pub(super) fn nodes(
         } else {
             let before = r.problems.len();
             let s = Arc::new(read(&mut r, ip, infra, hosts));
-            warnings.extend(no_dnsmasq(&mut r, &s, inventory, hosts));
+            warnings.extend(no_dnsmasq(&mut r, &s, &members, hosts));
             let found = r.problems[before..].to_vec();
             seen.insert(key, (Arc::clone(&s), found));
             s
@@ -132,7 +134,7 @@ pub(super) fn nodes(
 fn no_dnsmasq(
     r: &mut Reader,
     s: &NodeSettings,
-    inventory: &Inventory,
+    members: &std::collections::BTreeSet<&str>,
     hosts: &[HostPlan],
 ) -> Vec<Problem> {
     let Some(dns) = &s.dns else {
@@ -142,12 +144,11 @@ fn no_dnsmasq(
         .var("node_dns_servers")
         .map(|v| v.path.clone())
         .unwrap_or_default();
-    let members = inventory.all_hosts();
     dns.servers
         .iter()
         .filter(|ip| {
             let text = ip.to_string();
-            members.contains(&text.as_str())
+            members.contains(text.as_str())
                 && !hosts.iter().any(|h| h.ip == **ip && h.dnsmasq.is_some())
         })
         .map(|ip| {
