@@ -465,3 +465,52 @@ fn check_counts_and_lists_the_other_nodes() {
     want.remove("10.10.10.12");
     assert_eq!(nodes, want);
 }
+
+/// A host key on the infra host and on the pgsql node: the infra bundle is sealed and keeps its
+/// node part; the node's bundle has no secret, so nothing is sealed, and `push`-side checks
+/// accept it.
+#[test]
+fn sealing_leaves_node_parts_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = |name: &str| {
+        let root = tmp.path().join(name);
+        fs::create_dir(&root).unwrap();
+        let o = common::infragen()
+            .args(["host", "init", "--root"])
+            .arg(&root)
+            .output()
+            .unwrap();
+        common::ok(&o, "host init").trim().to_owned()
+    };
+    let (infra_key, node_key) = (key("infra-root"), key("node-root"));
+    assert!(infra_key.starts_with("age1") && node_key.starts_with("age1"));
+    let text = SMALL
+        .replace(
+            "10.10.10.10: { infra_seq: 1 }",
+            &format!("10.10.10.10: {{ infra_seq: 1, infragen_host_key: {infra_key} }}"),
+        )
+        .replace(
+            "10.10.10.11: { pg_seq: 1,",
+            &format!("10.10.10.11: {{ infragen_host_key: {node_key}, pg_seq: 1,"),
+        );
+    assert_ne!(text, SMALL);
+    let profile = tmp.path().join("sealed.yml");
+    fs::write(&profile, text).unwrap();
+    let out = build(tmp.path(), profile.to_str().unwrap());
+    let manifest =
+        |h: &str| Manifest::parse(&fs::read(out.join(h).join("manifest.json")).unwrap()).unwrap();
+    let infra = manifest("10.10.10.10");
+    assert_eq!(infra.recipients.as_deref(), Some(&[infra_key][..]));
+    assert!(infra.node.is_some());
+    assert!(
+        infra
+            .files
+            .keys()
+            .any(|f| f.starts_with("secrets/")
+                && Path::new(f).extension().is_some_and(|e| e == "age"))
+    );
+    let node = manifest("10.10.10.11");
+    assert!(node.recipients.is_none() && node.node.is_some());
+    infragen::ship::check_secrets(&infra).unwrap();
+    infragen::ship::check_secrets(&node).unwrap();
+}

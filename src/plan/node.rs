@@ -74,6 +74,11 @@ pub struct NodePlan {
     pub settings: Arc<NodeSettings>,
 }
 
+/// Where a node's settings come from: the key path of each of [`KEYS`], whether it is an infra
+/// host, whether it is the admin node. Hosts of one origin have the same settings (and the
+/// same problems).
+type Origin = (Vec<String>, bool, bool);
+
 /// Every node of the inventory with an address for a key, in address order; infra hosts
 /// included. `hosts` are the infra hosts' plans (the admin node's repository).
 pub(super) fn nodes(
@@ -83,9 +88,11 @@ pub(super) fn nodes(
     problems: &mut Vec<Problem>,
     warnings: &mut Vec<Problem>,
 ) -> Vec<NodePlan> {
-    let mut seen: BTreeMap<(Vec<String>, bool, bool), Arc<NodeSettings>> = BTreeMap::new();
+    let mut seen: BTreeMap<Origin, (Arc<NodeSettings>, Vec<Problem>)> = BTreeMap::new();
     let mut out = Vec::new();
-    for host in inventory.all_hosts() {
+    let all = inventory.all_hosts();
+    let members: std::collections::BTreeSet<&str> = all.iter().copied().collect();
+    for host in all {
         let Ok(ip) = host.parse::<IpAddr>() else {
             continue; // reported where the inventory's hosts are checked
         };
@@ -99,12 +106,18 @@ pub(super) fn nodes(
         // The admin node's own settings differ (no `${admin_ip}` NTP source): part of the key.
         let admin_ip = admin_ip(&mut Reader::new(&vars, host, &mut Vec::new()), ip);
         let key = (paths, infra, ip == admin_ip);
-        let settings = if let Some(s) = seen.get(&key) {
+        let settings = if let Some((s, found)) = seen.get(&key) {
+            // The same problems, for this host too: a value wrong for several hosts is
+            // reported once, without a host (`Problems::new`).
+            r.problems
+                .extend(found.iter().map(|p| p.clone().on_host(host)));
             Arc::clone(s)
         } else {
+            let before = r.problems.len();
             let s = Arc::new(read(&mut r, ip, infra, hosts));
-            warnings.extend(no_dnsmasq(&mut r, &s, inventory, hosts));
-            seen.insert(key, Arc::clone(&s));
+            warnings.extend(no_dnsmasq(&mut r, &s, &members, hosts));
+            let found = r.problems[before..].to_vec();
+            seen.insert(key, (Arc::clone(&s), found));
             s
         };
         out.push(NodePlan {
@@ -121,7 +134,7 @@ pub(super) fn nodes(
 fn no_dnsmasq(
     r: &mut Reader,
     s: &NodeSettings,
-    inventory: &Inventory,
+    members: &std::collections::BTreeSet<&str>,
     hosts: &[HostPlan],
 ) -> Vec<Problem> {
     let Some(dns) = &s.dns else {
@@ -131,12 +144,11 @@ fn no_dnsmasq(
         .var("node_dns_servers")
         .map(|v| v.path.clone())
         .unwrap_or_default();
-    let members = inventory.all_hosts();
     dns.servers
         .iter()
         .filter(|ip| {
             let text = ip.to_string();
-            members.contains(&text.as_str())
+            members.contains(text.as_str())
                 && !hosts.iter().any(|h| h.ip == **ip && h.dnsmasq.is_some())
         })
         .map(|ip| {
@@ -439,6 +451,24 @@ all:
         assert!(
             e.contains(r#"all.children.pg-meta.hosts."10.1.0.3".node_etc_hosts (host `10.1.0.3`): expected a list of strings, found a mapping"#),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn a_group_value_wrong_for_every_member_is_reported_once_without_a_host() {
+        let text = "
+all:
+  children:
+    infra: { hosts: { 10.1.0.1: { infra_seq: 1 } } }
+    pg:
+      hosts: { 10.1.0.2: { pg_seq: 1 }, 10.1.0.3: { pg_seq: 2 } }
+      vars: { pg_cluster: pg, node_dns_servers: [nope] }
+  vars: { admin_ip: 10.1.0.1 }
+";
+        let e = plan(text).expect_err("not an address").to_string();
+        assert_eq!(
+            e,
+            "t.yml: 1 problem in profile\n  t.yml:7:50: all.children.pg.vars.node_dns_servers[0]: `nope` is not an IP address (a name server is an address)"
         );
     }
 
