@@ -267,6 +267,7 @@ fn a_regular_node_wired_to_its_infra_on_booted_systemds() {
     let o = activate(&node, &failing.join(NODE), "failing", &[]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
+    eprintln!("a failing first activation:\n{err}");
     assert!(
         err.contains("the node part failed its probe") && err.contains("127.0.55.99"),
         "{err}"
@@ -277,9 +278,11 @@ fn a_regular_node_wired_to_its_infra_on_booted_systemds() {
     );
 
     // The node bundle: every probe passes, then each thing is checked again from inside.
-    ok(
-        &activate(&node, &first.join(NODE), "first", &[]),
-        "activate the node",
+    let o = activate(&node, &first.join(NODE), "first", &[]);
+    ok(&o, "activate the node");
+    eprintln!(
+        "the node's activation:\n{}",
+        String::from_utf8_lossy(&o.stderr)
     );
     let hosts = inside(&node, &["getent", "hosts", "i.pigsty"]);
     assert_eq!(hosts.split_whitespace().next(), Some(INFRA), "{hosts}");
@@ -356,6 +359,7 @@ fn a_regular_node_wired_to_its_infra_on_booted_systemds() {
     let o = activate(&node, &third.join(NODE), "third", &[]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
+    eprintln!("a failing later activation:\n{err}");
     assert!(err.contains("rolled back"), "{err}");
     assert_eq!(
         changed(&after_second, &snapshot(&node.root())),
