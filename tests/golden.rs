@@ -188,13 +188,29 @@ fn build_hermetic(
     prelude: &str,
     env: &[(&str, &str)],
 ) -> String {
+    build_hermetic_with(fixture, out, cache, prelude, env, "").0
+}
+
+/// [`build_hermetic`] with `extra` added to the command line (shell words); returns
+/// `digests.txt` and the command's stdout.
+fn build_hermetic_with(
+    fixture: &Path,
+    out: &Path,
+    cache: &Path,
+    prelude: &str,
+    env: &[(&str, &str)],
+    extra: &str,
+) -> (String, String) {
     let repo = hermetic();
     // copied, so that nothing is written into the repository
+    // (once per directory: builds beside each other share what the first one issued)
     let pki = out.parent().expect("parent").join("pki");
-    common::pki::copy(&common::pki::committed(), &pki);
+    if !pki.exists() {
+        common::pki::copy(&common::pki::committed(), &pki);
+    }
     let mut cmd = common::infragen_sh(
         prelude,
-        "build --profile \"$1\" --out \"$2\" --cache \"$3\" --lock \"$4\" --pki \"$5\" --repo \"$6\"",
+        &format!("build --profile \"$1\" --out \"$2\" --cache \"$3\" --lock \"$4\" --pki \"$5\" --repo \"$6\" {extra}"),
     );
     cmd.arg(fixture)
         .arg(out)
@@ -211,11 +227,12 @@ fn build_hermetic(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    common::ok(
+    let stdout = common::ok(
         &cmd.output().expect("run infragen"),
         &format!("build {}", fixture.display()),
     );
-    fs::read_to_string(out.join("digests.txt")).expect("digests.txt")
+    let digests = fs::read_to_string(out.join("digests.txt")).expect("digests.txt");
+    (digests, stdout)
 }
 
 /// Compares `digests` with the golden list of `case` (`INFRAGEN_BLESS=1` writes it).
@@ -377,4 +394,105 @@ fn the_made_packages_are_the_ones_built_into_the_images() {
     let vmalert = layer_paths("vmalert");
     assert!(has(&vmalert, "usr/bin/vmalert"), "{vmalert:?}");
     assert!(!has(&vmalert, "usr/bin/victoria-metrics"), "{vmalert:?}");
+}
+
+/// The distinct layers of every image of every host under `out`, read from the manifests.
+fn distinct_layers(out: &Path) -> std::collections::BTreeSet<String> {
+    let mut layers = std::collections::BTreeSet::new();
+    for host in fs::read_dir(out).expect("out") {
+        let layout = host.expect("entry").path().join("oci");
+        if !layout.is_dir() {
+            continue;
+        }
+        let index: serde_json::Value =
+            serde_json::from_slice(&fs::read(layout.join("index.json")).expect("index"))
+                .expect("json");
+        for m in index["manifests"].as_array().expect("manifests") {
+            let hex = m["digest"]
+                .as_str()
+                .expect("digest")
+                .trim_start_matches("sha256:");
+            let manifest: serde_json::Value = serde_json::from_slice(
+                &fs::read(layout.join("blobs/sha256").join(hex)).expect("manifest"),
+            )
+            .expect("json");
+            for l in manifest["layers"].as_array().expect("layers") {
+                layers.insert(l["digest"].as_str().expect("digest").to_owned());
+            }
+        }
+    }
+    layers
+}
+
+/// The `layers_built` of a `build --json` run's result line.
+fn layers_built(stdout: &str) -> u64 {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "result")
+        .and_then(|v| v["layers_built"].as_u64())
+        .unwrap_or_else(|| panic!("no result line with layers_built in:\n{stdout}"))
+}
+
+/// `three-node` from the made packages with an empty cache: every distinct layer is built
+/// exactly once, although the shared library's package is asked for by every image, each with
+/// its own exclude list (the layer's key is its content's inputs, not the image asking). (Its
+/// digests are not golden: the committed PKI is `meta`'s, so the other nodes' certificates are
+/// issued afresh; `meta`'s golden digests, unchanged by building each layer once, are.)
+#[test]
+fn three_node_builds_each_distinct_layer_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = dir.path().join("out");
+    let (digests, stdout) = build_hermetic_with(
+        Path::new("three-node"),
+        &out,
+        &dir.path().join("cache"),
+        "umask 022",
+        &[],
+        "--json",
+    );
+    assert_eq!(digests.lines().count(), 21, "{digests}");
+    let distinct = distinct_layers(&out);
+    assert!(distinct.len() > 20, "{distinct:?}");
+    assert_eq!(
+        layers_built(&stdout),
+        distinct.len() as u64,
+        "layer builds vs distinct layers of the images"
+    );
+}
+
+/// One worker or several, the same images: `three-node` built with `--jobs 1` and `--jobs 4`
+/// (each with an empty cache, the same PKI) gives the same digests and the same blobs, and
+/// `meta` with `--jobs 1` its golden digests.
+#[test]
+fn the_number_of_workers_does_not_change_the_images() {
+    let dir = tempfile::tempdir().expect("dir");
+    let build = |jobs: usize| {
+        let out = dir.path().join(format!("out-{jobs}"));
+        let cache = dir.path().join(format!("cache-{jobs}"));
+        let (digests, _) = build_hermetic_with(
+            Path::new("three-node"),
+            &out,
+            &cache,
+            "umask 022",
+            &[],
+            &format!("--jobs {jobs}"),
+        );
+        (digests, blobs(&out.join("10.10.10.11/oci")))
+    };
+    let (one, one_blobs) = build(1);
+    let (four, four_blobs) = build(4);
+    assert_eq!(one, four);
+    assert_eq!(one_blobs, four_blobs);
+    assert_eq!(one.lines().count(), 21, "{one}");
+    let meta = tempfile::tempdir().expect("dir");
+    let (digests, _) = build_hermetic_with(
+        &root().join("tests/fixtures/pigsty/meta.yml"),
+        &meta.path().join("out"),
+        &meta.path().join("cache"),
+        "umask 022",
+        &[],
+        "--jobs 1",
+    );
+    golden_digests("meta", &digests);
 }

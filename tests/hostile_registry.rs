@@ -250,6 +250,7 @@ impl Parts {
             files: BTreeMap::new(),
             recipients: None,
             generation: None,
+            node: None,
         };
         let mut p = Self {
             manifest,

@@ -108,6 +108,8 @@ enum Command {
         /// The passphrase of an encrypted --sign-key: this file's first line (else $INFRAGEN_KEY_PASSPHRASE)
         #[arg(long, value_name = "FILE", requires = "sign_key")]
         passphrase_file: Option<PathBuf>,
+        #[command(flatten)]
+        layer: LayerArgs,
     },
     /// Signing keys
     #[command(subcommand)]
@@ -404,6 +406,14 @@ impl HostArgs {
     }
 }
 
+/// How `build` makes layers: threads (the output does not depend on them).
+#[derive(Args)]
+struct LayerArgs {
+    /// Threads for layer work (fetching, decoding and compressing packages); default: one per core. The images are the same for any number
+    #[arg(long, value_name = "N")]
+    jobs: Option<std::num::NonZeroUsize>,
+}
+
 #[derive(Args)]
 struct StoreArgs {
     /// The lock file
@@ -595,8 +605,10 @@ fn build_side(command: Command, ui: &Ui) -> i32 {
             strict,
             sign_key,
             passphrase_file,
+            layer,
         } => build(
             &work::BuildArgs {
+                layer: &layer,
                 profile: &profile,
                 store: &store,
                 base: &base,

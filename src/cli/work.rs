@@ -179,6 +179,7 @@ pub(super) struct BuildArgs<'a> {
     pub validate: bool,
     pub strict: bool,
     pub sign_key: Option<(&'a Path, Option<&'a Path>)>,
+    pub layer: &'a super::LayerArgs,
 }
 
 pub(super) fn build(a: &BuildArgs, ui: &Ui) -> i32 {
@@ -295,6 +296,7 @@ fn build_images(
             Some(p) => Some(crate::sign::sealed::read_passphrase_file(p)?),
             None => None,
         },
+        layers: crate::build::LayerOptions { jobs: a.layer.jobs },
     };
     crate::build::build(plan, &tree, &opts, progress)
 }
