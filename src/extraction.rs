@@ -290,7 +290,8 @@ impl<R: Read> Read for Headers<R> {
 
 /// The expanded side: gzip or a plain tar.
 enum Expanded<R> {
-    Gz(flate2::read::MultiGzDecoder<R>),
+    // boxed: zlib-rs's inflate state is large (clippy::large_enum_variant)
+    Gz(Box<flate2::read::MultiGzDecoder<R>>),
     Plain(R),
 }
 
@@ -341,7 +342,7 @@ pub fn stream(
     let chained = head.chain(blob);
     let gzip = magic[..got] == [0x1f, 0x8b];
     let expanded = if gzip {
-        Expanded::Gz(flate2::read::MultiGzDecoder::new(chained))
+        Expanded::Gz(Box::new(flate2::read::MultiGzDecoder::new(chained)))
     } else {
         Expanded::Plain(chained)
     };

@@ -25,8 +25,9 @@ use crate::pkg::download::Progress;
 use crate::pkg::fetch::{AptConfig, Cache, Vanished};
 use crate::progress::Reporter;
 
-/// Format version of cached layers: bump when layer content rules change.
-const LAYER_FORMAT: &str = "infragen-layer-1";
+/// Format version of cached layers: bump when layer content rules or their compressed bytes
+/// change (2: gzip by zlib-rs, whose bytes differ from `miniz_oxide`'s).
+const LAYER_FORMAT: &str = "infragen-layer-2";
 
 /// The layer cache: an index from cache key to layer, whose blobs live in the store.
 pub(super) struct Layers<'a> {
