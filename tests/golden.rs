@@ -237,7 +237,12 @@ fn build_hermetic_with(
 
 /// Compares `digests` with the golden list of `case` (`INFRAGEN_BLESS=1` writes it).
 fn golden_digests(case: &str, digests: &str) {
-    let golden = root().join("tests/cases").join(case).join("digests.txt");
+    golden_file(case, "digests.txt", digests);
+}
+
+/// Compares `digests` with the golden list `file` of `case` (`INFRAGEN_BLESS=1` writes it).
+fn golden_file(case: &str, file: &str, digests: &str) {
+    let golden = root().join("tests/cases").join(case).join(file);
     if std::env::var_os("INFRAGEN_BLESS").is_some() {
         fs::write(&golden, digests).expect("write digests");
     }
@@ -495,4 +500,99 @@ fn the_number_of_workers_does_not_change_the_images() {
         "--jobs 1",
     );
     golden_digests("meta", &digests);
+}
+
+/// The layers' media types and the config's `diff_ids` of every image of `layout`, by
+/// reference.
+fn layer_types_and_diff_ids(layout: &Path) -> BTreeMap<String, (Vec<String>, serde_json::Value)> {
+    let blob = |d: &str| -> serde_json::Value {
+        let hex = d.trim_start_matches("sha256:");
+        serde_json::from_slice(&fs::read(layout.join("blobs/sha256").join(hex)).expect("blob"))
+            .expect("json")
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).expect("index")).expect("json");
+    let mut out = BTreeMap::new();
+    for m in index["manifests"].as_array().expect("manifests") {
+        let name = m["annotations"]["org.opencontainers.image.ref.name"]
+            .as_str()
+            .expect("ref")
+            .to_owned();
+        let manifest = blob(m["digest"].as_str().expect("digest"));
+        let types = manifest["layers"]
+            .as_array()
+            .expect("layers")
+            .iter()
+            .map(|l| l["mediaType"].as_str().expect("type").to_owned())
+            .collect();
+        let config = blob(manifest["config"]["digest"].as_str().expect("config"));
+        out.insert(name, (types, config["rootfs"]["diff_ids"].clone()));
+    }
+    out
+}
+
+/// `--compression zstd`: our meta-style inventory built twice from the made packages
+/// (different directories, caches, umask, time zone) gives the same digests, the committed
+/// zstd ones (`tests/cases/meta/digests-zstd.txt`); every layer is `tar+zstd`, the images hold
+/// the same tars as the gzip build (the same `diff_ids`), and `--json` says `zstd`.
+#[test]
+fn zstd_images_are_reproducible_and_match_golden_digests() {
+    let fixture = root().join("tests/fixtures/pigsty/meta.yml");
+    let (a, b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let (first, stdout) = build_hermetic_with(
+        &fixture,
+        &a.path().join("x/out"),
+        &a.path().join("cache"),
+        "umask 022",
+        &[("TZ", "UTC")],
+        "--compression zstd --json",
+    );
+    let (second, _) = build_hermetic_with(
+        &fixture,
+        &b.path().join("elsewhere/out"),
+        &b.path().join("cache"),
+        "umask 077",
+        &[("TZ", "Pacific/Chatham")],
+        "--compression zstd",
+    );
+    assert_eq!(first, second);
+    assert_eq!(first.lines().count(), 7, "{first}");
+    let result = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "result")
+        .expect("result line");
+    assert_eq!(result["compression"], "zstd", "{result}");
+    golden_file("meta", "digests-zstd.txt", &first);
+    let gzip_dir = tempfile::tempdir().expect("dir");
+    let gzip = build_hermetic(
+        &fixture,
+        &gzip_dir.path().join("out"),
+        &gzip_dir.path().join("cache"),
+        "umask 022",
+        &[],
+    );
+    assert_ne!(gzip, first);
+    let zstd = layer_types_and_diff_ids(&a.path().join("x/out/10.10.10.10/oci"));
+    let gz = layer_types_and_diff_ids(&gzip_dir.path().join("out/10.10.10.10/oci"));
+    assert_eq!(zstd.len(), 7);
+    for (name, (types, diff_ids)) in &zstd {
+        assert!(
+            types
+                .iter()
+                .all(|t| t == "application/vnd.oci.image.layer.v1.tar+zstd"),
+            "{name}: {types:?}"
+        );
+        assert_eq!(
+            diff_ids, &gz[name].1,
+            "{name}: the zstd image holds other tars"
+        );
+        assert!(gz[name]
+            .0
+            .iter()
+            .all(|t| t == "application/vnd.oci.image.layer.v1.tar+gzip"));
+    }
 }

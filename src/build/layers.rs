@@ -19,7 +19,7 @@ use super::{LayerInfo, Options};
 use crate::image::Recipe;
 use crate::lock::{ImageLock, LockedPackage};
 use crate::oci::blob::BlobStore;
-use crate::oci::layer::{self, EntryKind, LayerEntry};
+use crate::oci::layer::{self, Compression, EntryKind, LayerEntry};
 use crate::pkg::deb::{self, Identity};
 use crate::pkg::download::Progress;
 use crate::pkg::fetch::{AptConfig, Cache, Vanished};
@@ -34,6 +34,8 @@ pub(super) struct Layers<'a> {
     pub(super) store: &'a BlobStore,
     pub(super) index: PathBuf,
     pub(super) epoch: u64,
+    /// How the layers built are compressed (part of every cache key).
+    pub(super) compression: Compression,
     /// Layers built (compressed and stored) by this build: each distinct one once.
     pub(super) built: AtomicUsize,
 }
@@ -41,7 +43,12 @@ pub(super) struct Layers<'a> {
 impl Layers<'_> {
     fn index_file(&self, key: &str) -> PathBuf {
         self.index.join(crate::digest::sha256_hex(
-            format!("{LAYER_FORMAT} {} {key}", self.epoch).as_bytes(),
+            format!(
+                "{LAYER_FORMAT} {} {} {key}",
+                self.epoch,
+                self.compression.name()
+            )
+            .as_bytes(),
         ))
     }
 
@@ -67,7 +74,7 @@ impl Layers<'_> {
     /// Builds a layer from `entries`, puts its blob in the store and counts it; safe to call
     /// from several threads.
     fn make(&self, entries: Vec<LayerEntry>) -> Result<LayerInfo> {
-        let info = make_layer(entries, self.epoch, self.store)?;
+        let info = make_layer(entries, self.epoch, self.compression, self.store)?;
         self.built.fetch_add(1, Ordering::Relaxed);
         Ok(info)
     }
@@ -88,7 +95,12 @@ impl Layers<'_> {
 }
 
 /// Builds a layer and puts its blob in the store; safe to call from several threads.
-fn make_layer(entries: Vec<LayerEntry>, epoch: u64, store: &BlobStore) -> Result<LayerInfo> {
+fn make_layer(
+    entries: Vec<LayerEntry>,
+    epoch: u64,
+    compression: Compression,
+    store: &BlobStore,
+) -> Result<LayerInfo> {
     let content = entries
         .iter()
         .map(|e| {
@@ -99,13 +111,14 @@ fn make_layer(entries: Vec<LayerEntry>, epoch: u64, store: &BlobStore) -> Result
             }
         })
         .sum();
-    let l = layer::build(entries, epoch)?;
+    let l = layer::build_with(entries, epoch, compression)?;
     store.put(&l.bytes)?;
     Ok(LayerInfo {
         digest: l.digest,
         diff_id: l.diff_id,
         size: l.size,
         content,
+        media_type: l.media_type,
     })
 }
 
@@ -390,6 +403,7 @@ pub(super) fn base_layers(
             diff_id: l.diff_id,
             size: l.size,
             content: 0,
+            media_type: l.media_type,
         })
         .collect()))
 }

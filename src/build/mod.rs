@@ -69,6 +69,8 @@ pub struct LayerOptions {
     /// Threads for layer work (fetching, decoding, compressing); `None`: one per core
     /// (`std::thread::available_parallelism`). The output does not depend on it.
     pub jobs: Option<std::num::NonZeroUsize>,
+    /// How the layers built are compressed (base images' layers stay as they are).
+    pub compression: crate::oci::layer::Compression,
 }
 
 impl Options {
@@ -94,6 +96,8 @@ pub struct Report {
     pub base_blobs_fetched: usize,
     /// Host → generation id of its bundle.
     pub generations: BTreeMap<String, String>,
+    /// How the layers built are compressed: `gzip` or `zstd`.
+    pub compression: &'static str,
 }
 
 impl Report {
@@ -129,6 +133,7 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options, progress: &Reporter) -> R
         store: &store,
         index: opts.cache.join("layers"),
         epoch,
+        compression: opts.layers.compression,
         built: std::sync::atomic::AtomicUsize::new(0),
     };
     let mut report = Report::default();
@@ -154,6 +159,7 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options, progress: &Reporter) -> R
         report.generations.insert(h.ip.to_string(), generation);
     }
     report.layers_built = layers.built.into_inner();
+    report.compression = opts.layers.compression.name();
     progress.phase("write");
     fs::write(staging.path().join("digests.txt"), report.digests())?;
     set_mode(staging.path(), 0o755)?;
@@ -355,6 +361,7 @@ impl HostBuild<'_> {
                     digest: l.digest.clone(),
                     diff_id: l.diff_id.clone(),
                     size: l.size,
+                    media_type: l.media_type.clone(),
                 })
                 .collect();
             let manifest = layout::write_image(store, &spec, &layer_refs)?;
