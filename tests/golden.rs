@@ -441,7 +441,8 @@ fn layers_built(stdout: &str) -> u64 {
 
 /// `three-node` from the made packages with an empty cache: every distinct layer is built
 /// exactly once, although the shared library's package is asked for by every image, each with
-/// its own exclude list (the layer's key is its content's inputs, not the image asking). (Its
+/// its own exclude list (the layer's key is its content's inputs, not the image asking); built
+/// again with the same cache, none is built and the images are the same. (Its
 /// digests are not golden: the committed PKI is `meta`'s, so the other nodes' certificates are
 /// issued afresh; `meta`'s golden digests, unchanged by building each layer once, are.)
 #[test]
@@ -464,6 +465,17 @@ fn three_node_builds_each_distinct_layer_once() {
         distinct.len() as u64,
         "layer builds vs distinct layers of the images"
     );
+    // warm: every layer found by the images' requests, none built, the same images
+    let (again, stdout) = build_hermetic_with(
+        Path::new("three-node"),
+        &dir.path().join("out-again"),
+        &dir.path().join("cache"),
+        "umask 022",
+        &[],
+        "--json",
+    );
+    assert_eq!(layers_built(&stdout), 0);
+    assert_eq!(again, digests);
 }
 
 /// One worker or several, the same images: `three-node` built with `--jobs 1` and `--jobs 4`
