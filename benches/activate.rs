@@ -34,6 +34,7 @@ fn build_bundle(text: &str, out: &Path) -> PathBuf {
         base_registry: None,
         sign_key: None,
         sign_passphrase: None,
+        layers: infragen::build::LayerOptions::default(),
     };
     build::build(&plan, &tree, &opts, &infragen::progress::Reporter::silent()).unwrap();
     out.join("10.10.10.10")

@@ -30,6 +30,7 @@ fn build_profile(text: &str, out: &Path, cache: &Path) -> (Duration, Report) {
         base_registry: None,
         sign_key: None,
         sign_passphrase: None,
+        layers: infragen::build::LayerOptions::default(),
     };
     let report =
         build::build(&plan, &tree, &opts, &infragen::progress::Reporter::silent()).unwrap();

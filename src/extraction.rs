@@ -1,5 +1,5 @@
 //! The safe-extraction rules (docs/reliability.md, "Safe extraction") as one implementation that
-//! writes nothing: reading an untrusted, possibly gzip-compressed tar stream with both digests
+//! writes nothing: reading an untrusted, possibly gzip- or zstd-compressed tar stream with both digests
 //! taken as it passes and every decompression bounded ([`stream`]), and checking one entry of it
 //! ([`check`]): its path, its type, its link target, its mode.
 //!
@@ -52,7 +52,7 @@ pub enum Kinds {
 }
 
 /// What a stream was: the digest and size of the bytes read from the source, the digest of
-/// the tar stream, and whether it was gzip-compressed.
+/// the tar stream, and how it was compressed.
 #[derive(Debug)]
 pub struct Digests {
     /// sha256 of the bytes read from the source (the blob digest).
@@ -63,6 +63,8 @@ pub struct Digests {
     pub size: u64,
     /// The source began with gzip's magic number.
     pub gzip: bool,
+    /// The source began with zstd's magic number (a zstd frame).
+    pub zstd: bool,
 }
 
 /// A reader that hashes what passes through it.
@@ -288,9 +290,11 @@ impl<R: Read> Read for Headers<R> {
     }
 }
 
-/// The expanded side: gzip or a plain tar.
-enum Expanded<R> {
-    Gz(flate2::read::MultiGzDecoder<R>),
+/// The expanded side: gzip, zstd or a plain tar.
+enum Expanded<R: Read> {
+    // boxed: zlib-rs's inflate state is large (clippy::large_enum_variant)
+    Gz(Box<flate2::read::MultiGzDecoder<R>>),
+    Zstd(Box<zstd::stream::read::Decoder<'static, io::BufReader<R>>>),
     Plain(R),
 }
 
@@ -298,21 +302,28 @@ impl<R: Read> Read for Expanded<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Self::Gz(r) => r.read(buf),
+            Self::Zstd(r) => r.read(buf),
             Self::Plain(r) => r.read(buf),
         }
     }
 }
 
-impl<R> Expanded<R> {
+impl<R: Read> Expanded<R> {
+    /// The source, to read what follows the compressed stream (what the decoders read ahead
+    /// has passed the blob's hash already).
     fn into_inner(self) -> R {
         match self {
             Self::Gz(r) => r.into_inner(),
+            Self::Zstd(r) => r.finish().into_inner(),
             Self::Plain(r) => r,
         }
     }
 }
 
-/// Reads a possibly gzip-compressed tar stream from `source`, bounded by `limits`: `visit` reads
+/// zstd's frame magic number, little-endian 0xFD2FB528 (RFC 8878, 3.1.1).
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// Reads a possibly gzip- or zstd-compressed tar stream from `source`, bounded by `limits`: `visit` reads
 /// the tar stream (its entries), then the rest of both streams is read so that the digests cover
 /// every byte. Nothing is buffered beyond the decoder's window and `visit`'s own reads.
 pub fn stream(
@@ -328,9 +339,9 @@ pub fn stream(
         },
         hash: Hasher::new(),
     };
-    let mut magic = [0u8; 2];
+    let mut magic = [0u8; 4];
     let mut got = 0;
-    while got < 2 {
+    while got < magic.len() {
         let n = blob.read(&mut magic[got..])?;
         if n == 0 {
             break;
@@ -339,9 +350,15 @@ pub fn stream(
     }
     let head = io::Cursor::new(magic[..got].to_vec());
     let chained = head.chain(blob);
-    let gzip = magic[..got] == [0x1f, 0x8b];
+    let gzip = magic[..got].starts_with(&[0x1f, 0x8b]);
+    let zstd = magic[..got] == ZSTD_MAGIC;
     let expanded = if gzip {
-        Expanded::Gz(flate2::read::MultiGzDecoder::new(chained))
+        Expanded::Gz(Box::new(flate2::read::MultiGzDecoder::new(chained)))
+    } else if zstd {
+        // libzstd refuses a frame whose window is over 128 MiB (its default limit): memory
+        // stays bounded whatever the frame header asks.
+        let d = zstd::stream::read::Decoder::new(chained).context("starting zstd")?;
+        Expanded::Zstd(Box::new(d))
     } else {
         Expanded::Plain(chained)
     };
@@ -366,6 +383,7 @@ pub fn stream(
         tar,
         size: compressed.get(),
         gzip,
+        zstd,
     })
 }
 
@@ -670,6 +688,48 @@ mod tests {
         })
         .map_err(|e| format!("{e:#}"))?;
         Ok(seen)
+    }
+
+    #[test]
+    fn zstd_gzip_and_plain_streams_give_the_same_tar() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(5);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "etc/x", b"hello".as_slice()).unwrap();
+        let tar = b.into_inner().unwrap();
+        let zst = zstd::stream::encode_all(tar.as_slice(), 3).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        let gz = gz.finish().unwrap();
+        for (blob, zstd, gzip) in [
+            (&zst, true, false),
+            (&gz, false, true),
+            (&tar, false, false),
+        ] {
+            let got = stream(blob.as_slice(), LIMITS, |r| {
+                let names: Vec<String> = tar::Archive::new(r)
+                    .entries()?
+                    .map(|e| Ok(e?.path()?.display().to_string()))
+                    .collect::<anyhow::Result<_>>()?;
+                assert_eq!(names, ["etc/x"]);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!((got.zstd, got.gzip), (zstd, gzip));
+            assert_eq!(got.tar.as_str(), crate::digest::Digest::of(&tar).as_str());
+            assert_eq!(got.blob.as_str(), crate::digest::Digest::of(blob).as_str());
+            assert_eq!(got.size, blob.len() as u64);
+        }
+        // a corrupt zstd frame is an error, not a short tar
+        let mut bad = zst.clone();
+        let n = bad.len();
+        bad[n - 6] ^= 0xff;
+        assert!(stream(bad.as_slice(), LIMITS, |r| {
+            std::io::copy(r, &mut std::io::sink())?;
+            Ok(())
+        })
+        .is_err());
     }
 
     #[test]

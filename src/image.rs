@@ -24,6 +24,8 @@ pub struct LayerInfo {
     pub size: u64,
     /// Bytes of file content inside.
     pub content: u64,
+    /// Media type of the blob (`…tar+gzip`, `…tar+zstd`).
+    pub media_type: String,
 }
 
 /// One built image.

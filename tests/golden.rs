@@ -188,13 +188,29 @@ fn build_hermetic(
     prelude: &str,
     env: &[(&str, &str)],
 ) -> String {
+    build_hermetic_with(fixture, out, cache, prelude, env, "").0
+}
+
+/// [`build_hermetic`] with `extra` added to the command line (shell words); returns
+/// `digests.txt` and the command's stdout.
+fn build_hermetic_with(
+    fixture: &Path,
+    out: &Path,
+    cache: &Path,
+    prelude: &str,
+    env: &[(&str, &str)],
+    extra: &str,
+) -> (String, String) {
     let repo = hermetic();
     // copied, so that nothing is written into the repository
+    // (once per directory: builds beside each other share what the first one issued)
     let pki = out.parent().expect("parent").join("pki");
-    common::pki::copy(&common::pki::committed(), &pki);
+    if !pki.exists() {
+        common::pki::copy(&common::pki::committed(), &pki);
+    }
     let mut cmd = common::infragen_sh(
         prelude,
-        "build --profile \"$1\" --out \"$2\" --cache \"$3\" --lock \"$4\" --pki \"$5\" --repo \"$6\"",
+        &format!("build --profile \"$1\" --out \"$2\" --cache \"$3\" --lock \"$4\" --pki \"$5\" --repo \"$6\" {extra}"),
     );
     cmd.arg(fixture)
         .arg(out)
@@ -211,16 +227,22 @@ fn build_hermetic(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    common::ok(
+    let stdout = common::ok(
         &cmd.output().expect("run infragen"),
         &format!("build {}", fixture.display()),
     );
-    fs::read_to_string(out.join("digests.txt")).expect("digests.txt")
+    let digests = fs::read_to_string(out.join("digests.txt")).expect("digests.txt");
+    (digests, stdout)
 }
 
 /// Compares `digests` with the golden list of `case` (`INFRAGEN_BLESS=1` writes it).
 fn golden_digests(case: &str, digests: &str) {
-    let golden = root().join("tests/cases").join(case).join("digests.txt");
+    golden_file(case, "digests.txt", digests);
+}
+
+/// Compares `digests` with the golden list `file` of `case` (`INFRAGEN_BLESS=1` writes it).
+fn golden_file(case: &str, file: &str, digests: &str) {
+    let golden = root().join("tests/cases").join(case).join(file);
     if std::env::var_os("INFRAGEN_BLESS").is_some() {
         fs::write(&golden, digests).expect("write digests");
     }
@@ -377,4 +399,212 @@ fn the_made_packages_are_the_ones_built_into_the_images() {
     let vmalert = layer_paths("vmalert");
     assert!(has(&vmalert, "usr/bin/vmalert"), "{vmalert:?}");
     assert!(!has(&vmalert, "usr/bin/victoria-metrics"), "{vmalert:?}");
+}
+
+/// The distinct layers of every image of every host under `out`, read from the manifests.
+fn distinct_layers(out: &Path) -> std::collections::BTreeSet<String> {
+    let mut layers = std::collections::BTreeSet::new();
+    for host in fs::read_dir(out).expect("out") {
+        let layout = host.expect("entry").path().join("oci");
+        if !layout.is_dir() {
+            continue;
+        }
+        let index: serde_json::Value =
+            serde_json::from_slice(&fs::read(layout.join("index.json")).expect("index"))
+                .expect("json");
+        for m in index["manifests"].as_array().expect("manifests") {
+            let hex = m["digest"]
+                .as_str()
+                .expect("digest")
+                .trim_start_matches("sha256:");
+            let manifest: serde_json::Value = serde_json::from_slice(
+                &fs::read(layout.join("blobs/sha256").join(hex)).expect("manifest"),
+            )
+            .expect("json");
+            for l in manifest["layers"].as_array().expect("layers") {
+                layers.insert(l["digest"].as_str().expect("digest").to_owned());
+            }
+        }
+    }
+    layers
+}
+
+/// The `layers_built` of a `build --json` run's result line.
+fn layers_built(stdout: &str) -> u64 {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "result")
+        .and_then(|v| v["layers_built"].as_u64())
+        .unwrap_or_else(|| panic!("no result line with layers_built in:\n{stdout}"))
+}
+
+/// `three-node` from the made packages with an empty cache: every distinct layer is built
+/// exactly once, although the shared library's package is asked for by every image, each with
+/// its own exclude list (the layer's key is its content's inputs, not the image asking); built
+/// again with the same cache, none is built and the images are the same. (Its
+/// digests are not golden: the committed PKI is `meta`'s, so the other nodes' certificates are
+/// issued afresh; `meta`'s golden digests, unchanged by building each layer once, are.)
+#[test]
+fn three_node_builds_each_distinct_layer_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = dir.path().join("out");
+    let (digests, stdout) = build_hermetic_with(
+        Path::new("three-node"),
+        &out,
+        &dir.path().join("cache"),
+        "umask 022",
+        &[],
+        "--json",
+    );
+    assert_eq!(digests.lines().count(), 21, "{digests}");
+    let distinct = distinct_layers(&out);
+    assert!(distinct.len() > 20, "{distinct:?}");
+    assert_eq!(
+        layers_built(&stdout),
+        distinct.len() as u64,
+        "layer builds vs distinct layers of the images"
+    );
+    // warm: every layer found by the images' requests, none built, the same images
+    let (again, stdout) = build_hermetic_with(
+        Path::new("three-node"),
+        &dir.path().join("out-again"),
+        &dir.path().join("cache"),
+        "umask 022",
+        &[],
+        "--json",
+    );
+    assert_eq!(layers_built(&stdout), 0);
+    assert_eq!(again, digests);
+}
+
+/// One worker or several, the same images: `three-node` built with `--jobs 1` and `--jobs 4`
+/// (each with an empty cache, the same PKI) gives the same digests and the same blobs, and
+/// `meta` with `--jobs 1` its golden digests.
+#[test]
+fn the_number_of_workers_does_not_change_the_images() {
+    let dir = tempfile::tempdir().expect("dir");
+    let build = |jobs: usize| {
+        let out = dir.path().join(format!("out-{jobs}"));
+        let cache = dir.path().join(format!("cache-{jobs}"));
+        let (digests, _) = build_hermetic_with(
+            Path::new("three-node"),
+            &out,
+            &cache,
+            "umask 022",
+            &[],
+            &format!("--jobs {jobs}"),
+        );
+        (digests, blobs(&out.join("10.10.10.11/oci")))
+    };
+    let (one, one_blobs) = build(1);
+    let (four, four_blobs) = build(4);
+    assert_eq!(one, four);
+    assert_eq!(one_blobs, four_blobs);
+    assert_eq!(one.lines().count(), 21, "{one}");
+    let meta = tempfile::tempdir().expect("dir");
+    let (digests, _) = build_hermetic_with(
+        &root().join("tests/fixtures/pigsty/meta.yml"),
+        &meta.path().join("out"),
+        &meta.path().join("cache"),
+        "umask 022",
+        &[],
+        "--jobs 1",
+    );
+    golden_digests("meta", &digests);
+}
+
+/// The layers' media types and the config's `diff_ids` of every image of `layout`, by
+/// reference.
+fn layer_types_and_diff_ids(layout: &Path) -> BTreeMap<String, (Vec<String>, serde_json::Value)> {
+    let blob = |d: &str| -> serde_json::Value {
+        let hex = d.trim_start_matches("sha256:");
+        serde_json::from_slice(&fs::read(layout.join("blobs/sha256").join(hex)).expect("blob"))
+            .expect("json")
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).expect("index")).expect("json");
+    let mut out = BTreeMap::new();
+    for m in index["manifests"].as_array().expect("manifests") {
+        let name = m["annotations"]["org.opencontainers.image.ref.name"]
+            .as_str()
+            .expect("ref")
+            .to_owned();
+        let manifest = blob(m["digest"].as_str().expect("digest"));
+        let types = manifest["layers"]
+            .as_array()
+            .expect("layers")
+            .iter()
+            .map(|l| l["mediaType"].as_str().expect("type").to_owned())
+            .collect();
+        let config = blob(manifest["config"]["digest"].as_str().expect("config"));
+        out.insert(name, (types, config["rootfs"]["diff_ids"].clone()));
+    }
+    out
+}
+
+/// `--compression zstd`: our meta-style inventory built twice from the made packages
+/// (different directories, caches, umask, time zone) gives the same digests, the committed
+/// zstd ones (`tests/cases/meta/digests-zstd.txt`); every layer is `tar+zstd`, the images hold
+/// the same tars as the gzip build (the same `diff_ids`), and `--json` says `zstd`.
+#[test]
+fn zstd_images_are_reproducible_and_match_golden_digests() {
+    let fixture = root().join("tests/fixtures/pigsty/meta.yml");
+    let (a, b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let (first, stdout) = build_hermetic_with(
+        &fixture,
+        &a.path().join("x/out"),
+        &a.path().join("cache"),
+        "umask 022",
+        &[("TZ", "UTC")],
+        "--compression zstd --json",
+    );
+    let (second, _) = build_hermetic_with(
+        &fixture,
+        &b.path().join("elsewhere/out"),
+        &b.path().join("cache"),
+        "umask 077",
+        &[("TZ", "Pacific/Chatham")],
+        "--compression zstd",
+    );
+    assert_eq!(first, second);
+    assert_eq!(first.lines().count(), 7, "{first}");
+    let result = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "result")
+        .expect("result line");
+    assert_eq!(result["compression"], "zstd", "{result}");
+    golden_file("meta", "digests-zstd.txt", &first);
+    let gzip_dir = tempfile::tempdir().expect("dir");
+    let gzip = build_hermetic(
+        &fixture,
+        &gzip_dir.path().join("out"),
+        &gzip_dir.path().join("cache"),
+        "umask 022",
+        &[],
+    );
+    assert_ne!(gzip, first);
+    let zstd = layer_types_and_diff_ids(&a.path().join("x/out/10.10.10.10/oci"));
+    let gz = layer_types_and_diff_ids(&gzip_dir.path().join("out/10.10.10.10/oci"));
+    assert_eq!(zstd.len(), 7);
+    for (name, (types, diff_ids)) in &zstd {
+        assert!(
+            types
+                .iter()
+                .all(|t| t == "application/vnd.oci.image.layer.v1.tar+zstd"),
+            "{name}: {types:?}"
+        );
+        assert_eq!(
+            diff_ids, &gz[name].1,
+            "{name}: the zstd image holds other tars"
+        );
+        assert!(gz[name]
+            .0
+            .iter()
+            .all(|t| t == "application/vnd.oci.image.layer.v1.tar+gzip"));
+    }
 }

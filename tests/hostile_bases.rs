@@ -55,16 +55,21 @@ fn put(dir: &Path, bytes: &[u8]) -> String {
 
 /// A layout holding `GRAFANA` with one layer, the gzip of the tar of `entries`.
 fn layout(dir: &Path, entries: &[Raw]) -> Layout {
+    let tar = rawtar::tar(entries);
+    layout_of(dir, &tar, &common::gz(&tar), LAYER)
+}
+
+/// A layout holding `GRAFANA` with one layer: `blob`, of media type `media_type`, whose
+/// uncompressed tar is `tar`.
+fn layout_of(dir: &Path, tar: &[u8], blob: &[u8], media_type: &str) -> Layout {
     fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
     fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    let tar = rawtar::tar(entries);
-    let blob = common::gz(&tar);
-    let layer = put(dir, &blob);
+    let layer = put(dir, blob);
     let config = serde_json::to_vec(&serde_json::json!({
         "architecture": "amd64",
         "os": "linux",
         "config": {},
-        "rootfs": { "type": "layers", "diff_ids": [Digest::of(&tar).to_string()] },
+        "rootfs": { "type": "layers", "diff_ids": [Digest::of(tar).to_string()] },
     }))
     .unwrap();
     let manifest = serde_json::to_vec(&serde_json::json!({
@@ -75,7 +80,7 @@ fn layout(dir: &Path, entries: &[Raw]) -> Layout {
             "digest": put(dir, &config),
             "size": config.len(),
         },
-        "layers": [{ "mediaType": LAYER, "digest": layer, "size": blob.len() }],
+        "layers": [{ "mediaType": media_type, "digest": layer, "size": blob.len() }],
     }))
     .unwrap();
     let digest = put(dir, &manifest);
@@ -573,4 +578,77 @@ fn the_memory_bound_can_fail() {
     }
     drop(t);
     assert!(peak > MEMORY, "peak {} MiB", peak >> 20);
+}
+
+/// OCI 1.1's zstd layer media type.
+const ZSTD_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+
+/// A base image whose layer is `tar+zstd` (OCI 1.1) is pinned and built upon: the built image
+/// lists the layer with its zstd media type, and its blob is in the store as pinned.
+#[test]
+fn a_benign_zstd_base_is_pinned_and_built() {
+    gate();
+    let t = tempfile::tempdir().unwrap();
+    let tar = rawtar::tar(&benign());
+    let l = layout_of(
+        &t.path().join("layout"),
+        &tar,
+        &common::zst(&tar),
+        ZSTD_LAYER,
+    );
+    let (r, _) = lock(t.path(), &l);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let r = build(t.path(), &l);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let oci = t.path().join("out/10.10.10.10/oci");
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(oci.join("index.json")).unwrap()).unwrap();
+    let hex = index["manifests"][0]["digest"].as_str().unwrap()["sha256:".len()..].to_owned();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(oci.join("blobs/sha256").join(hex)).unwrap()).unwrap();
+    assert_eq!(manifest["layers"][0]["digest"], l.layer.as_str());
+    assert_eq!(manifest["layers"][0]["mediaType"], ZSTD_LAYER);
+    // the image's own layers are the build's compression, gzip by default
+    assert_eq!(manifest["layers"][1]["mediaType"], LAYER);
+}
+
+/// A zstd layer is held to the same entry rules as a gzip one.
+#[test]
+fn a_hostile_entry_in_a_zstd_layer_is_refused() {
+    gate();
+    let t = tempfile::tempdir().unwrap();
+    let mut entries = benign();
+    entries.push(Raw::file("../escaped", b"x"));
+    let tar = rawtar::tar(&entries);
+    let l = layout_of(
+        &t.path().join("layout"),
+        &tar,
+        &common::zst(&tar),
+        ZSTD_LAYER,
+    );
+    refused(t.path(), &l, "entry `../escaped`: the path leaves the root");
+}
+
+/// A layer whose media type says zstd but whose bytes are gzip (or the other way round) is
+/// refused, naming the mismatch.
+#[test]
+fn a_layer_not_compressed_as_its_media_type_says_is_refused() {
+    gate();
+    for (blob, media_type, what) in [
+        (
+            common::gz as fn(&[u8]) -> Vec<u8>,
+            ZSTD_LAYER,
+            "the blob is not zstd-compressed, as its media type says",
+        ),
+        (
+            common::zst,
+            LAYER,
+            "the blob is not gzip-compressed, as its media type says",
+        ),
+    ] {
+        let t = tempfile::tempdir().unwrap();
+        let tar = rawtar::tar(&benign());
+        let l = layout_of(&t.path().join("layout"), &tar, &blob(&tar), media_type);
+        refused(t.path(), &l, what);
+    }
 }

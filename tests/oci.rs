@@ -170,16 +170,16 @@ fn the_sample_image_has_known_digests() {
 // against `zcat | sha256sum` and its listing against GNU `tar -tvz`.
 const TINY_DIFF_ID: &str =
     "sha256:b78127751712b7ed468b730b76598b7ee6f2cbc6db8a10c1fe69699d319573cc";
-const TINY_DIGEST: &str = "sha256:9536660e446e028a5f2a6bf2e19d239ffe175121af16152f116f0b8362587e17";
-const TINY_SIZE: u64 = 98;
+const TINY_DIGEST: &str = "sha256:a2506e644d3afc2532243290d487ac58531c1ff6bbafb409338bfbf2e9b0f071";
+const TINY_SIZE: u64 = 93;
 const SAMPLE_DIFF_ID: &str =
     "sha256:416089a644eeaec4d2496879d4088a40fc3c7a1e67627d5208cb76b0aef3d9dd";
 const SAMPLE_DIGEST: &str =
-    "sha256:03eb53f6e08c4ea55a108dde4d5e8f8c4a4975b50b5a001a68d5029738f322e5";
+    "sha256:288098b6c92b0ce6bd64774104502f314e53fc10209f31cc049fe6dbf52754e1";
 const SAMPLE_MANIFEST: &str =
-    "sha256:6b818233640072a5c995967775efb68f1422f6b195074a664fb428693c72763e";
+    "sha256:ae98383a3033e4b135a9271aab38b2ecac7ca6b6d35000c2a4f623568246884e";
 const SAMPLE_INDEX: &str =
-    "sha256:459257e019f2f0bf4412780ba0bcbe31ad87f638abab63f9371d3cd664c461ab";
+    "sha256:a869616b6aa46e68d0977f3c71c1129592edbb13e48a307f0bc49e150f960514";
 
 #[test]
 fn fsck_sees_a_flipped_byte() {

@@ -57,9 +57,11 @@ pub fn pull(client: &mut Client, r: &Reference, digest: &str, store: &BlobStore)
         );
     }
     for l in &manifest.layers {
-        if !GZIP_LAYER_TYPES.contains(&l.media_type.as_str()) {
+        if !GZIP_LAYER_TYPES.contains(&l.media_type.as_str())
+            && l.media_type != crate::oci::layer::ZSTD_MEDIA_TYPE
+        {
             bail!(
-                "layer {} is `{}`; only gzip-compressed tar layers are taken",
+                "layer {} is `{}`; only gzip- or zstd-compressed tar layers are taken",
                 l.digest,
                 l.media_type
             );

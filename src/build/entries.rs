@@ -2,6 +2,8 @@
 //! directories, a host's rendered files of one component, and the content key that caches a
 //! layer by its entries.
 
+use std::collections::BTreeSet;
+
 use anyhow::{bail, Result};
 
 use crate::image::{Recipe, User};
@@ -10,37 +12,46 @@ use crate::pkg::deb;
 use crate::plan::Component;
 use crate::tree::Tree;
 
-/// A package's files as layer entries: owned by root, excluded paths left out.
-pub(super) fn package_entries(bytes: &[u8], r: &Recipe) -> Result<Vec<LayerEntry>> {
-    let d = deb::read(bytes, &deb::Limits::default())?;
-    let package = d.control.get("Package").cloned().unwrap_or_default();
-    let mut out = Vec::new();
-    let mut dropped: Vec<String> = Vec::new();
-    for e in d.entries {
-        if r.excludes_from(&package, &e.path, e.kind == deb::Kind::Dir) {
-            dropped.push(e.path);
-            continue;
-        }
-        let kind = match e.kind {
-            deb::Kind::File(data) => EntryKind::File(data),
-            deb::Kind::Dir => EntryKind::Dir,
-            deb::Kind::Symlink(t) => EntryKind::Symlink(t),
-            deb::Kind::Hardlink(t) => {
-                if dropped.contains(&t) {
-                    bail!("`{}` is a hard link to excluded `{t}`", e.path);
-                }
-                EntryKind::Hardlink(t)
+/// Which of the package `d`'s entries recipe `r` leaves out (its exclude list, and what it
+/// keeps of this package), in entry order. A kept hard link to a left-out file is an error.
+pub(super) fn package_drops(d: &deb::Deb, r: &Recipe) -> Result<Vec<bool>> {
+    let package = d.control.get("Package").map_or("", String::as_str);
+    let mut drop = Vec::with_capacity(d.entries.len());
+    let mut dropped: BTreeSet<&str> = BTreeSet::new();
+    for e in &d.entries {
+        let out = r.excludes_from(package, &e.path, e.kind == deb::Kind::Dir);
+        if out {
+            dropped.insert(&e.path);
+        } else if let deb::Kind::Hardlink(t) = &e.kind {
+            if dropped.contains(t.as_str()) {
+                bail!("`{}` is a hard link to excluded `{t}`", e.path);
             }
-        };
-        out.push(LayerEntry {
-            path: e.path,
-            kind,
+        }
+        drop.push(out);
+    }
+    Ok(drop)
+}
+
+/// The package `d`'s files as layer entries, owned by root, without those `drop` marks
+/// ([`package_drops`]).
+pub(super) fn package_entries(d: &deb::Deb, drop: &[bool]) -> Vec<LayerEntry> {
+    d.entries
+        .iter()
+        .zip(drop)
+        .filter(|(_, &out)| !out)
+        .map(|(e, _)| LayerEntry {
+            path: e.path.clone(),
+            kind: match &e.kind {
+                deb::Kind::File(data) => EntryKind::File(data.clone()),
+                deb::Kind::Dir => EntryKind::Dir,
+                deb::Kind::Symlink(t) => EntryKind::Symlink(t.clone()),
+                deb::Kind::Hardlink(t) => EntryKind::Hardlink(t.clone()),
+            },
             mode: e.mode,
             uid: 0,
             gid: 0,
-        });
-    }
-    Ok(out)
+        })
+        .collect()
 }
 
 /// A cache key for layer entries: the sha256 of every header field and every byte.

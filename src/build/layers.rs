@@ -1,8 +1,9 @@
 //! The layers under an image: the layer cache (an index from cache key to a layer whose blob is
 //! in the store; a package layer with what its `.deb` said it was), the package layers missing
-//! from it — every `.deb` fetched and identified first, then the layers built, each step on
-//! every core — and the layers of a pinned base image imported from an OCI layout or pulled
-//! into the store from a registry.
+//! from it — every `.deb` fetched, read once and identified first, then each `.deb`'s data
+//! decoded once and each distinct layer of it built once, each step on every core — and the
+//! layers of a pinned base image imported from an OCI layout or pulled into the store from a
+//! registry.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -13,32 +14,41 @@ use std::sync::Mutex;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::entries::package_entries;
+use super::entries::{package_drops, package_entries};
 use super::{LayerInfo, Options};
 use crate::image::Recipe;
-use crate::lock::ImageLock;
+use crate::lock::{ImageLock, LockedPackage};
 use crate::oci::blob::BlobStore;
-use crate::oci::layer::{self, EntryKind, LayerEntry};
+use crate::oci::layer::{self, Compression, EntryKind, LayerEntry};
 use crate::pkg::deb::{self, Identity};
 use crate::pkg::download::Progress;
 use crate::pkg::fetch::{AptConfig, Cache, Vanished};
 use crate::progress::Reporter;
 
-/// Format version of cached layers: bump when layer content rules change.
-const LAYER_FORMAT: &str = "infragen-layer-1";
+/// Format version of cached layers: bump when layer content rules or their compressed bytes
+/// change (2: gzip by zlib-rs, whose bytes differ from `miniz_oxide`'s).
+const LAYER_FORMAT: &str = "infragen-layer-2";
 
 /// The layer cache: an index from cache key to layer, whose blobs live in the store.
 pub(super) struct Layers<'a> {
     pub(super) store: &'a BlobStore,
     pub(super) index: PathBuf,
     pub(super) epoch: u64,
-    pub(super) built: usize,
+    /// How the layers built are compressed (part of every cache key).
+    pub(super) compression: Compression,
+    /// Layers built (compressed and stored) by this build: each distinct one once.
+    pub(super) built: AtomicUsize,
 }
 
 impl Layers<'_> {
     fn index_file(&self, key: &str) -> PathBuf {
         self.index.join(crate::digest::sha256_hex(
-            format!("{LAYER_FORMAT} {} {key}", self.epoch).as_bytes(),
+            format!(
+                "{LAYER_FORMAT} {} {} {key}",
+                self.epoch,
+                self.compression.name()
+            )
+            .as_bytes(),
         ))
     }
 
@@ -53,32 +63,44 @@ impl Layers<'_> {
         }
     }
 
-    /// Remembers a built layer under `key`.
-    fn record(&mut self, key: &str, info: &LayerInfo) -> Result<()> {
+    /// Remembers `value` under `key`.
+    fn record(&self, key: &str, value: &impl Serialize) -> Result<()> {
         fs::create_dir_all(&self.index)?;
         let file = self.index_file(key);
-        crate::fsx::write_file_atomic(&file, &serde_json::to_vec(info)?, 0o644)?;
-        self.built += 1;
+        crate::fsx::write_file_atomic(&file, &serde_json::to_vec(value)?, 0o644)?;
         Ok(())
+    }
+
+    /// Builds a layer from `entries`, puts its blob in the store and counts it; safe to call
+    /// from several threads.
+    fn make(&self, entries: Vec<LayerEntry>) -> Result<LayerInfo> {
+        let info = make_layer(entries, self.epoch, self.compression, self.store)?;
+        self.built.fetch_add(1, Ordering::Relaxed);
+        Ok(info)
     }
 
     /// The layer with `key`, from the cache, else built from `make` now.
     pub(super) fn get(
-        &mut self,
+        &self,
         key: &str,
         make: impl FnOnce() -> Result<Vec<LayerEntry>>,
     ) -> Result<LayerInfo> {
         if let Some(info) = self.lookup(key)? {
             return Ok(info);
         }
-        let info = make_layer(make()?, self.epoch, self.store)?;
+        let info = self.make(make()?)?;
         self.record(key, &info)?;
         Ok(info)
     }
 }
 
 /// Builds a layer and puts its blob in the store; safe to call from several threads.
-fn make_layer(entries: Vec<LayerEntry>, epoch: u64, store: &BlobStore) -> Result<LayerInfo> {
+fn make_layer(
+    entries: Vec<LayerEntry>,
+    epoch: u64,
+    compression: Compression,
+    store: &BlobStore,
+) -> Result<LayerInfo> {
     let content = entries
         .iter()
         .map(|e| {
@@ -89,13 +111,14 @@ fn make_layer(entries: Vec<LayerEntry>, epoch: u64, store: &BlobStore) -> Result
             }
         })
         .sum();
-    let l = layer::build(entries, epoch)?;
+    let l = layer::build_with(entries, epoch, compression)?;
     store.put(&l.bytes)?;
     Ok(LayerInfo {
         digest: l.digest,
         diff_id: l.diff_id,
         size: l.size,
         content,
+        media_type: l.media_type,
     })
 }
 
@@ -122,22 +145,45 @@ impl Layers<'_> {
             _ => Ok(None),
         }
     }
-
-    /// Remembers a built package layer under `key`.
-    fn record_package(&mut self, key: &str, p: &PackageLayer) -> Result<()> {
-        fs::create_dir_all(&self.index)?;
-        let file = self.index_file(key);
-        crate::fsx::write_file_atomic(&file, &serde_json::to_vec(p)?, 0o644)?;
-        self.built += 1;
-        Ok(())
-    }
 }
 
-/// One package layer to build.
+/// The key an image asks for a package layer by: the `.deb`, the recipe's exclude list and
+/// what it keeps of this package. Two images whose lists differ where the package has no file
+/// ask for the same layer under two such keys; both name it in the index, and it is built once,
+/// under its content key ([`content_key`]).
+pub(super) fn request_key(p: &LockedPackage, r: &Recipe) -> String {
+    format!(
+        "deb {} exclude {:?} keep {:?}",
+        p.sha256,
+        r.exclude_paths,
+        r.package_paths.get(&p.name)
+    )
+}
+
+/// The key of a package layer's content: the `.deb` and the paths left out of it, which with
+/// [`package_entries`] make every byte of the layer. Which image asks does not enter it.
+fn content_key(sha256: &str, d: &deb::Deb, drop: &[bool]) -> String {
+    let mut h = crate::digest::Hasher::new();
+    for (e, _) in d.entries.iter().zip(drop).filter(|(_, &out)| out) {
+        h.update(e.path.as_bytes());
+        h.update(b"\0");
+    }
+    format!("package {sha256} dropped {}", h.finish().hex())
+}
+
+/// One `.deb` some of whose layers are missing: the package, and the layers asked of it (each
+/// a request key and the recipe whose exclude list filters the package's files). Every layer of
+/// one `.deb` is made by one worker from one decoding of its data archive.
 pub(super) struct Job<'a> {
-    pub(super) key: String,
-    pub(super) package: &'a crate::lock::LockedPackage,
-    pub(super) recipe: &'a Recipe,
+    pub(super) package: &'a LockedPackage,
+    pub(super) requests: Vec<(String, &'a Recipe)>,
+}
+
+/// A `.deb` read for the build: what it says it is, and its bytes (read once, for the
+/// identity check and for every layer made from it).
+pub(super) struct Fetched {
+    pub(super) identity: Identity,
+    bytes: Vec<u8>,
 }
 
 /// Where the `.deb` files come from: the cache, the local repositories, the APT sources.
@@ -160,7 +206,7 @@ impl<'a> Debs<'a> {
     /// The bytes of `p`'s `.deb`, whose sha256 and size the cache has checked to be the lock's.
     /// `progress` follows a download from a mirror (nothing for a package in the cache or a
     /// local repository).
-    fn read(&self, p: &crate::lock::LockedPackage, progress: Progress<'_>) -> Result<Vec<u8>> {
+    fn read(&self, p: &LockedPackage, progress: Progress<'_>) -> Result<Vec<u8>> {
         self.cache.deb(
             &p.name,
             &p.version,
@@ -174,15 +220,16 @@ impl<'a> Debs<'a> {
     }
 }
 
-/// What each job's `.deb` says it is (control fields, size, sha256), by job key: every file is
-/// fetched and read, on every core, before any layer is built, so that the caller can hold each
-/// one to every lock entry that asks for it first.
+/// Every job's `.deb`, fetched and read once, with what it says it is, by sha256: every file
+/// is fetched and identified, on `workers` threads, before any layer is built, so that the
+/// caller can hold each one to every lock entry that asks for it first.
 pub(super) fn identify(
     jobs: &[Job],
     debs: &Debs,
+    workers: usize,
     progress: &Reporter,
-) -> Result<BTreeMap<String, Identity>> {
-    let found = on_every_core(jobs, |job| {
+) -> Result<BTreeMap<String, Fetched>> {
+    let found = on_every_core(jobs, workers, |job| {
         let p = job.package;
         progress.start("download", &p.name, Some(p.size));
         // The lock's size stands in for a total the server does not send.
@@ -190,56 +237,79 @@ pub(super) fn identify(
             progress.progress("download", &p.name, got, total.or(Some(p.size)));
         })?;
         progress.done("download", &p.name, bytes.len() as u64, Some(&p.sha256));
-        Ok(deb::identity(&bytes, &deb::Limits::default())?)
+        let identity = deb::identity(&bytes, &deb::Limits::default())?;
+        Ok(Fetched { identity, bytes })
     })?;
     Ok(found.into_iter().collect())
 }
 
-/// Builds the missing package layers on every core (reading a `.deb`, writing the tar and
-/// compressing it are independent per package) and records each with its `.deb`'s identity,
-/// found by [`identify`] and held to the lock already.
+/// Builds the missing package layers on `workers` threads, largest package first: each `.deb`'s
+/// data archive is decoded once, and each distinct layer of it (by [`content_key`]) built once,
+/// however many images ask for it. Each layer is recorded under its content key and under every
+/// request key, with the `.deb`'s identity, found by [`identify`] and held to the lock already.
 pub(super) fn build_jobs(
     jobs: &[Job],
-    identities: &BTreeMap<String, Identity>,
-    layers: &mut Layers,
-    debs: &Debs,
+    fetched: &BTreeMap<String, Fetched>,
+    layers: &Layers,
+    workers: usize,
     progress: &Reporter,
 ) -> Result<()> {
-    let (epoch, store) = (layers.epoch, layers.store);
-    let built = on_every_core(jobs, |job| {
+    on_every_core(jobs, workers, |job| {
         let p = job.package;
-        // The cache checks the sha256 again: these are the bytes `identify` read.
-        let bytes = debs.read(p, &mut |_, _| {})?;
-        progress.start("layer", &p.name, None);
-        let layer = make_layer(package_entries(&bytes, job.recipe)?, epoch, store)?;
-        progress.done("layer", &p.name, layer.size, Some(&layer.digest));
-        Ok(layer)
+        let f = fetched
+            .get(&p.sha256)
+            .with_context(|| format!("`{}` not read before its layers", p.filename))?;
+        let d = deb::read(&f.bytes, &deb::Limits::default())?;
+        // content key → the requests it answers, and what the layer leaves out
+        let mut wanted: BTreeMap<String, (Vec<bool>, Vec<&str>)> = BTreeMap::new();
+        for (key, recipe) in &job.requests {
+            let drop = package_drops(&d, recipe)?;
+            let content = content_key(&p.sha256, &d, &drop);
+            wanted
+                .entry(content)
+                .or_insert((drop, Vec::new()))
+                .1
+                .push(key);
+        }
+        for (content, (drop, keys)) in wanted {
+            let layer = if let Some(cached) = layers.lookup_package(&content)? {
+                cached.layer
+            } else {
+                progress.start("layer", &p.name, None);
+                let layer = layers.make(package_entries(&d, &drop))?;
+                progress.done("layer", &p.name, layer.size, Some(&layer.digest));
+                layer
+            };
+            let record = PackageLayer {
+                layer,
+                deb: f.identity.clone(),
+            };
+            for key in std::iter::once(content.as_str()).chain(keys) {
+                layers.record(key, &record)?;
+            }
+        }
+        Ok(())
     })?;
-    for (key, layer) in built {
-        let deb = identities
-            .get(&key)
-            .with_context(|| format!("layer `{key}` built without its package's identity"))?
-            .clone();
-        layers.record_package(&key, &PackageLayer { layer, deb })?;
-    }
     Ok(())
 }
 
-/// Runs `work` on every job, on every core, largest package first (so that the long ones do not
-/// end up last on one core); no job starts after one has failed. The results are in key order;
-/// the error is the first failure in key order, naming its package.
+/// Runs `work` on every job on `workers` threads, largest package first (so that the long ones
+/// do not end up last on one core); no job starts after one has failed. The results are in the
+/// order of the packages' sha256, each with it; the error is the first failure in that order,
+/// naming its package.
 fn on_every_core<T: Send>(
     jobs: &[Job],
+    workers: usize,
     work: impl Fn(&Job) -> Result<T> + Sync,
 ) -> Result<Vec<(String, T)>> {
     let mut order: Vec<&Job> = jobs.iter().collect();
-    order.sort_by(|a, b| (b.package.size, &b.key).cmp(&(a.package.size, &a.key)));
+    order.sort_by(|a, b| {
+        (b.package.size, &b.package.sha256).cmp(&(a.package.size, &a.package.sha256))
+    });
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let results = Mutex::new(Vec::new());
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZero::get)
-        .min(order.len().max(1));
+    let threads = workers.clamp(1, order.len().max(1));
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
@@ -257,7 +327,7 @@ fn on_every_core<T: Send>(
                     results
                         .lock()
                         .expect("results")
-                        .push((job.key.clone(), result));
+                        .push((p.sha256.clone(), result));
                 }
             });
         }
@@ -333,6 +403,7 @@ pub(super) fn base_layers(
             diff_id: l.diff_id,
             size: l.size,
             content: 0,
+            media_type: l.media_type,
         })
         .collect()))
 }

@@ -39,7 +39,7 @@ use crate::tree::Tree;
 pub use crate::image::{Built, LayerInfo};
 
 use entries::{config_entries, content_key, recipe_entries};
-use layers::{base_layers, build_jobs, identify, Debs, Job, Layers};
+use layers::{base_layers, build_jobs, identify, request_key, Debs, Fetched, Job, Layers};
 use spec::image_spec;
 
 /// Where a build reads from and writes to.
@@ -60,6 +60,28 @@ pub struct Options {
     pub sign_key: Option<PathBuf>,
     /// The passphrase of an encrypted `sign_key` (else `$INFRAGEN_KEY_PASSPHRASE`).
     pub sign_passphrase: Option<Vec<u8>>,
+    /// How layers are made.
+    pub layers: LayerOptions,
+}
+
+/// How a build makes layers.
+#[derive(Debug, Clone, Default)]
+pub struct LayerOptions {
+    /// Threads for layer work (fetching, decoding, compressing); `None`: one per core
+    /// (`std::thread::available_parallelism`). The output does not depend on it.
+    pub jobs: Option<std::num::NonZeroUsize>,
+    /// How the layers built are compressed (base images' layers stay as they are).
+    pub compression: crate::oci::layer::Compression,
+}
+
+impl Options {
+    /// The threads layer work runs on: [`LayerOptions::jobs`], else one per core.
+    fn workers(&self) -> usize {
+        self.layers
+            .jobs
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(1, std::num::NonZeroUsize::get)
+    }
 }
 
 /// What a build produced per host.
@@ -75,6 +97,8 @@ pub struct Report {
     pub base_blobs_fetched: usize,
     /// Host → generation id of its bundle.
     pub generations: BTreeMap<String, String>,
+    /// How the layers built are compressed: `gzip` or `zstd`.
+    pub compression: &'static str,
 }
 
 impl Report {
@@ -106,23 +130,16 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options, progress: &Reporter) -> R
     let store = BlobStore::open(opts.cache.join("store"))?;
     // One time source: SOURCE_DATE_EPOCH when given, else the lock's; both bounded.
     let epoch = lock.epoch()?;
-    let mut layers = Layers {
+    let layers = Layers {
         store: &store,
         index: opts.cache.join("layers"),
         epoch,
-        built: 0,
+        compression: opts.layers.compression,
+        built: std::sync::atomic::AtomicUsize::new(0),
     };
     let mut report = Report::default();
     progress.phase("layers");
-    let below = package_layers(
-        plan,
-        &recipes,
-        &lock,
-        &mut layers,
-        &mut report,
-        opts,
-        progress,
-    )?;
+    let below = package_layers(plan, &recipes, &lock, &layers, &mut report, opts, progress)?;
     let staging = tempfile::Builder::new()
         .prefix(".infragen-build-")
         .tempdir_in(parent(&opts.out)?)?;
@@ -137,7 +154,7 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options, progress: &Reporter) -> R
     };
     for h in &plan.hosts {
         progress.phase("images");
-        host.images(h, &mut layers, &mut report)?;
+        host.images(h, &layers, &mut report)?;
         progress.phase("bundle");
         let generation = host.bundle(h, &report)?;
         report.generations.insert(h.ip.to_string(), generation);
@@ -156,7 +173,8 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options, progress: &Reporter) -> R
         });
         report.generations.insert(host, generation);
     }
-    report.layers_built = layers.built;
+    report.layers_built = layers.built.into_inner();
+    report.compression = opts.layers.compression.name();
     progress.phase("write");
     fs::write(staging.path().join("digests.txt"), report.digests())?;
     set_mode(staging.path(), 0o755)?;
@@ -181,12 +199,13 @@ fn package_layers(
     plan: &Plan,
     recipes: &BTreeMap<Component, crate::image::Recipe>,
     lock: &Lock,
-    layers: &mut Layers,
+    layers: &Layers,
     report: &mut Report,
     opts: &Options,
     progress: &Reporter,
 ) -> Result<Below> {
-    let mut jobs: Vec<Job> = Vec::new();
+    // sha256 of a `.deb` → the layers of it that are missing
+    let mut jobs: BTreeMap<&str, Job> = BTreeMap::new();
     let mut claims: Vec<Claim> = Vec::new();
     let mut wanted: Vec<(Component, &crate::lock::ImageLock, Vec<String>)> = Vec::new();
     let mut below = Below::new();
@@ -204,40 +223,34 @@ fn package_layers(
         let at = keypath::join(&keypath::join("images", c.name()), "packages");
         let mut keys = Vec::new();
         for (i, p) in entry.packages.iter().enumerate() {
-            let key = format!(
-                "deb {} exclude {:?} keep {:?}",
-                p.sha256,
-                r.exclude_paths,
-                r.package_paths.get(&p.name)
-            );
-            if layers.lookup_package(&key)?.is_none() && !jobs.iter().any(|j| j.key == key) {
-                jobs.push(Job {
-                    key: key.clone(),
+            let key = request_key(p, r);
+            if layers.lookup_package(&key)?.is_none() {
+                let job = jobs.entry(&p.sha256).or_insert_with(|| Job {
                     package: p,
-                    recipe: r,
+                    requests: Vec::new(),
                 });
+                if !job.requests.iter().any(|(k, _)| *k == key) {
+                    job.requests.push((key.clone(), r));
+                }
             }
             claims.push((keypath::index(&at, i), p, key.clone()));
             keys.push(key);
         }
         wanted.push((c, entry, keys));
     }
+    let jobs: Vec<Job> = jobs.into_values().collect();
     let cache = Cache::new(&opts.cache).with_downloader(crate::pkg::fetch::Downloader::new(
         crate::net::Proxies::from_env().with_profile(&plan.proxy_env),
     ));
-    let debs = if jobs.is_empty() {
-        None
+    let workers = opts.workers();
+    let fetched = if jobs.is_empty() {
+        BTreeMap::new()
     } else {
-        Some(Debs::new(&cache, opts)?)
+        identify(&jobs, &Debs::new(&cache, opts)?, workers, progress)?
     };
-    let identities = match &debs {
-        Some(debs) => identify(&jobs, debs, progress)?,
-        None => BTreeMap::new(),
-    };
-    check_claims(&claims, &identities, layers, &opts.lock)?;
-    if let Some(debs) = &debs {
-        build_jobs(&jobs, &identities, layers, debs, progress)?;
-    }
+    check_claims(&claims, &fetched, layers, &opts.lock)?;
+    build_jobs(&jobs, &fetched, layers, workers, progress)?;
+    drop(fetched);
     for (c, entry, keys) in wanted {
         let mut got = Vec::new();
         for key in keys {
@@ -259,13 +272,13 @@ fn package_layers(
 /// built or reused under this entry's name.
 fn check_claims(
     claims: &[Claim],
-    identities: &BTreeMap<String, crate::pkg::deb::Identity>,
+    fetched: &BTreeMap<String, Fetched>,
     layers: &Layers,
     lock: &Path,
 ) -> Result<()> {
     for (at, p, key) in claims {
-        let deb = match identities.get(key) {
-            Some(deb) => deb.clone(),
+        let deb = match fetched.get(&p.sha256) {
+            Some(f) => f.identity.clone(),
             None => {
                 layers
                     .lookup_package(key)?
@@ -329,7 +342,7 @@ impl HostBuild<'_> {
     fn images(
         &self,
         h: &crate::plan::HostPlan,
-        layers: &mut Layers,
+        layers: &Layers,
         report: &mut Report,
     ) -> Result<()> {
         let host = h.ip.to_string();
@@ -363,6 +376,7 @@ impl HostBuild<'_> {
                     digest: l.digest.clone(),
                     diff_id: l.diff_id.clone(),
                     size: l.size,
+                    media_type: l.media_type.clone(),
                 })
                 .collect();
             let manifest = layout::write_image(store, &spec, &layer_refs)?;

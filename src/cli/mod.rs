@@ -108,6 +108,8 @@ enum Command {
         /// The passphrase of an encrypted --sign-key: this file's first line (else $INFRAGEN_KEY_PASSPHRASE)
         #[arg(long, value_name = "FILE", requires = "sign_key")]
         passphrase_file: Option<PathBuf>,
+        #[command(flatten)]
+        layer: LayerArgs,
     },
     /// Signing keys
     #[command(subcommand)]
@@ -409,6 +411,35 @@ impl HostArgs {
     }
 }
 
+/// How `build` makes layers: threads (the output does not depend on them) and compression.
+#[derive(Args)]
+struct LayerArgs {
+    /// Threads for layer work (fetching, decoding and compressing packages); default: one per core. The images are the same for any number
+    #[arg(long, value_name = "N")]
+    jobs: Option<std::num::NonZeroUsize>,
+    /// How the layers built are compressed: gzip (level 6, read by every OCI tool) or zstd (level 3, OCI 1.1 `tar+zstd` layers: faster, read by podman, skopeo, umoci, containerd ≥ 1.5 and infragen's activation)
+    #[arg(long, value_enum, value_name = "ALGORITHM", default_value = "gzip")]
+    compression: CompressionArg,
+}
+
+/// `--compression`'s values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CompressionArg {
+    /// gzip, level 6
+    Gzip,
+    /// zstd, level 3
+    Zstd,
+}
+
+impl From<CompressionArg> for crate::oci::layer::Compression {
+    fn from(c: CompressionArg) -> Self {
+        match c {
+            CompressionArg::Gzip => Self::Gzip,
+            CompressionArg::Zstd => Self::Zstd,
+        }
+    }
+}
+
 #[derive(Args)]
 struct StoreArgs {
     /// The lock file
@@ -600,8 +631,10 @@ fn build_side(command: Command, ui: &Ui) -> i32 {
             strict,
             sign_key,
             passphrase_file,
+            layer,
         } => build(
             &work::BuildArgs {
+                layer: &layer,
                 profile: &profile,
                 store: &store,
                 base: &base,

@@ -190,6 +190,7 @@ pub(super) struct BuildArgs<'a> {
     pub validate: bool,
     pub strict: bool,
     pub sign_key: Option<(&'a Path, Option<&'a Path>)>,
+    pub layer: &'a super::LayerArgs,
 }
 
 pub(super) fn build(a: &BuildArgs, ui: &Ui) -> i32 {
@@ -308,6 +309,10 @@ fn build_images(
             Some(p) => Some(crate::sign::sealed::read_passphrase_file(p)?),
             None => None,
         },
+        layers: crate::build::LayerOptions {
+            jobs: a.layer.jobs,
+            compression: a.layer.compression.into(),
+        },
     };
     crate::build::build(plan, &tree, &opts, progress)
 }
@@ -382,6 +387,7 @@ fn built(
     ui.set("generations", &report.generations);
     ui.set("incomplete", &report.incomplete);
     ui.set("layers_built", report.layers_built);
+    ui.set("compression", report.compression);
     ui.set("base_blobs_fetched", report.base_blobs_fetched);
     if incomplete && a.strict {
         ui.error("some images could not be built (--strict)");

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::layer::{Layer, MEDIA_TYPE as LAYER_MEDIA_TYPE};
+use super::layer::Layer;
 
 pub use date::{check_epoch, parse_epoch, rfc3339, shown, LAST_EPOCH};
 pub use read::{check_image, image_layers, pinned, read_image, refs, GZIP_LAYER_TYPES, MAX_LAYERS};
@@ -90,6 +90,8 @@ pub struct LayerRef {
     pub diff_id: String,
     /// Size of the compressed blob in bytes.
     pub size: u64,
+    /// Media type of the blob (`…tar+gzip`, `…tar+zstd`).
+    pub media_type: String,
 }
 
 impl From<&Layer> for LayerRef {
@@ -98,6 +100,7 @@ impl From<&Layer> for LayerRef {
             digest: l.digest.clone(),
             diff_id: l.diff_id.clone(),
             size: l.size,
+            media_type: l.media_type.clone(),
         }
     }
 }
@@ -132,7 +135,7 @@ impl ImageLayer for Layer {
 impl ImageLayer for LayerRef {
     fn descriptor(&self) -> Descriptor {
         Descriptor {
-            media_type: LAYER_MEDIA_TYPE.to_owned(),
+            media_type: self.media_type.clone(),
             digest: self.digest.clone(),
             size: self.size,
         }

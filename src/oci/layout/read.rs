@@ -8,7 +8,7 @@ use std::path::Path;
 use super::check::Tree;
 use super::{LayerRef, REF_NAME};
 use crate::oci::blob::{BlobStore, OciError, MAX_DOCUMENT};
-use crate::oci::layer::MEDIA_TYPE as LAYER_MEDIA_TYPE;
+use crate::oci::layer::{MEDIA_TYPE as LAYER_MEDIA_TYPE, ZSTD_MEDIA_TYPE};
 
 /// Media types of gzip-compressed tar layers that an imported image may use: the OCI one and
 /// Docker's, which has the same bytes.
@@ -159,10 +159,10 @@ fn documents(
     }
     for layer in manifest.layers() {
         let media_type = layer.media_type().to_string();
-        if !GZIP_LAYER_TYPES.contains(&media_type.as_str()) {
+        if !GZIP_LAYER_TYPES.contains(&media_type.as_str()) && media_type != ZSTD_MEDIA_TYPE {
             return Err(layout_error(
                 dir,
-                format!("layer {} of `{reference}` is `{media_type}`; only gzip-compressed tar layers are taken", layer.digest()),
+                format!("layer {} of `{reference}` is `{media_type}`; only gzip- or zstd-compressed tar layers are taken", layer.digest()),
             ));
         }
     }
@@ -192,10 +192,10 @@ fn verify(
             Some(store) if !store.has(&layer_digest)? => Some(copy_into(store, &layer_digest)?),
             _ => None,
         };
+        let zstd = layer.media_type().to_string() == ZSTD_MEDIA_TYPE;
         let sink = one_layer(
             source,
-            &layer_digest,
-            layer.size(),
+            (&layer_digest, layer.size(), zstd),
             diff_id,
             &mut tree,
             i,
@@ -207,6 +207,13 @@ fn verify(
             digest: layer_digest,
             diff_id: diff_id.clone(),
             size: layer.size(),
+            // Docker's gzip type is written as OCI's: the same bytes
+            media_type: if zstd {
+                ZSTD_MEDIA_TYPE
+            } else {
+                LAYER_MEDIA_TYPE
+            }
+            .to_owned(),
         });
     }
     tree.finish()
@@ -228,13 +235,13 @@ fn write_error(path: &Path, e: &anyhow::Error) -> OciError {
     OciError::io("write", path, std::io::Error::other(format!("{e:#}")))
 }
 
-/// Streams layer `digest` of `source` (its descriptor says `size` bytes) through the gzip
-/// decoder and the tar reader into `tree` (as layer `index`), and into `sink` when given:
-/// never more than `size + 1` bytes are read. Returns the sink to commit.
+/// Streams layer `digest` of `source` (its descriptor says `size` bytes, zstd-compressed when
+/// `zstd`, else gzip) through the decoder and the tar reader into `tree` (as layer `index`),
+/// and into `sink` when given: never more than `size + 1` bytes are read. Returns the sink to
+/// commit.
 fn one_layer(
     source: &BlobStore,
-    digest: &str,
-    size: u64,
+    (digest, size, zstd): (&str, u64, bool),
     diff_id: &str,
     tree: &mut Tree,
     index: usize,
@@ -257,7 +264,10 @@ fn one_layer(
     if got.blob.as_str() != digest {
         anyhow::bail!("the blob hashes to {}", got.blob);
     }
-    if !got.gzip {
+    if zstd && !got.zstd {
+        anyhow::bail!("the blob is not zstd-compressed, as its media type says");
+    }
+    if !zstd && !got.gzip {
         anyhow::bail!("the blob is not gzip-compressed, as its media type says");
     }
     if got.tar.as_str() != diff_id {
