@@ -369,9 +369,17 @@ fn a_regular_node_wired_to_its_infra_on_booted_systemds() {
     assert_eq!(again.split_whitespace().next(), Some(INFRA), "{again}");
 
     // Removed from the profile: its last bundle with --remove gives everything back.
-    ok(
-        &activate(&node, &second.join(NODE), "remove", &["--remove"]),
+    let removed = ok(
+        &activate(&node, &second.join(NODE), "remove", &["--remove", "--json"]),
         "activate --remove",
+    );
+    let lines = common::schema::check_lines(&common::schema::documented(), &removed);
+    let result = lines.last().expect("a result line");
+    assert_eq!(result["removed"], true, "{removed}");
+    assert_eq!(
+        result["files"].as_array().map(Vec::len),
+        Some(5),
+        "{removed}"
     );
     assert_eq!(
         changed(&before, &snapshot(&node.root())),

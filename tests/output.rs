@@ -161,7 +161,7 @@ fn status_and_generations_of_a_host_without_generations() {
     assert_eq!(
         got,
         json!({"event": "result", "command": "status", "ok": true, "exit": 0,
-               "generation": null, "interrupted": false, "units": []})
+               "generation": null, "interrupted": false, "units": [], "node_files": []})
     );
     let o = infragen(&["generations", "--json", "--root", r]);
     let got = check_lines(&s, &stdout(&o)).pop().unwrap();

@@ -24,7 +24,7 @@ use super::euid_is_root;
 use super::runtime::Host;
 use super::state::{fail_point, State};
 use crate::fsx::{Kind, Links, Root};
-use crate::manifest::{Node, Place, When};
+use crate::manifest::{HostFile, Node, Place, When};
 
 /// The first line of a managed block.
 pub const BEGIN: &str =
@@ -293,6 +293,50 @@ fn resolved(host: &Root, record: &BTreeMap<String, Owned>) -> bool {
     target.is_some_and(|t| t.to_string_lossy().contains("run/systemd/resolve/"))
 }
 
+/// `path` with `f`'s content placed over `base` (what it holds with the last generation's
+/// content taken away), the content read from the staged generation `gen`.
+fn placed(path: &str, f: &HostFile, base: Content, gen: &Root) -> Result<Content> {
+    let source = gen.read(Path::new(&f.source))?;
+    Ok(match f.place {
+        Place::Whole => Content::File {
+            bytes: source,
+            mode: f.mode,
+            uid: 0,
+            gid: 0,
+        },
+        Place::Block | Place::Top => {
+            let (mut bytes, mode, uid, gid) = match base {
+                Content::Absent => (Vec::new(), 0o644, 0, 0),
+                Content::File {
+                    bytes,
+                    mode,
+                    uid,
+                    gid,
+                } => (bytes, mode, uid, gid),
+                Content::Link(t) => bail!(
+                    "{path} is a link to {}: infragen edits a block only in a regular file\nhint: make it a file, or leave it out of the profile (for the resolver: node_dns_method: none or overwrite)",
+                    t.display()
+                ),
+            };
+            let b = block(&source);
+            if f.place == Place::Top {
+                bytes.splice(0..0, b);
+            } else {
+                if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+                    bytes.push(b'\n');
+                }
+                bytes.extend_from_slice(&b);
+            }
+            Content::File {
+                bytes,
+                mode,
+                uid,
+                gid,
+            }
+        }
+    })
+}
+
 /// Makes the host's node files what `node` (of staged generation `id`) says, giving back every
 /// path it does not name; `None` gives back everything. Returns the paths that changed.
 pub fn apply(state: &State, id: &str, node: Option<&Node>) -> Result<Vec<String>> {
@@ -331,50 +375,12 @@ pub fn apply(state: &State, id: &str, node: Option<&Node>) -> Result<Vec<String>
         };
         let want = match wanted.get(path) {
             None => base,
-            Some(f) => {
-                let source = gen
-                    .as_ref()
-                    .expect("opened when there is a node part")
-                    .read(Path::new(&f.source))?;
-                match f.place {
-                    Place::Whole => Content::File {
-                        bytes: source,
-                        mode: f.mode,
-                        uid: 0,
-                        gid: 0,
-                    },
-                    Place::Block | Place::Top => {
-                        let (mut bytes, mode, uid, gid) = match base {
-                            Content::Absent => (Vec::new(), 0o644, 0, 0),
-                            Content::File {
-                                bytes,
-                                mode,
-                                uid,
-                                gid,
-                            } => (bytes, mode, uid, gid),
-                            Content::Link(t) => bail!(
-                                "{path} is a link to {}: infragen edits a block only in a regular file\nhint: make it a file, or leave it out of the profile (for the resolver: node_dns_method: none or overwrite)",
-                                t.display()
-                            ),
-                        };
-                        let b = block(&source);
-                        if f.place == Place::Top {
-                            bytes.splice(0..0, b);
-                        } else {
-                            if !bytes.is_empty() && !bytes.ends_with(b"\n") {
-                                bytes.push(b'\n');
-                            }
-                            bytes.extend_from_slice(&b);
-                        }
-                        Content::File {
-                            bytes,
-                            mode,
-                            uid,
-                            gid,
-                        }
-                    }
-                }
-            }
+            Some(f) => placed(
+                path,
+                f,
+                base,
+                gen.as_ref().expect("opened with a node part"),
+            )?,
         };
         plan.push((path.clone(), now, want));
     }
@@ -583,9 +589,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn files_are_placed_then_given_back_byte_for_byte() {
-        let h = Host::new();
+    /// A host with a hosts file (no last newline), a resolv.conf and chrony's configuration, and
+    /// generation `a` placing all five kinds of file.
+    fn five_files(h: &Host) -> Node {
         std::fs::write(h.path("/etc/hosts"), "127.0.0.1 localhost").unwrap(); // no newline
         std::fs::write(
             h.path("/etc/resolv.conf"),
@@ -598,7 +604,6 @@ mod tests {
             "pool 2.debian.pool.ntp.org iburst\n",
         )
         .unwrap();
-        let before = h.snapshot();
         h.generation(
             "a",
             &[
@@ -635,6 +640,14 @@ mod tests {
                 When::Always,
             ),
         ]);
+        a
+    }
+
+    #[test]
+    fn files_are_placed_then_given_back_byte_for_byte() {
+        let h = Host::new();
+        let a = five_files(&h);
+        let before = h.snapshot(); // `/etc` and `/usr` only: the generation is in `/var`
         let changed = apply(&h.state(), "a", Some(&a)).unwrap();
         assert_eq!(changed.len(), 4, "{changed:?}"); // not the resolved drop-in: no resolved
         assert_eq!(
@@ -662,6 +675,27 @@ mod tests {
             .is_none());
         // Again: nothing changes.
         assert!(apply(&h.state(), "a", Some(&a)).unwrap().is_empty());
+        // Everything given back: the tree is what it was, and the record is empty.
+        apply(&h.state(), "", None).unwrap();
+        let after = h.snapshot();
+        let dirs_made: Vec<_> = after.keys().filter(|k| !before.contains_key(*k)).collect();
+        assert!(dirs_made.is_empty(), "{dirs_made:?}");
+        assert_eq!(before, after);
+        assert!(owned(h.dir.path()).is_empty());
+        let kept = std::fs::read_dir(h.path("/var/lib/infragen/node/before"))
+            .unwrap()
+            .count();
+        assert_eq!(
+            kept, 0,
+            "kept copies are removed with the paths they were for"
+        );
+    }
+
+    #[test]
+    fn a_path_the_next_generation_drops_is_given_back() {
+        let h = Host::new();
+        let a = five_files(&h);
+        apply(&h.state(), "a", Some(&a)).unwrap();
         // A new generation with another block and without chrony: chrony is given back.
         h.generation(
             "b",
@@ -692,43 +726,34 @@ mod tests {
         assert!(h
             .read("/usr/local/share/ca-certificates/infragen-ca.crt")
             .is_none());
-        // An operator's edit outside the block is kept when the block moves.
+    }
+
+    #[test]
+    fn an_operators_lines_outside_the_block_are_kept() {
+        let h = Host::new();
+        std::fs::write(h.path("/etc/hosts"), "127.0.0.1 localhost\n").unwrap();
+        h.generation("a", &[("hosts", "10.10.10.10 i.pigsty\n")]);
+        h.generation("b", &[("hosts", "10.10.10.11 i.pigsty\n")]);
+        let n = node(&[("/etc/hosts", "hosts", Place::Block, When::Always)]);
+        apply(&h.state(), "a", Some(&n)).unwrap();
         let mut edited = h.read("/etc/hosts").unwrap();
         edited.extend_from_slice(b"192.0.2.1 mine\n");
         std::fs::write(h.path("/etc/hosts"), &edited).unwrap();
-        apply(&h.state(), "a", Some(&a)).unwrap();
-        let hosts = String::from_utf8(h.read("/etc/hosts").unwrap()).unwrap();
-        assert!(
-            hosts.contains("192.0.2.1 mine\n") && hosts.contains("10.10.10.10 i.pigsty"),
-            "{hosts}"
-        );
-        std::fs::write(
-            h.path("/etc/hosts"),
-            strip(hosts.replace("192.0.2.1 mine\n", "").as_bytes()),
-        )
-        .unwrap();
-        std::fs::write(
-            h.path("/etc/hosts"),
-            [
-                h.read("/etc/hosts").unwrap(),
-                block(b"10.10.10.10 i.pigsty\n"),
-            ]
-            .concat(),
-        )
-        .unwrap();
-        // Everything given back: the tree is what it was, and the record is empty.
-        apply(&h.state(), "", None).unwrap();
-        let after = h.snapshot();
-        let dirs_made: Vec<_> = after.keys().filter(|k| !before.contains_key(*k)).collect();
-        assert!(dirs_made.is_empty(), "{dirs_made:?}");
-        assert_eq!(before, after);
-        assert!(owned(h.dir.path()).is_empty());
-        let kept = std::fs::read_dir(h.path("/var/lib/infragen/node/before"))
-            .unwrap()
-            .count();
+        // The block moves; the operator's line stays.
+        apply(&h.state(), "b", Some(&n)).unwrap();
         assert_eq!(
-            kept, 0,
-            "kept copies are removed with the paths they were for"
+            h.read("/etc/hosts").unwrap(),
+            [
+                b"127.0.0.1 localhost\n192.0.2.1 mine\n".as_slice(),
+                &block(b"10.10.10.11 i.pigsty\n")
+            ]
+            .concat()
+        );
+        // Given back: the file as the host has it, without the block.
+        apply(&h.state(), "", None).unwrap();
+        assert_eq!(
+            h.read("/etc/hosts").unwrap(),
+            b"127.0.0.1 localhost\n192.0.2.1 mine\n"
         );
     }
 

@@ -174,6 +174,8 @@ pub(super) fn remove(bundle: &str, opts: &Options, ui: &Ui) -> i32 {
                 Some(_) => {}
                 None => ui.say("no generation was active"),
             }
+            ui.set("removed", true);
+            ui.set("dry_run", opts.dry_run);
             ui.set_all(r);
             0
         }
