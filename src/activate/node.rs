@@ -613,7 +613,7 @@ mod tests {
                 ("ca.crt", "CA\n"),
             ],
         );
-        let a = node(&[
+        node(&[
             ("/etc/hosts", "hosts", Place::Block, When::Always),
             (
                 "/etc/resolv.conf",
@@ -639,8 +639,7 @@ mod tests {
                 Place::Whole,
                 When::Always,
             ),
-        ]);
-        a
+        ])
     }
 
     #[test]
