@@ -102,6 +102,34 @@ fn every_inventory_renders_node_files_for_every_host() {
     }
 }
 
+/// `large-prod`, `three-node` and every fixture inventory built (from the made packages): a
+/// bundle for every host of the inventory, each with a node part.
+#[test]
+fn every_inventory_builds_a_bundle_for_every_node() {
+    let profiles: Vec<PathBuf> = ["large-prod", "three-node"]
+        .iter()
+        .map(|p| common::root().join("profiles").join(format!("{p}.yml")))
+        .chain(common::inventories())
+        .collect();
+    if common::shared_inventories().is_empty() {
+        common::tier::loud(
+            "SKIPPED Pigsty's own inventories in nodes::every_inventory_builds_a_bundle_for_every_node: ../shared/fixtures/pigsty is absent (a clone alone); our fixtures ran",
+        );
+    }
+    for profile in &profiles {
+        let profile = profile.to_str().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let out = build(tmp.path(), profile);
+        let hosts = inventory_hosts(profile);
+        assert_eq!(dirs_with(&out, "manifest.json"), hosts, "{profile}");
+        for host in &hosts {
+            let m =
+                Manifest::parse(&fs::read(out.join(host).join("manifest.json")).unwrap()).unwrap();
+            assert!(m.node.is_some(), "{profile}: {host} has no node part");
+        }
+    }
+}
+
 /// `small-prod` built: a bundle for every host; regular nodes' bundles hold a node part and
 /// nothing else, are verified by `infragen verify` and laid out by `repo images`.
 #[test]
