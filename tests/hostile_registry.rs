@@ -248,6 +248,7 @@ impl Parts {
             components: BTreeMap::new(),
             incomplete: vec![],
             files: BTreeMap::new(),
+            node: None,
             recipients: None,
             generation: None,
         };
