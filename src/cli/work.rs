@@ -256,7 +256,11 @@ fn build_images(
     let mut sealing = None;
     if let Some(first) = plan.hosts.first() {
         progress.phase("pki");
-        let pki = crate::pki::Pki::open(&a.store.pki(plan), &first.pki.ca_cn, first.pki.ca_create)?;
+        let pki = crate::pki::Pki::open(
+            &a.store.pki(plan, a.out),
+            &first.pki.ca_cn,
+            first.pki.ca_create,
+        )?;
         let material = crate::pki::add_material(plan, &pki, &mut tree)?;
         for w in material.warnings {
             ui.warn(w);
