@@ -10,7 +10,8 @@
 //! stale files removed at the end, so a run that stops half-way leaves a bundle whose manifest
 //! does not match its files — which `verify` and `activate` refuse — never one that looks
 //! whole. A new or empty output directory is written beside it and renamed into place
-//! (all or nothing), as [`crate::tree::replace_dir`] does.
+//! (all or nothing), as [`crate::tree::replace_dir`] does. Two builds into one existing output
+//! directory take turns (`flock` on the directory itself, so no lock file is written).
 //!
 //! It does not decide what the files are (`build`, `bundle`) and never follows a symlink below
 //! the output directory (every operation goes through [`crate::fsx::Root`]).
@@ -147,6 +148,11 @@ impl Output {
             Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
         };
         if !fresh {
+            // Two builds into one output directory take turns: a lock on the directory itself
+            // (no lock file: a rebuild writes nothing), held until this one is done.
+            let held = fs::File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+            rustix::fs::flock(&held, rustix::fs::FlockOperation::LockExclusive)
+                .with_context(|| format!("locking {}", dir.display()))?;
             let root = Root::open(dir, Links::Refuse)?;
             return self.sync_into(&root);
         }
