@@ -419,7 +419,8 @@ struct StoreArgs {
     #[arg(long, value_name = "DIR")]
     bases: Option<PathBuf>,
     /// PKI state: the CA and issued certificates, reused across builds
-    /// [default: $XDG_STATE_HOME/infragen/pki/<profile> or ~/.local/state/infragen/pki/<profile>]
+    /// [default: $XDG_STATE_HOME/infragen/pki/<key> or ~/.local/state/infragen/pki/<key>, the key
+    /// `builtin-<name>` for a built-in profile, else `out-<dir>-<hash>` of the output directory]
     #[arg(long, value_name = "DIR")]
     pki: Option<PathBuf>,
 }
