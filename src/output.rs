@@ -402,6 +402,27 @@ mod tests {
         assert_eq!(beside.len(), 1, "no staging directory left beside");
     }
 
+    /// A blob on another file system (`/dev/shm`, a tmpfs, when it is one) cannot be linked:
+    /// it is copied, and the copy is then recognised by its bytes (nothing written again).
+    #[test]
+    fn a_blob_on_another_file_system_is_copied_then_left_alone() {
+        let t = tempfile::tempdir().unwrap();
+        let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+        let blob = shm.path().join("blob");
+        fs::write(&blob, b"layer bytes").unwrap();
+        let across = fs::metadata(&blob).unwrap().dev() != fs::metadata(t.path()).unwrap().dev();
+        let out = t.path().join("out");
+        let mut o = Output::default();
+        o.link("h/oci/blobs/sha256/b", blob.clone());
+        o.sync(&out).unwrap();
+        let at = out.join("h/oci/blobs/sha256/b");
+        assert_eq!(fs::read(&at).unwrap(), b"layer bytes");
+        let linked = fs::metadata(&at).unwrap().ino() == fs::metadata(&blob).unwrap().ino();
+        assert_eq!(linked, !across, "linked on one file system, copied across");
+        let s = o.sync(&out).unwrap();
+        assert_eq!((s.unchanged, s.written), (1, 0), "{s:?}");
+    }
+
     #[test]
     fn a_directory_infragen_did_not_write_is_refused_untouched() {
         let t = tempfile::tempdir().unwrap();
