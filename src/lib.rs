@@ -21,6 +21,7 @@ pub mod lock;
 pub mod manifest;
 pub mod net;
 pub mod oci;
+pub mod output;
 pub mod params;
 pub mod pkg;
 pub mod pki;

@@ -21,7 +21,7 @@ use anyhow::{Context, Result};
 pub const MARKER: &str = ".infragen-out";
 
 /// The marker's content; a marker is recognised by its first line.
-const MARKER_TEXT: &str = "infragen output directory: `infragen render` and `infragen build` replace it whole; keep nothing else here\n";
+pub const MARKER_TEXT: &str = "infragen output directory: `infragen render` and `infragen build` replace it whole; keep nothing else here\n";
 
 /// Why an output directory may not be replaced.
 #[derive(Debug, thiserror::Error)]

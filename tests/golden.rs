@@ -608,3 +608,89 @@ fn zstd_images_are_reproducible_and_match_golden_digests() {
             .all(|t| t == "application/vnd.oci.image.layer.v1.tar+gzip"));
     }
 }
+
+/// Builds `profile` from the made packages into `out` with its own `cache`, no `--pki`: the
+/// PKI is the default one under `state` (`$XDG_STATE_HOME`).
+fn build_default_pki(profile: &Path, out: &Path, cache: &Path, state: &Path) {
+    let repo = hermetic();
+    let mut cmd = common::infragen_sh(
+        "umask 022",
+        "build --profile \"$1\" --out \"$2\" --cache \"$3\" --lock \"$4\" --repo \"$5\"",
+    );
+    cmd.arg(profile)
+        .arg(out)
+        .arg(cache)
+        .arg(&repo.lock)
+        .arg(&repo.dir)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env("XDG_STATE_HOME", state)
+        .env("http_proxy", "http://127.0.0.1:9")
+        .env("https_proxy", "http://127.0.0.1:9");
+    common::ok(
+        &cmd.output().expect("run infragen"),
+        &format!("build {}", profile.display()),
+    );
+}
+
+/// Renaming or moving a profile file changes no byte of the output: the same text built from
+/// `a/meta.yml` and from `b/deeper/site-inventory.yml` (same PKI, separate caches and output
+/// directories) gives the same digests and the same files — every blob, unit, SBOM, secret,
+/// manifest and generation id alike. Then without `--pki`: the default PKI is chosen by the
+/// output directory, not by the profile's path, so renaming the profile in place and building
+/// into the same output again changes nothing either.
+#[test]
+fn a_renamed_or_moved_profile_changes_no_byte_of_the_output() {
+    let text = fs::read(root().join("tests/fixtures/pigsty/meta.yml")).expect("fixture");
+    let t = tempfile::tempdir().expect("dir");
+    let first = t.path().join("a/meta.yml");
+    let second = t.path().join("b/deeper/site-inventory.yml");
+    for p in [&first, &second] {
+        fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        fs::write(p, &text).expect("copy");
+    }
+    let (out_a, out_b) = (t.path().join("a/out"), t.path().join("b/out"));
+    let a = build_hermetic(&first, &out_a, &t.path().join("a/cache"), "umask 022", &[]);
+    let b = build_hermetic(&second, &out_b, &t.path().join("b/cache"), "umask 022", &[]);
+    assert_eq!(a, b, "image digests differ between the two file names");
+    let (tree_a, tree_b) = (read_tree(&out_a), read_tree(&out_b));
+    assert!(tree_a.len() > 50, "a real output: {} files", tree_a.len());
+    assert_eq!(
+        tree_a.keys().collect::<Vec<_>>(),
+        tree_b.keys().collect::<Vec<_>>()
+    );
+    for (p, v) in &tree_a {
+        assert!(v == &tree_b[p], "{p} differs between the two file names");
+    }
+    // Nothing of either name in any file of the output.
+    for (p, (_, bytes)) in &tree_a {
+        let text = String::from_utf8_lossy(bytes);
+        assert!(
+            !text.contains("meta.yml") && !text.contains("site-inventory"),
+            "{p} names the profile file"
+        );
+    }
+
+    // The default PKI (no --pki) follows the output directory: rename the profile in place.
+    let (out, cache, state) = (
+        t.path().join("c/out"),
+        t.path().join("c/cache"),
+        t.path().join("c/state"),
+    );
+    fs::create_dir_all(t.path().join("c")).expect("mkdir");
+    let before = t.path().join("c/pigsty.yml");
+    fs::write(&before, &text).expect("copy");
+    build_default_pki(&before, &out, &cache, &state);
+    let built = read_tree(&out);
+    let after = t.path().join("c/renamed.yml");
+    fs::rename(&before, &after).expect("rename");
+    build_default_pki(&after, &out, &cache, &state);
+    assert!(
+        read_tree(&out) == built,
+        "renaming the profile changed the output"
+    );
+    let pki: Vec<_> = fs::read_dir(state.join("infragen/pki"))
+        .expect("default PKI")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(pki.len(), 1, "one PKI state directory: {pki:?}");
+}

@@ -7,6 +7,8 @@
 //! configuration. Blobs live in one content-addressed store under the cache; each host gets an
 //! OCI layout `out/<host>/oci` whose blobs are hard links into it, with one reference per image
 //! (`infra-<component>`). Secrets never enter a layer: they go to `out/<host>/secrets/`.
+//! The whole output is made in memory first ([`crate::output::Output`]) and then synced into
+//! `out/`, writing only the files that differ: a rebuild that changes nothing writes nothing.
 //!
 //! The report types and [`build`] live here; `layers` holds the layer cache, builds missing
 //! package layers on every core and takes base-image layers from an imported layout or from
@@ -21,7 +23,6 @@ mod spec;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -31,6 +32,7 @@ use crate::keypath;
 use crate::lock::{Lock, LockedPackage};
 use crate::oci::blob::BlobStore;
 use crate::oci::layout;
+use crate::output::Output;
 use crate::pkg::fetch::Cache;
 use crate::plan::{Component, Plan};
 use crate::progress::{Event, Reporter};
@@ -44,7 +46,8 @@ use spec::image_spec;
 
 /// Where a build reads from and writes to.
 pub struct Options {
-    /// Output directory (replaced as a whole; only if new, empty or marked by infragen).
+    /// Output directory (made to hold exactly the build's files, writing only those that
+    /// differ; only if new, empty or marked by infragen).
     pub out: PathBuf,
     /// Cache: `.deb` files, layer index, blob store.
     pub cache: PathBuf,
@@ -140,31 +143,27 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options, progress: &Reporter) -> R
     let mut report = Report::default();
     progress.phase("layers");
     let below = package_layers(plan, &recipes, &lock, &layers, &mut report, opts, progress)?;
-    let staging = tempfile::Builder::new()
-        .prefix(".infragen-build-")
-        .tempdir_in(parent(&opts.out)?)?;
     let host = HostBuild {
         plan,
         tree,
         recipes: &recipes,
         below: &below,
-        staging: staging.path(),
         signer: signer.as_ref(),
         progress,
     };
+    let mut output = Output::default();
     for h in &plan.hosts {
         progress.phase("images");
-        host.images(h, &layers, &mut report)?;
+        host.images(h, &layers, &mut report, &mut output)?;
         progress.phase("bundle");
-        let generation = host.bundle(h, &report)?;
+        let generation = host.bundle(h, &report, &mut output)?;
         report.generations.insert(h.ip.to_string(), generation);
     }
     // Every other node of the inventory: a bundle of its node part alone.
     progress.phase("bundle");
     for n in plan.regular_nodes() {
         let host = n.ip.to_string();
-        let dir = staging.path().join(&host);
-        let generation = crate::bundle::write_node(&dir, plan, n, tree, signer.as_ref())
+        let generation = crate::bundle::write_node(&mut output, plan, n, tree, signer.as_ref())
             .with_context(|| format!("the bundle of node {host}"))?;
         progress.event(Event::Bundle {
             host: host.clone(),
@@ -176,9 +175,8 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options, progress: &Reporter) -> R
     report.layers_built = layers.built.into_inner();
     report.compression = opts.layers.compression.name();
     progress.phase("write");
-    fs::write(staging.path().join("digests.txt"), report.digests())?;
-    set_mode(staging.path(), 0o755)?;
-    crate::tree::replace_dir(&opts.out, staging)?;
+    output.add("digests.txt", 0o644, report.digests());
+    output.sync(&opts.out)?;
     Ok(report)
 }
 
@@ -330,25 +328,28 @@ struct HostBuild<'a> {
     tree: &'a Tree,
     recipes: &'a BTreeMap<Component, crate::image::Recipe>,
     below: &'a Below,
-    /// The staging directory, renamed to the output directory at the end.
-    staging: &'a Path,
     signer: Option<&'a crate::sign::SigningKey>,
     progress: &'a Reporter,
 }
 
 impl HostBuild<'_> {
-    /// Host `h`'s images (each with its SBOM) in its OCI layout; the ones that cannot be built
-    /// go to the report's `incomplete`.
+    /// Host `h`'s images (each with its SBOM) in its OCI layout in `output`; the ones that
+    /// cannot be built go to the report's `incomplete`.
     fn images(
         &self,
         h: &crate::plan::HostPlan,
         layers: &Layers,
         report: &mut Report,
+        output: &mut Output,
     ) -> Result<()> {
         let host = h.ip.to_string();
         let store = layers.store;
-        let layout_dir = self.staging.join(&host).join("oci");
-        let host_store = BlobStore::open(&layout_dir)?;
+        let layout = format!("{host}/oci");
+        output.add(
+            format!("{layout}/oci-layout"),
+            0o644,
+            crate::oci::blob::OCI_LAYOUT,
+        );
         let mut refs = BTreeMap::new();
         for c in h.enabled() {
             let r = &self.recipes[&c];
@@ -380,7 +381,7 @@ impl HostBuild<'_> {
                 })
                 .collect();
             let manifest = layout::write_image(store, &spec, &layer_refs)?;
-            link_image(store, &host_store, &manifest.digest)?;
+            link_image(store, &layout, &manifest.digest, output)?;
             let built = Built {
                 digest: manifest.digest.clone(),
                 layers: image_layers,
@@ -399,20 +400,27 @@ impl HostBuild<'_> {
                 .insert(c.name().to_owned(), built);
             let reference = format!("infra-{}", c.name());
             let doc = sbom::document(&reference, &host, &manifest.digest, contents, layers.epoch)?;
-            let sbom_dir = self.staging.join(&host).join("sbom");
-            fs::create_dir_all(&sbom_dir)?;
             let mut text = serde_json::to_vec_pretty(&doc)?;
             text.push(b'\n');
-            fs::write(sbom_dir.join(format!("{reference}.spdx.json")), text)?;
+            output.add(format!("{host}/sbom/{reference}.spdx.json"), 0o644, text);
             refs.insert(reference, manifest);
         }
-        layout::write_index(&layout_dir, &refs)?;
+        output.add(
+            format!("{layout}/index.json"),
+            0o644,
+            layout::index_json(&refs)?,
+        );
         Ok(())
     }
 
     /// Host `h`'s secrets (outside every image, mode 0600), `INCOMPLETE` note and bundle
     /// manifest; returns its generation id.
-    fn bundle(&self, h: &crate::plan::HostPlan, report: &Report) -> Result<String> {
+    fn bundle(
+        &self,
+        h: &crate::plan::HostPlan,
+        report: &Report,
+        output: &mut Output,
+    ) -> Result<String> {
         let host = h.ip.to_string();
         let mut secrets = Tree::default();
         let prefix = format!("{host}/secrets/");
@@ -421,18 +429,14 @@ impl HostBuild<'_> {
                 secrets.add(rest.to_owned(), e.mode, e.data.clone());
             }
         }
-        if !secrets.is_empty() {
-            let dir = self.staging.join(&host).join("secrets");
-            fs::create_dir_all(&dir)?;
-            secrets.write_into(&dir)?;
-            set_mode(&dir, 0o700)?;
-        }
+        // Secrets are 0600, so their directories are 0700 (`Output::sync`).
+        output.graft(&format!("{host}/secrets"), &secrets);
         if let Some(missing) = report.incomplete.get(&host) {
             let text: String = missing
                 .iter()
                 .map(|(c, why)| format!("infra-{c}: {why}\n"))
                 .collect();
-            fs::write(self.staging.join(&host).join("INCOMPLETE"), text)?;
+            output.add(format!("{host}/INCOMPLETE"), 0o644, text);
         }
         let incomplete: Vec<String> = report
             .incomplete
@@ -441,7 +445,8 @@ impl HostBuild<'_> {
             .unwrap_or_default();
         let images = report.hosts.get(&host).cloned().unwrap_or_default();
         let generation = crate::bundle::write(
-            &self.staging.join(&host),
+            output,
+            &host,
             self.plan,
             h,
             &images,
@@ -485,23 +490,9 @@ fn upstream_entrypoint(
     })
 }
 
-fn parent(out: &Path) -> Result<PathBuf> {
-    let p = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
-    Ok(p)
-}
-
-fn set_mode(path: &Path, mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
-        .with_context(|| format!("setting mode of {}", path.display()))
-}
-
-/// Hard-links (or copies, across file systems) an image's blobs into a host's layout.
-fn link_image(from: &BlobStore, to: &BlobStore, manifest: &str) -> Result<()> {
+/// Links an image's blobs (manifest, config, layers) from the store into a host's layout
+/// `layout` of `output`.
+fn link_image(from: &BlobStore, layout: &str, manifest: &str, output: &mut Output) -> Result<()> {
     let bytes = from.get(manifest)?;
     let doc: serde_json::Value = serde_json::from_slice(&bytes)?;
     let mut digests = vec![manifest.to_owned()];
@@ -510,13 +501,10 @@ fn link_image(from: &BlobStore, to: &BlobStore, manifest: &str) -> Result<()> {
         digests.extend(l["digest"].as_str().map(str::to_owned));
     }
     for d in digests {
-        let dst = to.path(&d)?;
-        if dst.exists() {
-            continue;
-        }
-        let src = from.path(&d)?;
-        if fs::hard_link(&src, &dst).is_err() {
-            fs::copy(&src, &dst).with_context(|| format!("copying blob {d}"))?;
+        let hex = crate::oci::blob::digest_hex(&d)?;
+        let at = format!("{layout}/blobs/sha256/{hex}");
+        if !output.contains(&at) {
+            output.link(at, from.path(&d)?);
         }
     }
     Ok(())

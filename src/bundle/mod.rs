@@ -18,7 +18,6 @@
 //! current generation (a stable path: a container binds it once, at its start).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -28,6 +27,7 @@ use crate::image::{Built, Recipe};
 use crate::manifest::{
     ComponentEntry, Digest, FileEntry, Manifest, ProfileRef, Reload, Runtimes, User, SIGNATURE,
 };
+use crate::output::Output;
 use crate::plan::{Component, HostPlan, NodePlan, Plan};
 use crate::sign::SigningKey;
 use crate::tree::Tree;
@@ -45,10 +45,12 @@ pub use crate::manifest::{Probe, Volume};
 use component::{allow_list, sandbox};
 pub use component::{image_args, probe, systemd_arg, volumes};
 
-/// Writes units and the manifest of host `h` into `dir` (which holds `oci/` and `secrets/`).
+/// Adds the units and the manifest of host `h` to `output` under `host/` (which holds
+/// `oci/` and `secrets/` already).
 #[allow(clippy::too_many_arguments)]
 pub fn write(
-    dir: &Path,
+    output: &mut Output,
+    host: &str,
     plan: &Plan,
     h: &HostPlan,
     images: &BTreeMap<String, Built>,
@@ -58,7 +60,7 @@ pub fn write(
     incomplete: &[String],
     sign: Option<&SigningKey>,
 ) -> Result<String> {
-    let host = h.ip.to_string();
+    debug_assert_eq!(host, h.ip.to_string());
     // A host with a key has its secrets as `<name>.age` (crate::secrets); the credential keeps
     // its name.
     let sealed = crate::secrets::recipients(h);
@@ -76,7 +78,7 @@ pub fn write(
     let node = plan
         .node(h.ip)
         .and_then(|n| node::part(plan, n, tree, &mut files));
-    files.write_into(dir)?;
+    output.graft(host, &files);
     let manifest = Manifest {
         version: if sealed.is_some() {
             crate::manifest::VERSION_SEALED
@@ -84,58 +86,62 @@ pub fn write(
             crate::manifest::VERSION
         },
         infragen: env!("CARGO_PKG_VERSION").to_owned(),
-        host: host.clone(),
+        host: host.to_owned(),
         profile: ProfileRef {
             name: plan.name.clone(),
             digest: profile_digest.to_owned(),
         },
         version_string: h.version.clone(),
-        files: list_files(dir, &components)?,
+        files: list_files(output, host, &components)?,
         components,
         incomplete: incomplete.to_vec(),
         node,
         recipients: sealed.map(|to| to.iter().map(ToString::to_string).collect()),
         generation: None,
     };
-    finish(dir, manifest, sign)
+    finish(output, manifest, sign)
 }
 
 /// Writes the bundle of regular node `n` (not an infra host) into `dir`: its node files and a
 /// manifest with no component; it has no image and no secret, so nothing is sealed.
 pub fn write_node(
-    dir: &Path,
+    output: &mut Output,
     plan: &Plan,
     n: &NodePlan,
     tree: &Tree,
     sign: Option<&SigningKey>,
 ) -> Result<String> {
+    let host = n.ip.to_string();
     let mut files = Tree::default();
     let node = node::part(plan, n, tree, &mut files);
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    files.write_into(dir)?;
+    output.graft(&host, &files);
     let components = BTreeMap::new();
     let manifest = Manifest {
         version: crate::manifest::VERSION,
         infragen: env!("CARGO_PKG_VERSION").to_owned(),
-        host: n.ip.to_string(),
+        host: host.clone(),
         profile: ProfileRef {
             name: plan.name.clone(),
             digest: plan.digest.clone(),
         },
         version_string: n.settings.version.clone(),
-        files: list_files(dir, &components)?,
+        files: list_files(output, &host, &components)?,
         components,
         incomplete: Vec::new(),
         node,
         recipients: None,
         generation: None,
     };
-    finish(dir, manifest, sign)
+    finish(output, manifest, sign)
 }
 
-/// Sets the manifest's generation id, checks it, writes it (and its signature with `sign`)
-/// into `dir`; returns the generation id.
-fn finish(dir: &Path, mut manifest: Manifest, sign: Option<&SigningKey>) -> Result<String> {
+/// Sets the manifest's generation id, checks it, adds it (and its signature with `sign`) to
+/// `output` under its host; returns the generation id.
+fn finish(
+    output: &mut Output,
+    mut manifest: Manifest,
+    sign: Option<&SigningKey>,
+) -> Result<String> {
     let host = manifest.host.clone();
     let generation = manifest.compute_generation();
     manifest.generation = Some(generation.clone());
@@ -143,42 +149,38 @@ fn finish(dir: &Path, mut manifest: Manifest, sign: Option<&SigningKey>) -> Resu
         .check()
         .context("the manifest this build made does not check (a bug)")?;
     let bytes = manifest.to_canonical();
-    fs::write(dir.join("manifest.json"), &bytes)?;
     if let Some(key) = sign {
-        fs::write(dir.join(SIGNATURE), key.sign(&bytes, &host)?)?;
+        output.add(
+            format!("{host}/{SIGNATURE}"),
+            0o644,
+            key.sign(&bytes, &host)?,
+        );
     }
+    output.add(format!("{host}/manifest.json"), 0o644, bytes);
     Ok(generation)
 }
 
-/// Every file under `dir` with its digest, and the mode and owner a host gives it.
+/// Every file of `output` under `host/` with its digest, and the mode and owner a host gives it.
 fn list_files(
-    dir: &Path,
+    output: &Output,
+    host: &str,
     components: &BTreeMap<String, ComponentEntry>,
 ) -> Result<BTreeMap<String, FileEntry>> {
     let mut listed = BTreeMap::new();
-    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
-        let entry = entry?;
-        if !entry.file_type().is_file() {
-            continue;
-        }
-        let rel = entry
-            .path()
-            .strip_prefix(dir)?
-            .to_string_lossy()
-            .into_owned();
+    for (rel, file) in output.under(host) {
         // Blobs are named by their digest, checked when they entered the store (and by every
         // host on activation): hashing them again here would only cost time.
-        let digest = if let Some(name) = rel
-            .strip_prefix("oci/blobs/sha256/")
-            .filter(|n| crate::manifest::is_hex64(n))
-        {
-            Digest::parse(&format!("sha256:{name}"))?
-        } else {
-            Digest::of(
-                &fs::read(entry.path())
-                    .with_context(|| format!("reading {}", entry.path().display()))?,
-            )
+        let digest = match file {
+            crate::output::File::Blob { .. } => {
+                let name = rel
+                    .strip_prefix("oci/blobs/sha256/")
+                    .filter(|n| crate::manifest::is_hex64(n))
+                    .with_context(|| format!("`{rel}`: a blob outside `oci/blobs/sha256/`"))?;
+                Digest::parse(&format!("sha256:{name}"))?
+            }
+            crate::output::File::Data { data, .. } => Digest::of(data),
         };
+        let rel = rel.to_owned();
         // Modes and owners on the host come from here, never from the files: secrets are the
         // component user's alone, everything else is root's and world-readable.
         let (mode, uid, gid) = if let Some(rest) = rel.strip_prefix("secrets/") {

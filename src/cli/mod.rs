@@ -7,7 +7,7 @@
 #![allow(clippy::doc_markdown)]
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, CommandFactory as _, Parser, Subcommand};
 
@@ -455,15 +455,18 @@ struct StoreArgs {
     #[arg(long, value_name = "DIR")]
     bases: Option<PathBuf>,
     /// PKI state: the CA and issued certificates, reused across builds
-    /// [default: $XDG_STATE_HOME/infragen/pki/<profile> or ~/.local/state/infragen/pki/<profile>]
+    /// [default: $XDG_STATE_HOME/infragen/pki/<key> or ~/.local/state/infragen/pki/<key>, the key
+    /// `builtin-<name>` for a built-in profile, else `out-<dir>-<hash>` of the output directory]
     #[arg(long, value_name = "DIR")]
     pki: Option<PathBuf>,
 }
 
 impl StoreArgs {
-    /// The PKI state of a profile: `--pki`, else one directory per profile under the state
-    /// directory (certificates depend on the inventory, so profiles never share them).
-    fn pki(&self, plan: &Plan) -> PathBuf {
+    /// The PKI state of a build: `--pki`, else a directory under the state directory, one per
+    /// built-in profile and, for a profile file, one per output directory (certificates depend
+    /// on the inventory, so two deployments never share them; the profile file's own path or
+    /// name never chooses it, so renaming or moving the profile keeps its CA and certificates).
+    fn pki(&self, plan: &Plan, out: &Path) -> PathBuf {
         if let Some(dir) = &self.pki {
             return dir.clone();
         }
@@ -478,13 +481,18 @@ impl StoreArgs {
         let key = if let Some(name) = plan.source.strip_prefix("builtin:") {
             format!("builtin-{name}")
         } else {
-            let path =
-                std::fs::canonicalize(&plan.source).unwrap_or_else(|_| PathBuf::from(&plan.source));
-            let stem = path
-                .file_stem()
-                .map_or_else(|| "profile".into(), |s| s.to_string_lossy().into_owned());
-            let hash = crate::digest::sha256_hex(path.to_string_lossy().as_bytes());
-            format!("{stem}-{}", &hash[..12])
+            // The output directory may not exist yet: its parent's real path and its name.
+            let absolute = std::fs::canonicalize(out).unwrap_or_else(|_| {
+                let parent = out.parent().filter(|p| !p.as_os_str().is_empty());
+                let parent = std::fs::canonicalize(parent.unwrap_or(Path::new(".")))
+                    .unwrap_or_else(|_| parent.unwrap_or(Path::new(".")).to_path_buf());
+                parent.join(out.file_name().unwrap_or_default())
+            });
+            let stem = absolute
+                .file_name()
+                .map_or_else(|| "out".into(), |s| s.to_string_lossy().into_owned());
+            let hash = crate::digest::sha256_hex(absolute.to_string_lossy().as_bytes());
+            format!("out-{stem}-{}", &hash[..12])
         };
         state.join("pki").join(key)
     }

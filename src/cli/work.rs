@@ -268,7 +268,11 @@ fn build_images(
     let mut sealing = None;
     if let Some(first) = plan.hosts.first() {
         progress.phase("pki");
-        let pki = crate::pki::Pki::open(&a.store.pki(plan), &first.pki.ca_cn, first.pki.ca_create)?;
+        let pki = crate::pki::Pki::open(
+            &a.store.pki(plan, a.out),
+            &first.pki.ca_cn,
+            first.pki.ca_create,
+        )?;
         let material = crate::pki::add_material(plan, &pki, &mut tree)?;
         // Every node trusts the CA (its node part's `infragen-ca.crt`).
         render::node::add_ca(plan, pki.ca(), &mut tree);

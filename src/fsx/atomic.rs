@@ -161,6 +161,20 @@ impl AtomicFile {
     }
 }
 
+impl AtomicFile {
+    /// Puts the file in place by renaming it over the destination, without the fsyncs of
+    /// [`AtomicFile::commit`]: for files that are checked by digest when read and rewritten by
+    /// the next run (a build's output directory, whose every bundle lists each file's sha256),
+    /// where a reader must never see a partial file but a crash may lose the change.
+    pub fn commit_unsynced(mut self) -> Result<()> {
+        rustix::fs::renameat(&self.dir, &self.tmp, &self.dir, &self.name)
+            .map_err(errno)
+            .with_context(|| format!("renaming into {}", self.shown.display()))?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.file.write(buf)
@@ -203,6 +217,48 @@ impl Root {
         f.write_all(bytes)
             .with_context(|| format!("writing {}", self.shown(rel)))?;
         f.commit()
+    }
+}
+
+impl Root {
+    /// Makes `rel` below this root a hard link to the regular file `from` (a path outside the
+    /// root, the caller's: a blob store), replacing what is at `rel` atomically: linked under a
+    /// temporary name beside it, then renamed over it (not synced, as
+    /// [`AtomicFile::commit_unsynced`]). Across file systems, where no link can be made, the
+    /// file is copied instead.
+    pub fn link_atomic(&self, from: &Path, rel: &Path) -> Result<()> {
+        let rel = relative(rel)?;
+        let (dir, name) = self.parent_with(&rel, OFlags::RDONLY)?;
+        let shown = self.path.join(&rel);
+        loop {
+            let mut tmp = OsString::from(".");
+            tmp.push(name);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            tmp.push(format!(".tmp-{}-{n}", std::process::id()));
+            match rustix::fs::linkat(rustix::fs::CWD, from, &dir, &tmp, AtFlags::empty()) {
+                Ok(()) => {}
+                Err(Errno::EXIST) => continue,
+                Err(Errno::XDEV) => {
+                    let mut f = AtomicFile::in_dir(dir, name, 0o644, shown.clone())?;
+                    let mut src = std::fs::File::open(from)
+                        .with_context(|| format!("reading {}", from.display()))?;
+                    io::copy(&mut src, f.file()).with_context(|| {
+                        format!("copying {} to {}", from.display(), shown.display())
+                    })?;
+                    return f.commit_unsynced();
+                }
+                Err(e) => {
+                    return Err(errno(e)).with_context(|| {
+                        format!("linking {} to {}", shown.display(), from.display())
+                    })
+                }
+            }
+            if let Err(e) = rustix::fs::renameat(&dir, &tmp, &dir, name) {
+                let _ = rustix::fs::unlinkat(&dir, &tmp, AtFlags::empty());
+                return Err(errno(e)).with_context(|| format!("renaming into {}", shown.display()));
+            }
+            return Ok(());
+        }
     }
 }
 

@@ -62,6 +62,8 @@ pub struct Meta {
     pub gid: u32,
     /// Size in bytes.
     pub size: u64,
+    /// Device and inode: the same pair is the same file (two hard links to one file).
+    pub ino: (u64, u64),
 }
 
 /// An open directory that every operation is relative to.
@@ -211,6 +213,7 @@ impl Root {
                     uid: st.st_uid,
                     gid: st.st_gid,
                     size: u64::try_from(st.st_size).unwrap_or(0),
+                    ino: (st.st_dev, st.st_ino),
                 }))
             }
             Err(Errno::NOENT) => Ok(None),

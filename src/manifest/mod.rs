@@ -111,7 +111,8 @@ pub struct FileEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileRef {
-    /// Its name.
+    /// Its name: `builtin:<name>`, or `file` for a profile read from a file (never its path or
+    /// file name: renaming a profile changes no digest).
     pub name: String,
     /// The digest of its text.
     pub digest: String,

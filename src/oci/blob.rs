@@ -144,7 +144,7 @@ pub struct BlobStore {
 pub const MAX_DOCUMENT: u64 = 16 << 20;
 
 /// The `oci-layout` file every image layout carries.
-const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
 impl BlobStore {
     /// Opens (creating if needed) the layout at `dir`: `blobs/sha256/` and `oci-layout`.

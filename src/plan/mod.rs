@@ -150,13 +150,17 @@ impl HostPlan {
     }
 }
 
+/// The name in artifacts of every profile read from a file (see [`Plan::name`]).
+pub const FILE_PROFILE: &str = "file";
+
 /// A resolved, validated profile.
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// Where the profile came from (a path as given, for messages).
     pub source: String,
-    /// The profile's stable name for artifacts: `builtin:<name>` or the file's name, never
-    /// a directory (same inputs, same bytes, wherever they are).
+    /// The profile's name in artifacts: `builtin:<name>`, or `file` for any profile read from
+    /// a file — neither its path nor its file name enters an artifact, so moving or renaming it
+    /// changes no byte (the manifest's profile digest says which text it was).
     pub name: String,
     /// sha256 of the profile text.
     pub digest: String,
@@ -193,14 +197,13 @@ impl Plan {
     }
 }
 
-/// `builtin:<name>`, or the file name of a profile path.
+/// `builtin:<name>`, or [`FILE_PROFILE`] for a profile read from a file.
 fn stable_name(source: &str) -> String {
     if source.starts_with("builtin:") {
-        return source.to_owned();
+        source.to_owned()
+    } else {
+        FILE_PROFILE.to_owned()
     }
-    std::path::Path::new(source)
-        .file_name()
-        .map_or_else(|| source.to_owned(), |n| n.to_string_lossy().into_owned())
 }
 
 /// Resolves and validates `inventory` into a plan, or returns every problem found.

@@ -27,7 +27,7 @@ use super::layer::Layer;
 
 pub use date::{check_epoch, parse_epoch, rfc3339, shown, LAST_EPOCH};
 pub use read::{check_image, image_layers, pinned, read_image, refs, GZIP_LAYER_TYPES, MAX_LAYERS};
-pub use write::{config_json, write_image, write_index};
+pub use write::{config_json, index_json, write_image, write_index};
 
 /// Media type of an image config.
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";

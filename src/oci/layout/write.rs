@@ -178,17 +178,26 @@ pub fn write_image(
 /// Writes `dir/index.json` atomically, naming each manifest by its ref (sorted by name).
 /// Every manifest must already be in the layout's blob store.
 pub fn write_index(dir: &Path, refs: &BTreeMap<String, Descriptor>) -> Result<(), OciError> {
+    let bytes = index_json(refs)?;
     let store = BlobStore::open(dir)?;
-    let mut manifests = Vec::with_capacity(refs.len());
-    for (name, descriptor) in refs {
-        if !valid_ref_name(name) {
-            return Err(OciError::InvalidRefName(name.clone()));
-        }
+    for descriptor in refs.values() {
         if !store.has(&descriptor.digest)? {
             return Err(OciError::MissingBlob {
                 digest: descriptor.digest.clone(),
                 root: dir.to_path_buf(),
             });
+        }
+    }
+    write_atomic(dir, &dir.join("index.json"), &bytes)
+}
+
+/// The `index.json` naming each manifest by its ref (sorted by name), as canonical JSON; the
+/// caller sees that every manifest is in the layout.
+pub fn index_json(refs: &BTreeMap<String, Descriptor>) -> Result<Vec<u8>, OciError> {
+    let mut manifests = Vec::with_capacity(refs.len());
+    for (name, descriptor) in refs {
+        if !valid_ref_name(name) {
+            return Err(OciError::InvalidRefName(name.clone()));
         }
         manifests.push(IndexEntry {
             descriptor,
@@ -200,7 +209,7 @@ pub fn write_index(dir: &Path, refs: &BTreeMap<String, Descriptor>) -> Result<()
         media_type: INDEX_MEDIA_TYPE,
         manifests,
     };
-    write_atomic(dir, &dir.join("index.json"), &to_canonical(&index)?)
+    to_canonical(&index)
 }
 
 /// The grammar of `org.opencontainers.image.ref.name`: `/`-separated components, each runs
