@@ -11,6 +11,7 @@ pub mod build;
 pub mod bundle;
 pub mod cli;
 pub mod component;
+pub mod content;
 pub mod digest;
 pub mod duration;
 pub mod extraction;

@@ -163,10 +163,10 @@ pub fn component(plan: &Plan, h: &HostPlan, c: Component) -> Result<Tree> {
     let mut t = Tree::default();
     match c {
         Component::Nginx => nginx::render(plan, h, &head, &mut t)?,
-        Component::Grafana => monitor::grafana(h, &head, &mut t)?,
+        Component::Grafana => monitor::grafana(plan, h, &head, &mut t)?,
         Component::Vmetrics => monitor::vmetrics(plan, h, &head, &mut t)?,
         Component::Vlogs | Component::Vtraces => monitor::victoria(h, c, &head, &mut t)?,
-        Component::Vmalert => monitor::vmalert(h, &head, &mut t)?,
+        Component::Vmalert => monitor::vmalert(plan, h, &head, &mut t)?,
         Component::Alertmanager => monitor::alertmanager(h, &head, &mut t)?,
         Component::Blackbox => monitor::blackbox(h, &head, &mut t)?,
         Component::Dnsmasq => net::dnsmasq(h, &head, &mut t)?,

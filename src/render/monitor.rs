@@ -7,39 +7,11 @@ use super::{credentials_dir, env_file, template, yaml, Head};
 use crate::plan::{Component, HostPlan, Plan};
 use crate::tree::Tree;
 
-/// Static rule files shipped with the vmalert image.
-const RULES: &[(&str, &str)] = &[
-    (
-        "etcd.yml",
-        include_str!("../../images/vmalert/rules/etcd.yml"),
-    ),
-    (
-        "infra.yml",
-        include_str!("../../images/vmalert/rules/infra.yml"),
-    ),
-    (
-        "minio.yml",
-        include_str!("../../images/vmalert/rules/minio.yml"),
-    ),
-    (
-        "node.yml",
-        include_str!("../../images/vmalert/rules/node.yml"),
-    ),
-    (
-        "pgsql.yml",
-        include_str!("../../images/vmalert/rules/pgsql.yml"),
-    ),
-    (
-        "redis.yml",
-        include_str!("../../images/vmalert/rules/redis.yml"),
-    ),
-];
-
 /// Directory of file-SD target files inside the vmetrics root.
 const TARGETS: &str = "/etc/vmetrics/targets";
 
 /// `grafana.ini`, datasource and dashboard provisioning.
-pub fn grafana(h: &HostPlan, head: &Head, t: &mut Tree) -> Result<()> {
+pub fn grafana(plan: &Plan, h: &HostPlan, head: &Head, t: &mut Tree) -> Result<()> {
     let g = h.grafana.as_ref().expect("enabled");
     let creds = credentials_dir(Component::Grafana);
     t.add("etc/grafana/grafana.ini", 0o644, template("grafana.ini", &json!({
@@ -93,6 +65,10 @@ pub fn grafana(h: &HostPlan, head: &Head, t: &mut Tree) -> Result<()> {
             &providers,
         )?,
     );
+    for d in crate::content::dashboards(plan) {
+        let text = serde_json::to_string_pretty(&d.json)? + "\n";
+        t.add(format!("etc/dashboards/{}", d.path), 0o644, text);
+    }
     Ok(())
 }
 
@@ -196,11 +172,11 @@ pub fn victoria(h: &HostPlan, c: Component, head: &Head, t: &mut Tree) -> Result
 }
 
 /// Flags, static rules and the rendered `agent.yml`.
-pub fn vmalert(h: &HostPlan, head: &Head, t: &mut Tree) -> Result<()> {
+pub fn vmalert(plan: &Plan, h: &HostPlan, head: &Head, t: &mut Tree) -> Result<()> {
     let v = h.vmalert.as_ref().expect("enabled");
     env_file(t, head, Component::Vmalert, &v.flags)?;
-    for (name, text) in RULES {
-        t.add(format!("etc/vmalert/rules/{name}"), 0o644, *text);
+    for r in crate::content::rules(plan) {
+        t.add(format!("etc/vmalert/rules/{}", r.name), 0o644, r.text);
     }
     let mut rules: Vec<Value> = v
         .agent_ports
