@@ -243,43 +243,38 @@ fn block(lines: &[u8]) -> Vec<u8> {
 }
 
 /// `path` as it is with what the last generation placed taken away.
-fn undone(st: &Root, path: &str, owned: &Owned, now: &Content) -> Result<Content> {
-    match owned.place {
-        Place::Whole => restored(st, &owned.before),
-        Place::Block | Place::Top => Ok(match now {
-            Content::File {
-                bytes,
-                mode,
-                uid,
-                gid,
-            } => {
-                let rest = strip(bytes);
-                match restored(st, &owned.before)? {
-                    // Exactly as before, when nothing else changed (the newline a block
-                    // needed after a last line without one included).
-                    Content::File { bytes: b, .. }
-                        if rest == b
-                            || (rest.len() == b.len() + 1
-                                && rest.starts_with(&b)
-                                && rest.ends_with(b"\n")) =>
-                    {
-                        restored(st, &owned.before)?
-                    }
-                    Content::Absent if rest.is_empty() => Content::Absent,
-                    _ => Content::File {
-                        bytes: rest,
-                        mode: *mode,
-                        uid: *uid,
-                        gid: *gid,
-                    },
-                }
-            }
-            other => {
-                let _ = path;
-                other.clone()
-            }
-        }),
+fn undone(st: &Root, owned: &Owned, now: &Content) -> Result<Content> {
+    if owned.place == Place::Whole {
+        return restored(st, &owned.before);
     }
+    let Content::File {
+        bytes,
+        mode,
+        uid,
+        gid,
+    } = now
+    else {
+        return Ok(now.clone());
+    };
+    let rest = strip(bytes);
+    let before = restored(st, &owned.before)?;
+    Ok(match before {
+        // Exactly as before, when nothing else changed (the newline a block needed after a
+        // last line without one included).
+        Content::File { bytes: ref b, .. }
+            if rest == *b
+                || (rest.len() == b.len() + 1 && rest.starts_with(b) && rest.ends_with(b"\n")) =>
+        {
+            before
+        }
+        Content::Absent if rest.is_empty() => Content::Absent,
+        _ => Content::File {
+            bytes: rest,
+            mode: *mode,
+            uid: *uid,
+            gid: *gid,
+        },
+    })
 }
 
 /// Whether systemd-resolved manages the host's resolver: `/etc/resolv.conf` is (or was, before
@@ -370,7 +365,7 @@ pub fn apply(state: &State, id: &str, node: Option<&Node>) -> Result<Vec<String>
     for path in &paths {
         let now = current(&host, path)?;
         let base = match record.get(path) {
-            Some(o) => undone(&st, path, o, &now)?,
+            Some(o) => undone(&st, o, &now)?,
             None => now.clone(),
         };
         let want = match wanted.get(path) {
