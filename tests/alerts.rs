@@ -280,3 +280,43 @@ fn the_readme_lists_every_built_in_alert() {
         assert!(meaning.len() > 10, "README: `{name}` says what it means");
     }
 }
+
+#[test]
+fn kafka_and_mysql_alerts_keep_pigstys_severity_for_and_thresholds() {
+    let dir = common::root().join("../shared/fixtures/pigsty-content/rules");
+    if !dir.is_dir() {
+        common::tier::loud(
+            "SKIPPED (no ../shared) alerts::kafka_and_mysql_alerts_keep_pigstys_severity_for_and_thresholds: \
+             ../shared/fixtures/pigsty-content/rules is not beside the repository",
+        );
+        return;
+    }
+    let ours = rules::builtin();
+    let mut checked = 0;
+    for stem in ["kafka", "mysql"] {
+        let path = dir.join(format!("{stem}.yml"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let theirs = rules::parse(&format!("{stem}.yml"), &text);
+        let theirs = alerts(&theirs);
+        for r in ours.iter().filter(|r| r.file == format!("{stem}.yml")) {
+            let Some(name) = &r.alert else { continue };
+            let t = theirs
+                .get(name)
+                .unwrap_or_else(|| panic!("`{name}` is not one of Pigsty's {stem} alerts"));
+            assert_eq!(
+                (&r.severity, &r.for_),
+                (&t.severity, &t.for_),
+                "`{name}`: severity and for"
+            );
+            let compared = rules::compared_numbers(&r.expr);
+            for n in rules::compared_numbers(&t.expr) {
+                assert!(
+                    rules::has_number(&compared, n),
+                    "`{name}` does not compare against Pigsty's {n} ({compared:?})"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 14, "Kafka's 7 alerts and MySQL's 7");
+}

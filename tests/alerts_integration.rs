@@ -49,7 +49,7 @@ fn vmalert_accepts_every_built_in_rule_file_and_refuses_a_planted_error() {
     tier::binary(Tier::Integration, "tests/alerts_integration.rs");
     tier::require("alerts_integration", TOOLS);
     let dir = tempfile::tempdir().unwrap();
-    for f in infragen::content::rules::builtin() {
+    for f in infragen::content::rules::every() {
         let path = dir.path().join(&f.name);
         std::fs::write(&path, &f.text).unwrap();
         let out = dry_run(&path.to_string_lossy());
@@ -280,7 +280,7 @@ fn replication_samples(s: &mut String, pg: &dyn Fn(&str) -> String) {
 /// two passes, the recorded series are all stored before any alert reads them.
 fn split_rules(dir: &Path) -> (String, String) {
     let (mut records, mut alerts) = (Vec::new(), Vec::new());
-    for f in infragen::content::rules::builtin() {
+    for f in infragen::content::rules::every() {
         let doc: Value = infragen::yaml::from_str_as(&f.text).unwrap();
         for g in doc["groups"].as_array().unwrap() {
             let recording = g["rules"]

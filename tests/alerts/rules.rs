@@ -72,7 +72,7 @@ pub fn parse(file: &str, text: &str) -> Vec<Rule> {
 
 /// Every rule of the built-in set, in file order.
 pub fn builtin() -> Vec<Rule> {
-    infragen::content::rules::builtin()
+    infragen::content::rules::every()
         .iter()
         .flat_map(|f| parse(&f.name, &f.text))
         .collect()
