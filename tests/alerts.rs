@@ -320,3 +320,38 @@ fn kafka_and_mysql_alerts_keep_pigstys_severity_for_and_thresholds() {
     }
     assert_eq!(checked, 14, "Kafka's 7 alerts and MySQL's 7");
 }
+
+/// The `*_up` series our rules read that no exporter publishes: the rendered `agent.yml`
+/// records them (by exporter port or job), as it does in the three-node golden tree.
+#[test]
+fn every_agent_up_series_a_rule_reads_is_recorded_by_agent_yml() {
+    let agent =
+        include_str!("cases/three-node/expected/10.10.10.10/vmalert/etc/vmalert/rules/agent.yml");
+    let recorded: BTreeSet<String> = rules::parse("agent.yml", agent)
+        .into_iter()
+        .chain(rules::builtin())
+        .filter_map(|r| r.record)
+        .collect();
+    // what the exporters themselves publish
+    let published = [
+        "pg_up",
+        "pgbouncer_up",
+        "redis_up",
+        "mysql_up",
+        "keepalived_up",
+    ];
+    let mut read = BTreeSet::new();
+    for r in rules::builtin() {
+        for w in rules::words(&r.expr) {
+            if w.ends_with("_up") && !published.contains(&w.as_str()) {
+                read.insert(w);
+            }
+        }
+    }
+    assert!(
+        read.contains("node_up") && read.contains("patroni_up"),
+        "{read:?}"
+    );
+    let missing: Vec<&String> = read.difference(&recorded).collect();
+    assert!(missing.is_empty(), "read but recorded nowhere: {missing:?}");
+}

@@ -107,6 +107,14 @@ fn unquoted(expr: &str) -> String {
 
 /// The recorded-series names `expr` reads: its identifiers that contain a `:`.
 pub fn recorded_names(expr: &str) -> BTreeSet<String> {
+    words(expr)
+        .into_iter()
+        .filter(|w| w.contains(':'))
+        .collect()
+}
+
+/// The identifiers of `expr` outside quotes (metric, function, label names and keywords).
+pub fn words(expr: &str) -> BTreeSet<String> {
     let text = unquoted(expr);
     let mut names = BTreeSet::new();
     let mut word = String::new();
@@ -114,7 +122,7 @@ pub fn recorded_names(expr: &str) -> BTreeSet<String> {
         if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
             word.push(c);
         } else {
-            if word.contains(':') && !word.starts_with(|c: char| c.is_ascii_digit()) {
+            if !word.is_empty() && !word.starts_with(|c: char| c.is_ascii_digit()) {
                 names.insert(word.clone());
             }
             word.clear();
