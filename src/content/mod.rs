@@ -30,7 +30,8 @@ pub fn dashboards(_plan: &Plan) -> Vec<Dashboard> {
     dashboards::builtin()
 }
 
-/// The static rule files every vmalert of `plan` loads (beside the rendered `agent.yml`).
-pub fn rules(_plan: &Plan) -> Vec<RuleFile> {
-    rules::builtin()
+/// The static rule files every vmalert of `plan` loads (beside the rendered `agent.yml`): the
+/// core files, and `kafka.yml` and `mysql.yml` when the inventory has those modules.
+pub fn rules(plan: &Plan) -> Vec<RuleFile> {
+    rules::for_targets(&plan.targets)
 }
