@@ -27,6 +27,8 @@ use crate::duration::{self, Duration, Unit};
 use crate::profile::Inventory;
 use checks::{check_ports, compatible};
 use grafana::grafana;
+pub(super) use grafana::pg_datasources;
+pub use grafana::{PgDatasource, PgDatasources};
 pub(super) use lists::ntp_sources;
 use lists::{chrony, dnsmasq};
 
