@@ -26,7 +26,7 @@ pub use crate::component::{Component, PortParam};
 pub use crate::profile::address_order;
 pub use components::{
     Alertmanager, Blackbox, Chrony, Datasource, Dnsmasq, Grafana, PgDatasource, PgDatasources,
-    Victoria, Vmalert, Vmetrics,
+    Victoria, Vmalert, Vmetrics, PLUGINS,
 };
 pub use node::{home_domain, Dns, NodePlan, NodeSettings};
 pub use portal::{nginx_lex, Card, Nginx, Portal, PortalKind, SslMode};

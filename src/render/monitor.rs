@@ -18,6 +18,7 @@ pub fn grafana(plan: &Plan, h: &HostPlan, head: &Head, t: &mut Tree) -> Result<(
         "host": head.host, "source": head.source, "ip": h.ip.to_string(), "port": h.ports.grafana,
         "domain": g.domain, "pg_database": g.pg_database, "credentials": creds, "admin_user": g.admin_user,
         "language": g.language, "auth_proxy": g.auth_proxy,
+        "plugin_dir": g.plugin_dir.as_ref().map(|_| crate::plan::PLUGINS),
     }))?);
     let datasources: Vec<Value> = g
         .datasources

@@ -27,6 +27,7 @@ pub(super) fn grafana(
     let pg_version = r.uint("pg_version").unwrap_or(18);
     let mut datasources = local_datasources(node, pg_version);
     datasources.extend(infra.iter().flat_map(peer_datasources));
+    let plugin_dir = Some(r.string("grafana_plugin_dir")).filter(|d| !d.is_empty());
     Grafana {
         admin_user,
         auth_proxy: r.bool("grafana_auth_proxy"),
@@ -34,6 +35,27 @@ pub(super) fn grafana(
         language,
         domain: domain.to_owned(),
         datasources,
+        plugin_dir,
+    }
+}
+
+/// Where the grafana image holds the plugins of `grafana_plugin_dir` (`[paths] plugins` when it
+/// is set). Not below `/var/lib/grafana`: that is the state volume bound from the host, which
+/// would hide what the image holds there.
+pub const PLUGINS: &str = "/usr/share/grafana/plugins-infragen";
+
+impl Grafana {
+    /// `grafana_plugin_dir` as a path: absolute as written, else relative to the directory of
+    /// the profile file `source` (to the working directory for a built-in profile).
+    pub fn plugin_dir(&self, source: &str) -> Option<std::path::PathBuf> {
+        let dir = std::path::Path::new(self.plugin_dir.as_deref()?);
+        if dir.is_absolute() || source.starts_with("builtin:") {
+            return Some(dir.to_path_buf());
+        }
+        let base = std::path::Path::new(source)
+            .parent()
+            .unwrap_or(std::path::Path::new(""));
+        Some(base.join(dir))
     }
 }
 
