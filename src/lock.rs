@@ -154,6 +154,10 @@ pub struct Lock {
     pub source_date_epoch: u64,
     /// Per component.
     pub images: BTreeMap<String, ImageLock>,
+    /// Grafana plugin archives by file name (`grafana_plugin_dir`), pinned by `infragen lock
+    /// --profile`; absent when the profile names no plugin directory.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub plugins: BTreeMap<String, LockedPlugin>,
 }
 
 /// The staleness key of a recipe.
@@ -329,6 +333,7 @@ pub fn resolve(
         arch: arch.to_owned(),
         source_date_epoch: epoch,
         images,
+        plugins: BTreeMap::new(),
     })
 }
 
@@ -446,6 +451,82 @@ pub fn set_upstream(
     Ok(())
 }
 
+// ---- Grafana plugin archives -------------------------------------------------------------
+
+/// One pinned plugin archive (a zip as Grafana's catalogue ships it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedPlugin {
+    /// sha256 of the archive.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// Which plugin archives `infragen lock` pins.
+#[derive(Debug, Clone, Copy)]
+pub enum PluginPins<'a> {
+    /// No profile given: the previous lock's pins stay as they were.
+    Keep,
+    /// The profile names no plugin directory: none.
+    Nothing,
+    /// Every archive of this directory.
+    Dir(&'a Path),
+}
+
+/// The file names of the plugin archives of `dir` (`*.zip`), sorted; a `.zip` that is not a
+/// regular file is refused.
+pub fn plugin_archives(dir: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for e in fs::read_dir(dir)
+        .with_context(|| format!("reading the Grafana plugin directory {}", dir.display()))?
+    {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let zip = Path::new(&name)
+            .extension()
+            .is_some_and(|x| x.eq_ignore_ascii_case("zip"));
+        if !zip {
+            continue;
+        }
+        if !e.file_type()?.is_file() {
+            bail!(
+                "{}: a plugin archive must be a regular file",
+                dir.join(&name).display()
+            );
+        }
+        names.push(name);
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Sets the plugin pins of `lock` as `pins` says: each archive by file name, its sha256 and
+/// size.
+pub fn pin_plugins(lock: &mut Lock, pins: PluginPins<'_>, previous: Option<&Lock>) -> Result<()> {
+    lock.plugins = match pins {
+        PluginPins::Keep => previous.map(|p| p.plugins.clone()).unwrap_or_default(),
+        PluginPins::Nothing => BTreeMap::new(),
+        PluginPins::Dir(dir) => {
+            let mut pinned = BTreeMap::new();
+            for name in plugin_archives(dir)? {
+                let path = dir.join(&name);
+                let bytes =
+                    fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                pinned.insert(
+                    name,
+                    LockedPlugin {
+                        sha256: crate::digest::sha256_hex(&bytes),
+                        size: bytes.len() as u64,
+                    },
+                );
+            }
+            pinned
+        }
+    };
+    Ok(())
+}
+
 /// The prefix of upstream entries' keys.
 const UPSTREAM_PREFIX: &str = "upstream/";
 
@@ -554,6 +635,7 @@ mod tests {
             arch: "amd64".to_owned(),
             source_date_epoch: 1,
             images: std::collections::BTreeMap::new(),
+            plugins: std::collections::BTreeMap::new(),
         };
         lock.save(&path).unwrap();
         lock.save(&path).unwrap();

@@ -174,6 +174,10 @@ pub const PARAMS: &[Param] = &[
     p("minio_port", "9000", "MinIO port"),
     p("etcd_port", "2379", "etcd client port"),
     p("pg_version", "18", "PostgreSQL major version (Meta datasource)"),
+    // Per-database PostgreSQL datasources (docs/content.md, "Datasources and plugins")
+    p("pg_monitor_username", "dbuser_monitor", "monitor user of the per-database PostgreSQL datasources"),
+    p("pg_monitor_password", "DBUser.Monitor", "its password (secret, a Grafana credential)"),
+    p("grafana_plugin_dir", "''", "infragen: a directory of Grafana plugin archives (`*.zip` as Grafana's catalogue ships them), relative to the profile file or absolute; pinned by `infragen lock --profile`, unpacked into the grafana image's plugin layer. Empty: no plugin layer"),
     p("code_port", "8443", "code-server port proxied at `/code/`"),
     p("jupyter_port", "8888", "Jupyter port proxied at `/jupyter/`"),
 ];

@@ -18,6 +18,7 @@
 
 mod entries;
 mod layers;
+mod plugins;
 mod sbom;
 mod spec;
 
@@ -143,11 +144,13 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options, progress: &Reporter) -> R
     let mut report = Report::default();
     progress.phase("layers");
     let below = package_layers(plan, &recipes, &lock, &layers, &mut report, opts, progress)?;
+    let plugin_layers = plugins::layers(plan, &lock, &opts.lock, &layers)?;
     let host = HostBuild {
         plan,
         tree,
         recipes: &recipes,
         below: &below,
+        plugins: &plugin_layers,
         signer: signer.as_ref(),
         progress,
     };
@@ -328,6 +331,8 @@ struct HostBuild<'a> {
     tree: &'a Tree,
     recipes: &'a BTreeMap<Component, crate::image::Recipe>,
     below: &'a Below,
+    /// The Grafana plugin layer of each plugin directory (`grafana_plugin_dir`).
+    plugins: &'a BTreeMap<PathBuf, LayerInfo>,
     signer: Option<&'a crate::sign::SigningKey>,
     progress: &'a Reporter,
 }
@@ -365,6 +370,16 @@ impl HostBuild<'_> {
                     continue;
                 }
             };
+            // Grafana's plugins, when the profile names a plugin directory: their own layer.
+            if let Some(dir) = h
+                .grafana
+                .as_ref()
+                .and_then(|g| g.plugin_dir(&self.plan.source))
+            {
+                if c == Component::Grafana {
+                    image_layers.push(self.plugins[&dir].clone());
+                }
+            }
             // Small layers are cached by content: an unchanged config is not rebuilt.
             for entries in [recipe_entries(r), config_entries(self.tree, &host, c)] {
                 let key = content_key(&entries);

@@ -430,16 +430,29 @@ pub(super) fn lock(a: &LockArgs, ui: &Ui) -> i32 {
             },
             ui,
         ) {
-            Ok(plan) => Some((plan.upstream, plan.proxy_env)),
+            Ok(plan) => Some((
+                plan.upstream.clone(),
+                plan.proxy_env.clone(),
+                plugin_dir(&plan),
+            )),
             Err(code) => return code,
         },
         None => None,
     };
-    let proxies = crate::net::Proxies::from_env()
-        .with_profile(&chosen.as_ref().map(|(_, p)| p.clone()).unwrap_or_default());
+    let proxies = crate::net::Proxies::from_env().with_profile(
+        &chosen
+            .as_ref()
+            .map(|(_, p, _)| p.clone())
+            .unwrap_or_default(),
+    );
     match resolve_lock(
         a,
-        chosen.as_ref().map(|(u, _)| u),
+        chosen.as_ref().map(|(u, _, _)| u),
+        match &chosen {
+            None => crate::lock::PluginPins::Keep,
+            Some((_, _, None)) => crate::lock::PluginPins::Nothing,
+            Some((_, _, Some(d))) => crate::lock::PluginPins::Dir(d),
+        },
         proxies,
         clock,
         registry.as_ref(),
@@ -507,6 +520,7 @@ fn apt_clock(a: &LockArgs, ui: &Ui) -> Result<Option<crate::pkg::apt::validity::
 fn resolve_lock(
     a: &LockArgs,
     chosen: Option<&BTreeMap<crate::plan::Component, crate::upstream::Upstream>>,
+    plugins: crate::lock::PluginPins<'_>,
     proxies: crate::net::Proxies,
     clock: Option<crate::pkg::apt::validity::Clock>,
     registry: Option<&crate::bases::BaseRegistry>,
@@ -548,6 +562,7 @@ fn resolve_lock(
         previous.as_ref(),
         s.bases.as_deref(),
     )?;
+    crate::lock::pin_plugins(&mut lock, plugins, previous.as_ref())?;
     let problems = match registry {
         Some(r) => crate::bases::pin(&mut lock, r),
         None => Vec::new(),
@@ -557,6 +572,14 @@ fn resolve_lock(
     }
     lock.save(&s.lock)?;
     Ok((lock, problems))
+}
+
+/// The Grafana plugin directory of `plan` (`grafana_plugin_dir` of its first infra host with
+/// Grafana), pinned by `infragen lock --profile`.
+fn plugin_dir(plan: &crate::plan::Plan) -> Option<std::path::PathBuf> {
+    plan.hosts
+        .iter()
+        .find_map(|h| h.grafana.as_ref()?.plugin_dir(&plan.source))
 }
 
 /// One line per locked image.

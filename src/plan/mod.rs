@@ -25,7 +25,8 @@ use crate::profile::Inventory;
 pub use crate::component::{Component, PortParam};
 pub use crate::profile::address_order;
 pub use components::{
-    Alertmanager, Blackbox, Chrony, Datasource, Dnsmasq, Grafana, Victoria, Vmalert, Vmetrics,
+    Alertmanager, Blackbox, Chrony, Datasource, Dnsmasq, Grafana, PgDatasource, PgDatasources,
+    Victoria, Vmalert, Vmetrics, PLUGINS,
 };
 pub use node::{home_domain, Dns, NodePlan, NodeSettings};
 pub use portal::{nginx_lex, Card, Nginx, Portal, PortalKind, SslMode};
@@ -183,6 +184,9 @@ pub struct Plan {
     /// Every node of the inventory (infra hosts too), in address order: what its node part
     /// configures (docs/nodes.md).
     pub nodes: Vec<NodePlan>,
+    /// The per-database `PostgreSQL` datasources every infra host's Grafana provisions (their
+    /// passwords are in each such host's `secrets`).
+    pub pg_datasources: Vec<PgDatasource>,
 }
 
 impl Plan {
@@ -233,7 +237,14 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
     let resolved = || all_hosts.iter().map(|h| (*h, inventory.resolve(h)));
     let targets = targets::compute(resolved(), &infra, &mut problems);
     let dns = targets::dns_records(resolved(), &mut problems);
-    let shared = host_plans(inventory, &infra_hosts, &infra, &dns, &mut problems);
+    let mut shared = host_plans(inventory, &infra_hosts, &infra, &dns, &mut problems);
+    let pg = components::pg_datasources(resolved(), &infra_hosts, &mut problems);
+    for h in shared.hosts.iter_mut().filter(|h| h.grafana.is_some()) {
+        for (name, password) in &pg.passwords {
+            h.secrets
+                .insert((Component::Grafana, name.clone()), password.clone());
+        }
+    }
     let mut node_warnings = Vec::new();
     let nodes = node::nodes(
         inventory,
@@ -261,6 +272,7 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
             upstream: shared.upstream,
             proxy_env: shared.proxy_env,
             nodes,
+            pg_datasources: pg.datasources,
         })
     } else {
         Err(Problems::new(&inventory.source, problems).located(&inventory.positions))

@@ -18,6 +18,7 @@ pub fn grafana(plan: &Plan, h: &HostPlan, head: &Head, t: &mut Tree) -> Result<(
         "host": head.host, "source": head.source, "ip": h.ip.to_string(), "port": h.ports.grafana,
         "domain": g.domain, "pg_database": g.pg_database, "credentials": creds, "admin_user": g.admin_user,
         "language": g.language, "auth_proxy": g.auth_proxy,
+        "plugin_dir": g.plugin_dir.as_ref().map(|_| crate::plan::PLUGINS),
     }))?);
     let datasources: Vec<Value> = g
         .datasources
@@ -46,6 +47,12 @@ pub fn grafana(plan: &Plan, h: &HostPlan, head: &Head, t: &mut Tree) -> Result<(
             v
         })
         .collect();
+    let mut datasources = datasources;
+    datasources.push(
+        json!({"name": "Static", "type": "marcusolsson-static-datasource", "access": "proxy",
+        "orgId": 1, "uid": "ds-static", "isDefault": false, "editable": true}),
+    );
+    datasources.extend(plan.pg_datasources.iter().map(|d| pg_datasource(d, &creds)));
     let doc = json!({"apiVersion": 1, "prune": true, "datasources": datasources});
     t.add(
         "etc/grafana/provisioning/datasources/pigsty.yml",
@@ -70,6 +77,21 @@ pub fn grafana(plan: &Plan, h: &HostPlan, head: &Head, t: &mut Tree) -> Result<(
         t.add(format!("etc/dashboards/{}", d.path), 0o644, text);
     }
     Ok(())
+}
+
+/// A per-database `PostgreSQL` datasource as Pigsty's roles register it (`postgres` type, no
+/// uid, `sslmode` require, small pools), its password read from a credential.
+fn pg_datasource(d: &crate::plan::PgDatasource, creds: &str) -> Value {
+    json!({
+        "name": d.name, "type": "postgres", "access": "proxy", "orgId": 1, "url": d.url,
+        "user": d.user, "database": d.database, "isDefault": false, "editable": true,
+        "jsonData": {
+            "database": d.database, "connMaxLifetime": 3600, "maxIdleConns": 1, "maxOpenConns": 8,
+            "postgresVersion": d.postgres_version, "sslmode": "require", "tlsAuth": false,
+            "tlsAuthWithCACert": false,
+        },
+        "secureJsonData": {"password": format!("$__file{{{creds}/{}}}", d.credential)},
+    })
 }
 
 fn file_sd(dir: &str) -> Value {

@@ -27,6 +27,8 @@ use crate::duration::{self, Duration, Unit};
 use crate::profile::Inventory;
 use checks::{check_ports, compatible};
 use grafana::grafana;
+pub(super) use grafana::pg_datasources;
+pub use grafana::{PgDatasource, PgDatasources, PLUGINS};
 pub(super) use lists::ntp_sources;
 use lists::{chrony, dnsmasq};
 
@@ -147,6 +149,9 @@ pub struct Grafana {
     pub domain: String,
     /// Provisioned datasources.
     pub datasources: Vec<Datasource>,
+    /// `grafana_plugin_dir` as written (relative to the profile file, or absolute): the
+    /// directory of plugin archives unpacked into the image ([`Grafana::plugin_dir`]).
+    pub plugin_dir: Option<String>,
 }
 
 fn listen(ip: IpAddr, port: u16) -> String {
