@@ -2,7 +2,8 @@
 //! --validate` runs every rule file and every dashboard query through `vmalert -dryRun`, and a
 //! bad rule or query is reported at its rule group or its dashboard panel; Pigsty's own content
 //! (`../shared/fixtures/pigsty-content/`, test input only) builds, and its content-check report
-//! equals the committed `tests/golden/pigsty-content-report.txt` (`INFRAGEN_BLESS=1` rewrites it).
+//! equals the committed `tests/golden/pigsty-content-report.txt` (`INFRAGEN_BLESS=1` rewrites it);
+//! our own content on `single-node` and `three-node` passes with zero problems.
 
 mod common;
 
@@ -160,4 +161,25 @@ fn pigsty_content_builds_and_its_report_is_the_golden_one() {
         golden.display(),
         text
     );
+}
+
+#[test]
+fn our_own_content_passes_vmalert_with_zero_problems() {
+    gate();
+    for name in ["single-node", "three-node"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (code, text, all) = report(Path::new(name), tmp.path());
+        assert_eq!(code, 0, "{name}: {all}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "{name}: no problem, only the summary:\n{text}"
+        );
+        assert!(
+            lines[0]
+                .ends_with(": 0 problems; rule files and queries run through `vmalert -dryRun`"),
+            "{name}: {text}"
+        );
+    }
 }
