@@ -280,3 +280,28 @@ fn our_own_content_passes_the_checks_with_zero_problems() {
         assert!(used > 0, "{name}: the built-in alerts use recorded series");
     }
 }
+
+#[test]
+fn every_infra_host_serves_the_same_content() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fs::create_dir_all(dir.join("rules")).unwrap();
+    let text = fs::read_to_string(common::root().join("profiles/three-node.yml")).unwrap();
+    let text = text.replacen(
+        "10.10.10.11: { infra_seq: 2, repo_enabled: false }",
+        "10.10.10.11: { infra_seq: 2, repo_enabled: false, infra_rules: rules }",
+        1,
+    );
+    assert!(
+        text.contains("infra_rules: rules"),
+        "the profile's line moved"
+    );
+    let p = dir.join("pigsty.yml");
+    fs::write(&p, text).unwrap();
+    let (code, stdout, stderr) = render(&p, dir, &[]);
+    assert_eq!(code, 2, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("infra_rules (host `10.10.10.11`): differs from host `10.10.10.10`'s: every infra host serves the same monitoring content"),
+        "{stderr}"
+    );
+}
