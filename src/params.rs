@@ -62,6 +62,8 @@ pub const PARAMS: &[Param] = &[
         "service cards on the portal home page (replaces the list)",
     ),
     p("infra_extra_services", "[]", "service cards appended after `infra_services`"),
+    p("infra_dashboards", "''", "infragen: a directory of Grafana dashboard JSON (folders kept as Grafana folders) served beside the built-in ones, relative to the profile file (a built-in profile: the working directory); a dashboard with a built-in `uid` replaces it (docs/content.md)"),
+    p("infra_rules", "''", "infragen: a directory of vmalert rule files loaded beside the built-in ones, relative as `infra_dashboards`; a group with a built-in group's `name` replaces it (docs/content.md)"),
     // REPO
     p("repo_enabled", "true", "serve the local package repository on this infra host; on the admin node it also says whether a local repository exists for the nodes' APT source (`node_repo_modules`)"),
     p("repo_home", "/www", "repository parent directory"),

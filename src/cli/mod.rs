@@ -13,6 +13,7 @@ use clap::{Args, CommandFactory as _, Parser, Subcommand};
 
 use crate::plan::Plan;
 
+mod content;
 mod docs;
 mod host;
 mod ship;
@@ -99,7 +100,7 @@ enum Command {
         /// Run the checkers on the rendered configuration first (as `render --validate`)
         #[arg(long)]
         validate: bool,
-        /// An image that cannot be built (a base image not imported) is an error, not a warning; with --validate, so is a checker not installed or not isolated
+        /// An image that cannot be built (a base image not imported) is an error, not a warning, and so is a problem of the monitoring content checks; with --validate, so is a checker not installed or not isolated
         #[arg(long)]
         strict: bool,
         /// Sign each bundle's manifest with this private key (`infragen key generate`)

@@ -19,10 +19,11 @@ pub(super) fn load_plan(p: &ProfileArgs, ui: &Ui) -> Result<Plan, i32> {
         ui.error(&e);
         2
     })?;
-    let plan = plan::resolve(&inventory).map_err(|e: Problems| {
+    let mut plan = plan::resolve(&inventory).map_err(|e: Problems| {
         ui.error(&e);
         2
     })?;
+    super::content::import(&mut plan, ui)?;
     for w in &plan.warnings {
         match w.position(&inventory.positions) {
             Some(at) => ui.warn(format!("{}:{at}: {w}", plan.source)),
@@ -155,6 +156,10 @@ pub(super) fn render(
                 return 1;
             }
         }
+    }
+    if let Err(e) = super::content::checked(&plan, &tree, (run_validators, strict), out, ui) {
+        ui.error(format!("{e:#}"));
+        return 1;
     }
     if let Err(e) = tree.write_atomic(out) {
         ui.error(format!("{e:#}"));
@@ -293,6 +298,7 @@ fn build_images(
             );
         }
     }
+    super::content::checked(plan, &tree, (a.validate, a.strict), a.out, ui)?;
     // Secrets are encrypted after the validators ran on them in clear, before any is
     // written: the bundle holds only ciphertext for hosts with a key.
     if let Some(key) = &sealing {

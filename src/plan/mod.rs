@@ -6,6 +6,7 @@
 
 mod check;
 mod components;
+mod content;
 mod flags;
 mod node;
 mod portal;
@@ -28,6 +29,7 @@ pub use components::{
     Alertmanager, Blackbox, Chrony, Datasource, Dnsmasq, Grafana, PgDatasource, PgDatasources,
     Victoria, Vmalert, Vmetrics, PLUGINS,
 };
+pub use content::{ContentDirs, Imported, ImportedDashboard, ImportedRules};
 pub use node::{home_domain, Dns, NodePlan, NodeSettings};
 pub use portal::{nginx_lex, Card, Nginx, Portal, PortalKind, SslMode};
 pub use targets::{TargetGroup, Targets};
@@ -187,6 +189,10 @@ pub struct Plan {
     /// The per-database `PostgreSQL` datasources every infra host's Grafana provisions (their
     /// passwords are in each such host's `secrets`).
     pub pg_datasources: Vec<PgDatasource>,
+    /// `infra_dashboards` and `infra_rules`, resolved (the same on every infra host).
+    pub content: ContentDirs,
+    /// What those directories held, once `content::import::load` read them (empty before).
+    pub imported: Imported,
 }
 
 impl Plan {
@@ -273,6 +279,8 @@ pub fn resolve(inventory: &Inventory) -> Result<Plan, Problems> {
             proxy_env: shared.proxy_env,
             nodes,
             pg_datasources: pg.datasources,
+            content: shared.content,
+            imported: Imported::default(),
         })
     } else {
         Err(Problems::new(&inventory.source, problems).located(&inventory.positions))
@@ -334,6 +342,8 @@ struct HostPlans {
     upstream: BTreeMap<Component, crate::upstream::Upstream>,
     /// `proxy_env`, the same on every infra host.
     proxy_env: BTreeMap<String, String>,
+    /// The content directories, the same on every infra host.
+    content: ContentDirs,
 }
 
 /// Every infra host's plan, and the upstream images and proxies they all take (the same on
@@ -348,6 +358,8 @@ fn host_plans(
     let mut hosts = Vec::new();
     let mut upstream: Option<(String, BTreeMap<Component, crate::upstream::Upstream>)> = None;
     let mut proxy_env: Option<(String, BTreeMap<String, String>)> = None;
+    let mut content: Option<(String, ContentDirs)> = None;
+    let base = content::base_of(&inventory.source);
     for node in infra {
         let host = node.ip.to_string();
         let key = infra_hosts
@@ -388,11 +400,39 @@ fn host_plans(
             }
             Some(_) => {}
         }
+        let dirs = content::read(&mut r, &base);
+        same_content(&mut r, &mut content, dirs);
     }
     HostPlans {
         hosts,
         upstream: upstream.map(|(_, u)| u).unwrap_or_default(),
         proxy_env: proxy_env.map(|(_, p)| p).unwrap_or_default(),
+        content: content.map(|(_, c)| c).unwrap_or_default(),
+    }
+}
+
+/// Keeps the first host's content directories; another host's that differ are a problem (the
+/// content is built into images every infra host shares).
+fn same_content(r: &mut Reader, first: &mut Option<(String, ContentDirs)>, dirs: ContentDirs) {
+    match first {
+        None => *first = Some((r.host().to_owned(), dirs)),
+        Some((host, before)) if before.paths() != dirs.paths() => {
+            let host = host.clone();
+            for (mine, theirs) in [
+                (&dirs.dashboards, &before.dashboards),
+                (&dirs.rules, &before.rules),
+            ] {
+                if mine.as_ref().map(|m| &m.0) != theirs.as_ref().map(|t| &t.0) {
+                    let path = mine
+                        .as_ref()
+                        .or(theirs.as_ref())
+                        .map(|m| m.1.clone())
+                        .unwrap_or_default();
+                    r.problem(&path, format!("differs from host `{host}`'s: every infra host serves the same monitoring content"));
+                }
+            }
+        }
+        Some(_) => {}
     }
 }
 

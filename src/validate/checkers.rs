@@ -62,7 +62,7 @@ fn stand_in(sb: &Sandbox, pair: Option<&Pair>, cert: &str, key: &str) -> Result<
 }
 
 /// Finds the first installed program of `names`.
-fn which(names: &[&str]) -> Option<PathBuf> {
+pub(super) fn which(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
     dirs.extend(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from));
@@ -190,7 +190,13 @@ pub(super) fn run_for(mut cmd: Command, timeout: Duration) -> std::io::Result<Ra
 impl Runner {
     /// Runs checker `name` (`program args`) on the files of `sb`, confined when it can be, and
     /// judges it by its exit status; killed and rejected at the time limit.
-    fn run(&self, sb: &Sandbox, name: &str, program: &Path, args: &[String]) -> Result<Outcome> {
+    pub(super) fn run(
+        &self,
+        sb: &Sandbox,
+        name: &str,
+        program: &Path,
+        args: &[String],
+    ) -> Result<Outcome> {
         let mut cmd = if self.confined {
             let mut mount_point = sb.root.clone().into_os_string();
             mount_point.push(".root");

@@ -14,10 +14,12 @@
 //! The report types and [`tree`] live here; `scratch` holds a run's files and sweeps those of
 //! runs that died, `sandbox` lays a component's files out and maps paths in and out of it,
 //! `confine` builds the confined command, `checkers` runs each component's checker (with the
-//! stand-in certificate), and `grafana` checks Grafana's files in-process.
+//! stand-in certificate), `grafana` checks Grafana's files in-process, and `content` runs the
+//! monitoring content (rule files, dashboard queries) through `vmalert -dryRun`.
 
 mod checkers;
 mod confine;
+mod content;
 mod grafana;
 mod sandbox;
 mod scratch;
@@ -30,6 +32,7 @@ use crate::plan::{Component, Plan};
 use crate::tree::Tree;
 
 use checkers::{check, throwaway_cert, Runner};
+pub use content::content;
 use sandbox::Sandbox;
 use scratch::Scratch;
 
