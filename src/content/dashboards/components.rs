@@ -61,7 +61,7 @@ fn vm_row() -> Row {
                 .q(format!("vm_app_version{SEL}"), "{{short_version}}")
                 .name()
                 .size(6, 4)
-                .desc("The running version (`vm_app_version`)."),
+                .desc("The running version (`vm_app_version`; Debian's build leaves its version labels empty)."),
             Panel::new(Timeseries, "HTTP requests", "reqps")
                 .q(
                     format!("sum by (path) (rate(vm_http_requests_total{SEL}[$__rate_interval]))"),

@@ -467,3 +467,84 @@ fn table_transformations(p: &Panel) -> Value {
         }},
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn board(panels: Vec<Panel>) -> Board {
+        Board {
+            uid: "t",
+            title: "T",
+            folder: "f",
+            tags: &[],
+            description: "",
+            vars: vec![Var {
+                name: "ins",
+                label: "Instance",
+                selector: "up".into(),
+                label_name: "ins",
+            }],
+            links: vec![Link::to("Home", "pigsty", &[])],
+            rows: vec![Row { title: "R", panels }],
+        }
+    }
+
+    #[test]
+    fn panels_flow_left_to_right_and_wrap_at_24_columns() {
+        let p = |w, h| Panel::new(Kind::Stat, "p", "none").q("up", "").size(w, h);
+        let json = board(vec![p(12, 4), p(12, 6), p(8, 3), p(30, 2)]).to_json();
+        let grid: Vec<(u64, u64, u64, u64, u64)> = json["panels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let g = &p["gridPos"];
+                let n = |k: &str| g[k].as_u64().unwrap();
+                (p["id"].as_u64().unwrap(), n("x"), n("y"), n("w"), n("h"))
+            })
+            .collect();
+        assert_eq!(
+            grid,
+            [
+                (1, 0, 0, 24, 1),
+                (2, 0, 1, 12, 4),
+                (3, 12, 1, 12, 6),
+                (4, 0, 7, 8, 3),
+                (5, 0, 10, 24, 2),
+            ]
+        );
+    }
+
+    #[test]
+    fn links_carry_variables_and_data_links_the_time_range() {
+        let l = Link::to("Node", "node-instance", &[("id", &field("ip")), ("x", "1")]);
+        assert_eq!(
+            l.url(),
+            "/ui/d/node-instance?var-id=${__field.labels.ip}&var-x=1"
+        );
+        assert_eq!(Link::to("Home", "pigsty", &[]).url(), "/ui/d/pigsty");
+        let json = board(vec![Panel::new(Kind::Table, "t", "none")
+            .q("up", "up")
+            .q("up", "again")
+            .link(l)])
+        .to_json();
+        let panel = &json["panels"][1];
+        assert_eq!(
+            panel["fieldConfig"]["defaults"]["links"][0]["url"],
+            "/ui/d/node-instance?var-id=${__field.labels.ip}&var-x=1&${__url_time_range}"
+        );
+        assert_eq!(
+            panel["transformations"][1]["options"]["renameByName"],
+            json!({"Value #A": "up", "Value #B": "again"})
+        );
+        assert_eq!(panel["targets"][1]["refId"], "B");
+        assert_eq!(panel["targets"][1]["instant"], true);
+        assert_eq!(json["links"][0]["url"], "/ui/d/pigsty");
+        assert_eq!(
+            json["templating"]["list"][0]["definition"],
+            "label_values(up, ins)"
+        );
+        assert_eq!(json["schemaVersion"], SCHEMA_VERSION);
+    }
+}
