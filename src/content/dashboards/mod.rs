@@ -57,7 +57,8 @@ pub fn portal(set: &[Dashboard]) -> Vec<serde_json::Value> {
         .iter()
         .filter_map(|uid| {
             let d = set.iter().find(|d| d.json["uid"] == *uid)?;
-            let text = |k: &str| d.json[k].as_str().unwrap_or_default().to_owned();
+            // Backticks mark code in the README; on the page they would show as they are.
+            let text = |k: &str| d.json[k].as_str().unwrap_or_default().replace('`', "");
             Some(serde_json::json!({"uid": uid, "title": text("title"), "description": text("description")}))
         })
         .collect()
