@@ -69,6 +69,7 @@ pub fn render(plan: &Plan, h: &HostPlan, head: &Head, t: &mut Tree) -> Result<()
                 "home_domain": home_domain, "seq": h.seq, "host": head.host, "is_admin": h.is_admin,
                 "version": h.version, "cards": n.cards, "infra": infra, "source": head.source,
                 "inventory_hosts": plan.inventory_hosts, "plural": plan.inventory_hosts != 1,
+                "dashboards": crate::content::dashboards::portal(&crate::content::dashboards(plan)),
             }),
         )?,
     );
