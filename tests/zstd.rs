@@ -1,14 +1,20 @@
 //! `build --compression zstd` with real packages (integration tier): the images are accepted by
 //! `skopeo inspect` and `umoci unpack`, every layer is OCI 1.1's `tar+zstd` and decompresses
-//! with the `zstd` program to its `diff_id`, two builds in different places give the same
-//! digests, and the bundle verifies (`infragen verify`) and activates (`infragen activate
+//! with the `zstd` program to its `diff_id`, the nginx image unpacked from its zstd layers
+//! serves the portal under `runc` (on 127.0.56.10), two builds in different places give the
+//! same digests, and the bundle verifies (`infragen verify`) and activates (`infragen activate
 //! --root`), its root trees extracted from the zstd layers. Golden zstd digests from made
 //! packages are in `tests/golden.rs` (fast tier).
 //!
-//! Needs skopeo, umoci and zstd (`.ci/deps` installs them), and Debian's mirror.
+//! Needs skopeo, umoci, runc and zstd (`.ci/deps` installs them), and Debian's mirror. umoci
+//! reads zstd layers from 0.5.0 on; Debian 12's (and 13's) is 0.4.7, so `.ci/umoci-zstd`
+//! installs Debian unstable's into `/opt/infragen-ci/umoci` (or `$INFRAGEN_UMOCI_ZSTD` names
+//! one). Without such a umoci, the unpack checks take skopeo's gzip copies and the runc check is
+//! not run, each saying so in a loud SKIPPED line.
 
 mod common;
 
+use common::runc::tool;
 use common::{enrol, ok, root, signing_key};
 
 use std::fs;
@@ -26,22 +32,17 @@ fn infragen(args: &[&str]) -> Output {
         .expect("run infragen")
 }
 
-fn tool(name: &str) -> PathBuf {
-    for dir in ["/usr/bin", "/usr/sbin", "/bin", "/sbin"] {
-        let p = Path::new(dir).join(name);
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("`{name}` is not installed: apt-get install {name} (.ci/deps does)");
-}
-
-/// single-node on 127.0.41.x built with `--compression zstd` in directory `name` of `dir`,
-/// with its own cache; returns the host's bundle directory.
+/// single-node on 127.0.56.x with plain HTTP, built with `--compression zstd` in directory
+/// `name` of `dir`, with its own cache; returns the host's bundle directory.
 fn build(dir: &Path, name: &str) -> PathBuf {
     let text = fs::read_to_string(root().join("profiles/single-node.yml"))
         .expect("profile")
-        .replace("10.10.10.", "127.0.41.");
+        .replace("10.10.10.", "127.0.56.")
+        .replace("nginx_sslmode: enable", "nginx_sslmode: disable");
+    assert!(
+        text.contains("nginx_sslmode: disable"),
+        "single-node sets nginx_sslmode"
+    );
     let here = dir.join(name);
     fs::create_dir_all(&here).expect("mkdir");
     let profile = here.join("single.yml");
@@ -65,7 +66,7 @@ fn build(dir: &Path, name: &str) -> PathBuf {
         "zstd",
     ]);
     ok(&o, &format!("build {name} --compression zstd"));
-    out.join("127.0.41.10")
+    out.join("127.0.56.10")
 }
 
 /// Two zstd builds of single-node, in different directories with different caches: built
@@ -168,7 +169,7 @@ fn zstd_images_are_accepted_by_skopeo_umoci_and_zstd() {
             (copy, " (skopeo's gzip copy)")
         };
         let bundle = scratch.path().join(&name);
-        let o = Command::new(tool("umoci"))
+        let o = Command::new(umoci())
             .args(["unpack", "--image", &format!("{}:{name}", layout.display())])
             .arg(&bundle)
             .output()
@@ -177,18 +178,37 @@ fn zstd_images_are_accepted_by_skopeo_umoci_and_zstd() {
         assert!(bundle.join("rootfs/etc/passwd").is_file(), "{name}");
     }
     if !umoci_reads_zstd() {
-        common::tier::loud(
-            "SKIPPED umoci unpack of the zstd images themselves: this umoci is older than 0.5.0 (no zstd); it unpacked skopeo's gzip copies instead",
-        );
+        common::tier::loud(&format!(
+            "SKIPPED umoci unpack of the zstd images themselves: {} is older than 0.5.0 (no zstd); it unpacked skopeo's gzip copies instead; run .ci/umoci-zstd",
+            umoci().display()
+        ));
     }
 }
 
-/// Whether `umoci --version` is 0.5.0 or newer, the first to read zstd layers.
+/// Where `.ci/umoci-zstd` installs a umoci that reads zstd layers.
+const CI_UMOCI: &str = "/opt/infragen-ci/umoci/bin/umoci";
+
+/// The umoci to unpack with: `$INFRAGEN_UMOCI_ZSTD` (which must exist), else the one
+/// `.ci/umoci-zstd` installs when it is there, else the system's.
+fn umoci() -> PathBuf {
+    if let Some(p) = std::env::var_os("INFRAGEN_UMOCI_ZSTD") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "INFRAGEN_UMOCI_ZSTD={} does not exist\nhint: run .ci/umoci-zstd",
+            p.display()
+        );
+        return p;
+    }
+    if Path::new(CI_UMOCI).is_file() {
+        return PathBuf::from(CI_UMOCI);
+    }
+    tool("umoci")
+}
+
+/// Whether [`umoci`]'s `--version` is 0.5.0 or newer, the first to read zstd layers.
 fn umoci_reads_zstd() -> bool {
-    let o = Command::new(tool("umoci"))
-        .arg("--version")
-        .output()
-        .unwrap();
+    let o = Command::new(umoci()).arg("--version").output().unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
     let version = text.split_whitespace().nth(2).unwrap_or_default();
     let mut parts = version
@@ -196,6 +216,36 @@ fn umoci_reads_zstd() -> bool {
         .map(|p| p.parse::<u32>().unwrap_or(0));
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     (major, minor) >= (0, 5)
+}
+
+#[test]
+fn a_zstd_nginx_image_serves_the_portal_under_runc() {
+    common::tier::binary(common::tier::Tier::Integration, "tests/zstd.rs");
+    if !umoci_reads_zstd() {
+        common::tier::loud(&format!(
+            "SKIPPED runc serving nginx from a zstd image: {} is older than 0.5.0 and cannot unpack zstd layers; run .ci/umoci-zstd",
+            umoci().display()
+        ));
+        return;
+    }
+    let (a, _) = built();
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("infra-nginx");
+    let o = Command::new(umoci())
+        .args(["unpack", "--image"])
+        .arg(format!("{}:infra-nginx", a.join("oci").display()))
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    ok(&o, "umoci unpack infra-nginx (zstd layers)");
+    common::runc::spec_for_here(&bundle);
+    let body = common::runc::serve_and_get(
+        &bundle,
+        &format!("infragen-test-zstd-nginx-{}", std::process::id()),
+        "http://127.0.56.10:80/",
+    );
+    assert!(body.contains("<h1>i.pigsty</h1>"), "{body}");
+    assert!(body.contains("infra node 1 · 127.0.56.10"), "{body}");
 }
 
 #[test]
@@ -229,7 +279,7 @@ fn a_zstd_bundle_verifies_and_activates() {
     ]);
     ok(&o, "verify a zstd bundle");
     let host = tempfile::tempdir().unwrap();
-    enrol(host.path(), "127.0.41.10");
+    enrol(host.path(), "127.0.56.10");
     let o = infragen(&[
         "activate",
         a.to_str().unwrap(),

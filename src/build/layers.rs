@@ -4,6 +4,12 @@
 //! decoded once and each distinct layer of it built once, each step on every core — and the
 //! layers of a pinned base image imported from an OCI layout or pulled into the store from a
 //! registry.
+//!
+//! A build's new blobs go through a batch handle of the store ([`BlobStore::batch`]): written
+//! without fsyncs, made durable together by [`Layers::commit`], which writes the index entries
+//! naming them only then. So an index entry on disk always names a durable blob; the entries
+//! themselves are not synced (one lost or torn by a crash is a layer built again). Within the
+//! build, entries not yet written are looked up in memory.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -31,13 +37,65 @@ const LAYER_FORMAT: &str = "infragen-layer-2";
 
 /// The layer cache: an index from cache key to layer, whose blobs live in the store.
 pub(super) struct Layers<'a> {
+    /// The store, for blobs read (and base images pulled, each blob synced as it comes).
     pub(super) store: &'a BlobStore,
-    pub(super) index: PathBuf,
+    /// The same store, for the blobs this build makes: synced together by [`Layers::commit`].
+    pub(super) made: BlobStore,
+    index: PathBuf,
     pub(super) epoch: u64,
     /// How the layers built are compressed (part of every cache key).
-    pub(super) compression: Compression,
+    compression: Compression,
     /// Layers built (compressed and stored) by this build: each distinct one once.
     pub(super) built: AtomicUsize,
+    /// Index entries recorded by this build, written by [`Layers::commit`]: file → JSON.
+    pending: Mutex<BTreeMap<PathBuf, Vec<u8>>>,
+}
+
+impl<'a> Layers<'a> {
+    /// The layer cache of `store` with its index in `index`, for layers made at `epoch`.
+    pub(super) fn new(
+        store: &'a BlobStore,
+        index: PathBuf,
+        epoch: u64,
+        compression: Compression,
+    ) -> Self {
+        Layers {
+            store,
+            made: store.batch(),
+            index,
+            epoch,
+            compression,
+            built: AtomicUsize::new(0),
+            pending: Mutex::default(),
+        }
+    }
+
+    /// Makes every blob this build stored durable, then writes the index entries it recorded
+    /// (not synced: see the module's documentation). Returns the number of blobs synced.
+    pub(super) fn commit(&self) -> Result<usize> {
+        let synced = self.made.sync()?;
+        let pending = std::mem::take(&mut *self.pending.lock().expect("index entries"));
+        if !pending.is_empty() {
+            fs::create_dir_all(&self.index)
+                .with_context(|| format!("creating {}", self.index.display()))?;
+        }
+        for (file, json) in pending {
+            let mut f = crate::fsx::AtomicFile::create(&file, 0o644)?;
+            std::io::Write::write_all(&mut f, &json)
+                .with_context(|| format!("writing {}", file.display()))?;
+            f.commit_unsynced()?;
+        }
+        Ok(synced)
+    }
+
+    /// The text of the index entry for `key`: recorded by this build, else on disk.
+    fn entry(&self, key: &str) -> Option<Vec<u8>> {
+        let file = self.index_file(key);
+        if let Some(json) = self.pending.lock().expect("index entries").get(&file) {
+            return Some(json.clone());
+        }
+        fs::read(file).ok()
+    }
 }
 
 impl Layers<'_> {
@@ -54,27 +112,29 @@ impl Layers<'_> {
 
     /// The cached layer with `key`, when its blob is still in the store.
     pub(super) fn lookup(&self, key: &str) -> Result<Option<LayerInfo>> {
-        let Ok(text) = fs::read_to_string(self.index_file(key)) else {
+        let Some(text) = self.entry(key) else {
             return Ok(None);
         };
-        match serde_json::from_str::<LayerInfo>(&text) {
+        match serde_json::from_slice::<LayerInfo>(&text) {
             Ok(info) if self.store.has(&info.digest)? => Ok(Some(info)),
             _ => Ok(None),
         }
     }
 
-    /// Remembers `value` under `key`.
+    /// Remembers `value` under `key`: at once for this build, on disk at [`Layers::commit`].
     fn record(&self, key: &str, value: &impl Serialize) -> Result<()> {
-        fs::create_dir_all(&self.index)?;
-        let file = self.index_file(key);
-        crate::fsx::write_file_atomic(&file, &serde_json::to_vec(value)?, 0o644)?;
+        let json = serde_json::to_vec(value)?;
+        self.pending
+            .lock()
+            .expect("index entries")
+            .insert(self.index_file(key), json);
         Ok(())
     }
 
     /// Builds a layer from `entries`, puts its blob in the store and counts it; safe to call
     /// from several threads.
     fn make(&self, entries: Vec<LayerEntry>) -> Result<LayerInfo> {
-        let info = make_layer(entries, self.epoch, self.compression, self.store)?;
+        let info = make_layer(entries, self.epoch, self.compression, &self.made)?;
         self.built.fetch_add(1, Ordering::Relaxed);
         Ok(info)
     }
@@ -137,10 +197,10 @@ pub(super) struct PackageLayer {
 impl Layers<'_> {
     /// The cached package layer with `key`, when its blob is still in the store.
     pub(super) fn lookup_package(&self, key: &str) -> Result<Option<PackageLayer>> {
-        let Ok(text) = fs::read_to_string(self.index_file(key)) else {
+        let Some(text) = self.entry(key) else {
             return Ok(None);
         };
-        match serde_json::from_str::<PackageLayer>(&text) {
+        match serde_json::from_slice::<PackageLayer>(&text) {
             Ok(p) if self.store.has(&p.layer.digest)? => Ok(Some(p)),
             _ => Ok(None),
         }

@@ -134,13 +134,12 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options, progress: &Reporter) -> R
     let store = BlobStore::open(opts.cache.join("store"))?;
     // One time source: SOURCE_DATE_EPOCH when given, else the lock's; both bounded.
     let epoch = lock.epoch()?;
-    let layers = Layers {
-        store: &store,
-        index: opts.cache.join("layers"),
+    let layers = Layers::new(
+        &store,
+        opts.cache.join("layers"),
         epoch,
-        compression: opts.layers.compression,
-        built: std::sync::atomic::AtomicUsize::new(0),
-    };
+        opts.layers.compression,
+    );
     let mut report = Report::default();
     progress.phase("layers");
     let below = package_layers(plan, &recipes, &lock, &layers, &mut report, opts, progress)?;
@@ -175,6 +174,8 @@ pub fn build(plan: &Plan, tree: &Tree, opts: &Options, progress: &Reporter) -> R
         });
         report.generations.insert(host, generation);
     }
+    // The blobs made durable and the layer index written before the output names them.
+    layers.commit()?;
     report.layers_built = layers.built.into_inner();
     report.compression = opts.layers.compression.name();
     progress.phase("write");
@@ -395,7 +396,7 @@ impl HostBuild<'_> {
                     media_type: l.media_type.clone(),
                 })
                 .collect();
-            let manifest = layout::write_image(store, &spec, &layer_refs)?;
+            let manifest = layout::write_image(&layers.made, &spec, &layer_refs)?;
             link_image(store, &layout, &manifest.digest, output)?;
             let built = Built {
                 digest: manifest.digest.clone(),

@@ -10,6 +10,7 @@ pub mod pki;
 pub mod rawtar;
 pub mod readme;
 pub mod registry;
+pub mod runc;
 pub mod schema;
 pub mod signed_apt;
 pub mod tier;
