@@ -37,7 +37,7 @@ fn every_profile_and_fixture_passes_every_checker() {
         let tree = render::plan(&plan).unwrap();
         let report = validate::tree(&plan, &tree).unwrap();
         assert!(report.ok(true), "{name}:\n{}", report.text());
-        // all ten components of every infra host were checked (none are disabled in these profiles
+        // every component of every infra host was checked (none are disabled in these profiles
         // except where a host var says so)
         let expected: usize = plan.hosts.iter().map(|h| h.enabled().len()).sum();
         assert_eq!(report.checks.len(), expected, "{name}");
