@@ -158,7 +158,7 @@ fn dnsmasq_rejects_an_unknown_option() {
     let o = canary(Component::Dnsmasq, "etc/dnsmasq.conf", |t| {
         format!("{t}no-such-option\n")
     });
-    rejected(&o, "bad option at line 12 of /etc/dnsmasq.conf");
+    rejected(&o, "bad option at line 15 of /etc/dnsmasq.conf");
 }
 
 #[test]
