@@ -24,6 +24,7 @@
         prometheus-alertmanager # alertmanager / amtool
         victoriametrics # victoria-metrics, vmalert
         prometheus-blackbox-exporter # blackbox_exporter --config.check
+        prometheus-nginx-exporter # its flags, parsed by the program (-version)
         dnsmasq # dnsmasq --test
         chrony # chronyd
         skopeo # image copy/inspect

@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The ten INFRA components infragen renders for every infra host.
+/// The eleven INFRA components infragen renders for every infra host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Component {
     /// nginx: portal, reverse proxy, local repository.
@@ -32,11 +32,13 @@ pub enum Component {
     Dnsmasq,
     /// chrony.
     Chrony,
+    /// The nginx exporter: nginx's `stub_status` as Prometheus metrics (`nginx_*`).
+    NginxExporter,
 }
 
 impl Component {
     /// Every component, in render order.
-    pub const ALL: [Component; 10] = [
+    pub const ALL: [Component; 11] = [
         Self::Nginx,
         Self::Grafana,
         Self::Vmetrics,
@@ -47,6 +49,7 @@ impl Component {
         Self::Blackbox,
         Self::Dnsmasq,
         Self::Chrony,
+        Self::NginxExporter,
     ];
 
     /// What the component is: its one description in [`DESCRIPTIONS`].
@@ -114,7 +117,7 @@ const fn port(param: PortParam) -> Port {
 }
 
 /// One description per component, in the order of [`Component::ALL`].
-pub const DESCRIPTIONS: [Description; 10] = [
+pub const DESCRIPTIONS: [Description; 11] = [
     Description {
         component: Component::Nginx,
         name: "nginx",
@@ -229,6 +232,19 @@ pub const DESCRIPTIONS: [Description; 10] = [
         checker: Checker {
             name: "chronyd -p",
             programs: &["chronyd"],
+        },
+    },
+    Description {
+        component: Component::NginxExporter,
+        name: "nginxexporter",
+        enabled_by: "nginx_exporter_enabled",
+        recipe: include_str!("../images/nginxexporter/image.yml"),
+        ports: &[port(PortParam::NginxExporterPort)],
+        // It has no configuration file and no check mode: its flags are parsed by the program
+        // itself, which `-version` then makes exit before it connects or listens.
+        checker: Checker {
+            name: "prometheus-nginx-exporter <flags> -version",
+            programs: &["prometheus-nginx-exporter", "nginx_exporter"],
         },
     },
 ];

@@ -289,7 +289,7 @@ mod tests {
     #[test]
     fn every_recipe_parses_and_names_its_ports() {
         let all = recipes().unwrap();
-        assert_eq!(all.len(), 10);
+        assert_eq!(all.len(), 11);
         for (c, r) in &all {
             for p in &r.ports {
                 assert!(

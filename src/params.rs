@@ -79,7 +79,7 @@ pub const PARAMS: &[Param] = &[
     // NGINX
     p("nginx_enabled", "true", "run nginx on this infra host"),
     p("nginx_clean", "false", "accepted; every generation is complete, so stale server files never remain"),
-    p("nginx_exporter_enabled", "true", "expose nginx `stub_status` at `/nginx`"),
+    p("nginx_exporter_enabled", "true", "run the nginx exporter (needs `nginx_enabled`); nginx serves `stub_status` at `/nginx` to this host only"),
     p("nginx_exporter_port", "9113", "nginx exporter port"),
     p("nginx_sslmode", "enable", "disable, enable or enforce"),
     p("nginx_cert_validity", "397d", "validity of the nginx server certificate"),
@@ -175,6 +175,16 @@ pub const PARAMS: &[Param] = &[
     p("minio_https", "true", "scrape MinIO over TLS"),
     p("minio_port", "9000", "MinIO port"),
     p("etcd_port", "2379", "etcd client port"),
+    // Other modules' targets and records (node VIP, MinIO engine, MySQL, Kafka, JuiceFS)
+    p("vip_enabled", "false", "node cluster L2 VIP (keepalived): its exporter and a ping of the VIP (targets), `<node_cluster>.vip` (DNS)"),
+    p("vip_dns_suffix", "''", "suffix of the node VIP's DNS name `<node_cluster><suffix>`"),
+    p("minio_type", "silo", "object-storage engine, the MinIO targets' `flavor` label (`silo`, `minio`, `rustfs`)"),
+    p("mysql_exporter_enabled", "true", "mysqld_exporter on MySQL members (targets, port 9104)"),
+    p("kafka_role", "combined", "Kafka member role: combined, broker or controller (targets)"),
+    p("kafka_jmx_exporter_enabled", "true", "Kafka JMX exporter (targets)"),
+    p("kafka_jmx_exporter_port", "9404", "Kafka JMX exporter port"),
+    p("kafka_exporter_port", "9308", "Kafka protocol exporter port (first two broker-capable members)"),
+    p("juice_instances", "{}", "JuiceFS instances of a node, `{name: {port, state}}` (targets; port 9567 by default)"),
     p("pg_version", "18", "PostgreSQL major version (Meta datasource)"),
     // Per-database PostgreSQL datasources (docs/content.md, "Datasources and plugins")
     p("pg_monitor_username", "dbuser_monitor", "monitor user of the per-database PostgreSQL datasources"),

@@ -290,7 +290,7 @@ fn meta_fixture_images_match_golden_digests() {
     assert_eq!(first, second);
     assert_eq!(
         first.lines().count(),
-        7,
+        8,
         "every Debian-sourced image:\n{first}"
     );
     assert_eq!(
@@ -457,7 +457,7 @@ fn three_node_builds_each_distinct_layer_once() {
         &[],
         "--json",
     );
-    assert_eq!(digests.lines().count(), 21, "{digests}");
+    assert_eq!(digests.lines().count(), 24, "{digests}");
     let distinct = distinct_layers(&out);
     assert!(distinct.len() > 20, "{distinct:?}");
     assert_eq!(
@@ -501,7 +501,7 @@ fn the_number_of_workers_does_not_change_the_images() {
     let (four, four_blobs) = build(4);
     assert_eq!(one, four);
     assert_eq!(one_blobs, four_blobs);
-    assert_eq!(one.lines().count(), 21, "{one}");
+    assert_eq!(one.lines().count(), 24, "{one}");
     let meta = tempfile::tempdir().expect("dir");
     let (digests, _) = build_hermetic_with(
         &root().join("tests/fixtures/pigsty/meta.yml"),
@@ -571,7 +571,7 @@ fn zstd_images_are_reproducible_and_match_golden_digests() {
         "--compression zstd",
     );
     assert_eq!(first, second);
-    assert_eq!(first.lines().count(), 7, "{first}");
+    assert_eq!(first.lines().count(), 8, "{first}");
     let result = stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -590,7 +590,7 @@ fn zstd_images_are_reproducible_and_match_golden_digests() {
     assert_ne!(gzip, first);
     let zstd = layer_types_and_diff_ids(&a.path().join("x/out/10.10.10.10/oci"));
     let gz = layer_types_and_diff_ids(&gzip_dir.path().join("out/10.10.10.10/oci"));
-    assert_eq!(zstd.len(), 7);
+    assert_eq!(zstd.len(), 8);
     for (name, (types, diff_ids)) in &zstd {
         assert!(
             types

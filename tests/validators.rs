@@ -37,7 +37,7 @@ fn every_profile_and_fixture_passes_every_checker() {
         let tree = render::plan(&plan).unwrap();
         let report = validate::tree(&plan, &tree).unwrap();
         assert!(report.ok(true), "{name}:\n{}", report.text());
-        // all ten components of every infra host were checked (none are disabled in these profiles
+        // every component of every infra host was checked (none are disabled in these profiles
         // except where a host var says so)
         let expected: usize = plan.hosts.iter().map(|h| h.enabled().len()).sum();
         assert_eq!(report.checks.len(), expected, "{name}");
@@ -158,7 +158,7 @@ fn dnsmasq_rejects_an_unknown_option() {
     let o = canary(Component::Dnsmasq, "etc/dnsmasq.conf", |t| {
         format!("{t}no-such-option\n")
     });
-    rejected(&o, "bad option at line 12 of /etc/dnsmasq.conf");
+    rejected(&o, "bad option at line 15 of /etc/dnsmasq.conf");
 }
 
 #[test]

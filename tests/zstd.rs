@@ -110,7 +110,7 @@ fn zstd_images_are_accepted_by_skopeo_umoci_and_zstd() {
     let (a, _) = built();
     let oci = a.join("oci");
     let images = images(&oci);
-    assert_eq!(images.len(), 7, "every Debian-sourced image");
+    assert_eq!(images.len(), 8, "every Debian-sourced image");
     let scratch = tempfile::tempdir().unwrap();
     for (name, manifest) in images {
         let layers = manifest["layers"].as_array().expect("layers");

@@ -118,17 +118,18 @@ pub(super) fn sandbox(c: Component, steers_clock: bool) -> Sandbox {
             loopback: false,
             clock: false,
         },
-        // chronyd has no command sockets (`cmdport 0`, `bindcmdaddress /`): no AF_UNIX.
+        // chronyd's only command socket is a Unix socket in its state directory (`cmdport 0`,
+        // `bindcmdaddress /var/lib/chrony/cmd/chronyd.sock`): AF_UNIX, no command port.
         Component::Chrony if steers_clock => Sandbox {
             caps: "CAP_NET_BIND_SERVICE CAP_SYS_TIME",
-            families: "AF_INET AF_INET6",
+            families: "AF_INET AF_INET6 AF_UNIX",
             private_users: false,
             loopback: false,
             clock: true,
         },
         Component::Chrony => Sandbox {
             caps: "CAP_NET_BIND_SERVICE",
-            families: "AF_INET AF_INET6",
+            families: "AF_INET AF_INET6 AF_UNIX",
             private_users: false,
             loopback: false,
             clock: false,

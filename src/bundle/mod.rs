@@ -381,6 +381,7 @@ impl<'a> Shape<'a> {
         let sb = sandbox(c, self.h.chrony.as_ref().is_some_and(|x| x.control_clock));
         let after: Vec<String> = match c {
             Component::Vmalert | Component::Grafana => vec!["infra-vmetrics.service".into()],
+            Component::NginxExporter => vec!["infra-nginx.service".into()],
             _ => vec![],
         };
         let tmpfs: Vec<String> = self

@@ -26,6 +26,7 @@ impl HostPlan {
             Component::Alertmanager => self.alertmanager.as_ref().map(|v| v.flags.clone()),
             Component::Blackbox => self.blackbox.as_ref().map(|v| v.flags.clone()),
             Component::Chrony => self.chrony.as_ref().map(Chrony::flags),
+            Component::NginxExporter => self.nginx_exporter.as_ref().map(|v| v.flags.clone()),
             Component::Nginx | Component::Grafana | Component::Dnsmasq => None,
         }
     }

@@ -26,8 +26,8 @@ use crate::profile::Inventory;
 pub use crate::component::{Component, PortParam};
 pub use crate::profile::address_order;
 pub use components::{
-    Alertmanager, Blackbox, Chrony, Datasource, Dnsmasq, Grafana, PgDatasource, PgDatasources,
-    Victoria, Vmalert, Vmetrics, PLUGINS,
+    Alertmanager, Blackbox, Chrony, Datasource, Dnsmasq, Grafana, NginxExporter, PgDatasource,
+    PgDatasources, Victoria, Vmalert, Vmetrics, PLUGINS,
 };
 pub use content::{ContentDirs, Imported, ImportedDashboard, ImportedRules};
 pub use node::{home_domain, Dns, NodePlan, NodeSettings};
@@ -116,6 +116,8 @@ pub struct HostPlan {
     pub dnsmasq: Option<Dnsmasq>,
     /// chrony, when enabled.
     pub chrony: Option<Chrony>,
+    /// The nginx exporter, when enabled (and nginx too).
+    pub nginx_exporter: Option<NginxExporter>,
     /// Components left out, with the parameter that disabled them.
     pub disabled: Vec<(Component, String)>,
     /// Secrets by `(component, credential name)`.
@@ -478,6 +480,10 @@ fn infra_node(r: &mut Reader) -> Option<InfraNode> {
     }
     if !enabled.contains(&Component::Vmetrics) {
         enabled.remove(&Component::Vmalert);
+    }
+    // The exporter reads nginx's status page: without nginx it has nothing to export.
+    if !enabled.contains(&Component::Nginx) {
+        enabled.remove(&Component::NginxExporter);
     }
     Some(InfraNode {
         ip: ip?,

@@ -171,6 +171,7 @@ pub fn component(plan: &Plan, h: &HostPlan, c: Component) -> Result<Tree> {
         Component::Blackbox => monitor::blackbox(h, &head, &mut t)?,
         Component::Dnsmasq => net::dnsmasq(h, &head, &mut t)?,
         Component::Chrony => net::chrony(h, &head, &mut t)?,
+        Component::NginxExporter => nginx::exporter(h, &head, &mut t)?,
     }
     Ok(t)
 }

@@ -21,6 +21,14 @@ pub fn dnsmasq(h: &HostPlan, head: &Head, t: &mut Tree) -> Result<()> {
             }),
         )?,
     );
+    // The drop-in directory exists in the image (the checker reads it empty); at run time the
+    // host's directory is bound over it.
+    t.add(
+        "etc/dnsmasq.d/local/README",
+        0o644,
+        "Operator drop-ins: *.conf files here are read by dnsmasq at its start (conf-dir).\n\
+         At run time this directory is the host's <infra_data>/dnsmasq/etc/dnsmasq.d/local/.\n",
+    );
     for (name, lines) in &d.records {
         let mut text: String = lines.iter().map(|l| format!("{l}\n")).collect();
         if text.is_empty() {

@@ -182,3 +182,9 @@ fn home_context(
     o.insert("code_port".into(), json!(h.ports.code));
     o.insert("jupyter_port".into(), json!(h.ports.jupyter));
 }
+
+/// The nginx exporter: its flags as `etc/default/nginxexporter` (it has no configuration file).
+pub fn exporter(h: &HostPlan, head: &Head, t: &mut Tree) -> Result<()> {
+    let e = h.nginx_exporter.as_ref().expect("enabled");
+    super::env_file(t, head, Component::NginxExporter, &e.flags)
+}

@@ -271,6 +271,11 @@ pub(super) fn check(
             let conf = sb.path("/etc/chrony/chrony.conf");
             Ok(vec![s("-p"), s("-f"), conf.display().to_string()])
         }),
+        // No configuration file, no check mode: the program parses every flag, then `-version`
+        // makes it exit before it connects to nginx or listens.
+        Component::NginxExporter => {
+            with_program(sb, c, runner, || Ok(flags_and(sb, h, c, "-version")))
+        }
     }
 }
 

@@ -52,14 +52,30 @@ pub(super) fn pgrds(r: &mut Reader, ip: IpAddr) -> BTreeMap<String, Vec<TargetGr
             );
             continue;
         };
-        if let Err(e) = check::hostname(&cls).and_then(|()| {
-            host.parse::<IpAddr>()
-                .map(|_| ())
-                .map_err(|_| format!("`{host}` is not an IP address"))
-        }) {
-            r.problem(&key, e);
-            continue;
-        }
+        // `pg_host` is the exporter's connection host and the targets' `ip` label: an address,
+        // or a DNS name (a managed database's endpoint, Pigsty's RDS example).
+        let host = match host.parse::<IpAddr>() {
+            Ok(addr) => Ok(addr.to_string()),
+            // A name whose last label is all digits is a mistyped address (`10.0.0.300`).
+            Err(_)
+                if host
+                    .rsplit('.')
+                    .next()
+                    .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit())) =>
+            {
+                Err(format!("`pg_host` `{host}` is not an IP address"))
+            }
+            Err(_) => check::hostname(&host)
+                .map(|()| host.clone())
+                .map_err(|_| format!("`pg_host` `{host}` is neither an IP address nor a DNS name")),
+        };
+        let host = match check::hostname(&cls).and(host) {
+            Ok(host) => host,
+            Err(e) => {
+                r.problem(&key, e);
+                continue;
+            }
+        };
         let ins = format!("{cls}-{seq}");
         let mut labels = BTreeMap::new();
         labels.insert("cls".to_owned(), cls.clone());

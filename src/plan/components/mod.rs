@@ -89,6 +89,13 @@ pub struct Blackbox {
     pub flags: Vec<String>,
 }
 
+/// The nginx exporter: flags only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NginxExporter {
+    /// Command-line flags.
+    pub flags: Vec<String>,
+}
+
 /// dnsmasq.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dnsmasq {
@@ -207,6 +214,7 @@ pub fn host(
     let dnsmasq = on(Component::Dnsmasq).then(|| dnsmasq(r, ip, admin_ip, p.dns, dns));
     let (host_key, recovery_keys) = keys(r);
     let chrony = on(Component::Chrony).then(|| chrony(r, ip, admin_ip, inventory));
+    let nginx_exporter = on(Component::NginxExporter).then(|| monitor::nginx_exporter(node));
 
     HostPlan {
         ip,
@@ -226,6 +234,7 @@ pub fn host(
         blackbox,
         dnsmasq,
         chrony,
+        nginx_exporter,
         disabled,
         secrets,
         pki,
@@ -278,6 +287,8 @@ fn disabled(r: &mut Reader, node: &InfraNode) -> Vec<(Component, String)> {
         if !node.enabled.contains(&c) {
             let why = if c == Component::Vmalert && r.bool("vmalert_enabled") {
                 "vmetrics_enabled"
+            } else if c == Component::NginxExporter && r.bool("nginx_exporter_enabled") {
+                "nginx_enabled"
             } else {
                 c.flag()
             };

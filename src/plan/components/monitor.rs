@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use super::super::read::Reader;
 use super::super::{Component, InfraNode};
 use super::lists::pgrds;
-use super::{listen, url, Alertmanager, Blackbox, Victoria, Vmalert, Vmetrics};
+use super::{listen, url, Alertmanager, Blackbox, NginxExporter, Victoria, Vmalert, Vmetrics};
 use crate::duration::Duration;
 
 /// `VictoriaMetrics` on `node`, scraping every `scrape_interval`.
@@ -187,6 +187,26 @@ pub(super) fn blackbox(r: &mut Reader, node: &InfraNode) -> Blackbox {
     ];
     flags.extend(r.flags("blackbox_options"));
     Blackbox { flags }
+}
+
+/// The nginx exporter on `node`: it reads nginx's `stub_status` at `/nginx` of the home server,
+/// through the host's own address (the location allows nothing else), and serves the metrics
+/// on `nginx_exporter_port`. Pigsty reads `http://127.0.0.1:80/nginx`; every infragen service
+/// binds to the host address instead (docs/profiles.md), and `nginx_port` is honoured.
+pub(super) fn nginx_exporter(node: &InfraNode) -> NginxExporter {
+    let p = node.ports;
+    NginxExporter {
+        flags: vec![
+            format!(
+                "-nginx.scrape-uri=http://{}/nginx",
+                listen(node.ip, p.nginx)
+            ),
+            format!("-web.listen-address={}", listen(node.ip, p.nginx_exporter)),
+            // nginx may still be starting: wait for it rather than fail the first start.
+            "-nginx.retries=30".to_owned(),
+            "-nginx.retry-interval=1s".to_owned(),
+        ],
+    }
 }
 
 /// Which infra hosts run Alertmanager, for vmalert and Alertmanager itself.

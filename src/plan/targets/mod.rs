@@ -4,6 +4,10 @@
 //! docs/pigsty-infra.md §24.1). infragen computes the same end state from the inventory instead:
 //! `targets/<dir>/<file>.yml` for `VictoriaMetrics` and hosts-file records for dnsmasq.
 
+mod more;
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -66,6 +70,7 @@ pub fn compute<'a>(
     for node in infra {
         put("infra", format!("infra-{}", node.seq), infra_groups(node));
     }
+    let mut clusters = more::Clusters::default();
     for (host, vars) in hosts {
         let mut r = Reader::new(&vars, host, problems);
         let Ok(addr) = host.parse::<IpAddr>() else {
@@ -85,16 +90,20 @@ pub fn compute<'a>(
         if let Some((cls, node)) = member(&mut r, "redis_cluster", "redis_node", "") {
             redis(&mut r, &ip, &cls, &node, &mut put);
         }
+        clusters.add(&mut r, &ip);
     }
+    clusters.put(&mut put);
     t
 }
 
-/// The infra components an infra host runs, one group each (`infra/infra-<seq>`).
+/// The infra components an infra host runs, one group each (`infra/infra-<seq>`), in Pigsty's
+/// order; nginx is scraped through its exporter (`nginx-<seq>`, `nginx_exporter_port`).
 fn infra_groups(node: &InfraNode) -> Vec<TargetGroup> {
     let ip = node.ip.to_string();
     let seq = node.seq.to_string();
     let p = &node.ports;
     [
+        (Component::NginxExporter, "nginx", p.nginx_exporter),
         (Component::Vmetrics, "vmetrics", p.vmetrics),
         (Component::Vlogs, "vlogs", p.vlogs),
         (Component::Vtraces, "vtraces", p.vtraces),
@@ -118,8 +127,9 @@ fn infra_groups(node: &InfraNode) -> Vec<TargetGroup> {
     .collect()
 }
 
-/// Every host's node-level targets: its exporters (`node`), its address (`ping`) and Docker's
-/// exporter when Docker is on (`docker`).
+/// Every host's node-level targets: its exporters (`node`, with keepalived's when the node
+/// cluster has a VIP), its address (`ping`, and the VIP's), Docker's exporter when Docker is on
+/// (`docker`) and its `JuiceFS` instances (`juice`).
 fn node(r: &mut Reader, ip: &str, put: &mut impl FnMut(&str, String, Vec<TargetGroup>)) {
     let facts = facts(r, ip);
     let (ins, cls) = (facts.nodename.as_str(), facts.cluster.as_str());
@@ -134,7 +144,10 @@ fn node(r: &mut Reader, ip: &str, put: &mut impl FnMut(&str, String, Vec<TargetG
             node_targets.push(at(ip, r.port(port)));
         }
     }
-    put("node", ip.to_owned(), vec![group(&labels, node_targets)]);
+    let mut groups = vec![group(&labels, node_targets)];
+    groups.extend(more::node_vip(r, ip, ins, cls, put));
+    put("node", ip.to_owned(), groups);
+    more::juice(r, ip, ins, put);
     put(
         "ping",
         ip.to_owned(),
@@ -170,7 +183,7 @@ fn etcd(
     );
 }
 
-/// A `MinIO` member `<cls>-<seq>`, labelled with its instance address.
+/// A `MinIO` member `<cls>-<seq>`, labelled with its instance address and engine (`flavor`).
 fn minio(
     r: &mut Reader,
     ip: &str,
@@ -181,6 +194,15 @@ fn minio(
     let name = format!("{cls}-{seq}");
     let port = r.port("minio_port");
     let instance = at(ip, port);
+    // `minio_type`: the object-storage engine (`silo`, `minio`, `rustfs`), Pigsty's `flavor`.
+    let flavor = r.string("minio_type");
+    if let Err(e) = check::name(&flavor) {
+        let path = r
+            .var("minio_type")
+            .map(|v| v.path.clone())
+            .unwrap_or_default();
+        r.problem(&path, e);
+    }
     put(
         "minio",
         name.clone(),
@@ -190,6 +212,7 @@ fn minio(
                 ("ins", &name),
                 ("cls", cls),
                 ("instance", &instance),
+                ("flavor", &flavor),
             ],
             vec![instance.clone()],
         )],
@@ -413,6 +436,9 @@ pub fn dns_records<'a>(
         if let Some((cls, seq)) = member(&mut r, "minio_cluster", "minio_seq", "minio") {
             files.insert(format!("{cls}-{seq}"), vec![format!("{ip} {cls}-{seq}")]);
         }
+        if r.bool("vip_enabled") {
+            node_vip_record(&mut r, &mut files);
+        }
     }
     for (cls, (primary, vip, suffix)) in primaries {
         if let Some(target) = vip.or(primary) {
@@ -423,4 +449,42 @@ pub fn dns_records<'a>(
         }
     }
     files
+}
+
+/// `<node_cluster>.vip`: `<vip_address> <node_cluster><vip_dns_suffix>` (Pigsty's NODE VIP
+/// record). Problems with the address are reported by [`compute`]; a suffix that makes the name
+/// invalid is reported here.
+fn node_vip_record(r: &mut Reader, files: &mut BTreeMap<String, Vec<String>>) {
+    let Some(vip) = r.var("vip_address").and_then(|v| {
+        let s = r.string_value(&v.value, &v.path)?;
+        let addr = s.split('/').next()?.parse::<IpAddr>().ok()?;
+        Some(addr.to_string())
+    }) else {
+        return;
+    };
+    let cls = node_cluster(r);
+    if check::hostname(&cls).is_err() {
+        return; // reported by `facts`
+    }
+    let name = format!("{cls}{}", r.string("vip_dns_suffix"));
+    if let Err(e) = check::hostname(&name) {
+        let path = r
+            .var("vip_dns_suffix")
+            .map(|v| v.path.clone())
+            .unwrap_or_default();
+        r.problem(&path, e);
+        return;
+    }
+    files.insert(format!("{cls}.vip"), vec![format!("{vip} {name}")]);
+}
+
+/// `node_cluster` as Pigsty derives it: set explicitly, or `pg_cluster`, or `nodes`.
+fn node_cluster(r: &mut Reader) -> String {
+    if r.is_set("node_cluster") {
+        r.string("node_cluster")
+    } else if r.is_set("pg_cluster") && r.is_set("pg_seq") {
+        r.string("pg_cluster")
+    } else {
+        "nodes".to_owned()
+    }
 }
