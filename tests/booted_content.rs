@@ -457,30 +457,9 @@ fn alerts_delivered() -> Vec<String> {
     out
 }
 
-/// The first thing `text` (a query or a variable's definition) names that this host does not
-/// run: a metric name's first word (`pg_up`, `etcd:…`) or a word of a positive label matcher's
-/// value (`job="pgsql"`); function names (`vector(1)`) and `$variables` are not names.
+/// The first thing `text` names that this host does not run ([`grafana::first_named`]).
 fn absent_in(text: &str) -> Option<String> {
-    let ident = regex::Regex::new(r"\$?[A-Za-z_][A-Za-z0-9_:]*(\s*\()?").unwrap();
-    for m in ident.find_iter(text) {
-        let s = m.as_str();
-        if s.starts_with('$') || s.ends_with('(') {
-            continue;
-        }
-        let first = s.split(['_', ':']).next().unwrap_or("");
-        if ABSENT.contains(&first) {
-            return Some(first.to_owned());
-        }
-    }
-    let matcher = regex::Regex::new(r#"(?:^|[^!])=~?\s*"([^"]*)""#).unwrap();
-    for c in matcher.captures_iter(text) {
-        for w in c[1].split(|ch: char| !ch.is_ascii_alphanumeric()) {
-            if ABSENT.contains(&w) {
-                return Some(w.to_owned());
-            }
-        }
-    }
-    None
+    grafana::first_named(text, ABSENT)
 }
 
 /// The last 10 minutes, as `start`/`end` parameters.
@@ -681,19 +660,6 @@ fn every_panel_query_returns_data(dashboards: &[Dashboard]) -> Vec<String> {
     Vec::new()
 }
 
-/// The uids of the `/ui/d/<uid>` links of an HTML page.
-fn dashboard_links(html: &str) -> BTreeSet<String> {
-    html.split("href=")
-        .skip(1)
-        .filter_map(|rest| {
-            let q = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-            let href = &rest[1..=rest[1..].find(q)?];
-            let at = href.find("/ui/d/")?;
-            Some(href[at + 6..].split(['/', '?', '#']).next()?.to_owned())
-        })
-        .collect()
-}
-
 /// Every dashboard link of the portal's home page (served here, and as rendered with Grafana on)
 /// names a provisioned dashboard; there is at least one.
 fn portal_links_resolve(dashboards: &[Dashboard], rendered: &Path) -> Vec<String> {
@@ -714,7 +680,7 @@ fn portal_links_resolve(dashboards: &[Dashboard], rendered: &Path) -> Vec<String
             with_grafana,
         ),
     ] {
-        let links = dashboard_links(&html);
+        let links = grafana::dashboard_links(&html);
         let dangling: Vec<&String> = links
             .iter()
             .filter(|u| !uids.contains(u.as_str()))

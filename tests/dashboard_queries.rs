@@ -8,7 +8,10 @@
 #[allow(dead_code)]
 mod grafana;
 
-use grafana::{choose, filter, interpolate, sort, source, targets, variables, Source, Variable};
+use grafana::{
+    choose, dashboard_links, filter, first_named, interpolate, sort, source, targets, variables,
+    Source, Variable,
+};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -99,4 +102,35 @@ fn only_promql_targets_are_queried() {
     let mut other: Vec<String> = other.into_iter().map(|o| o.panel).collect();
     other.sort();
     assert_eq!(other, ["c", "d"]);
+}
+
+#[test]
+fn an_empty_answer_is_excused_only_by_a_name_of_what_is_absent() {
+    let absent = ["pg", "pgsql", "vector", "grafana"];
+    assert_eq!(
+        first_named("pg_up{ip=\"$ip\"}", &absent).as_deref(),
+        Some("pg")
+    );
+    assert_eq!(
+        first_named("up{job=\"pgsql\"}", &absent).as_deref(),
+        Some("pgsql")
+    );
+    assert_eq!(
+        first_named("up{cls=~\"grafana|x\"}", &absent).as_deref(),
+        Some("grafana")
+    );
+    // function names, label names, variables and negative matchers name nothing
+    assert_eq!(first_named("vector(1)", &absent), None);
+    assert_eq!(first_named("up{pg=\"x\", $pg}", &absent), None);
+    assert_eq!(
+        first_named("node_load1{job!=\"pgsql\", device!~\"pg.*\"}", &absent),
+        None
+    );
+}
+
+#[test]
+fn dashboard_links_are_read_from_both_quotes() {
+    let html = "<a href=\"/ui/d/node-instance?var-ip=1\">x</a> <a href='http://h/ui/d/pigsty'>y</a> <a href=\"/ui/\">z</a>";
+    let links: Vec<String> = dashboard_links(html).into_iter().collect();
+    assert_eq!(links, ["node-instance", "pigsty"]);
 }

@@ -457,3 +457,46 @@ pub fn targets(dash: &Value) -> (Vec<Target>, Vec<Other>) {
     }
     (prom, other)
 }
+
+/// The first of `words` that `text` (a query or a variable's definition) names: a metric name's
+/// first word (`pg_up`, `etcd:…`) or a word of a positive label matcher's value
+/// (`job="pgsql"`); function names (`vector(1)`), label names and `$variables` are not names.
+pub fn first_named(text: &str, words: &[&str]) -> Option<String> {
+    let strings = Regex::new(r#""(?:[^"\\]|\\.)*""#).expect("regex");
+    let bare = strings.replace_all(text, " ");
+    let ident =
+        Regex::new(r"\$?([A-Za-z_][A-Za-z0-9_:]*)(\s*(?:\(|==|=~|!=|!~|=))?").expect("regex");
+    for c in ident.captures_iter(&bare) {
+        let after = c.get(2).map_or("", |m| m.as_str().trim());
+        // a variable, a function, or a label name before its matcher (`==` compares a metric)
+        if c[0].starts_with('$') || ["(", "=", "=~", "!=", "!~"].contains(&after) {
+            continue;
+        }
+        let first = c[1].split(['_', ':']).next().unwrap_or("");
+        if words.contains(&first) {
+            return Some(first.to_owned());
+        }
+    }
+    let matcher = Regex::new(r#"(?:^|[^!])=~?\s*"([^"]*)""#).expect("regex");
+    for c in matcher.captures_iter(text) {
+        for w in c[1].split(|ch: char| !ch.is_ascii_alphanumeric()) {
+            if words.contains(&w) {
+                return Some(w.to_owned());
+            }
+        }
+    }
+    None
+}
+
+/// The uids of the `/ui/d/<uid>` links of an HTML page.
+pub fn dashboard_links(html: &str) -> std::collections::BTreeSet<String> {
+    html.split("href=")
+        .skip(1)
+        .filter_map(|rest| {
+            let q = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+            let href = &rest[1..=rest[1..].find(q)?];
+            let at = href.find("/ui/d/")?;
+            Some(href[at + 6..].split(['/', '?', '#']).next()?.to_owned())
+        })
+        .collect()
+}
