@@ -92,3 +92,41 @@ impl Drop for Machine {
         let _ = self.nspawn.wait();
     }
 }
+
+/// The booted tier's Debian root (systemd, dbus, systemd-container) with Debian's
+/// `prometheus-node-exporter` installed, as Pigsty's NODE module installs it on every node. Its
+/// packaged unit is masked: it would listen on every address of the network this machine and
+/// its containers share; [`Machine::node_exporter`] starts it on one.
+pub fn root_with_node_exporter(dest: &Path) {
+    super::debian::root(
+        dest,
+        &[
+            "systemd",
+            "systemd-sysv",
+            "dbus",
+            "systemd-container",
+            "prometheus-node-exporter",
+        ],
+        "debian-bookworm-node-exporter.tar",
+    );
+    let unit = dest.join("etc/systemd/system/prometheus-node-exporter.service");
+    let _ = fs::remove_file(&unit);
+    std::os::unix::fs::symlink("/dev/null", unit).unwrap();
+}
+
+impl Machine {
+    /// Starts Debian's node exporter inside (a transient `node-exporter.service`) on
+    /// `ip:port`, with the collectors Pigsty's `node_exporter_options` default turns on and off.
+    pub fn node_exporter(&self, ip: &str, port: u16) -> Output {
+        self.run(&[
+            "systemd-run",
+            "--unit=node-exporter",
+            "/usr/bin/prometheus-node-exporter",
+            &format!("--web.listen-address={ip}:{port}"),
+            "--no-collector.softnet",
+            "--no-collector.nvme",
+            "--collector.tcpstat",
+            "--collector.processes",
+        ])
+    }
+}
