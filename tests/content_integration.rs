@@ -85,9 +85,11 @@ fn a_query_vmalert_rejects_is_named_by_its_panel_and_a_rule_file_fails_validatio
         lines[0].starts_with("dashboards/x/q.json: panel \"Broken\": rejected by vmalert: bad prometheus expr: \"sum(rate(up[5m])\""),
         "{text}"
     );
-    assert_eq!(
-        lines[1],
-        "content checks: 1 dashboard, 6 rule files, 3 queries: 1 problem; rule files and queries run through `vmalert -dryRun`",
+    // The built-in dashboards and rule files are counted too: one problem among them all.
+    assert!(
+        lines[1].starts_with("content checks: ")
+            && lines[1]
+                .ends_with(": 1 problem; rule files and queries run through `vmalert -dryRun`"),
         "{text}"
     );
     // A rule file vmalert rejects would stop vmalert: validation fails, naming file and group.

@@ -27,7 +27,7 @@ pub use crate::component::{Component, PortParam};
 pub use crate::profile::address_order;
 pub use components::{
     Alertmanager, Blackbox, Chrony, Datasource, Dnsmasq, Grafana, NginxExporter, PgDatasource,
-    PgDatasources, Victoria, Vmalert, Vmetrics, PLUGINS,
+    PgDatasources, Victoria, Vmalert, Vmetrics, PLUGINS, STATIC_DATASOURCE,
 };
 pub use content::{ContentDirs, Imported, ImportedDashboard, ImportedRules};
 pub use node::{home_domain, Dns, NodePlan, NodeSettings};

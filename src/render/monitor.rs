@@ -49,8 +49,8 @@ pub fn grafana(plan: &Plan, h: &HostPlan, head: &Head, t: &mut Tree) -> Result<(
         .collect();
     let mut datasources = datasources;
     datasources.push(
-        json!({"name": "Static", "type": "marcusolsson-static-datasource", "access": "proxy",
-        "orgId": 1, "uid": "ds-static", "isDefault": false, "editable": true}),
+        json!({"name": "Static", "type": crate::plan::STATIC_DATASOURCE.1, "access": "proxy",
+        "orgId": 1, "uid": crate::plan::STATIC_DATASOURCE.0, "isDefault": false, "editable": true}),
     );
     datasources.extend(plan.pg_datasources.iter().map(|d| pg_datasource(d, &creds)));
     let doc = json!({"apiVersion": 1, "prune": true, "datasources": datasources});

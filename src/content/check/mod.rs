@@ -103,6 +103,14 @@ pub fn datasources(plan: &Plan) -> BTreeMap<String, String> {
             out.insert(d.name.clone(), d.kind.clone());
         }
     }
+    // What render adds to every Grafana: the Static datasource and the per-database ones.
+    if !out.is_empty() {
+        let (uid, kind) = crate::plan::STATIC_DATASOURCE;
+        out.insert(uid.into(), kind.into());
+        for d in &plan.pg_datasources {
+            out.insert(d.name.clone(), "postgres".into());
+        }
+    }
     out
 }
 

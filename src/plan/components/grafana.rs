@@ -222,6 +222,9 @@ fn simple(name: &str, uid: Option<&str>, kind: &str, url: String) -> Datasource 
     }
 }
 
+/// The Static datasource every Grafana provisions (Pigsty's uid, the static-datasource plugin).
+pub const STATIC_DATASOURCE: (&str, &str) = ("ds-static", "marcusolsson-static-datasource");
+
 /// One PostgreSQL datasource per database, as Pigsty's `pg_monitor` and `pg_exporters` roles
 /// register them: `<pg_cluster>-<pg_seq>.<db>` on every infra host's Grafana.
 #[derive(Debug, Clone, PartialEq, Eq)]

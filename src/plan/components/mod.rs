@@ -28,7 +28,7 @@ use crate::profile::Inventory;
 use checks::{check_ports, compatible};
 use grafana::grafana;
 pub(super) use grafana::pg_datasources;
-pub use grafana::{PgDatasource, PgDatasources, PLUGINS};
+pub use grafana::{PgDatasource, PgDatasources, PLUGINS, STATIC_DATASOURCE};
 pub(super) use lists::ntp_sources;
 use lists::{chrony, dnsmasq};
 
