@@ -23,6 +23,10 @@ impl Machine {
         make_root(&rootfs);
         fs::copy(super::bin(), rootfs.join("usr/local/bin/infragen")).unwrap();
         let nspawn = Command::new("systemd-nspawn")
+            // nspawn's syscall filter refuses the clock calls without CAP_SYS_TIME, reading
+            // included; let the container read the kernel clock's state (node_exporter's timex
+            // collector, what chrony keeps) — setting it still needs the capability it lacks.
+            .arg("--system-call-filter=adjtimex clock_adjtime")
             .args(["-b", "--register=no", "--keep-unit", "-M", name, "-D"])
             .arg(&rootfs)
             .stdin(Stdio::null())

@@ -5,7 +5,7 @@
 
 use super::model::Kind::{Stat, Table, Timeseries};
 use super::model::{field, var, Board, Panel, Row};
-use super::{component_vars, node_link, process_row, top_links, v};
+use super::{component_vars, go_client_process_row, node_link, process_row, top_links, v};
 
 /// The instance selector of an infra component's own scrape target.
 const SEL: &str = r#"{job="infra", ins="$ins"}"#;
@@ -245,7 +245,7 @@ fn alertmanager() -> Board {
         "Alert Manager",
         "One Alertmanager: version, configuration, alerts, notifications, silences.",
         "alertmanager",
-        vec![am, process_row(SEL)],
+        vec![am, go_client_process_row(SEL)],
     )
 }
 
@@ -284,7 +284,7 @@ fn blackbox() -> Board {
         "Blackbox Exporter",
         "The blackbox exporter and its probes: every ICMP target's success and round trip.",
         "blackbox",
-        vec![probes, process_row(SEL)],
+        vec![probes, go_client_process_row(SEL)],
     )
 }
 
@@ -316,7 +316,7 @@ fn grafana() -> Board {
         "Grafana Instance",
         "One Grafana: version, dashboards, HTTP traffic, datasource queries, process.",
         "grafana",
-        vec![g, process_row(SEL)],
+        vec![g, go_client_process_row(SEL)],
     )
 }
 

@@ -103,6 +103,31 @@ fn node_link() -> Link {
 /// Up, uptime and memory of one scraped process (`sel` is its selector), and its CPU and
 /// memory over time: what every Go exporter and server reports about itself.
 fn process_row(sel: &str) -> Row {
+    use model::Kind::Stat;
+    let uptime = Panel::new(Stat, "Uptime", "s")
+        .q(
+            format!("time() - process_start_time_seconds{sel}"),
+            "{{ins}}",
+        )
+        .size(4, 4)
+        .thresholds(&[])
+        .desc("Time since the process started.");
+    process_row_with(sel, uptime)
+}
+
+/// [`process_row`] for a program built with the Prometheus Go client: under the units'
+/// `ProcSubset=pid` it cannot read the boot time in `/proc/stat`, so it exports no
+/// `process_start_time_seconds`; its goroutine count takes the uptime's place.
+fn go_client_process_row(sel: &str) -> Row {
+    let goroutines = Panel::new(model::Kind::Stat, "Goroutines", "none")
+        .q(format!("go_goroutines{sel}"), "{{ins}}")
+        .size(4, 4)
+        .thresholds(&[])
+        .desc("Goroutines of the process (no uptime: the Go client reads the boot time from /proc/stat, which the unit's ProcSubset=pid hides).");
+    process_row_with(sel, goroutines)
+}
+
+fn process_row_with(sel: &str, second: Panel) -> Row {
     use model::Kind::{Stat, Timeseries};
     Row {
         title: "Process",
@@ -112,14 +137,7 @@ fn process_row(sel: &str) -> Row {
                 .up_down()
                 .size(4, 4)
                 .desc("Whether the last scrape of the instance succeeded."),
-            Panel::new(Stat, "Uptime", "s")
-                .q(
-                    format!("time() - process_start_time_seconds{sel}"),
-                    "{{ins}}",
-                )
-                .size(4, 4)
-                .thresholds(&[])
-                .desc("Time since the process started."),
+            second,
             Panel::new(Stat, "Resident memory", "bytes")
                 .q(format!("process_resident_memory_bytes{sel}"), "{{ins}}")
                 .size(4, 4)
