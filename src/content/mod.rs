@@ -34,9 +34,21 @@ pub struct RuleFile {
 pub const IMPORTED_RULES: &str = "import-";
 
 /// The dashboards every Grafana of `plan` provisions: the built-in ones merged with the
-/// imported ones ([`merge_dashboards`]).
+/// imported ones ([`merge_dashboards`]). The built-in ones read VictoriaMetrics alone, so they
+/// come only when some Grafana of `plan` provisions it (`ds-prometheus`; a profile whose
+/// infra hosts run Grafana without VictoriaMetrics gets none of them).
 pub fn dashboards(plan: &Plan) -> Vec<Dashboard> {
-    merge_dashboards(dashboards::builtin(), &plan.imported.dashboards)
+    let metrics = plan.hosts.iter().filter_map(|h| h.grafana.as_ref()).any(|g| {
+        g.datasources
+            .iter()
+            .any(|d| d.uid.as_deref() == Some(dashboards::model::DATASOURCE))
+    });
+    let builtin = if metrics {
+        dashboards::builtin()
+    } else {
+        Vec::new()
+    };
+    merge_dashboards(builtin, &plan.imported.dashboards)
 }
 
 /// `builtin` less the dashboards an imported one replaces (same `uid`, or same path), then the
