@@ -338,7 +338,8 @@ fn serves_single_node(ip: &str) {
         ))?;
         let v: serde_json::Value = serde_json::from_str(&body).ok()?;
         let results = v["data"]["result"].as_array()?;
-        (results.len() == 4 && results.iter().all(|r| r["value"][1] == "1")).then_some(body)
+        // nginx's exporter, VictoriaMetrics, vmalert, Alertmanager, blackbox
+        (results.len() == 5 && results.iter().all(|r| r["value"][1] == "1")).then_some(body)
     });
     assert_eq!(
         eventually("dnsmasq", 10, || dns_a(&format!("{ip}:53"), "i.pigsty")),
@@ -557,9 +558,9 @@ fn three_node_on_three_booted_systemds() {
         assert_eq!(fetched(&o), blob_names(&bundles[i]).len());
     }
     for ip in addresses {
-        // Each VictoriaMetrics scrapes every infra node's components: 3 hosts × 4 components.
+        // Each VictoriaMetrics scrapes every infra node's components: 3 hosts × 5 components.
         eventually(
-            &format!("{ip}: up == 1 for all 12 infra targets"),
+            &format!("{ip}: up == 1 for all 15 infra targets"),
             90,
             || {
                 let body = get(&format!(
@@ -570,7 +571,7 @@ fn three_node_on_three_booted_systemds() {
                 let everywhere = addresses
                     .iter()
                     .all(|a| results.iter().any(|r| r["metric"]["ip"] == *a));
-                (results.len() == 12 && everywhere && results.iter().all(|r| r["value"][1] == "1"))
+                (results.len() == 15 && everywhere && results.iter().all(|r| r["value"][1] == "1"))
                     .then_some(body)
             },
         );

@@ -221,6 +221,12 @@ fn chronyc_on_the_host_talks_through_the_socket_and_no_command_port_is_open() {
         + &format!("pidfile {}/chronyd.pid\n", dir.path().display());
     let path = dir.path().join("chrony.conf");
     fs::write(&path, conf).unwrap();
+    // Another chronyd of this machine (a booted test's container shares its network) may
+    // answer on 127.0.0.1:323 already: then that address proves nothing about ours.
+    let loopback_taken = chronyc_answers("127.0.0.1");
+    if loopback_taken {
+        println!("======== NOTE: another chronyd answers on 127.0.0.1 already; only {HOST} is checked for a command port ========");
+    }
     let _chronyd = start(Command::new("chronyd").args(["-d", "-x", "-f"]).arg(&path));
     let socket = state.join("cmd/chronyd.sock");
     let tracking = wait_for("chronyc tracking through the socket", || {
@@ -241,12 +247,21 @@ fn chronyc_on_the_host_talks_through_the_socket_and_no_command_port_is_open() {
     );
     // No command port: chronyc over the network finds no daemon.
     for host in [HOST, "127.0.0.1"] {
-        let o = Command::new("timeout")
-            .args(["10", "chronyc", "-h", host, "tracking"])
-            .output()
-            .unwrap();
-        assert!(!o.status.success(), "chronyc -h {host} answered: {o:?}");
+        if host == "127.0.0.1" && loopback_taken {
+            continue;
+        }
+        assert!(!chronyc_answers(host), "chronyc -h {host} answered");
     }
+}
+
+/// Whether a chronyd answers `chronyc tracking` on `host`'s command port.
+fn chronyc_answers(host: &str) -> bool {
+    Command::new("timeout")
+        .args(["10", "chronyc", "-h", host, "tracking"])
+        .output()
+        .unwrap()
+        .status
+        .success()
 }
 
 fn set_mode(path: &Path, mode: u32) {

@@ -38,11 +38,15 @@ pub const IMPORTED_RULES: &str = "import-";
 /// come only when some Grafana of `plan` provisions it (`ds-prometheus`; a profile whose
 /// infra hosts run Grafana without VictoriaMetrics gets none of them).
 pub fn dashboards(plan: &Plan) -> Vec<Dashboard> {
-    let metrics = plan.hosts.iter().filter_map(|h| h.grafana.as_ref()).any(|g| {
-        g.datasources
-            .iter()
-            .any(|d| d.uid.as_deref() == Some(dashboards::model::DATASOURCE))
-    });
+    let metrics = plan
+        .hosts
+        .iter()
+        .filter_map(|h| h.grafana.as_ref())
+        .any(|g| {
+            g.datasources
+                .iter()
+                .any(|d| d.uid.as_deref() == Some(dashboards::model::DATASOURCE))
+        });
     let builtin = if metrics {
         dashboards::builtin()
     } else {
