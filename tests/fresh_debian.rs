@@ -114,6 +114,9 @@ impl Fresh {
         let mut child = Command::new("systemd-nspawn")
             .args([
                 "--quiet",
+                // node_exporter's timex collector reads the kernel clock state (setting it
+                // still needs CAP_SYS_TIME, which the container lacks): tests/common/booted.rs.
+                "--system-call-filter=adjtimex clock_adjtime",
                 "--register=no",
                 "--keep-unit",
                 "--as-pid2",
