@@ -52,6 +52,15 @@ fn board(
     }
 }
 
+/// The running version from a Go program's `<metric>{ins}` build info (its `version` label).
+fn version(metric: &str) -> Panel {
+    Panel::new(Stat, "Version", "none")
+        .q(format!("{metric}{SEL}"), "{{version}}")
+        .name()
+        .size(6, 4)
+        .desc(format!("The running version (`{metric}`)."))
+}
+
 /// Version and HTTP traffic of a `VictoriaMetrics`-family server (`vm_app_version`, `vm_http_*`).
 fn vm_row() -> Row {
     Row {
@@ -218,11 +227,7 @@ fn alertmanager() -> Board {
     let am = Row {
         title: "Alertmanager",
         panels: vec![
-            Panel::new(Stat, "Version", "none")
-                .q(format!("alertmanager_build_info{SEL}"), "{{version}}")
-                .name()
-                .size(6, 4)
-                .desc("The running version (`alertmanager_build_info`)."),
+            version("alertmanager_build_info"),
             Panel::new(Stat, "Config reload", "none")
                 .q(format!("alertmanager_config_last_reload_successful{SEL}"), "{{ins}}")
                 .up_down()
@@ -253,11 +258,7 @@ fn blackbox() -> Board {
     let probes = Row {
         title: "Probes",
         panels: vec![
-            Panel::new(Stat, "Version", "none")
-                .q(format!("blackbox_exporter_build_info{SEL}"), "{{version}}")
-                .name()
-                .size(6, 4)
-                .desc("The running version (`blackbox_exporter_build_info`)."),
+            version("blackbox_exporter_build_info"),
             Panel::new(Stat, "Config reload", "none")
                 .q(format!("blackbox_exporter_config_last_reload_successful{SEL}"), "{{ins}}")
                 .up_down()
@@ -292,11 +293,7 @@ fn grafana() -> Board {
     let g = Row {
         title: "Grafana",
         panels: vec![
-            Panel::new(Stat, "Version", "none")
-                .q(format!("grafana_build_info{SEL}"), "{{version}}")
-                .name()
-                .size(6, 4)
-                .desc("The running version (`grafana_build_info`)."),
+            version("grafana_build_info"),
             Panel::new(Stat, "Dashboards", "none")
                 .q(format!("grafana_stat_totals_dashboard{SEL}"), "dashboards")
                 .size(6, 4)

@@ -105,7 +105,7 @@ pub struct Panel {
     /// Title.
     pub title: &'static str,
     /// What it shows and where the data comes from.
-    pub description: &'static str,
+    pub description: std::borrow::Cow<'static, str>,
     /// Grafana unit (`percentunit`, `bytes`, `s`, `reqps`, …).
     pub unit: &'static str,
     /// Width in grid columns (of 24).
@@ -132,7 +132,7 @@ impl Panel {
         Panel {
             kind,
             title,
-            description: "",
+            description: std::borrow::Cow::Borrowed(""),
             unit,
             width: 8,
             height: 8,
@@ -157,8 +157,8 @@ impl Panel {
 
     /// Sets the description.
     #[must_use]
-    pub fn desc(mut self, text: &'static str) -> Self {
-        self.description = text;
+    pub fn desc(mut self, text: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        self.description = text.into();
         self
     }
 
