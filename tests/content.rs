@@ -171,6 +171,11 @@ fn bad_content_directories_are_refused_naming_the_file() {
             },
             "b.yml: group `g` is also a group of",
         ),
+        (
+            "rules",
+            &|d| write(&d.join("r\n.yml"), "groups: []\n"),
+            "r\\n.yml\": a file name with a control character",
+        ),
     ];
     for (i, (kind, make, want)) in cases.iter().enumerate() {
         let case = dir.join(format!("case{i}"));

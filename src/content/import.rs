@@ -60,6 +60,13 @@ fn files(dir: &Path, exts: &[&str], flat: bool) -> Result<Vec<(String, String)>>
         let name = rel
             .to_str()
             .with_context(|| format!("{}: a file name that is not UTF-8", shown.display()))?;
+        // Names become paths in the images, manifests and Grafana's folders: printable only.
+        if name.chars().any(char::is_control) {
+            bail!(
+                "{:?}: a file name with a control character",
+                shown.display().to_string()
+            );
+        }
         match meta.kind {
             Kind::Dir if flat => bail!(
                 "{}: a directory (rule files are read from the directory itself, not below it)",
