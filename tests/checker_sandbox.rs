@@ -303,9 +303,14 @@ fn kill_9_of_infragen_leaves_no_checker_and_no_scratch_after_the_next_run() {
         cmd
     };
     let mut child = render(&path).spawn().unwrap();
-    // Mid-validate: the hanging vmalert runs (in its sandbox), its scratch on disk.
+    // Mid-validate: the hanging vmalert itself runs (in its sandbox), its scratch on disk; not
+    // merely the `setpriv` or `unshare` that will start it, whose command lines name it too.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while processes_naming(&fake).is_empty() {
+    let script = format!("/bin/sh {}", fake.display());
+    while !processes_naming(&fake).iter().any(|p| {
+        p.split_once(": ")
+            .is_some_and(|(_, c)| c.starts_with(&script))
+    }) {
         assert!(Instant::now() < deadline, "the fake vmalert never started");
         assert!(child.try_wait().unwrap().is_none(), "infragen ended early");
         std::thread::sleep(Duration::from_millis(50));

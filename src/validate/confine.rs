@@ -16,7 +16,9 @@
 //! the namespace's root by `pivot_root`, and the old root is unmounted: nothing of this machine
 //! is left in the namespace to return to. Its network namespace has only a loopback
 //! carrying the host's address (`nginx -t` binds its listen sockets). The checker is the namespace's PID 1 and dies with `unshare`, which `setpriv
-//! --pdeathsig` kills when infragen dies: a `kill -9` of infragen leaves no checker running.
+//! --pdeathsig` kills when infragen dies; a guard run after the `prctl` goes on only if
+//! infragen is still its parent, which closes the window between the fork and the `prctl`: a
+//! `kill -9` of infragen at any moment leaves no checker running.
 //!
 //! The libraries come from `ldd` rather than from reading the ELF's needed list: `ldd` is the
 //! loader's own answer (its search path, `ld.so.cache`, `$ORIGIN`, transitive needs), which a
@@ -77,11 +79,30 @@ pub(super) const TOOLS: [&str; 7] = [
     "ldd",
 ];
 
-/// The namespaces and the guard that kills the checker when infragen dies: the head of every
+/// Run by `setpriv` once the parent-death signal is set: it goes on only if infragen (`$1`) is
+/// still its parent. Without it, a `kill -9` of infragen between the fork and `setpriv`'s
+/// `prctl` would leave a checker that no signal and no time limit ever stops.
+const GUARD: &str = r#"[ "$PPID" = "$1" ] || exit 125
+shift
+exec "$@"
+"#;
+
+/// `setpriv` with the guard that kills the checker when infragen dies: the head of every
 /// confined command line.
-const UNSHARE: [&str; 9] = [
-    "--pdeathsig",
-    "KILL",
+fn guarded() -> Command {
+    guarded_for(std::process::id())
+}
+
+/// The guard for a parent `pid`.
+fn guarded_for(pid: u32) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--pdeathsig", "KILL", "sh", "-c", GUARD, "infragen-guard"])
+        .arg(pid.to_string());
+    cmd
+}
+
+/// The namespaces, after the guard.
+const UNSHARE: [&str; 7] = [
     "unshare",
     "--user",
     "--map-root-user",
@@ -94,7 +115,7 @@ const UNSHARE: [&str; 9] = [
 /// Whether this machine can confine a checker: the namespaces, a `tmpfs`, a read-only bind, a
 /// loopback address and `pivot_root`, tried once in a throwaway namespace. `Err` says why not.
 pub(super) fn probe() -> Result<(), String> {
-    let out = Command::new("setpriv")
+    let out = guarded()
         .args(UNSHARE)
         .args(["--kill-child", "sh", "-c"])
         .arg(
@@ -128,7 +149,7 @@ pub(super) fn command(
     binds.extend(needs(umount)?);
     binds.sort();
     binds.dedup();
-    let mut cmd = Command::new("setpriv");
+    let mut cmd = guarded();
     cmd.args(UNSHARE)
         .args(["--kill-child", "sh", "-c", SETUP, "infragen-checker"])
         .arg(root)
@@ -243,6 +264,20 @@ mod tests {
                 PathBuf::from("/lib64/ld-linux-x86-64.so.2")
             ]
         );
+    }
+
+    #[test]
+    fn the_guard_goes_on_only_under_its_parent() {
+        let out = guarded().args(["echo", "ran"]).output().unwrap();
+        assert!(out.status.success());
+        assert_eq!(out.stdout, b"ran\n");
+        // A parent that is not the one named: infragen died before the `prctl`.
+        let out = guarded_for(std::process::id() + 1)
+            .args(["echo", "ran"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(125));
+        assert_eq!(out.stdout, b"");
     }
 
     #[test]
