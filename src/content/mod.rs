@@ -17,8 +17,9 @@ pub struct Dashboard {
     /// Path below `/etc/dashboards`, folder first: `infra/infra-overview.json`. The folder is
     /// the Grafana folder (`foldersFromFilesStructure`).
     pub path: String,
-    /// The dashboard model; its `uid` is stable and unique in the set.
-    pub json: serde_json::Value,
+    /// The dashboard model; its `uid` is stable and unique in the set. Shared: the built-in
+    /// models are made once per process and every host's render reads the same ones.
+    pub json: std::sync::Arc<serde_json::Value>,
 }
 
 /// One vmalert rule file under `/etc/vmalert/rules`.
@@ -72,7 +73,7 @@ pub fn merge_dashboards(builtin: Vec<Dashboard>, imported: &[ImportedDashboard])
         .collect();
     out.extend(imported.iter().map(|d| Dashboard {
         path: d.path.clone(),
-        json: d.json.clone(),
+        json: std::sync::Arc::new(d.json.clone()),
     }));
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out
@@ -150,7 +151,7 @@ mod tests {
     fn an_imported_dashboard_replaces_the_built_in_one_of_its_uid_or_path() {
         let d = |path: &str, uid: &str| Dashboard {
             path: path.into(),
-            json: json!({"uid": uid}),
+            json: json!({"uid": uid}).into(),
         };
         let builtin = vec![
             d("infra/a.json", "a"),

@@ -73,7 +73,7 @@ pub fn grafana(plan: &Plan, h: &HostPlan, head: &Head, t: &mut Tree) -> Result<(
         )?,
     );
     for d in crate::content::dashboards(plan) {
-        let text = serde_json::to_string_pretty(&d.json)? + "\n";
+        let text = serde_json::to_string_pretty(&*d.json)? + "\n";
         t.add(format!("etc/dashboards/{}", d.path), 0o644, text);
     }
     Ok(())

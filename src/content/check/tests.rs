@@ -26,7 +26,8 @@ fn dashboard(uid: &str, panels: serde_json::Value) -> Dashboard {
         json: json!({"uid": uid, "title": uid, "panels": panels, "templating": {"list": [
             {"name": "ins", "type": "query", "datasource": {"type": "prometheus", "uid": "ds-prometheus"},
              "query": {"query": "label_values(node:ins:cpu{job=\"node\"}, ins)"}},
-        ]}}),
+        ]}})
+        .into(),
     }
 }
 
@@ -98,7 +99,7 @@ fn dead_links_in_dashboards_and_on_the_home_page_are_named() {
     );
     let b = Dashboard {
         path: "b.json".into(),
-        json: json!({"uid": "b", "links": [{"url": "/d/lost"}]}),
+        json: json!({"uid": "b", "links": [{"url": "/d/lost"}]}).into(),
     };
     let pages = [(
         "10.10.10.10/nginx/etc/nginx/html/index.html".to_owned(),

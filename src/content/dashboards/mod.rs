@@ -27,15 +27,21 @@ pub fn boards() -> Vec<Board> {
     all
 }
 
-/// Every built-in dashboard.
+/// Every built-in dashboard. They depend on nothing but this code, so they are made once per
+/// process (a build renders them for every infra host, and checks them).
 pub fn builtin() -> Vec<Dashboard> {
-    boards()
-        .iter()
-        .map(|b| Dashboard {
-            path: b.path(),
-            json: b.to_json(),
+    static BUILTIN: std::sync::OnceLock<Vec<Dashboard>> = std::sync::OnceLock::new();
+    BUILTIN
+        .get_or_init(|| {
+            boards()
+                .iter()
+                .map(|b| Dashboard {
+                    path: b.path(),
+                    json: std::sync::Arc::new(b.to_json()),
+                })
+                .collect()
         })
-        .collect()
+        .clone()
 }
 
 /// The dashboards the portal's home page links to, in this order, when the set holds them: the
