@@ -49,6 +49,17 @@ pub(super) struct Layers<'a> {
     pub(super) built: AtomicUsize,
     /// Index entries recorded by this build, written by [`Layers::commit`]: file → JSON.
     pending: Mutex<BTreeMap<PathBuf, Vec<u8>>>,
+    /// Index entries read from disk by this build (`None`: no such entry), and the blobs found
+    /// in the store: every image asks for its layers, and most layers are shared by several
+    /// images (a no-change rebuild of `three-node` asked 345 times for 79 entries).
+    seen: Mutex<Seen>,
+}
+
+/// What one build has read of the layer cache already.
+#[derive(Default)]
+struct Seen {
+    entries: BTreeMap<PathBuf, Option<Vec<u8>>>,
+    blobs: std::collections::BTreeSet<String>,
 }
 
 impl<'a> Layers<'a> {
@@ -67,6 +78,7 @@ impl<'a> Layers<'a> {
             compression,
             built: AtomicUsize::new(0),
             pending: Mutex::default(),
+            seen: Mutex::default(),
         }
     }
 
@@ -94,7 +106,39 @@ impl<'a> Layers<'a> {
         if let Some(json) = self.pending.lock().expect("index entries").get(&file) {
             return Some(json.clone());
         }
-        fs::read(file).ok()
+        if let Some(read) = self.seen.lock().expect("entries read").entries.get(&file) {
+            return read.clone();
+        }
+        let read = fs::read(&file).ok();
+        self.seen
+            .lock()
+            .expect("entries read")
+            .entries
+            .insert(file, read.clone());
+        read
+    }
+
+    /// Whether the store holds blob `digest` (its content is not checked; see
+    /// [`BlobStore::has`]). A blob found stays found for the build: nothing removes one.
+    fn has(&self, digest: &str) -> Result<bool> {
+        if self
+            .seen
+            .lock()
+            .expect("blobs found")
+            .blobs
+            .contains(digest)
+        {
+            return Ok(true);
+        }
+        let found = self.store.has(digest)?;
+        if found {
+            self.seen
+                .lock()
+                .expect("blobs found")
+                .blobs
+                .insert(digest.to_owned());
+        }
+        Ok(found)
     }
 }
 
@@ -116,7 +160,7 @@ impl Layers<'_> {
             return Ok(None);
         };
         match serde_json::from_slice::<LayerInfo>(&text) {
-            Ok(info) if self.store.has(&info.digest)? => Ok(Some(info)),
+            Ok(info) if self.has(&info.digest)? => Ok(Some(info)),
             _ => Ok(None),
         }
     }
@@ -201,7 +245,7 @@ impl Layers<'_> {
             return Ok(None);
         };
         match serde_json::from_slice::<PackageLayer>(&text) {
-            Ok(p) if self.store.has(&p.layer.digest)? => Ok(Some(p)),
+            Ok(p) if self.has(&p.layer.digest)? => Ok(Some(p)),
             _ => Ok(None),
         }
     }
