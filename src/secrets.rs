@@ -35,7 +35,7 @@ pub fn recipients(h: &HostPlan) -> Option<Vec<Recipient>> {
 /// unchanged), and the hosts whose secrets stay in clear. `key` is the build's sealing key
 /// ([`crate::pki::Pki::sealing_key`]): with it the encryption is deterministic without being
 /// a test anyone holding the bundle can run on a guessed password.
-pub fn seal(plan: &Plan, tree: &Tree, key: &[u8; 32]) -> Result<(Tree, Vec<String>)> {
+pub fn seal(plan: &Plan, tree: Tree, key: &[u8; 32]) -> Result<(Tree, Vec<String>)> {
     let mut out = Tree::default();
     let mut clear = Vec::new();
     let hosts: Vec<(String, Option<Vec<Recipient>>)> = plan
@@ -43,11 +43,11 @@ pub fn seal(plan: &Plan, tree: &Tree, key: &[u8; 32]) -> Result<(Tree, Vec<Strin
         .iter()
         .map(|h| (format!("{}/secrets/", h.ip), recipients(h)))
         .collect();
-    for (path, e) in tree.iter() {
+    for (path, e) in tree.into_files() {
         let host = hosts.iter().find(|(prefix, _)| path.starts_with(prefix));
         match host {
             Some((_, Some(to))) => {
-                let sealed = crate::age::encrypt(&e.data, to, key, path)
+                let sealed = crate::age::encrypt(&e.data, to, key, &path)
                     .with_context(|| format!("encrypting {path}"))?;
                 out.add(format!("{path}{SUFFIX}"), e.mode, sealed);
             }
@@ -56,9 +56,9 @@ pub fn seal(plan: &Plan, tree: &Tree, key: &[u8; 32]) -> Result<(Tree, Vec<Strin
                 if !clear.contains(&host) {
                     clear.push(host);
                 }
-                out.add(path.clone(), e.mode, e.data.clone());
+                out.add(path, e.mode, e.data);
             }
-            None => out.add(path.clone(), e.mode, e.data.clone()),
+            None => out.add(path, e.mode, e.data),
         }
     }
     Ok((out, clear))

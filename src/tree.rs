@@ -99,6 +99,11 @@ impl Tree {
         assert!(old.is_none(), "rendered twice: {path}");
     }
 
+    /// The files in path order, taken out of the tree.
+    pub fn into_files(self) -> impl Iterator<Item = (String, Entry)> {
+        self.entries.into_iter()
+    }
+
     /// Adds every file of `other` under `prefix/`.
     pub fn graft(&mut self, prefix: &str, other: Tree) {
         for (p, e) in other.entries {

@@ -128,6 +128,7 @@ pub(super) fn render(
     if let Err(code) = check_out(out, ui) {
         return code;
     }
+    render::prepare();
     let plan = match load_plan(p, ui) {
         Ok(plan) => plan,
         Err(code) => return code,
@@ -202,6 +203,7 @@ pub(super) fn build(a: &BuildArgs, ui: &Ui) -> i32 {
     if let Err(code) = check_out(a.out, ui) {
         return code;
     }
+    render::prepare();
     let plan = match load_plan(a.profile, ui) {
         Ok(plan) => plan,
         Err(code) => return code,
@@ -303,7 +305,7 @@ fn build_images(
     // written: the bundle holds only ciphertext for hosts with a key.
     if let Some(key) = &sealing {
         progress.phase("seal");
-        let (sealed, clear) = crate::secrets::seal(plan, &tree, key)?;
+        let (sealed, clear) = crate::secrets::seal(plan, tree, key)?;
         tree = sealed;
         *in_clear = clear;
     }

@@ -66,6 +66,15 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("unit.container", include_str!("../../units/container.hbs")),
 ];
 
+/// Compiles the templates on a thread of their own, so that the caller can load and plan the
+/// profile meanwhile (compiling them is a tenth of a no-change rebuild); [`template`] waits
+/// for it when it comes first.
+pub fn prepare() {
+    std::thread::spawn(|| {
+        registry();
+    });
+}
+
 fn registry() -> &'static Handlebars<'static> {
     static REGISTRY: OnceLock<Handlebars<'static>> = OnceLock::new();
     REGISTRY.get_or_init(|| {
