@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::registry::{skipped, Registry};
-use common::{ok, root};
+use common::ok;
 use infragen::registry::{Client, Options, DOCKER_LIST, DOCKER_MANIFEST};
 
 const GRAFANA: &str = "grafana/grafana-oss";
@@ -82,28 +82,7 @@ fn push(layout: &Path, dest: &str, extra: &[&str], work: &Path) -> String {
 
 /// single-node with Grafana as its only component, and the committed lock, copied.
 fn setup(dir: &Path) -> (PathBuf, PathBuf) {
-    let text = fs::read_to_string(root().join("profiles/single-node.yml")).unwrap();
-    let off = [
-        "nginx",
-        "dns",
-        "vmetrics",
-        "vlogs",
-        "vtraces",
-        "vmalert",
-        "blackbox",
-        "alertmanager",
-        "node_ntp",
-    ]
-    .map(|c| format!("        {c}_enabled: false\n"))
-    .concat();
-    let text = text.replacen(
-        "        repo_enabled: true\n",
-        &format!("        repo_enabled: true\n{off}"),
-        1,
-    );
-    assert!(text.contains("vlogs_enabled: false"), "profile edited");
-    let profile = dir.join("grafana-only.yml");
-    fs::write(&profile, text).unwrap();
+    let profile = common::single_node_with_only(dir, "grafana-only.yml", "grafana", &[]);
     let lock = dir.join("infragen.lock");
     fs::copy(common::lock(), &lock).unwrap();
     (profile, lock)

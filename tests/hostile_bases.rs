@@ -183,29 +183,7 @@ fn run(dir: &Path, args: &[&str]) -> Run {
 
 /// single-node with Grafana as its only component.
 fn profile(dir: &Path) -> PathBuf {
-    let text = fs::read_to_string(root().join("profiles/single-node.yml")).unwrap();
-    let off = [
-        "nginx",
-        "dns",
-        "vmetrics",
-        "vlogs",
-        "vtraces",
-        "vmalert",
-        "blackbox",
-        "alertmanager",
-        "node_ntp",
-    ]
-    .map(|c| format!("        {c}_enabled: false\n"))
-    .concat();
-    let text = text.replacen(
-        "        repo_enabled: true\n",
-        &format!("        repo_enabled: true\n{off}"),
-        1,
-    );
-    assert!(text.contains("vlogs_enabled: false"), "profile edited");
-    let path = dir.join("grafana-only.yml");
-    fs::write(&path, text).unwrap();
-    path
+    common::single_node_with_only(dir, "grafana-only.yml", "grafana", &[])
 }
 
 /// The committed lock, with Grafana's base pinned to `digest` when given.

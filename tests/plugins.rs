@@ -124,31 +124,12 @@ struct Work {
 fn work(dir: &Path, with_plugins: bool) -> Work {
     let layout = dir.join("layout");
     let manifest = base_layout(&layout);
-    let text = fs::read_to_string(root().join("profiles/single-node.yml")).unwrap();
-    let mut vars = [
-        "nginx",
-        "dns",
-        "vmetrics",
-        "vlogs",
-        "vtraces",
-        "vmalert",
-        "blackbox",
-        "alertmanager",
-        "node_ntp",
-    ]
-    .map(|c| format!("        {c}_enabled: false\n"))
-    .concat();
-    if with_plugins {
-        vars.push_str("        grafana_plugin_dir: plugins\n");
-    }
-    let text = text.replacen(
-        "        repo_enabled: true\n",
-        &format!("        repo_enabled: true\n{vars}"),
-        1,
-    );
-    assert!(text.contains("vlogs_enabled: false"), "profile edited");
-    let profile = dir.join("grafana-only.yml");
-    fs::write(&profile, text).unwrap();
+    let extra: &[&str] = if with_plugins {
+        &["grafana_plugin_dir: plugins"]
+    } else {
+        &[]
+    };
+    let profile = common::single_node_with_only(dir, "grafana-only.yml", "grafana", extra);
     fs::create_dir_all(dir.join("plugins")).unwrap();
     let mut lock: serde_json::Value =
         serde_json::from_slice(&fs::read(root().join("infragen.lock")).unwrap()).unwrap();

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::registry::{skipped, Registry};
-use common::{ok, root};
+use common::ok;
 
 const VM: &str = "victoriametrics/victoria-metrics";
 const TAG: &str = "v1.110.0";
@@ -85,31 +85,13 @@ fn inspect(image: &str, extra: &[&str]) -> serde_json::Value {
 /// single-node with VictoriaMetrics as its only component, `upstream` as the value of
 /// `infragen_upstream_images` (when given), and the committed lock, copied.
 fn setup(dir: &Path, upstream: Option<&str>) -> (PathBuf, PathBuf) {
-    let text = fs::read_to_string(root().join("profiles/single-node.yml")).unwrap();
-    let mut off = [
-        "nginx",
-        "grafana",
-        "dns",
-        "vlogs",
-        "vtraces",
-        "vmalert",
-        "blackbox",
-        "alertmanager",
-        "node_ntp",
-    ]
-    .map(|c| format!("        {c}_enabled: false\n"))
-    .concat();
-    if let Some(u) = upstream {
-        off = off + "        infragen_upstream_images: " + u + "\n";
-    }
-    let text = text.replacen(
-        "        repo_enabled: true\n",
-        &format!("        repo_enabled: true\n{off}"),
-        1,
+    let extra = upstream.map(|u| format!("infragen_upstream_images: {u}"));
+    let profile = common::single_node_with_only(
+        dir,
+        "vmetrics-only.yml",
+        "vmetrics",
+        &extra.as_deref().into_iter().collect::<Vec<_>>(),
     );
-    assert!(text.contains("vlogs_enabled: false"), "profile edited");
-    let profile = dir.join("vmetrics-only.yml");
-    fs::write(&profile, text).unwrap();
     let lock = dir.join("infragen.lock");
     fs::copy(common::lock(), &lock).unwrap();
     (profile, lock)

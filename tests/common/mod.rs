@@ -339,3 +339,41 @@ pub fn artifact_texts(host: &Path) -> Vec<(String, Vec<u8>, u32)> {
     }
     out
 }
+
+/// The components `profiles/single-node.yml` enables, by the name of their `<name>_enabled`
+/// parameter.
+const SINGLE_NODE_COMPONENTS: [&str; 10] = [
+    "nginx",
+    "grafana",
+    "dns",
+    "vmetrics",
+    "vlogs",
+    "vtraces",
+    "vmalert",
+    "blackbox",
+    "alertmanager",
+    "node_ntp",
+];
+
+/// `profiles/single-node.yml` with `keep` (`grafana`, `vmetrics`) as its only component and
+/// `extra` (lines of the infra host's vars, each `name: value`) added, written to `dir/name`.
+pub fn single_node_with_only(dir: &Path, name: &str, keep: &str, extra: &[&str]) -> PathBuf {
+    assert!(SINGLE_NODE_COMPONENTS.contains(&keep), "{keep}");
+    let text = fs::read_to_string(root().join("profiles/single-node.yml")).unwrap();
+    let vars: String = SINGLE_NODE_COMPONENTS
+        .iter()
+        .filter(|c| **c != keep)
+        .map(|c| format!("{c}_enabled: false"))
+        .chain(extra.iter().map(|l| (*l).to_owned()))
+        .map(|l| format!("        {l}\n"))
+        .collect();
+    let text = text.replacen(
+        "        repo_enabled: true\n",
+        &format!("        repo_enabled: true\n{vars}"),
+        1,
+    );
+    assert!(text.contains("vlogs_enabled: false"), "profile edited");
+    let path = dir.join(name);
+    fs::write(&path, text).unwrap();
+    path
+}
