@@ -33,7 +33,7 @@ pub(super) fn checked(
         return Ok(());
     }
     if validate {
-        crate::validate::content(plan, &mut report)?;
+        crate::validate::content(plan, tree, &mut report)?;
     }
     for f in &report.findings {
         ui.warn(format!("content: {f}"));

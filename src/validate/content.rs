@@ -33,9 +33,10 @@ pub(crate) fn query_file(queries: &[Query]) -> String {
     crate::yaml::to_string(&json!({ "groups": groups })).expect("JSON values serialise")
 }
 
-/// Runs `vmalert -dryRun` over `plan`'s merged rule files and dashboard queries and adds what
-/// it rejects to `report` (`report.vmalert` says whether it ran).
-pub fn content(plan: &Plan, report: &mut Report) -> Result<()> {
+/// Runs `vmalert -dryRun` over `plan`'s merged rule files and the queries of its dashboards
+/// (those reading a datasource the `rendered` tree provisions) and adds what it rejects to
+/// `report` (`report.vmalert` says whether it ran).
+pub fn content(plan: &Plan, rendered: &Tree, report: &mut Report) -> Result<()> {
     let Some(h) = plan
         .hosts
         .iter()
@@ -48,7 +49,7 @@ pub fn content(plan: &Plan, report: &mut Report) -> Result<()> {
         return Ok(());
     };
     let rules = crate::content::rules(plan);
-    let queries = check::queries(&crate::content::dashboards(plan), &check::datasources(plan));
+    let queries = check::queries(&crate::content::dashboards(plan), &check::datasources(rendered));
     let host = h.ip.to_string();
     let mut tree = Tree::default();
     let dir = format!("{host}/vmalert/etc/vmalert/rules");

@@ -91,24 +91,27 @@ impl Report {
     }
 }
 
-/// The datasources every Grafana of `plan` provisions: uid (or name, when it has no uid) → type.
-pub fn datasources(plan: &Plan) -> BTreeMap<String, String> {
+/// The datasources the rendered `tree` provisions in any Grafana (uid or name → type), read
+/// from the provisioning files themselves
+/// (`<host>/grafana/etc/grafana/provisioning/datasources/*.yml`): what Grafana will have, not
+/// a second account of what render adds.
+pub fn datasources(tree: &Tree) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    for g in plan.hosts.iter().filter_map(|h| h.grafana.as_ref()) {
-        for d in &g.datasources {
-            out.insert(
-                d.uid.clone().unwrap_or_else(|| d.name.clone()),
-                d.kind.clone(),
-            );
-            out.insert(d.name.clone(), d.kind.clone());
-        }
-    }
-    // What render adds to every Grafana: the Static datasource and the per-database ones.
-    if !out.is_empty() {
-        let (uid, kind) = crate::plan::STATIC_DATASOURCE;
-        out.insert(uid.into(), kind.into());
-        for d in &plan.pg_datasources {
-            out.insert(d.name.clone(), "postgres".into());
+    let files = tree.iter().filter(|(p, _)| {
+        p.split_once("/grafana/etc/grafana/provisioning/datasources/")
+            .is_some_and(|(host, name)| !host.contains('/') && !name.contains('/'))
+    });
+    for (path, e) in files {
+        let doc: serde_json::Value = crate::yaml::from_str_as(&String::from_utf8_lossy(&e.data))
+            .unwrap_or_else(|err| panic!("rendered {path} is not YAML: {err:#}"));
+        for d in doc["datasources"].as_array().into_iter().flatten() {
+            let kind = d["type"].as_str().unwrap_or_default().to_owned();
+            if let Some(name) = d["name"].as_str() {
+                out.insert(name.to_owned(), kind.clone());
+            }
+            if let Some(uid) = d["uid"].as_str() {
+                out.insert(uid.to_owned(), kind);
+            }
         }
     }
     out
@@ -134,7 +137,7 @@ pub fn run(plan: &Plan, tree: &Tree) -> Report {
     check(
         &super::dashboards(plan),
         &super::rules(plan),
-        &datasources(plan),
+        &datasources(tree),
         &home_pages(tree),
     )
 }
