@@ -185,25 +185,7 @@ fn build_hosts(dir: &Path, name: &str, text: &str) -> Vec<PathBuf> {
     let profile = pdir.join("profile.yml");
     fs::write(&profile, text).unwrap();
     let out = pdir.join("out");
-    let lock = common::lock().to_path_buf();
-    let pki = dir.join("pki");
-    let o = common::infragen()
-        .args([
-            "build",
-            "--profile",
-            profile.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--lock",
-            lock.to_str().unwrap(),
-            "--pki",
-            pki.to_str().unwrap(),
-            "--sign-key",
-            signing_key().0.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    ok(&o, &format!("build {name}"));
+    common::build_signed(&profile, &out, &dir.join("pki"), &format!("build {name}"));
     // The infra hosts' bundles (the other nodes' hold a node part alone, no image).
     let mut hosts: Vec<PathBuf> = fs::read_dir(&out)
         .unwrap()

@@ -21,7 +21,7 @@ mod common;
 mod grafana;
 
 use common::booted::{self, Machine};
-use common::{enrol, ok, root, signing_key};
+use common::{enrol, ok, root};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -103,21 +103,7 @@ fn build(dir: &Path, text: &str) -> PathBuf {
     let profile = dir.join("profile.yml");
     fs::write(&profile, text).unwrap();
     let out = dir.join("out");
-    let o = common::infragen()
-        .arg("build")
-        .arg("--profile")
-        .arg(&profile)
-        .args(["--out"])
-        .arg(&out)
-        .arg("--lock")
-        .arg(common::lock())
-        .arg("--pki")
-        .arg(dir.join("pki"))
-        .arg("--sign-key")
-        .arg(&signing_key().0)
-        .output()
-        .unwrap();
-    ok(&o, "build");
+    common::build_signed(&profile, &out, &dir.join("pki"), "build");
     out.join(IP)
 }
 

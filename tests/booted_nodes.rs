@@ -16,7 +16,7 @@
 mod common;
 
 use common::booted::Machine;
-use common::{enrol, ok, root, signing_key};
+use common::{enrol, ok, root};
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -96,21 +96,7 @@ fn build(dir: &Path, name: &str, text: &str) -> PathBuf {
     let profile = pdir.join("profile.yml");
     fs::write(&profile, text).unwrap();
     let out = pdir.join("out");
-    let o = common::infragen()
-        .arg("build")
-        .arg("--profile")
-        .arg(&profile)
-        .arg("--out")
-        .arg(&out)
-        .arg("--lock")
-        .arg(common::lock())
-        .arg("--pki")
-        .arg(dir.join("pki"))
-        .arg("--sign-key")
-        .arg(&signing_key().0)
-        .output()
-        .unwrap();
-    ok(&o, &format!("build {name}"));
+    common::build_signed(&profile, &out, &dir.join("pki"), &format!("build {name}"));
     for host in [INFRA, NODE] {
         assert!(
             out.join(host).join("manifest.json").is_file(),

@@ -75,22 +75,7 @@ fn fixture() -> &'static Fixture {
         let profile = dir.join("a/single.yml");
         fs::write(&profile, text).unwrap();
         let out = dir.join("a/out");
-        ok(
-            &infragen()
-                .args(["build", "--profile"])
-                .arg(&profile)
-                .arg("--out")
-                .arg(&out)
-                .arg("--lock")
-                .arg(common::lock())
-                .arg("--pki")
-                .arg(dir.join("pki"))
-                .arg("--sign-key")
-                .arg(&signing_key().0)
-                .output()
-                .unwrap(),
-            "build",
-        );
+        common::build_signed(&profile, &out, &dir.join("pki"), "build");
         let bundle = out.join(HOST);
         let activated = dir.join("activated");
         enrol(&activated, HOST);

@@ -286,6 +286,26 @@ pub fn signing_key() -> &'static (PathBuf, PathBuf) {
     })
 }
 
+/// `infragen build` of `profile` into `out` with the tests' lock, the PKI in `pki` and the
+/// test signing key; fails the test, showing the build's output, when the build fails.
+pub fn build_signed(profile: &Path, out: &Path, pki: &Path, what: &str) {
+    let o = infragen()
+        .arg("build")
+        .arg("--profile")
+        .arg(profile)
+        .arg("--out")
+        .arg(out)
+        .arg("--lock")
+        .arg(lock())
+        .arg("--pki")
+        .arg(pki)
+        .arg("--sign-key")
+        .arg(&signing_key().0)
+        .output()
+        .unwrap();
+    ok(&o, what);
+}
+
 /// Enrols a host tree: the test key trusted (`etc/infragen/trusted/test.pub`) and the host's
 /// name (`etc/infragen/host`), as an operator does once per host.
 #[allow(dead_code)]
