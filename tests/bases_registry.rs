@@ -15,8 +15,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::registry::{skipped, Registry};
 use common::ok;
+use common::registry::{skipped, Registry};
 use infragen::registry::{Client, Options, DOCKER_LIST, DOCKER_MANIFEST};
 
 const GRAFANA: &str = "grafana/grafana-oss";

@@ -16,8 +16,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::registry::{skipped, Registry};
 use common::ok;
+use common::registry::{skipped, Registry};
 
 const VM: &str = "victoriametrics/victoria-metrics";
 const TAG: &str = "v1.110.0";

@@ -49,7 +49,10 @@ pub fn content(plan: &Plan, rendered: &Tree, report: &mut Report) -> Result<()> 
         return Ok(());
     };
     let rules = crate::content::rules(plan);
-    let queries = check::queries(&crate::content::dashboards(plan), &check::datasources(rendered));
+    let queries = check::queries(
+        &crate::content::dashboards(plan),
+        &check::datasources(rendered),
+    );
     let host = h.ip.to_string();
     let mut tree = Tree::default();
     let dir = format!("{host}/vmalert/etc/vmalert/rules");
